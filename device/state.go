@@ -1,0 +1,227 @@
+package device
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+
+	"github.com/camotp/camotp/internal/atomicfile"
+	"github.com/camotp/camotp/internal/camkey"
+)
+
+// SeedSource gives the camera its current seed; ErrNoSeed when it has none.
+type SeedSource interface {
+	Seed() (Seed, error)
+}
+
+// ErrStaleVersion is returned when a seed delivery or wipe carries a
+// provisioning version that is not newer than the one already applied.
+var ErrStaleVersion = errors.New("provisioning version is not newer than the applied one")
+
+// ErrStateExists is returned by InitState for a directory that already holds a camera.
+var ErrStateExists = errors.New("camera state already exists")
+
+var serialRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// ValidateSerial checks a serial number: 1 to 64 letters, digits, '-' or '_',
+// starting with a letter or digit (it becomes part of MQTT topics).
+func ValidateSerial(s string) error {
+	if !serialRE.MatchString(s) {
+		return fmt.Errorf("invalid serial %q: use 1-64 letters, digits, '-' or '_'", s)
+	}
+	return nil
+}
+
+// Identity is who a camera is: serial, model and its private keys.
+type Identity struct {
+	Serial string
+	Model  Model
+	Key    camkey.PrivateKey
+}
+
+// PublicIdentity is what an admin registers for a camera.
+type PublicIdentity struct {
+	Serial    string `json:"serial"`
+	Model     Model  `json:"model"`
+	PublicKey string `json:"publicKey"`
+}
+
+// Public returns the identity without private keys.
+func (id Identity) Public() PublicIdentity {
+	return PublicIdentity{Serial: id.Serial, Model: id.Model, PublicKey: id.Key.Public().String()}
+}
+
+type identityFile struct {
+	Serial     string `json:"serial"`
+	Model      Model  `json:"model"`
+	PrivateKey string `json:"privateKey"`
+}
+
+type seedFile struct {
+	Version uint64 `json:"version"`
+	Seed    *Seed  `json:"seed,omitempty"`
+}
+
+const (
+	identityName = "identity.json"
+	seedName     = "seed.json"
+)
+
+// State is a camera's state directory: identity.json (serial, model, private
+// keys) and seed.json (the seed and the last applied provisioning version).
+// Files are 0600 and every write is atomic. State is a SeedSource and is safe
+// for concurrent use.
+type State struct {
+	dir string
+	id  Identity
+
+	mu      sync.RWMutex
+	version uint64
+	seed    *Seed
+}
+
+// InitState creates a new camera in dir (created 0700 if missing) with a
+// fresh identity key pair. It refuses a dir that already holds a camera.
+func InitState(dir, serial string, model Model) (*State, error) {
+	if err := ValidateSerial(serial); err != nil {
+		return nil, err
+	}
+	if _, err := ParseModel(string(model)); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, identityName)
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("%w in %s (refusing to overwrite it)", ErrStateExists, dir)
+	}
+	key, err := camkey.Generate()
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.MarshalIndent(identityFile{Serial: serial, Model: model, PrivateKey: key.MarshalPrivate()}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode identity: %w", err)
+	}
+	// O_EXCL closes the race between two concurrent inits of the same dir.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("%w in %s (refusing to overwrite it)", ErrStateExists, dir)
+		}
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fsync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("close %s: %w", path, err)
+	}
+	return &State{dir: dir, id: Identity{Serial: serial, Model: model, Key: key}}, nil
+}
+
+// OpenState loads the camera in dir.
+func OpenState(dir string) (*State, error) {
+	data, err := os.ReadFile(filepath.Join(dir, identityName))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no camera in %s: run 'camotp camera init --state %s' first", dir, dir)
+		}
+		return nil, fmt.Errorf("read camera identity: %w", err)
+	}
+	var idf identityFile
+	if err := json.Unmarshal(data, &idf); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, identityName), err)
+	}
+	model, err := ParseModel(string(idf.Model))
+	if err != nil {
+		return nil, err
+	}
+	key, err := camkey.ParsePrivate(idf.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, identityName), err)
+	}
+	s := &State{dir: dir, id: Identity{Serial: idf.Serial, Model: model, Key: key}}
+	data, err = os.ReadFile(filepath.Join(dir, seedName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read camera seed: %w", err)
+	default:
+		var sf seedFile
+		if err := json.Unmarshal(data, &sf); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, seedName), err)
+		}
+		s.version, s.seed = sf.Version, sf.Seed
+	}
+	return s, nil
+}
+
+// Dir is the state directory.
+func (s *State) Dir() string { return s.dir }
+
+// Identity returns the camera identity.
+func (s *State) Identity() Identity { return s.id }
+
+// Seed returns the stored seed, or ErrNoSeed.
+func (s *State) Seed() (Seed, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.seed == nil {
+		return Seed{}, ErrNoSeed
+	}
+	return *s.seed, nil
+}
+
+// Version is the last applied provisioning version (0 before any).
+func (s *State) Version() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.version
+}
+
+// StoreSeed replaces the seed atomically. seed.Version must be newer than
+// the last applied version, else ErrStaleVersion.
+func (s *State) StoreSeed(seed Seed) error {
+	if err := seed.Validate(); err != nil {
+		return err
+	}
+	return s.write(seed.Version, &seed)
+}
+
+// WipeSeed erases the seed at provisioning version v (newer than the last).
+func (s *State) WipeSeed(v uint64) error { return s.write(v, nil) }
+
+func (s *State) write(v uint64, seed *Seed) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v <= s.version {
+		return fmt.Errorf("%w (got %d, have %d)", ErrStaleVersion, v, s.version)
+	}
+	data, err := json.Marshal(seedFile{Version: v, Seed: seed})
+	if err != nil {
+		return fmt.Errorf("encode seed: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, seedName), data, 0o600); err != nil {
+		return fmt.Errorf("store seed: %w", err)
+	}
+	s.version, s.seed = v, seed
+	return nil
+}
+
+// TestSeed is a SeedSource that always returns one seed: factory test mode.
+type TestSeed struct{ S Seed }
+
+// Seed returns the test seed.
+func (t TestSeed) Seed() (Seed, error) { return t.S, nil }

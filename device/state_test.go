@@ -1,0 +1,147 @@
+package device
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/camotp/camotp/internal/camkey"
+)
+
+func TestStateInitOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cam")
+	st, err := InitState(dir, "BC4-0001", Body4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := st.Identity().Public()
+	if pub.Serial != "BC4-0001" || pub.Model != Body4 {
+		t.Fatalf("public identity = %+v", pub)
+	}
+	if _, err := camkey.ParsePublicKey(pub.PublicKey); err != nil {
+		t.Fatalf("public key does not parse: %v", err)
+	}
+	for _, name := range []string{identityName} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s mode = %v, want 0600", name, fi.Mode().Perm())
+		}
+	}
+	_, err = InitState(dir, "BC4-0002", Body3)
+	if !errors.Is(err, ErrStateExists) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second init: %v, want ErrStateExists naming %s", err, dir)
+	}
+	again, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Identity().Public() != pub {
+		t.Fatalf("reopened identity %+v != %+v", again.Identity().Public(), pub)
+	}
+	if _, err := again.Seed(); !errors.Is(err, ErrNoSeed) {
+		t.Fatalf("fresh camera Seed() err = %v, want ErrNoSeed", err)
+	}
+}
+
+func TestStateSeedVersions(t *testing.T) {
+	dir := t.TempDir()
+	st, err := InitState(dir, "SN", Body3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := rfcSeed
+	s1.Version = 5
+	if err := st.StoreSeed(s1); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, seedName))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("seed file: %v %v", fi, err)
+	}
+	for _, v := range []uint64{5, 4, 0} {
+		stale := rfcSeed
+		stale.Version = v
+		if err := st.StoreSeed(stale); !errors.Is(err, ErrStaleVersion) {
+			t.Fatalf("StoreSeed(version %d) = %v, want ErrStaleVersion", v, err)
+		}
+	}
+	if err := st.WipeSeed(5); !errors.Is(err, ErrStaleVersion) {
+		t.Fatalf("WipeSeed(5) = %v", err)
+	}
+	if err := st.WipeSeed(6); err != nil {
+		t.Fatal(err)
+	}
+	re, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := re.Seed(); !errors.Is(err, ErrNoSeed) || re.Version() != 6 {
+		t.Fatalf("after wipe and reopen: err %v version %d", err, re.Version())
+	}
+	// The wipe's version survives: an old delivery replayed later is refused.
+	if err := re.StoreSeed(s1); !errors.Is(err, ErrStaleVersion) {
+		t.Fatalf("replayed delivery after wipe: %v", err)
+	}
+	s2 := rfcSeed
+	s2.Version = 7
+	if err := re.StoreSeed(s2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := re.Seed()
+	if err != nil || got.Version != 7 {
+		t.Fatalf("seed after re-provision: %+v %v", got, err)
+	}
+	// No temp files left behind by the atomic writes.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Fatalf("temp file left: %s", e.Name())
+		}
+	}
+}
+
+func TestStateRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		serial string
+		model  Model
+	}{{"", Body4}, {"has space", Body4}, {"a/b", Body4}, {"+x", Body4}, {strings.Repeat("x", 65), Body4}, {"OK1", "body5"}}
+	for _, tc := range tests {
+		if _, err := InitState(t.TempDir(), tc.serial, tc.model); err == nil {
+			t.Errorf("InitState(%q, %q) succeeded", tc.serial, tc.model)
+		}
+	}
+	if _, err := OpenState(t.TempDir()); err == nil || !strings.Contains(err.Error(), "camera init") {
+		t.Errorf("OpenState of empty dir: %v", err)
+	}
+}
+
+// A torn seed file is never produced: a crash leaves the old file and at most
+// a temp file, which OpenState ignores.
+func TestStateIgnoresLeftoverTemp(t *testing.T) {
+	dir := t.TempDir()
+	st, err := InitState(dir, "SN", Body4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rfcSeed
+	s.Version = 1
+	if err := st.StoreSeed(s); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate a power cut mid-write of the next seed.
+	if err := os.WriteFile(filepath.Join(dir, "."+seedName+".tmp-123"), []byte(`{"version":2,"se`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	re, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := re.Seed(); err != nil || got.Version != 1 {
+		t.Fatalf("after simulated power cut: %+v %v", got, err)
+	}
+}
