@@ -70,6 +70,7 @@ type seedFile struct {
 const (
 	identityName = "identity.json"
 	seedName     = "seed.json"
+	pinName      = "server-key.json"
 )
 
 // State is a camera's state directory: identity.json (serial, model, private
@@ -83,6 +84,7 @@ type State struct {
 	mu      sync.RWMutex
 	version uint64
 	seed    *Seed
+	pin     []byte
 }
 
 // InitState creates a new camera in dir (created 0700 if missing) with a
@@ -165,7 +167,54 @@ func OpenState(dir string) (*State, error) {
 		}
 		s.version, s.seed = sf.Version, sf.Seed
 	}
+	data, err = os.ReadFile(filepath.Join(dir, pinName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read pinned server key: %w", err)
+	default:
+		var pf struct {
+			ServerKey []byte `json:"serverKey"`
+		}
+		if err := json.Unmarshal(data, &pf); err != nil || len(pf.ServerKey) == 0 {
+			return nil, fmt.Errorf("parse %s: malformed", filepath.Join(dir, pinName))
+		}
+		s.pin = pf.ServerKey
+	}
 	return s, nil
+}
+
+// PinnedServerKey returns the provisioning server key this camera trusts, or
+// nil before its first delivery.
+func (s *State) PinnedServerKey() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pin
+}
+
+// PinServerKey records the provisioning server key on first use; later
+// commands sealed by another key are refused. Pinning a second, different
+// key is an error.
+func (s *State) PinServerKey(key []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pin != nil {
+		if string(s.pin) != string(key) {
+			return errors.New("camera is pinned to another provisioning server key")
+		}
+		return nil
+	}
+	data, err := json.Marshal(struct {
+		ServerKey []byte `json:"serverKey"`
+	}{key})
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, pinName), data, 0o600); err != nil {
+		return fmt.Errorf("pin server key: %w", err)
+	}
+	s.pin = append([]byte(nil), key...)
+	return nil
 }
 
 // Dir is the state directory.

@@ -51,8 +51,15 @@ func Generate() (PrivateKey, error) {
 func (k PrivateKey) Public() PublicKey {
 	var pub PublicKey
 	pub.Sign = k.Sign.Public().(ed25519.PublicKey)
-	b, _ := curve25519.X25519(k.Box[:], curve25519.Basepoint)
-	copy(pub.Box[:], b)
+	pub.Box = BoxPublic(k.Box)
+	return pub
+}
+
+// BoxPublic returns the X25519 public key of a private key.
+func BoxPublic(priv [32]byte) [32]byte {
+	var pub [32]byte
+	b, _ := curve25519.X25519(priv[:], curve25519.Basepoint)
+	copy(pub[:], b)
 	return pub
 }
 

@@ -2,14 +2,19 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/gdamore/tcell/v2"
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/emulator"
+	"github.com/camotp/camotp/provisioning"
 )
 
 func runCamera(ctx context.Context, env Env, args []string) error {
@@ -57,6 +62,9 @@ type cameraFlags struct {
 	dir, ui, script, clock, testSeed string
 	offset                           time.Duration
 	ppm                              float64
+	broker, brokerCA                 string
+	waitSeed                         time.Duration
+	follow                           bool
 }
 
 func cameraRun(ctx context.Context, env Env, args []string) error {
@@ -69,11 +77,21 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	fs.DurationVar(&f.offset, "clock-offset", 0, "QA: camera clock offset (e.g. 45s, -2m)")
 	fs.Float64Var(&f.ppm, "clock-ppm", 0, "QA: camera clock drift in parts per million")
 	fs.StringVar(&f.testSeed, "test-seed", "", "factory test mode: use this base32 seed, show TEST, never connect")
+	fs.StringVar(&f.broker, "broker", "", "fleet MQTT broker (tcp://HOST:PORT or ssl://HOST:PORT) to receive seeds from")
+	fs.StringVar(&f.brokerCA, "broker-ca", "", "CA certificate (PEM) for an ssl:// broker")
+	fs.DurationVar(&f.waitSeed, "wait-seed", 0, "headless: first wait this long for a new seed to be delivered")
+	fs.BoolVar(&f.follow, "follow", false, "headless: after the script, print the screen each time it changes until stopped")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
 	if f.dir == "" {
 		return usagef("camera run: --state is required")
+	}
+	if f.testSeed != "" && f.broker != "" {
+		return usagef("camera run: --test-seed never connects to a broker; drop --broker")
+	}
+	if f.waitSeed > 0 && f.broker == "" {
+		return usagef("camera run: --wait-seed needs --broker")
 	}
 	clock, err := f.buildClock()
 	if err != nil {
@@ -92,11 +110,28 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		}
 		cfg.Seeds, cfg.TestMode = device.TestSeed{S: seed}, true
 	}
+	if f.ui != "headless" && f.ui != "tui" {
+		return usagef("camera run: unknown --ui %q (want tui or headless)", f.ui)
+	}
+	steps, err := emulator.ParseScript(f.script)
+	if err != nil {
+		return usageError{err}
+	}
+	startVersion := st.Version()
+	if f.broker != "" {
+		agent, err := startAgent(env, st, f)
+		if err != nil {
+			return err
+		}
+		defer agent.Stop()
+		cfg.Link = agent
+	}
 	switch f.ui {
 	case "headless":
-		steps, err := emulator.ParseScript(f.script)
-		if err != nil {
-			return usageError{err}
+		if f.waitSeed > 0 {
+			if err := waitForSeed(ctx, st, startVersion, f.waitSeed); err != nil {
+				return err
+			}
 		}
 		oc := &device.OffsetClock{Base: clock}
 		cfg.Clock = oc
@@ -104,9 +139,31 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		emulator.Play(cam, oc, 0, steps)
-		_, err = fmt.Fprintln(env.Stdout, cam.Screen().Text())
-		return err
+		end := emulator.Play(cam, oc, 0, steps)
+		last := cam.Screen()
+		if _, err := fmt.Fprintln(env.Stdout, last.Text()); err != nil {
+			return err
+		}
+		if !f.follow {
+			return nil
+		}
+		// Follow: real time from here on; print every change.
+		start := time.Now()
+		oc.Shift = 0
+		t := time.NewTicker(device.TickInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			cam.Tick(end + time.Since(start))
+			if s := cam.Screen(); !s.Equal(last) {
+				last = s
+				fmt.Fprintf(env.Stdout, "--- %s\n%s\n", clock.Now().UTC().Format(time.RFC3339), s.Text())
+			}
+		}
 	case "tui":
 		if f.script != "" {
 			return usagef("camera run: --script needs --ui headless")
@@ -125,7 +182,42 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		}
 		return emulator.NewTUI(screen, id.Model, id.Serial, clock, status).Run(ctx, cam)
 	}
-	return usagef("camera run: unknown --ui %q (want tui or headless)", f.ui)
+	return nil
+}
+
+// startAgent connects the camera to its fleet broker; logs go to stderr.
+func startAgent(env Env, st *device.State, f cameraFlags) (*provisioning.Agent, error) {
+	lc := provisioning.LinkConfig{Broker: f.broker, Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if f.brokerCA != "" {
+		pem, err := os.ReadFile(f.brokerCA)
+		if err != nil {
+			return nil, fmt.Errorf("--broker-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usagef("--broker-ca %s holds no PEM certificate", f.brokerCA)
+		}
+		lc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	a := provisioning.NewAgent(st, lc)
+	a.Start()
+	return a, nil
+}
+
+// waitForSeed waits until a provisioning version newer than from is applied.
+func waitForSeed(ctx context.Context, st *device.State, from uint64, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for st.Version() == from {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no seed was delivered to camera %s within %s", st.Identity().Serial, wait)
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 func (f cameraFlags) buildClock() (device.Clock, error) {

@@ -45,6 +45,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"camera", "camera init|run ...   a camera: create its state, run it (tui or headless)", runCamera},
+		{"serve", "serve [--data DIR] [--http ADDR] [--mqtt ADDR]   the server: broker, registry, APIs", runServe},
+		{"admin", "admin [--server URL] camera|user|audit ...   fleet administration", runAdmin},
 	}
 }
 

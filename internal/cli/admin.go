@@ -1,0 +1,346 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/provisioning"
+)
+
+// adminClient calls the admin API.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// apiError is a non-2xx answer.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e apiError) Error() string { return fmt.Sprintf("server answered %d: %s", e.status, e.msg) }
+
+func (c adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach camotp server at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e httpx.Error
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return apiError{resp.StatusCode, e.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer: %w", err)
+		}
+	}
+	return nil
+}
+
+func runAdmin(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "admin")
+	base := fs.String("server", defaultServer, "camotp server URL")
+	tokenFile := fs.String("token-file", "", "admin token file (default: env CAMOTP_ADMIN_TOKEN, else .camotp/admin-token)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, `usage: camotp admin [--server URL] [--token-file F] COMMAND
+  camera add --serial SN --model M --public-key K
+  camera provision SN [--wait 30s] | rotate SN [--wait D] | wipe SN [--wait D]
+  camera assign SN --user U | unassign SN | list [--json] | show SN
+  user add U --email E [--phone P] [--role admin] --password-stdin
+  user list [--json]
+  audit [--subject S]`)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return usagef("admin: want a command")
+	}
+	token := env.Getenv("CAMOTP_ADMIN_TOKEN")
+	if *tokenFile != "" || token == "" {
+		path := *tokenFile
+		if path == "" {
+			path = filepath.Join(".camotp", server.AdminTokenFile)
+		}
+		t, err := readTokenFile(path)
+		if err != nil {
+			return fmt.Errorf("%w (set CAMOTP_ADMIN_TOKEN or --token-file)", err)
+		}
+		token = t
+	}
+	c := adminClient{base: strings.TrimRight(*base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	switch rest[0] {
+	case "camera":
+		return adminCamera(ctx, env, c, rest[1:])
+	case "user":
+		return adminUser(ctx, env, c, rest[1:])
+	case "audit":
+		f := newFlags(env, "admin audit")
+		subject := f.String("subject", "", "only entries about this serial or user")
+		if err := parse(f, rest[1:], 0); err != nil {
+			return err
+		}
+		var entries []store.AuditEntry
+		if err := c.do(ctx, "GET", "/api/v1/admin/audit?subject="+url.QueryEscape(*subject), nil, &entries); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tSUBJECT\tRESULT\tSOURCE\tDETAIL")
+		for _, e := range entries {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail)
+		}
+		return tw.Flush()
+	}
+	return usagef("admin: unknown command %q (want camera, user or audit)", rest[0])
+}
+
+// positional splits "SN --flag v" style args: the first non-flag argument
+// may come before the flags.
+func positional(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+func adminCamera(ctx context.Context, env Env, c adminClient, args []string) error {
+	if len(args) == 0 {
+		return usagef("admin camera: want add, provision, rotate, wipe, assign, unassign, list or show")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "add":
+		f := newFlags(env, "admin camera add")
+		var req provisioning.CameraRequest
+		f.StringVar(&req.Serial, "serial", "", "serial number")
+		f.StringVar(&req.Model, "model", "", "body4, body3 or workforce")
+		f.StringVar(&req.PublicKey, "public-key", "", "the camera's publicKey from 'camotp camera init'")
+		if err := parse(f, args, 0); err != nil {
+			return err
+		}
+		if req.Serial == "" || req.Model == "" || req.PublicKey == "" {
+			return usagef("admin camera add: --serial, --model and --public-key are required")
+		}
+		var cam store.Camera
+		if err := c.do(ctx, "POST", "/api/v1/admin/cameras", req, &cam); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "camera %s (%s) registered\n", cam.Serial, cam.Model)
+		return nil
+	case "provision", "rotate", "wipe":
+		serial, rest := positional(args)
+		f := newFlags(env, "admin camera "+sub)
+		wait := f.Duration("wait", 30*time.Second, "wait this long for the camera's proof (0: do not wait)")
+		if err := parse(f, rest, 0); err != nil {
+			return err
+		}
+		if serial == "" {
+			return usagef("admin camera %s: want a serial", sub)
+		}
+		var resp provisioning.OpResponse
+		if err := c.do(ctx, "POST", "/api/v1/admin/cameras/"+url.PathEscape(serial)+"/"+sub, nil, &resp); err != nil {
+			return err
+		}
+		if *wait <= 0 {
+			fmt.Fprintf(env.Stdout, "camera %s: %s version %d sent; not waiting for the proof\n", serial, sub, resp.Version)
+			return nil
+		}
+		return waitProof(ctx, env, c, serial, resp, *wait)
+	case "assign":
+		serial, rest := positional(args)
+		f := newFlags(env, "admin camera assign")
+		user := f.String("user", "", "username")
+		if err := parse(f, rest, 0); err != nil {
+			return err
+		}
+		if serial == "" || *user == "" {
+			return usagef("admin camera assign: want SN --user U")
+		}
+		if err := c.do(ctx, "POST", "/api/v1/admin/cameras/"+url.PathEscape(serial)+"/assign", provisioning.AssignRequest{User: *user}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "camera %s assigned to %s\n", serial, *user)
+		return nil
+	case "unassign", "show":
+		serial, rest := positional(args)
+		if serial == "" || len(rest) > 0 {
+			return usagef("admin camera %s: want exactly one serial", sub)
+		}
+		var cam store.Camera
+		if sub == "unassign" {
+			if err := c.do(ctx, "POST", "/api/v1/admin/cameras/"+url.PathEscape(serial)+"/unassign", nil, &cam); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "camera %s unassigned\n", serial)
+			return nil
+		}
+		if err := c.do(ctx, "GET", "/api/v1/admin/cameras/"+url.PathEscape(serial), nil, &cam); err != nil {
+			return err
+		}
+		return writeJSON(env.Stdout, cam)
+	case "list":
+		f := newFlags(env, "admin camera list")
+		asJSON := f.Bool("json", false, "print JSON")
+		if err := parse(f, args, 0); err != nil {
+			return err
+		}
+		var cams []store.Camera
+		if err := c.do(ctx, "GET", "/api/v1/admin/cameras", nil, &cams); err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(env.Stdout, cams)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERIAL\tMODEL\tSTATE\tVERSION\tUSER\tLAST SEEN")
+		for _, cam := range cams {
+			state := string(cam.State)
+			if cam.PendingOp != "" && cam.State == store.StateProvisioned {
+				state += " (" + string(cam.PendingOp) + " pending)"
+			}
+			seen := "never"
+			if cam.LastSeen != nil {
+				seen = cam.LastSeen.Format(time.RFC3339)
+			}
+			user := cam.AssignedUser
+			if user == "" {
+				user = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", cam.Serial, cam.Model, state, cam.Version, user, seen)
+		}
+		return tw.Flush()
+	}
+	return usagef("admin camera: unknown command %q", sub)
+}
+
+// waitProof polls until the operation's proof is verified.
+func waitProof(ctx context.Context, env Env, c adminClient, serial string, op provisioning.OpResponse, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var cam store.Camera
+	for {
+		cam = store.Camera{} // omitted fields must not keep the last poll's values
+		if err := c.do(ctx, "GET", "/api/v1/admin/cameras/"+url.PathEscape(serial), nil, &cam); err != nil && ctx.Err() == nil {
+			return err
+		}
+		if cam.Version >= op.Version && cam.PendingOp == "" {
+			fmt.Fprintf(env.Stdout, "camera %s: %s version %d proven; state %s\n", serial, op.Op, op.Version, cam.State)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("camera %s did not prove %s version %d within %s (state %s): is the camera online? the command stays queued and is resent when it connects",
+				serial, op.Op, op.Version, wait, cam.State)
+		case <-tick.C:
+		}
+	}
+}
+
+func adminUser(ctx context.Context, env Env, c adminClient, args []string) error {
+	if len(args) == 0 {
+		return usagef("admin user: want add or list")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "add":
+		name, rest := positional(args)
+		f := newFlags(env, "admin user add")
+		var req provisioning.UserRequest
+		f.StringVar(&req.Email, "email", "", "email address")
+		f.StringVar(&req.Phone, "phone", "", "phone number")
+		f.StringVar(&req.Role, "role", "", "user (default) or admin")
+		fromStdin := f.Bool("password-stdin", false, "read the password from standard input")
+		if err := parse(f, rest, 0); err != nil {
+			return err
+		}
+		if name == "" || req.Email == "" || !*fromStdin {
+			return usagef("admin user add: want U --email E --password-stdin")
+		}
+		pw, err := io.ReadAll(io.LimitReader(env.Stdin, 4096))
+		if err != nil {
+			return fmt.Errorf("read password: %w", err)
+		}
+		req.Username, req.Password = name, strings.TrimRight(string(pw), "\r\n")
+		if err := c.do(ctx, "POST", "/api/v1/admin/users", req, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "user %s added\n", name)
+		return nil
+	case "list":
+		f := newFlags(env, "admin user list")
+		asJSON := f.Bool("json", false, "print JSON")
+		if err := parse(f, args, 0); err != nil {
+			return err
+		}
+		var users []store.User
+		if err := c.do(ctx, "GET", "/api/v1/admin/users", nil, &users); err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(env.Stdout, users)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tEMAIL\tROLE\tCAMERA")
+		for _, u := range users {
+			cam := u.Camera
+			if cam == "" {
+				cam = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.Email, u.Role, cam)
+		}
+		return tw.Flush()
+	}
+	return usagef("admin user: unknown command %q", sub)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,221 @@
+// Package server wires camotp's server process: the SQLite store, the
+// embedded MQTT broker (or an external one), the provisioning service and
+// the HTTP APIs. cmd/camotp's "serve" and the end-to-end tests start it.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/camotp/camotp/broker"
+	"github.com/camotp/camotp/internal/camkey"
+	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/secretfile"
+	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/provisioning"
+)
+
+// Files the server keeps in its data directory.
+const (
+	DBFile           = "camotp.db"
+	MasterKeyFile    = "master.key"
+	AdminTokenFile   = "admin-token"
+	MQTTSecretFile   = "mqtt-server.secret"
+	ServerBoxKeyFile = "server-box.key"
+)
+
+// Config is the server's setup.
+type Config struct {
+	DataDir  string
+	HTTPAddr string
+	// MQTTAddr is the embedded broker's plain listener.
+	MQTTAddr string
+	// MQTTTLSAddr with MQTTTLSCert/Key adds a TLS listener.
+	MQTTTLSAddr, MQTTTLSCert, MQTTTLSKey string
+	// MQTTExternal, when set (tcp://HOST:PORT or ssl://...), replaces the
+	// embedded broker; MQTTUsername/Password authenticate the server there.
+	MQTTExternal               string
+	MQTTUsername, MQTTPassword string
+	// MasterKeyEnv is the value of CAMOTP_MASTER_KEY ("" to use the key file).
+	MasterKeyEnv string
+	Log          *slog.Logger
+	Now          func() time.Time
+}
+
+// Server is a running camotp server.
+type Server struct {
+	Store        *store.Store
+	Provisioning *provisioning.Service
+	AdminToken   string
+
+	cfg      Config
+	broker   *broker.Broker
+	link     *provisioning.ServerLink
+	http     *http.Server
+	httpAddr string
+	ready    atomic.Bool
+	mux      *http.ServeMux
+}
+
+// cameraKeys adapts the store for the broker's auth hook.
+type cameraKeys struct{ st *store.Store }
+
+func (k cameraKeys) CameraKey(ctx context.Context, serial string) (camkey.PublicKey, error) {
+	c, err := k.st.Camera(ctx, serial)
+	if err != nil {
+		return camkey.PublicKey{}, err
+	}
+	return camkey.ParsePublicKey(c.PublicKey)
+}
+
+// Start creates DataDir (0700) and its keys on first start, reuses them
+// after, and starts every part. It returns once all are serving.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := func(name string) string { return filepath.Join(cfg.DataDir, name) }
+	key, err := masterkey.Load(path(MasterKeyFile), cfg.MasterKeyEnv)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := secretfile.LoadOrCreate(path(AdminTokenFile), 32)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	mqttSecret, err := secretfile.LoadOrCreate(path(MQTTSecretFile), 32)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt secret: %w", err)
+	}
+	boxRaw, err := secretfile.LoadOrCreate(path(ServerBoxKeyFile), 32)
+	if err != nil {
+		return nil, fmt.Errorf("server box key: %w", err)
+	}
+	st, err := store.Open(ctx, path(DBFile), key, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux()}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	var boxKey [32]byte
+	copy(boxKey[:], boxRaw)
+	s.Provisioning = provisioning.NewService(st, boxKey, cfg.Now, cfg.Log.With("component", "provisioning"))
+
+	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
+	if brokerURL == "" {
+		bcfg := broker.Config{
+			Addr: cfg.MQTTAddr,
+			Auth: broker.NewAuth(cameraKeys{st}, provisioning.ServerUsername, provisioning.ServerClientID,
+				[]byte(secretfile.Text(mqttSecret)), cfg.Now, cfg.Log.With("component", "broker")),
+			Log: cfg.Log.With("component", "mochi"),
+		}
+		if cfg.MQTTTLSAddr != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.MQTTTLSCert, cfg.MQTTTLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("mqtt tls: %w", err)
+			}
+			bcfg.TLSAddr, bcfg.TLS = cfg.MQTTTLSAddr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		if s.broker, err = broker.Start(bcfg); err != nil {
+			return nil, err
+		}
+		brokerURL, user, pass = "tcp://"+s.broker.Addr(), provisioning.ServerUsername, secretfile.Text(mqttSecret)
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	onMsg := func(topic string, payload []byte) {
+		s.Provisioning.HandleMessage(context.Background(), topic, payload)
+	}
+	s.link, err = provisioning.DialServer(dialCtx, provisioning.LinkConfig{Broker: brokerURL, Log: cfg.Log}, user, pass, onMsg)
+	if err != nil {
+		return nil, err
+	}
+	s.Provisioning.SetPublisher(s.link)
+	if err := s.Provisioning.ResendAll(ctx); err != nil {
+		cfg.Log.Warn("resend pending commands", "err", err)
+	}
+
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken).Register(s.mux)
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
+	}
+	s.httpAddr = ln.Addr().String()
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Log.Error("http server", "err", err)
+		}
+	}()
+	s.ready.Store(true)
+	ok = true
+	return s, nil
+}
+
+// Mux is the HTTP mux, for packages that add routes before serving traffic.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpAddr }
+
+// MQTTAddr is the embedded broker's bound address ("" with an external broker).
+func (s *Server) MQTTAddr() string {
+	if s.broker == nil {
+		return ""
+	}
+	return s.broker.Addr()
+}
+
+// MQTTTLSAddr is the embedded broker's TLS address, or "".
+func (s *Server) MQTTTLSAddr() string {
+	if s.broker == nil {
+		return ""
+	}
+	return s.broker.TLSAddr()
+}
+
+// Close stops everything.
+func (s *Server) Close() error {
+	s.ready.Store(false)
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.link != nil {
+		s.link.Close()
+	}
+	if s.broker != nil {
+		s.broker.Close()
+	}
+	return s.Store.Close()
+}

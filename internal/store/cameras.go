@@ -1,0 +1,373 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/camotp/camotp/device"
+)
+
+// CameraState is a camera's provisioning state.
+type CameraState string
+
+// Camera states: registered → pending → provisioned; wiping → wiped.
+const (
+	StateRegistered  CameraState = "registered"
+	StatePending     CameraState = "pending"
+	StateProvisioned CameraState = "provisioned"
+	StateWiping      CameraState = "wiping"
+	StateWiped       CameraState = "wiped"
+)
+
+// Op is a provisioning operation sent to a camera.
+type Op string
+
+// Provisioning operations.
+const (
+	OpProvision Op = "provision"
+	OpRotate    Op = "rotate"
+	OpWipe      Op = "wipe"
+)
+
+// Camera is a registered camera as the registry holds it (no seed).
+type Camera struct {
+	Serial         string       `json:"serial"`
+	Model          device.Model `json:"model"`
+	PublicKey      string       `json:"publicKey"`
+	State          CameraState  `json:"state"`
+	Version        uint64       `json:"version"`
+	PendingOp      Op           `json:"pendingOp,omitempty"`
+	PendingVersion uint64       `json:"pendingVersion,omitempty"`
+	AssignedUser   string       `json:"assignedUser,omitempty"`
+	LastSeen       *time.Time   `json:"lastSeen,omitempty"`
+	CreatedAt      time.Time    `json:"createdAt"`
+}
+
+// Pending is an operation sent to a camera and not yet proven.
+type Pending struct {
+	Op        Op
+	Version   uint64
+	Seed      *device.Seed // nil for a wipe
+	Challenge []byte
+	Payload   []byte // the sealed MQTT command, resent until acknowledged
+}
+
+const cameraCols = `serial, model, public_key, state, version, COALESCE(pending_op, ''), COALESCE(pending_version, 0),
+	COALESCE(assigned_user, ''), last_seen, created_at`
+
+func scanCamera(row interface{ Scan(...any) error }) (Camera, error) {
+	var c Camera
+	var lastSeen sql.NullInt64
+	var created int64
+	var op string
+	if err := row.Scan(&c.Serial, &c.Model, &c.PublicKey, &c.State, &c.Version, &op, &c.PendingVersion,
+		&c.AssignedUser, &lastSeen, &created); err != nil {
+		return Camera{}, err
+	}
+	c.PendingOp = Op(op)
+	c.CreatedAt = time.UnixMilli(created).UTC()
+	if lastSeen.Valid {
+		t := time.UnixMilli(lastSeen.Int64).UTC()
+		c.LastSeen = &t
+	}
+	return c, nil
+}
+
+// AddCamera registers a camera in state registered. ErrExists for a
+// duplicate serial.
+func (s *Store) AddCamera(ctx context.Context, serial string, model device.Model, publicKey string) error {
+	now := s.now().UnixMilli()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO cameras (serial, model, public_key, state, created_at, updated_at)
+		VALUES (?,?,?,?,?,?)`, serial, model, publicKey, StateRegistered, now, now)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("camera %s: %w", serial, ErrExists)
+		}
+		return fmt.Errorf("add camera %s: %w", serial, err)
+	}
+	return nil
+}
+
+// Camera returns one camera, ErrNotFound when unknown.
+func (s *Store) Camera(ctx context.Context, serial string) (Camera, error) {
+	c, err := scanCamera(s.db.QueryRowContext(ctx, `SELECT `+cameraCols+` FROM cameras WHERE serial = ?`, serial))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Camera{}, fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+	}
+	if err != nil {
+		return Camera{}, fmt.Errorf("read camera %s: %w", serial, err)
+	}
+	return c, nil
+}
+
+// Cameras lists every camera by serial.
+func (s *Store) Cameras(ctx context.Context) ([]Camera, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cameraCols+` FROM cameras ORDER BY serial`)
+	if err != nil {
+		return nil, fmt.Errorf("list cameras: %w", err)
+	}
+	defer rows.Close()
+	var out []Camera
+	for rows.Next() {
+		c, err := scanCamera(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list cameras: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) sealSeed(serial string, seed device.Seed) ([]byte, error) {
+	data, err := json.Marshal(seed)
+	if err != nil {
+		return nil, fmt.Errorf("encode seed: %w", err)
+	}
+	return s.key.Seal(data, []byte(serial))
+}
+
+func (s *Store) openSeed(serial string, sealed []byte) (device.Seed, error) {
+	data, err := s.key.Open(sealed, []byte(serial))
+	if err != nil {
+		return device.Seed{}, fmt.Errorf("seed of %s: %w", serial, err)
+	}
+	var seed device.Seed
+	if err := json.Unmarshal(data, &seed); err != nil {
+		return device.Seed{}, fmt.Errorf("seed of %s: %w", serial, err)
+	}
+	return seed, nil
+}
+
+// BuildCommand makes the sealed MQTT command for an operation once its
+// version is fixed.
+type BuildCommand func(version uint64) ([]byte, error)
+
+// StartOp records a new operation on a camera under the next provisioning
+// version and returns that version. seed is the seed to deliver (nil for a
+// wipe); build makes the payload that is stored for resending. Allowed:
+// provision from registered, pending or wiped; rotate from provisioned;
+// wipe from any state but wiped. A wipe drops the active seed at once, so the
+// camera stops verifying codes before it acknowledges. ErrConflict otherwise.
+func (s *Store) StartOp(ctx context.Context, serial string, op Op, seed *device.Seed, challenge []byte, build BuildCommand) (uint64, error) {
+	var version uint64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		c, err := scanCamera(tx.QueryRowContext(ctx, `SELECT `+cameraCols+` FROM cameras WHERE serial = ?`, serial))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var next CameraState
+		switch op {
+		case OpProvision:
+			if c.State == StateProvisioned || c.State == StateWiping {
+				return fmt.Errorf("camera %s is %s: use rotate to replace its seed, or wait for the wipe: %w", serial, c.State, ErrConflict)
+			}
+			next = StatePending
+		case OpRotate:
+			if c.State != StateProvisioned {
+				return fmt.Errorf("camera %s is %s: only a provisioned camera can be rotated (use provision): %w", serial, c.State, ErrConflict)
+			}
+			next = StateProvisioned
+		case OpWipe:
+			if c.State == StateWiped {
+				return fmt.Errorf("camera %s is already wiped: %w", serial, ErrConflict)
+			}
+			next = StateWiping
+		default:
+			return fmt.Errorf("unknown operation %q", op)
+		}
+		version = max(c.Version, c.PendingVersion) + 1
+		var sealedSeed []byte
+		if seed != nil {
+			seed.Version = version
+			if sealedSeed, err = s.sealSeed(serial, *seed); err != nil {
+				return err
+			}
+		}
+		payload, err := build(version)
+		if err != nil {
+			return err
+		}
+		q := `UPDATE cameras SET state = ?, pending_op = ?, pending_version = ?, pending_seed = ?, pending_challenge = ?,
+			pending_payload = ?, updated_at = ? WHERE serial = ?`
+		if op == OpWipe {
+			q = strings.Replace(q, "state = ?,", "state = ?, seed = NULL,", 1)
+		}
+		_, err = tx.ExecContext(ctx, q, next, op, version, sealedSeed, challenge, payload, s.now().UnixMilli(), serial)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return version, nil
+}
+
+// Pending returns the camera's unproven operation, ErrNotFound when none.
+func (s *Store) Pending(ctx context.Context, serial string) (Pending, error) {
+	var p Pending
+	var op sql.NullString
+	var sealed []byte
+	err := s.db.QueryRowContext(ctx, `SELECT pending_op, COALESCE(pending_version, 0), pending_seed, pending_challenge, pending_payload
+		FROM cameras WHERE serial = ?`, serial).Scan(&op, &p.Version, &sealed, &p.Challenge, &p.Payload)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !op.Valid) {
+		return Pending{}, fmt.Errorf("pending operation for %s: %w", serial, ErrNotFound)
+	}
+	if err != nil {
+		return Pending{}, fmt.Errorf("read pending operation for %s: %w", serial, err)
+	}
+	p.Op = Op(op.String)
+	if sealed != nil {
+		seed, err := s.openSeed(serial, sealed)
+		if err != nil {
+			return Pending{}, err
+		}
+		p.Seed = &seed
+	}
+	return p, nil
+}
+
+// PendingSerials lists the cameras with an unproven operation.
+func (s *Store) PendingSerials(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT serial FROM cameras WHERE pending_op IS NOT NULL ORDER BY serial`)
+	if err != nil {
+		return nil, fmt.Errorf("list pending: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var sn string
+		if err := rows.Scan(&sn); err != nil {
+			return nil, err
+		}
+		out = append(out, sn)
+	}
+	return out, rows.Err()
+}
+
+// CompleteOp marks the pending operation at version as proven: a provision or
+// rotate makes its seed the active one (the old seed dies here) and the
+// camera provisioned; a wipe makes it wiped. ErrConflict when version is not
+// the pending one.
+func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (Op, error) {
+	var op Op
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var pop sql.NullString
+		var pver uint64
+		err := tx.QueryRowContext(ctx, `SELECT pending_op, COALESCE(pending_version, 0) FROM cameras WHERE serial = ?`, serial).Scan(&pop, &pver)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if !pop.Valid || pver != version {
+			return fmt.Errorf("camera %s has no pending operation at version %d: %w", serial, version, ErrConflict)
+		}
+		op = Op(pop.String)
+		now := s.now().UnixMilli()
+		clear := `pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL`
+		if op == OpWipe {
+			_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = NULL, `+clear+`, updated_at = ? WHERE serial = ?`,
+				StateWiped, version, now, serial)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = pending_seed, `+clear+`, updated_at = ? WHERE serial = ?`,
+				StateProvisioned, version, now, serial)
+		}
+		return err
+	})
+	return op, err
+}
+
+// ActiveSeed returns the seed a provisioned camera proved it holds.
+// ErrNotFound for an unknown camera or one that is not provisioned.
+func (s *Store) ActiveSeed(ctx context.Context, serial string) (device.Seed, error) {
+	var sealed []byte
+	var state CameraState
+	err := s.db.QueryRowContext(ctx, `SELECT state, seed FROM cameras WHERE serial = ?`, serial).Scan(&state, &sealed)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (state != StateProvisioned || sealed == nil)) {
+		return device.Seed{}, fmt.Errorf("active seed of %s: %w", serial, ErrNotFound)
+	}
+	if err != nil {
+		return device.Seed{}, fmt.Errorf("read seed of %s: %w", serial, err)
+	}
+	return s.openSeed(serial, sealed)
+}
+
+// Touch records that the camera was seen at t.
+func (s *Store) Touch(ctx context.Context, serial string, t time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE cameras SET last_seen = ? WHERE serial = ?`, t.UnixMilli(), serial)
+	return err
+}
+
+// Assign gives the camera to user. A user has at most one camera, and a
+// camera at most one user: both are refused with ErrConflict.
+func (s *Store) Assign(ctx context.Context, serial, username string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var current string
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = ?`, serial).Scan(&current)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username = ?`, username).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return fmt.Errorf("user %s: %w", username, ErrNotFound)
+		}
+		if current == username {
+			return nil
+		}
+		if current != "" {
+			return fmt.Errorf("camera %s is assigned to %s: unassign it first: %w", serial, current, ErrConflict)
+		}
+		var other string
+		err = tx.QueryRowContext(ctx, `SELECT serial FROM cameras WHERE assigned_user = ?`, username).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("user %s already has camera %s: unassign it first: %w", username, other, ErrConflict)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE cameras SET assigned_user = ?, updated_at = ? WHERE serial = ?`, username, s.now().UnixMilli(), serial)
+		return err
+	})
+}
+
+// Unassign takes the camera from its user (no error when it had none).
+func (s *Store) Unassign(ctx context.Context, serial string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE cameras SET assigned_user = NULL, updated_at = ? WHERE serial = ?`, s.now().UnixMilli(), serial)
+	if err != nil {
+		return fmt.Errorf("unassign %s: %w", serial, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+	}
+	return nil
+}
+
+// CameraOf returns the camera assigned to user, ErrNotFound when none.
+func (s *Store) CameraOf(ctx context.Context, username string) (Camera, error) {
+	c, err := scanCamera(s.db.QueryRowContext(ctx, `SELECT `+cameraCols+` FROM cameras WHERE assigned_user = ?`, username))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Camera{}, fmt.Errorf("camera of %s: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return Camera{}, fmt.Errorf("camera of %s: %w", username, err)
+	}
+	return c, nil
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

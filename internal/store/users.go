@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// User is an account (no password hash).
+type User struct {
+	Username  string    `json:"username"`
+	Email     string    `json:"email"`
+	Phone     string    `json:"phone,omitempty"`
+	Role      string    `json:"role"`
+	Camera    string    `json:"camera,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// AddUser creates a user with an already hashed password. ErrExists for a
+// duplicate username.
+func (s *Store) AddUser(ctx context.Context, u User, passwordHash string) error {
+	if u.Role == "" {
+		u.Role = "user"
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO users (username, email, phone, password_hash, role, created_at) VALUES (?,?,?,?,?,?)`,
+		u.Username, u.Email, u.Phone, passwordHash, u.Role, s.now().UnixMilli())
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("user %s: %w", u.Username, ErrExists)
+		}
+		return fmt.Errorf("add user %s: %w", u.Username, err)
+	}
+	return nil
+}
+
+const userCols = `u.username, u.email, u.phone, u.role, COALESCE(c.serial, ''), u.created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var u User
+	var created int64
+	if err := row.Scan(&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created); err != nil {
+		return User{}, err
+	}
+	u.CreatedAt = time.UnixMilli(created).UTC()
+	return u, nil
+}
+
+// Users lists every user by username.
+func (s *Store) Users(ctx context.Context) ([]User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username ORDER BY u.username`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// User returns one user and the password hash.
+func (s *Store) User(ctx context.Context, username string) (User, string, error) {
+	var hash string
+	row := s.db.QueryRowContext(ctx, `SELECT `+userCols+`, u.password_hash FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username WHERE u.username = ?`, username)
+	var u User
+	var created int64
+	err := row.Scan(&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, "", fmt.Errorf("user %s: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, "", fmt.Errorf("read user %s: %w", username, err)
+	}
+	u.CreatedAt = time.UnixMilli(created).UTC()
+	return u, hash, nil
+}

@@ -1,0 +1,282 @@
+package provisioning
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/camkey"
+	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/password"
+	"github.com/camotp/camotp/internal/store"
+)
+
+// AdminStore is what the admin API reads and changes.
+type AdminStore interface {
+	AddCamera(ctx context.Context, serial string, model device.Model, publicKey string) error
+	Camera(ctx context.Context, serial string) (store.Camera, error)
+	Cameras(ctx context.Context) ([]store.Camera, error)
+	Assign(ctx context.Context, serial, username string) error
+	Unassign(ctx context.Context, serial string) error
+	AddUser(ctx context.Context, u store.User, passwordHash string) error
+	Users(ctx context.Context) ([]store.User, error)
+	Audit(ctx context.Context, e store.AuditEntry) error
+	AuditLog(ctx context.Context, subject string, limit int) ([]store.AuditEntry, error)
+}
+
+// Operator starts provisioning operations.
+type Operator interface {
+	Start(ctx context.Context, serial string, op store.Op, actor, ip string) (uint64, error)
+}
+
+// AdminAPI is the fleet admin JSON API under /api/v1/admin/, protected by
+// a bearer admin token.
+type AdminAPI struct {
+	store AdminStore
+	ops   Operator
+	token []byte
+}
+
+// NewAdminAPI returns the API handler.
+func NewAdminAPI(st AdminStore, ops Operator, token string) *AdminAPI {
+	return &AdminAPI{store: st, ops: ops, token: []byte(token)}
+}
+
+// Register adds the API's routes to mux.
+func (a *AdminAPI) Register(mux *http.ServeMux) {
+	h := func(f http.HandlerFunc) http.Handler { return a.auth(f) }
+	mux.Handle("POST /api/v1/admin/cameras", h(a.addCamera))
+	mux.Handle("GET /api/v1/admin/cameras", h(a.listCameras))
+	mux.Handle("GET /api/v1/admin/cameras/{serial}", h(a.getCamera))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/provision", h(a.op(store.OpProvision)))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/rotate", h(a.op(store.OpRotate)))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/wipe", h(a.op(store.OpWipe)))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/assign", h(a.assign))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/unassign", h(a.unassign))
+	mux.Handle("POST /api/v1/admin/users", h(a.addUser))
+	mux.Handle("GET /api/v1/admin/users", h(a.listUsers))
+	mux.Handle("GET /api/v1/admin/audit", h(a.audit))
+}
+
+const adminActor = "admin"
+
+func (a *AdminAPI) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), a.token) != 1 {
+			a.store.Audit(r.Context(), store.AuditEntry{Actor: "anonymous", Action: "admin.auth", Subject: r.URL.Path, Result: "error: bad admin token", SourceIP: httpx.ClientIP(r)})
+			w.Header().Set("WWW-Authenticate", `Bearer realm="camotp-admin"`)
+			httpx.WriteError(w, http.StatusUnauthorized, "missing or wrong admin token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeErr maps store errors to statuses.
+func writeErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
+		httpx.WriteError(w, http.StatusConflict, err.Error())
+	default:
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// CameraRequest registers a camera.
+type CameraRequest struct {
+	Serial    string `json:"serial"`
+	Model     string `json:"model"`
+	PublicKey string `json:"publicKey"`
+}
+
+func (a *AdminAPI) addCamera(w http.ResponseWriter, r *http.Request) {
+	var req CameraRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := device.ValidateSerial(req.Serial); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	model, err := device.ParseModel(req.Model)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	pub, err := camkey.ParsePublicKey(req.PublicKey)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, "publicKey: "+err.Error())
+		return
+	}
+	err = a.store.AddCamera(r.Context(), req.Serial, model, pub.String())
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.add", Subject: req.Serial, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	cam, err := a.store.Camera(r.Context(), req.Serial)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, cam)
+}
+
+func (a *AdminAPI) listCameras(w http.ResponseWriter, r *http.Request) {
+	cams, err := a.store.Cameras(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if cams == nil {
+		cams = []store.Camera{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, cams)
+}
+
+func (a *AdminAPI) getCamera(w http.ResponseWriter, r *http.Request) {
+	cam, err := a.store.Camera(r.Context(), r.PathValue("serial"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, cam)
+}
+
+// OpResponse answers a provisioning operation.
+type OpResponse struct {
+	Serial  string   `json:"serial"`
+	Op      store.Op `json:"op"`
+	Version uint64   `json:"version"`
+}
+
+func (a *AdminAPI) op(op store.Op) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		serial := r.PathValue("serial")
+		v, err := a.ops.Start(r.Context(), serial, op, adminActor, httpx.ClientIP(r))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusAccepted, OpResponse{Serial: serial, Op: op, Version: v})
+	}
+}
+
+// AssignRequest names the user a camera goes to.
+type AssignRequest struct {
+	User string `json:"user"`
+}
+
+func (a *AdminAPI) assign(w http.ResponseWriter, r *http.Request) {
+	var req AssignRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	serial := r.PathValue("serial")
+	err := a.store.Assign(r.Context(), serial, req.User)
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.assign", Subject: serial, Result: resultOf(err), SourceIP: httpx.ClientIP(r), Detail: "user " + req.User})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	a.getCamera(w, r)
+}
+
+func (a *AdminAPI) unassign(w http.ResponseWriter, r *http.Request) {
+	serial := r.PathValue("serial")
+	err := a.store.Unassign(r.Context(), serial)
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.unassign", Subject: serial, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	a.getCamera(w, r)
+}
+
+// UserRequest creates a user.
+type UserRequest struct {
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Phone    string `json:"phone,omitempty"`
+	Password string `json:"password"`
+	Role     string `json:"role,omitempty"`
+}
+
+func validUsername(u string) bool {
+	if len(u) < 1 || len(u) > 64 {
+		return false
+	}
+	for _, c := range u {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-@", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *AdminAPI) addUser(w http.ResponseWriter, r *http.Request) {
+	var req UserRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch {
+	case !validUsername(req.Username):
+		httpx.WriteError(w, http.StatusBadRequest, "username must be 1-64 letters, digits or ._-@")
+		return
+	case !strings.Contains(req.Email, "@") || len(req.Email) > 254:
+		httpx.WriteError(w, http.StatusBadRequest, "email must be an address")
+		return
+	case req.Role != "" && req.Role != "user" && req.Role != "admin":
+		httpx.WriteError(w, http.StatusBadRequest, "role must be user or admin")
+		return
+	}
+	hash, err := password.Hash(req.Password)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	u := store.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: req.Role}
+	err = a.store.AddUser(r.Context(), u, hash)
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if u.Role == "" {
+		u.Role = "user"
+	}
+	httpx.WriteJSON(w, http.StatusCreated, u)
+}
+
+func (a *AdminAPI) listUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := a.store.Users(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if users == nil {
+		users = []store.User{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, users)
+}
+
+func (a *AdminAPI) audit(w http.ResponseWriter, r *http.Request) {
+	entries, err := a.store.AuditLog(r.Context(), r.URL.Query().Get("subject"), 500)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if entries == nil {
+		entries = []store.AuditEntry{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, entries)
+}

@@ -1,0 +1,227 @@
+package provisioning
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/camkey"
+	"github.com/camotp/camotp/internal/store"
+)
+
+// Registry is the part of the fleet registry the provisioning service uses.
+type Registry interface {
+	Camera(ctx context.Context, serial string) (store.Camera, error)
+	StartOp(ctx context.Context, serial string, op store.Op, seed *device.Seed, challenge []byte, build store.BuildCommand) (uint64, error)
+	Pending(ctx context.Context, serial string) (store.Pending, error)
+	PendingSerials(ctx context.Context) ([]string, error)
+	CompleteOp(ctx context.Context, serial string, version uint64) (store.Op, error)
+	Touch(ctx context.Context, serial string, t time.Time) error
+	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
+// Publisher sends a QoS 1 message to the broker.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte) error
+}
+
+// Service is the server side of provisioning.
+type Service struct {
+	reg     Registry
+	pub     Publisher
+	boxPub  [32]byte
+	boxPriv [32]byte
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// NewService returns a provisioning service. boxKey is the server's X25519
+// private key that commands are sealed from (cameras pin its public half).
+func NewService(reg Registry, boxKey [32]byte, now func() time.Time, log *slog.Logger) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log}
+	s.boxPub = camkey.BoxPublic(boxKey)
+	return s
+}
+
+// SetPublisher attaches the MQTT link (set once, before messages flow).
+func (s *Service) SetPublisher(p Publisher) { s.pub = p }
+
+// ServerKey is the server's X25519 public key, as cameras pin it.
+func (s *Service) ServerKey() [32]byte { return s.boxPub }
+
+// NewSeed returns a fresh random seed: 160 bits from crypto/rand (RFC 4226
+// §4), SHA1, 6 digits, 30 s.
+func NewSeed() (device.Seed, error) {
+	secret := make([]byte, SeedBytes)
+	if _, err := rand.Read(secret); err != nil {
+		return device.Seed{}, fmt.Errorf("generate seed: %w", err)
+	}
+	return device.DefaultSeed(secret), nil
+}
+
+// Start begins op on the camera: it generates the seed (provision, rotate)
+// and challenge, records them under the next version, seals the command to
+// the camera and publishes it. actor and ip go to the audit log.
+func (s *Service) Start(ctx context.Context, serial string, op store.Op, actor, ip string) (uint64, error) {
+	cam, err := s.reg.Camera(ctx, serial)
+	if err != nil {
+		return 0, err
+	}
+	pub, err := camkey.ParsePublicKey(cam.PublicKey)
+	if err != nil {
+		return 0, fmt.Errorf("camera %s public key: %w", serial, err)
+	}
+	var seed *device.Seed
+	if op != store.OpWipe {
+		sd, err := NewSeed()
+		if err != nil {
+			return 0, err
+		}
+		seed = &sd
+	}
+	challenge := make([]byte, ChallengeBytes)
+	if _, err := rand.Read(challenge); err != nil {
+		return 0, fmt.Errorf("challenge: %w", err)
+	}
+	version, err := s.reg.StartOp(ctx, serial, op, seed, challenge, func(v uint64) ([]byte, error) {
+		in := Instruction{Op: op, Serial: serial, Version: v, Challenge: challenge}
+		if seed != nil {
+			sd := *seed
+			sd.Version = v
+			in.Seed = &sd
+		}
+		return SealCommand(in, pub, &s.boxPub, &s.boxPriv)
+	})
+	s.audit(ctx, actor, string(op)+".start", serial, resultOf(err), ip, fmt.Sprintf("version %d", version))
+	if err != nil {
+		return 0, err
+	}
+	s.log.Info("provisioning started", "serial", serial, "op", op, "version", version)
+	if err := s.resend(ctx, serial); err != nil {
+		// The operation is recorded; it is resent when the camera reports online.
+		s.log.Warn("publish provisioning command", "serial", serial, "err", err)
+	}
+	return version, nil
+}
+
+func resultOf(err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return "ok"
+}
+
+func (s *Service) audit(ctx context.Context, actor, action, subject, result, ip, detail string) {
+	if err := s.reg.Audit(ctx, store.AuditEntry{Actor: actor, Action: action, Subject: subject, Result: result, SourceIP: ip, Detail: detail}); err != nil {
+		s.log.Error("audit write failed", "action", action, "subject", subject, "err", err)
+	}
+}
+
+// resend publishes the camera's pending command again, if it has one.
+func (s *Service) resend(ctx context.Context, serial string) error {
+	p, err := s.reg.Pending(ctx, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s.pub == nil {
+		return errors.New("no MQTT link yet")
+	}
+	return s.pub.Publish(ctx, provTopic(serial), p.Payload)
+}
+
+// ResendAll publishes every pending command again: after a server or broker
+// restart nothing that was in flight is lost (the camera answers a repeat of
+// what it already applied with the same proof).
+func (s *Service) ResendAll(ctx context.Context) error {
+	serials, err := s.reg.PendingSerials(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sn := range serials {
+		if err := s.resend(ctx, sn); err != nil {
+			return fmt.Errorf("resend to %s: %w", sn, err)
+		}
+	}
+	return nil
+}
+
+// HandleMessage processes one message from a camera topic (acks and status).
+// Bad messages are logged and dropped; they never change state.
+func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byte) {
+	if sn := serialFromTopic(topic, "ack"); sn != "" {
+		if err := s.handleAck(ctx, sn, payload); err != nil {
+			s.log.Warn("provisioning ack dropped", "serial", sn, "err", err)
+		}
+		return
+	}
+	if sn := serialFromTopic(topic, "status"); sn != "" {
+		if _, err := s.reg.Camera(ctx, sn); err != nil {
+			s.log.Warn("status from unknown camera dropped", "serial", sn)
+			return
+		}
+		if err := s.reg.Touch(ctx, sn, s.now()); err != nil {
+			s.log.Warn("record last seen", "serial", sn, "err", err)
+		}
+		if string(payload) == StatusOnline {
+			if err := s.resend(ctx, sn); err != nil {
+				s.log.Warn("resend on reconnect", "serial", sn, "err", err)
+			}
+		}
+		return
+	}
+	s.log.Warn("message on unexpected topic dropped", "topic", topic, "bytes", len(payload))
+}
+
+func (s *Service) handleAck(ctx context.Context, serial string, payload []byte) error {
+	ack, err := ParseAck(payload, serial)
+	if err != nil {
+		return err
+	}
+	cam, err := s.reg.Camera(ctx, serial)
+	if err != nil {
+		return err
+	}
+	_ = s.reg.Touch(ctx, serial, s.now())
+	p, err := s.reg.Pending(ctx, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("ack for version %d but nothing is pending", ack.Version)
+	}
+	if err != nil {
+		return err
+	}
+	if ack.Version != p.Version || ack.Op != p.Op {
+		return fmt.Errorf("ack for %s v%d does not match pending %s v%d", ack.Op, ack.Version, p.Op, p.Version)
+	}
+	if ack.Result != ResultOK {
+		s.audit(ctx, "camera:"+serial, string(p.Op)+".ack", serial, ack.Result+": "+ack.Error, "", fmt.Sprintf("version %d", ack.Version))
+		return fmt.Errorf("camera refused %s v%d: %s %s", p.Op, p.Version, ack.Result, ack.Error)
+	}
+	pub, err := camkey.ParsePublicKey(cam.PublicKey)
+	if err != nil {
+		return err
+	}
+	if !VerifyProof(p, pub, serial, ack.Proof) {
+		s.audit(ctx, "camera:"+serial, string(p.Op)+".proof", serial, "error: proof does not verify", "", fmt.Sprintf("version %d", ack.Version))
+		return fmt.Errorf("proof for %s v%d does not verify", p.Op, p.Version)
+	}
+	op, err := s.reg.CompleteOp(ctx, serial, p.Version)
+	s.audit(ctx, "camera:"+serial, string(op)+".proof", serial, resultOf(err), "", fmt.Sprintf("version %d", p.Version))
+	if err != nil {
+		return err
+	}
+	s.log.Info("provisioning proven", "serial", serial, "op", op, "version", p.Version)
+	return nil
+}
