@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -35,7 +36,11 @@ func Start(cfg Config) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = MaxPacketSize
 	caps.MaximumClientWritesPending = 1024
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: cfg.Log})
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(RedactPackets(log.Handler()))})
 	if err := srv.AddHook(cfg.Auth, nil); err != nil {
 		return nil, fmt.Errorf("broker auth hook: %w", err)
 	}
@@ -66,7 +71,7 @@ func (b *Broker) Addr() string { return b.addr }
 func (b *Broker) TLSAddr() string { return b.tlsAddr }
 
 // Clients is the number of connected clients.
-func (b *Broker) Clients() int64 { return b.srv.Info.ClientsConnected }
+func (b *Broker) Clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) }
 
 // Close stops the broker.
 func (b *Broker) Close() error { return b.srv.Close() }

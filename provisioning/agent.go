@@ -131,8 +131,8 @@ func (a *Agent) Start() {
 	serial := id.Serial
 	opts := mqtt.NewClientOptions().AddBroker(a.cfg.Broker).SetClientID(serial).
 		SetCleanSession(false).SetOrderMatters(false).SetAutoReconnect(true).
-		SetConnectRetry(true).SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).SetConnectTimeout(10 * time.Second).
+		SetConnectRetry(true).SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10*time.Second).
+		SetKeepAlive(30*time.Second).SetConnectTimeout(10*time.Second).
 		SetCredentialsProvider(func() (string, string) {
 			// A fresh signed token on every (re)connect.
 			return serial, id.Key.Token(serial, time.Now())

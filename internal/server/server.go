@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,8 @@ type Server struct {
 	httpAddr string
 	ready    atomic.Bool
 	mux      *http.ServeMux
+	closed   sync.Once
+	closeErr error
 }
 
 // cameraKeys adapts the store for the broker's auth hook.
@@ -195,6 +198,14 @@ func (s *Server) MQTTAddr() string {
 	return s.broker.Addr()
 }
 
+// MQTTClients is the number of clients connected to the embedded broker.
+func (s *Server) MQTTClients() int64 {
+	if s.broker == nil {
+		return 0
+	}
+	return s.broker.Clients()
+}
+
 // MQTTTLSAddr is the embedded broker's TLS address, or "".
 func (s *Server) MQTTTLSAddr() string {
 	if s.broker == nil {
@@ -203,8 +214,13 @@ func (s *Server) MQTTTLSAddr() string {
 	return s.broker.TLSAddr()
 }
 
-// Close stops everything.
+// Close stops everything; later calls do nothing.
 func (s *Server) Close() error {
+	s.closed.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
 	s.ready.Store(false)
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

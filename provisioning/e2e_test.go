@@ -1,0 +1,407 @@
+package provisioning_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/provisioning"
+)
+
+func quietLog(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startServer(t *testing.T, dir string, mod func(*server.Config)) *server.Server {
+	t.Helper()
+	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: quietLog(t)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// api calls the admin API and returns the status and decoded body.
+func api(t *testing.T, srv *server.Server, token, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if s, ok := body.(string); ok {
+		r = strings.NewReader(s)
+	} else if body != nil {
+		data, _ := json.Marshal(body)
+		r = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, "http://"+srv.HTTPAddr()+path, r)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(data, &out)
+	return resp.StatusCode, out
+}
+
+func addCamera(t *testing.T, srv *server.Server, serial string, model device.Model) *device.State {
+	t.Helper()
+	st, err := device.InitState(filepath.Join(t.TempDir(), serial), serial, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := st.Identity().Public()
+	code, body := api(t, srv, srv.AdminToken, "POST", "/api/v1/admin/cameras",
+		provisioning.CameraRequest{Serial: pub.Serial, Model: string(pub.Model), PublicKey: pub.PublicKey})
+	if code != http.StatusCreated || body["state"] != "registered" {
+		t.Fatalf("add camera: %d %v", code, body)
+	}
+	return st
+}
+
+func startAgent(t *testing.T, st *device.State, broker string) *provisioning.Agent {
+	t.Helper()
+	a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: broker, Log: quietLog(t)})
+	a.Start()
+	t.Cleanup(a.Stop)
+	return a
+}
+
+func op(t *testing.T, srv *server.Server, serial, what string) uint64 {
+	t.Helper()
+	code, body := api(t, srv, srv.AdminToken, "POST", "/api/v1/admin/cameras/"+serial+"/"+what, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("%s %s: %d %v", what, serial, code, body)
+	}
+	return uint64(body["version"].(float64))
+}
+
+func waitCamera(t *testing.T, st *store.Store, serial string, state store.CameraState, version uint64) store.Camera {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := st.Camera(context.Background(), serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.State == state && c.Version == version && c.PendingOp == "" {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("camera %s: state %s v%d pending %q; want %s v%d", serial, c.State, c.Version, c.PendingOp, state, version)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mustSeed(t *testing.T, src device.SeedSource) device.Seed {
+	t.Helper()
+	s, err := src.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestProvisionRotateWipeEndToEnd(t *testing.T) {
+	srv := startServer(t, t.TempDir(), nil)
+	cam := addCamera(t, srv, "BC4-0001", device.Body4)
+	agent := startAgent(t, cam, "tcp://"+srv.MQTTAddr())
+	ctx := context.Background()
+
+	v1 := op(t, srv, "BC4-0001", "provision")
+	waitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v1)
+	if agent.Status() != "connected" {
+		t.Fatalf("agent status %q", agent.Status())
+	}
+	server1, err := srv.Store.ActiveSeed(ctx, "BC4-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	camSeed := mustSeed(t, cam)
+	if !bytes.Equal(server1.Secret, camSeed.Secret) || len(camSeed.Secret) != provisioning.SeedBytes || camSeed.Version != v1 {
+		t.Fatalf("camera seed v%d (%d bytes) differs from the server's", camSeed.Version, len(camSeed.Secret))
+	}
+	// The camera shows the code the server computes from its own copy.
+	now := time.Now()
+	c, err := device.New(device.Config{Serial: "BC4-0001", Model: device.Body4, Clock: device.FixedClock{T: now}, Seeds: cam})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []device.Gesture{{Kind: device.DoublePress, Button: device.Select}, {Kind: device.Press, Button: device.VolDown}, {Kind: device.Press, Button: device.Select}} {
+		c.Apply(g)
+	}
+	want, _ := server1.Code(now)
+	if got := c.Screen().Code; got != want {
+		t.Fatalf("camera shows %q, server seed gives %q", got, want)
+	}
+
+	// Rotate: the old seed dies once the new proof is verified.
+	v2 := op(t, srv, "BC4-0001", "rotate")
+	waitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v2)
+	server2, _ := srv.Store.ActiveSeed(ctx, "BC4-0001")
+	if bytes.Equal(server2.Secret, server1.Secret) || !bytes.Equal(mustSeed(t, cam).Secret, server2.Secret) {
+		t.Fatal("rotate did not replace the seed on both sides")
+	}
+
+	// Wipe: the server stops verifying at once; the camera erases and acks.
+	v3 := op(t, srv, "BC4-0001", "wipe")
+	if _, err := srv.Store.ActiveSeed(ctx, "BC4-0001"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("seed still active after wipe request: %v", err)
+	}
+	waitCamera(t, srv.Store, "BC4-0001", store.StateWiped, v3)
+	if _, err := cam.Seed(); !errors.Is(err, device.ErrNoSeed) {
+		t.Fatalf("camera still holds a seed after wipe: %v", err)
+	}
+	if !strings.Contains(c.Screen().Text(), "Not provisioned") {
+		t.Fatalf("wiped camera screen:\n%s", c.Screen().Text())
+	}
+	// Re-provisioning a wiped camera works.
+	v4 := op(t, srv, "BC4-0001", "provision")
+	waitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v4)
+
+	// Every step is audited, and no audit line carries seed material.
+	log, err := srv.Store.AuditLog(ctx, "BC4-0001", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range log {
+		actions = append(actions, e.Action+"="+e.Result)
+		if strings.Contains(e.Detail, server2.Base32()) {
+			t.Fatal("seed in audit log")
+		}
+	}
+	joined := strings.Join(actions, " ")
+	for _, want := range []string{"camera.add=ok", "provision.start=ok", "provision.proof=ok", "rotate.start=ok", "rotate.proof=ok", "wipe.start=ok", "wipe.proof=ok"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("audit lacks %s: %s", want, joined)
+		}
+	}
+}
+
+func TestOfflineCameraAndServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, nil)
+	cam := addCamera(t, srv, "BC3-0002", device.Body3)
+	v := op(t, srv, "BC3-0002", "provision")
+	c, _ := srv.Store.Camera(context.Background(), "BC3-0002")
+	if c.State != store.StatePending {
+		t.Fatalf("offline camera state %s, want pending", c.State)
+	}
+	// The server (and its embedded broker) restarts before the camera is back.
+	srv.Close()
+	srv2 := startServer(t, dir, nil)
+	if srv2.AdminToken != srv.AdminToken {
+		t.Fatal("admin token changed across restart")
+	}
+	startAgent(t, cam, "tcp://"+srv2.MQTTAddr())
+	waitCamera(t, srv2.Store, "BC3-0002", store.StateProvisioned, v)
+	seed, err := srv2.Store.ActiveSeed(context.Background(), "BC3-0002")
+	if err != nil || !bytes.Equal(seed.Secret, mustSeed(t, cam).Secret) {
+		t.Fatalf("after restart: %v", err)
+	}
+}
+
+// A camera that is offline while the broker keeps running gets the queued
+// command from its persistent session when it comes back.
+func TestPersistentSessionDelivery(t *testing.T) {
+	srv := startServer(t, t.TempDir(), nil)
+	cam := addCamera(t, srv, "WF-0003", device.Workforce)
+	a := startAgent(t, cam, "tcp://"+srv.MQTTAddr())
+	v1 := op(t, srv, "WF-0003", "provision")
+	waitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v1)
+	a.Stop()
+	v2 := op(t, srv, "WF-0003", "rotate")
+	time.Sleep(200 * time.Millisecond)
+	if c, _ := srv.Store.Camera(context.Background(), "WF-0003"); c.Version != v1 || c.PendingOp != store.OpRotate {
+		t.Fatalf("rotate completed while the camera was offline: %+v", c)
+	}
+	startAgent(t, cam, "tcp://"+srv.MQTTAddr())
+	waitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v2)
+	if mustSeed(t, cam).Version != v2 {
+		t.Fatal("camera did not apply the queued rotate")
+	}
+}
+
+func TestForgedAckDoesNotProvision(t *testing.T) {
+	srv := startServer(t, t.TempDir(), nil)
+	addCamera(t, srv, "BC4-0009", device.Body4)
+	v := op(t, srv, "BC4-0009", "provision")
+	ctx := context.Background()
+	forged := []struct {
+		name, topic string
+		ack         provisioning.Ack
+	}{
+		{"wrong proof", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v, Result: "ok", Proof: make([]byte, 32)}},
+		{"no proof", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v, Result: "ok"}},
+		{"serial mismatch", "cams/OTHER/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v, Result: "ok"}},
+		{"wrong version", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v + 1, Result: "ok"}},
+	}
+	for _, f := range forged {
+		data, _ := json.Marshal(f.ack)
+		srv.Provisioning.HandleMessage(ctx, f.topic, data)
+	}
+	for _, junk := range [][]byte{nil, []byte("{"), []byte(`{"v":1}`), bytes.Repeat([]byte("x"), 100000)} {
+		srv.Provisioning.HandleMessage(ctx, "cams/BC4-0009/ack", junk)
+		srv.Provisioning.HandleMessage(ctx, "cams/+/ack", junk)
+		srv.Provisioning.HandleMessage(ctx, "elsewhere", junk)
+	}
+	c, err := srv.Store.Camera(ctx, "BC4-0009")
+	if err != nil || c.State != store.StatePending || c.PendingVersion != v {
+		t.Fatalf("forged acks changed state: %+v %v", c, err)
+	}
+}
+
+func TestAdminAPIBadInput(t *testing.T) {
+	srv := startServer(t, t.TempDir(), nil)
+	st := addCamera(t, srv, "BC4-0100", device.Body4)
+	pub := st.Identity().Public()
+	tok := srv.AdminToken
+	good := func(mod func(*provisioning.CameraRequest)) provisioning.CameraRequest {
+		r := provisioning.CameraRequest{Serial: "BC4-0101", Model: "body4", PublicKey: pub.PublicKey}
+		mod(&r)
+		return r
+	}
+	tests := []struct {
+		name         string
+		token        string
+		method, path string
+		body         any
+		status       int
+		errPart      string
+	}{
+		{"no token", "", "GET", "/api/v1/admin/cameras", nil, 401, "admin token"},
+		{"wrong token", tok + "x", "GET", "/api/v1/admin/cameras", nil, 401, "admin token"},
+		{"duplicate serial", tok, "POST", "/api/v1/admin/cameras", good(func(r *provisioning.CameraRequest) { r.Serial = "BC4-0100" }), 409, "already exists"},
+		{"bad serial", tok, "POST", "/api/v1/admin/cameras", good(func(r *provisioning.CameraRequest) { r.Serial = "a/b" }), 400, "serial"},
+		{"bad model", tok, "POST", "/api/v1/admin/cameras", good(func(r *provisioning.CameraRequest) { r.Model = "body9" }), 400, "model"},
+		{"bad key", tok, "POST", "/api/v1/admin/cameras", good(func(r *provisioning.CameraRequest) { r.PublicKey = "cam1:AAAA" }), 400, "publicKey"},
+		{"malformed json", tok, "POST", "/api/v1/admin/cameras", `{"serial":`, 400, "malformed JSON"},
+		{"unknown field", tok, "POST", "/api/v1/admin/cameras", `{"serial":"X","evil":1}`, 400, "unknown field"},
+		{"oversized", tok, "POST", "/api/v1/admin/cameras", `{"serial":"` + strings.Repeat("x", 70000) + `"}`, 400, "exceeds"},
+		{"unknown serial provision", tok, "POST", "/api/v1/admin/cameras/NOPE/provision", nil, 404, "not found"},
+		{"rotate unprovisioned", tok, "POST", "/api/v1/admin/cameras/BC4-0100/rotate", nil, 409, "only a provisioned camera"},
+		{"assign to unknown user", tok, "POST", "/api/v1/admin/cameras/BC4-0100/assign", provisioning.AssignRequest{User: "ghost"}, 404, "ghost"},
+		{"weak password", tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: "u", Email: "u@x", Password: "short"}, 400, "password"},
+		{"bad username", tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: "a b", Email: "u@x", Password: "long enough pw"}, 400, "username"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := api(t, srv, tc.token, tc.method, tc.path, tc.body)
+			msg, _ := body["error"].(string)
+			if code != tc.status || !strings.Contains(msg, tc.errPart) {
+				t.Fatalf("%d %q; want %d containing %q", code, msg, tc.status, tc.errPart)
+			}
+		})
+	}
+}
+
+func TestAssignmentRules(t *testing.T) {
+	srv := startServer(t, t.TempDir(), nil)
+	tok := srv.AdminToken
+	addCamera(t, srv, "CAM-A", device.Body4)
+	addCamera(t, srv, "CAM-B", device.Body3)
+	for _, u := range []string{"alice", "bob"} {
+		if code, body := api(t, srv, tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: u, Email: u + "@pd.example", Password: "password-" + u}); code != 201 {
+			t.Fatalf("add user %s: %d %v", u, code, body)
+		}
+	}
+	steps := []struct {
+		path, user string
+		status     int
+	}{
+		{"/api/v1/admin/cameras/CAM-A/assign", "alice", 200},
+		{"/api/v1/admin/cameras/CAM-A/assign", "alice", 200}, // idempotent
+		{"/api/v1/admin/cameras/CAM-B/assign", "alice", 409}, // one camera per user
+		{"/api/v1/admin/cameras/CAM-A/assign", "bob", 409},   // camera already taken
+		{"/api/v1/admin/cameras/CAM-A/unassign", "", 200},
+		{"/api/v1/admin/cameras/CAM-A/assign", "bob", 200},
+		{"/api/v1/admin/cameras/CAM-B/assign", "alice", 200},
+	}
+	for i, s := range steps {
+		var body any
+		if s.user != "" {
+			body = provisioning.AssignRequest{User: s.user}
+		}
+		if code, out := api(t, srv, tok, "POST", s.path, body); code != s.status {
+			t.Fatalf("step %d %s %s: %d %v, want %d", i, s.path, s.user, code, out, s.status)
+		}
+	}
+	a, _ := srv.Store.CameraOf(context.Background(), "bob")
+	b, _ := srv.Store.CameraOf(context.Background(), "alice")
+	if a.Serial != "CAM-A" || b.Serial != "CAM-B" {
+		t.Fatalf("assignments: bob=%s alice=%s", a.Serial, b.Serial)
+	}
+}
+
+func TestSecretsAtRest(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, nil)
+	cam := addCamera(t, srv, "BC4-0200", device.Body4)
+	startAgent(t, cam, "tcp://"+srv.MQTTAddr())
+	v := op(t, srv, "BC4-0200", "provision")
+	waitCamera(t, srv.Store, "BC4-0200", store.StateProvisioned, v)
+	seed := mustSeed(t, cam)
+	srv.Close()
+	for _, name := range []string{server.MasterKeyFile, server.AdminTokenFile, server.MQTTSecretFile, server.ServerBoxKeyFile} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", name, fi, err)
+		}
+	}
+	// The raw seed appears nowhere in the database files.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), server.DBFile) {
+			continue
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		if bytes.Contains(data, seed.Secret) || bytes.Contains(data, []byte(seed.Base32())) {
+			t.Fatalf("seed in plain text in %s", e.Name())
+		}
+	}
+}
+
+func startServerB(b *testing.B) *server.Server {
+	b.Helper()
+	srv, err := server.Start(context.Background(), server.Config{DataDir: b.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: quietLogB()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func quietLogB() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// waitConnected waits until n camera clients (plus the server's) are connected.
+func waitConnected(b *testing.B, srv *server.Server, n int) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for srv.MQTTClients() < int64(n+1) {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d clients connected", srv.MQTTClients())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
