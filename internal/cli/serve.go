@@ -8,6 +8,7 @@ import (
 
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/verifier"
 )
 
 // Defaults of serve and the clients that talk to it.
@@ -39,9 +40,27 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.MQTTExternal, "mqtt-external", "", "use this MQTT broker (tcp://HOST:PORT) instead of the embedded one")
 	fs.StringVar(&cfg.MQTTUsername, "mqtt-username", "", "username on the external broker (password from CAMOTP_MQTT_PASSWORD)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	vc := verifier.DefaultConfig()
+	fs.DurationVar(&vc.TrustFor, "trust-for", vc.TrustFor, "how long \"Keep me signed in\" skips MFA on a browser")
+	fs.DurationVar(&vc.SessionTTL, "session-ttl", vc.SessionTTL, "session lifetime")
+	fs.Int64Var(&vc.Window, "window", vc.Window, "accepted steps either side of the expected one")
+	fs.Int64Var(&vc.ResyncRange, "resync-range", vc.ResyncRange, "steps searched to detect a camera whose clock is off")
+	fs.IntVar(&vc.Limits.MaxFailures, "max-failures", vc.Limits.MaxFailures, "failed attempts from one (account, IP) before it is blocked")
+	fs.DurationVar(&vc.Limits.Block, "block-for", vc.Limits.Block, "how long an (account, IP) pair is blocked")
+	fs.IntVar(&vc.Limits.AccountCeiling, "account-ceiling", vc.Limits.AccountCeiling, "failures on one account from any source before account backoff")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key for --tls-cert")
+	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", false, "mark cookies Secure although serving HTTP (TLS terminated by a proxy)")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return usagef("serve: --tls-cert and --tls-key go together")
+	}
+	if vc.Window < 0 || vc.ResyncRange < vc.Window || vc.Limits.MaxFailures < 1 || vc.Limits.AccountCeiling < 1 || vc.TrustFor < 0 {
+		return usagef("serve: --window ≥ 0, --resync-range ≥ --window, --max-failures ≥ 1, --account-ceiling ≥ 1, --trust-for ≥ 0")
+	}
+	cfg.Verifier = &vc
 	if (cfg.MQTTTLSAddr != "") != (cfg.MQTTTLSCert != "" && cfg.MQTTTLSKey != "") {
 		return usagef("serve: --mqtt-tls needs --mqtt-tls-cert and --mqtt-tls-key")
 	}

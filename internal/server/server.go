@@ -23,6 +23,7 @@ import (
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
+	"github.com/camotp/camotp/verifier"
 )
 
 // Files the server keeps in its data directory.
@@ -46,6 +47,12 @@ type Config struct {
 	// embedded broker; MQTTUsername/Password authenticate the server there.
 	MQTTExternal               string
 	MQTTUsername, MQTTPassword string
+	// Verifier tunes sign-in (zero value: verifier.DefaultConfig()).
+	Verifier *verifier.Config
+	// SecureCookies forces Secure cookies (TLS terminated by a proxy).
+	SecureCookies bool
+	// TLSCert/TLSKey serve HTTPS instead of HTTP.
+	TLSCert, TLSKey string
 	// MasterKeyEnv is the value of CAMOTP_MASTER_KEY ("" to use the key file).
 	MasterKeyEnv string
 	Log          *slog.Logger
@@ -56,6 +63,7 @@ type Config struct {
 type Server struct {
 	Store        *store.Store
 	Provisioning *provisioning.Service
+	Verifier     *verifier.Service
 	AdminToken   string
 
 	cfg      Config
@@ -166,6 +174,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken).Register(s.mux)
+	vcfg := verifier.DefaultConfig()
+	if cfg.Verifier != nil {
+		vcfg = *cfg.Verifier
+	}
+	if s.Verifier, err = verifier.NewService(st, vcfg, cfg.Now, cfg.Log.With("component", "verifier")); err != nil {
+		return nil, err
+	}
+	s.Verifier.RegisterAPI(s.mux)
+	web, err := verifier.NewWeb(s.Verifier)
+	if err != nil {
+		return nil, err
+	}
+	web.SecureCookies = cfg.SecureCookies
+	web.Register(s.mux)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -175,7 +197,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cfg.TLSCert != "" {
+			err = s.http.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Log.Error("http server", "err", err)
 		}
 	}()

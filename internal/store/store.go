@@ -101,6 +101,33 @@ var migrations = []string{
 		detail    TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX audit_subject ON audit(subject, at);`,
+	// 2: verifier state: one-time-code replay/drift records, throttling
+	// counters, and tokens (pending MFA, sessions, trusted browsers).
+	`CREATE TABLE otp_state (
+		subject       TEXT PRIMARY KEY,
+		seed_version  INTEGER NOT NULL,
+		last_step     INTEGER NOT NULL,
+		drift         INTEGER NOT NULL DEFAULT 0,
+		resync_offset INTEGER,
+		resync_step   INTEGER
+	);
+	CREATE TABLE throttle (
+		key           TEXT PRIMARY KEY,
+		failures      INTEGER NOT NULL DEFAULT 0,
+		first_at      INTEGER NOT NULL DEFAULT 0,
+		blocked_until INTEGER NOT NULL DEFAULT 0,
+		level         INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE tokens (
+		hash       BLOB PRIMARY KEY,
+		kind       TEXT NOT NULL,
+		username   TEXT NOT NULL,
+		method     TEXT NOT NULL DEFAULT '',
+		ip         TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX tokens_user ON tokens(username, kind);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// OTPState is what the verifier remembers of one code source (a camera):
+// the last accepted step (replay protection), the learnt clock drift in
+// steps, and a pending resync candidate. It belongs to one seed version; a
+// new seed starts fresh.
+type OTPState struct {
+	SeedVersion  uint64
+	LastStep     int64
+	Drift        int64
+	ResyncOffset *int64
+	ResyncStep   int64
+}
+
+// OTPState returns the record of subject; found is false when none exists.
+func (s *Store) OTPState(ctx context.Context, subject string) (st OTPState, found bool, err error) {
+	var off, rstep sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `SELECT seed_version, last_step, drift, resync_offset, resync_step FROM otp_state WHERE subject = ?`, subject).
+		Scan(&st.SeedVersion, &st.LastStep, &st.Drift, &off, &rstep)
+	if errors.Is(err, sql.ErrNoRows) {
+		return OTPState{}, false, nil
+	}
+	if err != nil {
+		return OTPState{}, false, fmt.Errorf("read otp state: %w", err)
+	}
+	if off.Valid {
+		o := off.Int64
+		st.ResyncOffset = &o
+		st.ResyncStep = rstep.Int64
+	}
+	return st, true, nil
+}
+
+// AcceptStep durably records that step was accepted for subject under
+// seedVersion, with the drift learnt. It returns false when a step at or
+// after this one was already accepted for the same seed (a concurrent use
+// of the same code lost the race): the caller must treat it as a replay.
+func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES (?,?,?,?)
+		ON CONFLICT(subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
+			drift = excluded.drift, resync_offset = NULL, resync_step = NULL
+		WHERE otp_state.seed_version < excluded.seed_version
+		   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`,
+		subject, seedVersion, step, drift)
+	if err != nil {
+		return false, fmt.Errorf("record accepted step: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record accepted step: %w", err)
+	}
+	return n == 1, nil
+}
+
+// SetResync records a code found far outside the window at offset (steps
+// from the verifier's clock) and step, awaiting confirmation by a later code.
+func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift, resync_offset, resync_step)
+		VALUES (?, ?, -1, 0, ?, ?)
+		ON CONFLICT(subject) DO UPDATE SET
+			last_step = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.last_step ELSE -1 END,
+			drift = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.drift ELSE 0 END,
+			seed_version = excluded.seed_version, resync_offset = excluded.resync_offset, resync_step = excluded.resync_step`,
+		subject, seedVersion, offset, step)
+	if err != nil {
+		return fmt.Errorf("record resync candidate: %w", err)
+	}
+	return nil
+}
+
+// Throttle is a throttling counter.
+type Throttle struct {
+	Failures     int
+	FirstAt      time.Time
+	BlockedUntil time.Time
+	Level        int
+}
+
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+func timeMs(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// GetThrottle reads a counter (zero when none).
+func (s *Store) GetThrottle(ctx context.Context, key string) (Throttle, error) {
+	var th Throttle
+	var first, blocked int64
+	err := s.db.QueryRowContext(ctx, `SELECT failures, first_at, blocked_until, level FROM throttle WHERE key = ?`, key).
+		Scan(&th.Failures, &first, &blocked, &th.Level)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Throttle{}, nil
+	}
+	if err != nil {
+		return Throttle{}, fmt.Errorf("read throttle: %w", err)
+	}
+	th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
+	return th, nil
+}
+
+// UpdateThrottle changes the counters of keys atomically (one transaction):
+// fn gets the current values and changes them in place.
+func (s *Store) UpdateThrottle(ctx context.Context, keys []string, fn func(map[string]*Throttle)) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		m := make(map[string]*Throttle, len(keys))
+		for _, k := range keys {
+			th := &Throttle{}
+			var first, blocked int64
+			err := tx.QueryRowContext(ctx, `SELECT failures, first_at, blocked_until, level FROM throttle WHERE key = ?`, k).
+				Scan(&th.Failures, &first, &blocked, &th.Level)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read throttle: %w", err)
+			}
+			th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
+			m[k] = th
+		}
+		fn(m)
+		for _, k := range keys {
+			th := m[k]
+			if *th == (Throttle{}) {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM throttle WHERE key = ?`, k); err != nil {
+					return fmt.Errorf("write throttle: %w", err)
+				}
+				continue
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO throttle (key, failures, first_at, blocked_until, level) VALUES (?,?,?,?,?)
+				ON CONFLICT(key) DO UPDATE SET failures = excluded.failures, first_at = excluded.first_at,
+					blocked_until = excluded.blocked_until, level = excluded.level`,
+				k, th.Failures, timeMs(th.FirstAt), timeMs(th.BlockedUntil), th.Level)
+			if err != nil {
+				return fmt.Errorf("write throttle: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Token kinds.
+const (
+	TokenPending = "pending" // password passed, MFA pending (API and web)
+	TokenSession = "session" // signed in
+	TokenTrust   = "trust"   // trusted browser: skips MFA
+)
+
+// Token is a stored token (only its SHA-256 is kept).
+type Token struct {
+	Kind      string
+	Username  string
+	Method    string
+	IP        string
+	ExpiresAt time.Time
+}
+
+func tokenHash(raw string) []byte {
+	h := sha256.Sum256([]byte(raw))
+	return h[:]
+}
+
+// CreateToken makes a random token of kind for username, valid for ttl, and
+// returns it; only its hash is stored.
+func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	raw := base64.RawURLEncoding.EncodeToString(b)
+	now := s.now()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES (?,?,?,?,?,?,?)`,
+		tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli())
+	if err != nil {
+		return "", fmt.Errorf("store token: %w", err)
+	}
+	return raw, nil
+}
+
+// LookupToken returns the unexpired token of kind; ErrNotFound otherwise.
+func (s *Store) LookupToken(ctx context.Context, kind, raw string) (Token, error) {
+	if raw == "" || len(raw) > 128 {
+		return Token{}, fmt.Errorf("token: %w", ErrNotFound)
+	}
+	var t Token
+	var exp int64
+	err := s.db.QueryRowContext(ctx, `SELECT kind, username, method, ip, expires_at FROM tokens WHERE hash = ? AND kind = ? AND expires_at > ?`,
+		tokenHash(raw), kind, s.now().UnixMilli()).Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, fmt.Errorf("token: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("read token: %w", err)
+	}
+	t.ExpiresAt = time.UnixMilli(exp)
+	return t, nil
+}
+
+// DeleteToken removes one token (no error when absent).
+func (s *Store) DeleteToken(ctx context.Context, raw string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, tokenHash(raw))
+	return err
+}
+
+// DeleteTokens removes every token of kind for username ("" kind: all).
+func (s *Store) DeleteTokens(ctx context.Context, username, kind string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE username = ? AND (? = '' OR kind = ?)`, username, kind, kind)
+	return err
+}
+
+// PurgeExpired deletes expired tokens.
+func (s *Store) PurgeExpired(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, s.now().UnixMilli())
+	return err
+}

@@ -1,0 +1,182 @@
+// Package verifier is the sign-in side of camotp: password, then the MFA
+// challenge in which the officer types the code read off the body camera
+// assigned to them. It checks the code against that camera's seed only,
+// with replay protection, clock-drift learning and resync, and throttling;
+// it serves the sign-in web page and the JSON API.
+package verifier
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/store"
+)
+
+// CodeStore keeps the durable per-source state of code checking.
+type CodeStore interface {
+	OTPState(ctx context.Context, subject string) (store.OTPState, bool, error)
+	AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error)
+	SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error
+}
+
+// Outcome is the result of checking one code.
+type Outcome int
+
+// Code check outcomes.
+const (
+	// Invalid: the code matches no step in reach.
+	Invalid Outcome = iota
+	// Accepted: the code is valid and now used up.
+	Accepted
+	// Replayed: the code (or one of a later step) was already accepted.
+	Replayed
+	// ClockOff: the code matches a step far outside the window; not
+	// accepted, but remembered: a later code confirming the same offset
+	// resyncs the camera and is accepted.
+	ClockOff
+)
+
+// String names the outcome for the audit log.
+func (o Outcome) String() string {
+	return [...]string{"invalid", "accepted", "replayed", "clock-off"}[o]
+}
+
+// Checker applies the RFC 6238 checking rules.
+type Checker struct {
+	Store CodeStore
+	// Window is how many steps either side of the expected one are accepted (default 1).
+	Window int64
+	// ResyncRange is how far (in steps from the verifier's clock) a code is
+	// looked for to detect a camera whose clock is off (default 10).
+	ResyncRange int64
+}
+
+// CheckResult details a check.
+type CheckResult struct {
+	Outcome Outcome
+	// Offset is the camera's clock offset in steps seen by this check.
+	Offset int64
+	// Resynced is set when this code confirmed a pending resync.
+	Resynced bool
+}
+
+// Check verifies code for the source subject (e.g. "cam:SN") holding seed,
+// at time now. Accepted codes are recorded durably before Check returns.
+func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
+	opts, err := seed.Opts()
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if len(code) != seed.Digits || !allDigits(code) {
+		return CheckResult{Outcome: Invalid}, nil
+	}
+	st, found, err := c.Store.OTPState(ctx, subject)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if !found || st.SeedVersion != seed.Version {
+		st = store.OTPState{SeedVersion: seed.Version, LastStep: -1}
+	}
+	window, reach := c.Window, c.ResyncRange
+	if window <= 0 {
+		window = 1
+	}
+	if reach < window {
+		reach = 10
+	}
+	period := int64(opts.Period)
+	cur := floorDiv(now.Unix(), period)
+	b32 := seed.Base32()
+	matches := func(step int64) (bool, error) {
+		want, err := totpAt(b32, step, period, opts)
+		if err != nil {
+			return false, err
+		}
+		return subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1, nil
+	}
+	center := cur + st.Drift
+	for d := -window; d <= window; d++ {
+		step := center + d
+		ok, err := matches(step)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		if !ok {
+			continue
+		}
+		if step <= st.LastStep {
+			return CheckResult{Outcome: Replayed, Offset: step - cur}, nil
+		}
+		won, err := c.Store.AcceptStep(ctx, subject, seed.Version, step, step-cur)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		if !won {
+			return CheckResult{Outcome: Replayed, Offset: step - cur}, nil
+		}
+		return CheckResult{Outcome: Accepted, Offset: step - cur}, nil
+	}
+	// Outside the window: is the camera's clock off?
+	for o := -reach; o <= reach; o++ {
+		step := cur + o
+		if step >= center-window && step <= center+window {
+			continue // already tried
+		}
+		ok, err := matches(step)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		if !ok {
+			continue
+		}
+		if step <= st.LastStep {
+			return CheckResult{Outcome: Replayed, Offset: o}, nil
+		}
+		if st.ResyncOffset != nil && *st.ResyncOffset == o && step > st.ResyncStep {
+			won, err := c.Store.AcceptStep(ctx, subject, seed.Version, step, o)
+			if err != nil {
+				return CheckResult{}, err
+			}
+			if !won {
+				return CheckResult{Outcome: Replayed, Offset: o}, nil
+			}
+			return CheckResult{Outcome: Accepted, Offset: o, Resynced: true}, nil
+		}
+		if err := c.Store.SetResync(ctx, subject, seed.Version, o, step); err != nil {
+			return CheckResult{}, err
+		}
+		return CheckResult{Outcome: ClockOff, Offset: o}, nil
+	}
+	return CheckResult{Outcome: Invalid}, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// totpAt is the code of one step (pquerna/otp does the HMAC and truncation).
+func totpAt(b32 string, step, period int64, opts totp.ValidateOpts) (string, error) {
+	code, err := totp.GenerateCodeCustom(b32, time.Unix(step*period, 0), opts)
+	if err != nil {
+		return "", fmt.Errorf("generate code: %w", err)
+	}
+	return code, nil
+}

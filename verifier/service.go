@@ -1,0 +1,330 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/password"
+	"github.com/camotp/camotp/internal/store"
+)
+
+// Directory is what the verifier reads about users and their cameras.
+type Directory interface {
+	User(ctx context.Context, username string) (store.User, string, error)
+	CameraOf(ctx context.Context, username string) (store.Camera, error)
+	ActiveSeed(ctx context.Context, serial string) (device.Seed, error)
+}
+
+// TokenStore keeps pending-MFA, session and trusted-browser tokens.
+type TokenStore interface {
+	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
+	LookupToken(ctx context.Context, kind, raw string) (store.Token, error)
+	DeleteToken(ctx context.Context, raw string) error
+}
+
+// Auditor appends to the audit log.
+type Auditor interface {
+	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
+// Store is everything the verifier keeps; *store.Store satisfies it.
+type Store interface {
+	Directory
+	TokenStore
+	Auditor
+	CodeStore
+	ThrottleStore
+}
+
+// MethodBodycam is the body-camera MFA method's API name.
+const MethodBodycam = "bodycam"
+
+// Config tunes the verifier.
+type Config struct {
+	// PendingTTL bounds the time between password and code (≤ 5 min).
+	PendingTTL time.Duration
+	// SessionTTL is a session's lifetime.
+	SessionTTL time.Duration
+	// TrustFor is how long "Keep me signed in" skips MFA on a browser.
+	TrustFor time.Duration
+	// Window and ResyncRange: see Checker.
+	Window, ResyncRange int64
+	Limits              Limits
+}
+
+// DefaultConfig returns the product defaults.
+func DefaultConfig() Config {
+	return Config{PendingTTL: 5 * time.Minute, SessionTTL: 12 * time.Hour, TrustFor: 7 * 24 * time.Hour,
+		Window: 1, ResyncRange: 10, Limits: DefaultLimits()}
+}
+
+// Errors the sign-in flow returns; the web page and API map them.
+var (
+	ErrBadCredentials = errors.New("invalid username or password")
+	ErrBadToken       = errors.New("sign-in expired or unknown: start again with your password")
+	ErrNoMethod       = errors.New("no verification method is available: your account has no provisioned body camera assigned; contact your fleet administrator")
+)
+
+// BlockedError says the attempt is refused for RetryAfter.
+type BlockedError struct{ RetryAfter time.Duration }
+
+func (e *BlockedError) Error() string {
+	m := int((e.RetryAfter + time.Minute - 1) / time.Minute)
+	unit := "minutes"
+	if m == 1 {
+		unit = "minute"
+	}
+	return fmt.Sprintf("too many failed attempts: try again in %d %s", m, unit)
+}
+
+// CodeError is a refused code.
+type CodeError struct {
+	AttemptsLeft int
+	ClockOff     bool
+	Replayed     bool
+}
+
+func (e *CodeError) Error() string {
+	if e.ClockOff {
+		return "camera clock is off — dock the camera, then enter the next code it shows"
+	}
+	return fmt.Sprintf("Invalid one-time password (attempts left: %d)", e.AttemptsLeft)
+}
+
+// Service runs the sign-in flow for the web page and the API.
+type Service struct {
+	st      Store
+	checker *Checker
+	reg     *Regulator
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	dummy   string // a hash checked for unknown users, so timing does not tell
+}
+
+// NewService returns the verifier service.
+func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*Service, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.PendingTTL <= 0 || cfg.PendingTTL > 5*time.Minute {
+		cfg.PendingTTL = 5 * time.Minute
+	}
+	dummy, err := password.Hash("camotp-timing-equaliser")
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		st: st, cfg: cfg, now: now, log: log, dummy: dummy,
+		checker: &Checker{Store: st, Window: cfg.Window, ResyncRange: cfg.ResyncRange},
+		reg:     &Regulator{Store: st, Limits: cfg.Limits},
+	}, nil
+}
+
+// Config returns the service's configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+func (s *Service) audit(ctx context.Context, user, action, result, ip, detail string) {
+	if err := s.st.Audit(ctx, store.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail}); err != nil {
+		s.log.Error("audit write failed", "action", action, "err", err)
+	}
+}
+
+// LoginResult is the outcome of a correct password.
+type LoginResult struct {
+	Username string
+	// Session is set when no MFA is needed (trusted browser).
+	Session string
+	// Pending is the short-lived token for the MFA step.
+	Pending string
+	Method  string
+	// Model is the assigned camera's model (for the how-to steps).
+	Model device.Model
+}
+
+// Login checks username and password from ip. trust is a trusted-browser
+// token ("" when none): valid for this user, MFA is skipped.
+func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (LoginResult, error) {
+	now := s.now()
+	if len(username) > 256 {
+		username = username[:256]
+	}
+	d, err := s.reg.Check(ctx, "password", username, ip, now)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if d.Blocked {
+		s.audit(ctx, username, "login.password", "blocked", ip, "")
+		return LoginResult{}, &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	user, hash, err := s.st.User(ctx, username)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return LoginResult{}, err
+	}
+	if !known {
+		hash = s.dummy
+	}
+	ok, err := password.Check(hash, pw)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !known || !ok {
+		d, err := s.reg.Fail(ctx, "password", username, ip, now)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		s.audit(ctx, username, "login.password", "failed", ip, "")
+		if d.Blocked {
+			return LoginResult{}, &BlockedError{RetryAfter: d.RetryAfter}
+		}
+		return LoginResult{}, ErrBadCredentials
+	}
+	if err := s.reg.Succeed(ctx, "password", username, ip); err != nil {
+		return LoginResult{}, err
+	}
+	s.audit(ctx, username, "login.password", "ok", ip, "")
+	res := LoginResult{Username: user.Username}
+	if trust != "" {
+		if t, err := s.st.LookupToken(ctx, store.TokenTrust, trust); err == nil && t.Username == user.Username {
+			sess, err := s.st.CreateToken(ctx, store.TokenSession, user.Username, "trusted-browser", ip, s.cfg.SessionTTL)
+			if err != nil {
+				return LoginResult{}, err
+			}
+			s.audit(ctx, username, "login.mfa", "ok", ip, "trusted browser")
+			res.Session = sess
+			return res, nil
+		}
+	}
+	cam, err := s.camera(ctx, user.Username)
+	if err != nil {
+		s.audit(ctx, username, "login.mfa", "no method", ip, "")
+		return LoginResult{}, err
+	}
+	res.Method, res.Model = MethodBodycam, cam.Model
+	res.Pending, err = s.st.CreateToken(ctx, store.TokenPending, user.Username, MethodBodycam, ip, s.cfg.PendingTTL)
+	return res, err
+}
+
+// camera returns the user's camera when it can verify codes.
+func (s *Service) camera(ctx context.Context, username string) (store.Camera, error) {
+	cam, err := s.st.CameraOf(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Camera{}, ErrNoMethod
+	}
+	if err != nil {
+		return store.Camera{}, err
+	}
+	if cam.State != store.StateProvisioned {
+		return store.Camera{}, ErrNoMethod
+	}
+	return cam, nil
+}
+
+// Pending returns the user and camera model of a pending token.
+func (s *Service) Pending(ctx context.Context, pending string) (string, device.Model, error) {
+	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	if err != nil {
+		return "", "", ErrBadToken
+	}
+	cam, err := s.camera(ctx, t.Username)
+	if err != nil {
+		return t.Username, "", err
+	}
+	return t.Username, cam.Model, nil
+}
+
+// Verify checks the code typed for a pending sign-in from ip and returns a
+// session token. The code is checked against the seed of the camera
+// assigned to this user, and no other.
+func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string, error) {
+	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	if err != nil {
+		return "", ErrBadToken
+	}
+	user := t.Username
+	now := s.now()
+	d, err := s.reg.Check(ctx, "otp", user, ip, now)
+	if err != nil {
+		return "", err
+	}
+	if d.Blocked {
+		s.audit(ctx, user, "login.mfa", "blocked", ip, MethodBodycam)
+		return "", &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	cam, err := s.camera(ctx, user)
+	if err != nil {
+		return "", err
+	}
+	seed, err := s.st.ActiveSeed(ctx, cam.Serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrNoMethod
+	}
+	if err != nil {
+		return "", err
+	}
+	res, err := s.checker.Check(ctx, "cam:"+cam.Serial, seed, code, now)
+	if err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset)
+	switch res.Outcome {
+	case Accepted:
+		if err := s.reg.Succeed(ctx, "otp", user, ip); err != nil {
+			return "", err
+		}
+		if err := s.st.DeleteToken(ctx, pending); err != nil {
+			return "", err
+		}
+		sess, err := s.st.CreateToken(ctx, store.TokenSession, user, MethodBodycam, ip, s.cfg.SessionTTL)
+		if err != nil {
+			return "", err
+		}
+		if res.Resynced {
+			detail += " (resynced)"
+		}
+		s.audit(ctx, user, "login.mfa", "ok", ip, detail)
+		return sess, nil
+	case ClockOff:
+		s.audit(ctx, user, "login.mfa", "clock-off", ip, detail)
+		return "", &CodeError{ClockOff: true, AttemptsLeft: d.AttemptsLeft}
+	}
+	d, err = s.reg.Fail(ctx, "otp", user, ip, now)
+	if err != nil {
+		return "", err
+	}
+	s.audit(ctx, user, "login.mfa", res.Outcome.String(), ip, "bodycam "+cam.Serial)
+	if d.Blocked {
+		return "", &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	return "", &CodeError{AttemptsLeft: d.AttemptsLeft, Replayed: res.Outcome == Replayed}
+}
+
+// Trust makes a trusted-browser token for username ("Keep me signed in").
+func (s *Service) Trust(ctx context.Context, username, ip string) (string, error) {
+	return s.st.CreateToken(ctx, store.TokenTrust, username, "", ip, s.cfg.TrustFor)
+}
+
+// Session returns the user of a session token.
+func (s *Service) Session(ctx context.Context, token string) (string, error) {
+	t, err := s.st.LookupToken(ctx, store.TokenSession, token)
+	if err != nil {
+		return "", err
+	}
+	return t.Username, nil
+}
+
+// Logout ends a session.
+func (s *Service) Logout(ctx context.Context, token, ip string) {
+	if user, err := s.Session(ctx, token); err == nil {
+		s.st.DeleteToken(ctx, token)
+		s.audit(ctx, user, "logout", "ok", ip, "")
+	}
+}
