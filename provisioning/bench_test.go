@@ -10,6 +10,7 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -22,7 +23,7 @@ func BenchmarkProvisionFleet(b *testing.B) {
 		b.Run(fmt.Sprintf("cameras=%d", n), func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
-				srv := startServerB(b)
+				srv := testenv.Server(b, b.TempDir(), nil)
 				ctx := context.Background()
 				serials := make([]string, n)
 				agents := make([]*provisioning.Agent, 0, n)
@@ -45,7 +46,7 @@ func BenchmarkProvisionFleet(b *testing.B) {
 					if err := srv.Store.AddCamera(ctx, sn, pub.Model, pub.PublicKey); err != nil {
 						b.Fatal(err)
 					}
-					a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: "tcp://" + srv.MQTTAddr(), Log: quietLogB()})
+					a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: "tcp://" + srv.MQTTAddr(), Log: testenv.Log(b)})
 					a.Start()
 					agents = append(agents, a)
 				}

@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,102 +14,9 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/provisioning"
 )
-
-func quietLog(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-func startServer(t *testing.T, dir string, mod func(*server.Config)) *server.Server {
-	t.Helper()
-	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: quietLog(t)}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := server.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
-
-// api calls the admin API and returns the status and decoded body.
-func api(t *testing.T, srv *server.Server, token, method, path string, body any) (int, map[string]any) {
-	t.Helper()
-	var r io.Reader
-	if s, ok := body.(string); ok {
-		r = strings.NewReader(s)
-	} else if body != nil {
-		data, _ := json.Marshal(body)
-		r = bytes.NewReader(data)
-	}
-	req, _ := http.NewRequest(method, "http://"+srv.HTTPAddr()+path, r)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	data, _ := io.ReadAll(resp.Body)
-	json.Unmarshal(data, &out)
-	return resp.StatusCode, out
-}
-
-func addCamera(t *testing.T, srv *server.Server, serial string, model device.Model) *device.State {
-	t.Helper()
-	st, err := device.InitState(filepath.Join(t.TempDir(), serial), serial, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := st.Identity().Public()
-	code, body := api(t, srv, srv.AdminToken, "POST", "/api/v1/admin/cameras",
-		provisioning.CameraRequest{Serial: pub.Serial, Model: string(pub.Model), PublicKey: pub.PublicKey})
-	if code != http.StatusCreated || body["state"] != "registered" {
-		t.Fatalf("add camera: %d %v", code, body)
-	}
-	return st
-}
-
-func startAgent(t *testing.T, st *device.State, broker string) *provisioning.Agent {
-	t.Helper()
-	a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: broker, Log: quietLog(t)})
-	a.Start()
-	t.Cleanup(a.Stop)
-	return a
-}
-
-func op(t *testing.T, srv *server.Server, serial, what string) uint64 {
-	t.Helper()
-	code, body := api(t, srv, srv.AdminToken, "POST", "/api/v1/admin/cameras/"+serial+"/"+what, nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("%s %s: %d %v", what, serial, code, body)
-	}
-	return uint64(body["version"].(float64))
-}
-
-func waitCamera(t *testing.T, st *store.Store, serial string, state store.CameraState, version uint64) store.Camera {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := st.Camera(context.Background(), serial)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.State == state && c.Version == version && c.PendingOp == "" {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("camera %s: state %s v%d pending %q; want %s v%d", serial, c.State, c.Version, c.PendingOp, state, version)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func mustSeed(t *testing.T, src device.SeedSource) device.Seed {
 	t.Helper()
@@ -124,13 +28,13 @@ func mustSeed(t *testing.T, src device.SeedSource) device.Seed {
 }
 
 func TestProvisionRotateWipeEndToEnd(t *testing.T) {
-	srv := startServer(t, t.TempDir(), nil)
-	cam := addCamera(t, srv, "BC4-0001", device.Body4)
-	agent := startAgent(t, cam, "tcp://"+srv.MQTTAddr())
+	srv := testenv.Server(t, t.TempDir(), nil)
+	cam := testenv.Camera(t, srv, "BC4-0001", device.Body4)
+	agent := testenv.Agent(t, cam, "tcp://"+srv.MQTTAddr())
 	ctx := context.Background()
 
-	v1 := op(t, srv, "BC4-0001", "provision")
-	waitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v1)
+	v1 := testenv.Op(t, srv, "BC4-0001", "provision")
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v1)
 	if agent.Status() != "connected" {
 		t.Fatalf("agent status %q", agent.Status())
 	}
@@ -157,19 +61,19 @@ func TestProvisionRotateWipeEndToEnd(t *testing.T) {
 	}
 
 	// Rotate: the old seed dies once the new proof is verified.
-	v2 := op(t, srv, "BC4-0001", "rotate")
-	waitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v2)
+	v2 := testenv.Op(t, srv, "BC4-0001", "rotate")
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v2)
 	server2, _ := srv.Store.ActiveSeed(ctx, "BC4-0001")
 	if bytes.Equal(server2.Secret, server1.Secret) || !bytes.Equal(mustSeed(t, cam).Secret, server2.Secret) {
 		t.Fatal("rotate did not replace the seed on both sides")
 	}
 
 	// Wipe: the server stops verifying at once; the camera erases and acks.
-	v3 := op(t, srv, "BC4-0001", "wipe")
+	v3 := testenv.Op(t, srv, "BC4-0001", "wipe")
 	if _, err := srv.Store.ActiveSeed(ctx, "BC4-0001"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("seed still active after wipe request: %v", err)
 	}
-	waitCamera(t, srv.Store, "BC4-0001", store.StateWiped, v3)
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateWiped, v3)
 	if _, err := cam.Seed(); !errors.Is(err, device.ErrNoSeed) {
 		t.Fatalf("camera still holds a seed after wipe: %v", err)
 	}
@@ -177,8 +81,8 @@ func TestProvisionRotateWipeEndToEnd(t *testing.T) {
 		t.Fatalf("wiped camera screen:\n%s", c.Screen().Text())
 	}
 	// Re-provisioning a wiped camera works.
-	v4 := op(t, srv, "BC4-0001", "provision")
-	waitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v4)
+	v4 := testenv.Op(t, srv, "BC4-0001", "provision")
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v4)
 
 	// Every step is audited, and no audit line carries seed material.
 	log, err := srv.Store.AuditLog(ctx, "BC4-0001", 100)
@@ -202,21 +106,21 @@ func TestProvisionRotateWipeEndToEnd(t *testing.T) {
 
 func TestOfflineCameraAndServerRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, dir, nil)
-	cam := addCamera(t, srv, "BC3-0002", device.Body3)
-	v := op(t, srv, "BC3-0002", "provision")
+	srv := testenv.Server(t, dir, nil)
+	cam := testenv.Camera(t, srv, "BC3-0002", device.Body3)
+	v := testenv.Op(t, srv, "BC3-0002", "provision")
 	c, _ := srv.Store.Camera(context.Background(), "BC3-0002")
 	if c.State != store.StatePending {
 		t.Fatalf("offline camera state %s, want pending", c.State)
 	}
 	// The server (and its embedded broker) restarts before the camera is back.
 	srv.Close()
-	srv2 := startServer(t, dir, nil)
+	srv2 := testenv.Server(t, dir, nil)
 	if srv2.AdminToken != srv.AdminToken {
 		t.Fatal("admin token changed across restart")
 	}
-	startAgent(t, cam, "tcp://"+srv2.MQTTAddr())
-	waitCamera(t, srv2.Store, "BC3-0002", store.StateProvisioned, v)
+	testenv.Agent(t, cam, "tcp://"+srv2.MQTTAddr())
+	testenv.WaitCamera(t, srv2.Store, "BC3-0002", store.StateProvisioned, v)
 	seed, err := srv2.Store.ActiveSeed(context.Background(), "BC3-0002")
 	if err != nil || !bytes.Equal(seed.Secret, mustSeed(t, cam).Secret) {
 		t.Fatalf("after restart: %v", err)
@@ -226,28 +130,28 @@ func TestOfflineCameraAndServerRestart(t *testing.T) {
 // A camera that is offline while the broker keeps running gets the queued
 // command from its persistent session when it comes back.
 func TestPersistentSessionDelivery(t *testing.T) {
-	srv := startServer(t, t.TempDir(), nil)
-	cam := addCamera(t, srv, "WF-0003", device.Workforce)
-	a := startAgent(t, cam, "tcp://"+srv.MQTTAddr())
-	v1 := op(t, srv, "WF-0003", "provision")
-	waitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v1)
+	srv := testenv.Server(t, t.TempDir(), nil)
+	cam := testenv.Camera(t, srv, "WF-0003", device.Workforce)
+	a := testenv.Agent(t, cam, "tcp://"+srv.MQTTAddr())
+	v1 := testenv.Op(t, srv, "WF-0003", "provision")
+	testenv.WaitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v1)
 	a.Stop()
-	v2 := op(t, srv, "WF-0003", "rotate")
+	v2 := testenv.Op(t, srv, "WF-0003", "rotate")
 	time.Sleep(200 * time.Millisecond)
 	if c, _ := srv.Store.Camera(context.Background(), "WF-0003"); c.Version != v1 || c.PendingOp != store.OpRotate {
 		t.Fatalf("rotate completed while the camera was offline: %+v", c)
 	}
-	startAgent(t, cam, "tcp://"+srv.MQTTAddr())
-	waitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v2)
+	testenv.Agent(t, cam, "tcp://"+srv.MQTTAddr())
+	testenv.WaitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v2)
 	if mustSeed(t, cam).Version != v2 {
 		t.Fatal("camera did not apply the queued rotate")
 	}
 }
 
 func TestForgedAckDoesNotProvision(t *testing.T) {
-	srv := startServer(t, t.TempDir(), nil)
-	addCamera(t, srv, "BC4-0009", device.Body4)
-	v := op(t, srv, "BC4-0009", "provision")
+	srv := testenv.Server(t, t.TempDir(), nil)
+	testenv.Camera(t, srv, "BC4-0009", device.Body4)
+	v := testenv.Op(t, srv, "BC4-0009", "provision")
 	ctx := context.Background()
 	forged := []struct {
 		name, topic string
@@ -274,8 +178,8 @@ func TestForgedAckDoesNotProvision(t *testing.T) {
 }
 
 func TestAdminAPIBadInput(t *testing.T) {
-	srv := startServer(t, t.TempDir(), nil)
-	st := addCamera(t, srv, "BC4-0100", device.Body4)
+	srv := testenv.Server(t, t.TempDir(), nil)
+	st := testenv.Camera(t, srv, "BC4-0100", device.Body4)
 	pub := st.Identity().Public()
 	tok := srv.AdminToken
 	good := func(mod func(*provisioning.CameraRequest)) provisioning.CameraRequest {
@@ -308,7 +212,7 @@ func TestAdminAPIBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, body := api(t, srv, tc.token, tc.method, tc.path, tc.body)
+			code, body := testenv.API(t, srv, tc.token, tc.method, tc.path, tc.body)
 			msg, _ := body["error"].(string)
 			if code != tc.status || !strings.Contains(msg, tc.errPart) {
 				t.Fatalf("%d %q; want %d containing %q", code, msg, tc.status, tc.errPart)
@@ -318,12 +222,12 @@ func TestAdminAPIBadInput(t *testing.T) {
 }
 
 func TestAssignmentRules(t *testing.T) {
-	srv := startServer(t, t.TempDir(), nil)
+	srv := testenv.Server(t, t.TempDir(), nil)
 	tok := srv.AdminToken
-	addCamera(t, srv, "CAM-A", device.Body4)
-	addCamera(t, srv, "CAM-B", device.Body3)
+	testenv.Camera(t, srv, "CAM-A", device.Body4)
+	testenv.Camera(t, srv, "CAM-B", device.Body3)
 	for _, u := range []string{"alice", "bob"} {
-		if code, body := api(t, srv, tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: u, Email: u + "@pd.example", Password: "password-" + u}); code != 201 {
+		if code, body := testenv.API(t, srv, tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: u, Email: u + "@pd.example", Password: "password-" + u}); code != 201 {
 			t.Fatalf("add user %s: %d %v", u, code, body)
 		}
 	}
@@ -344,7 +248,7 @@ func TestAssignmentRules(t *testing.T) {
 		if s.user != "" {
 			body = provisioning.AssignRequest{User: s.user}
 		}
-		if code, out := api(t, srv, tok, "POST", s.path, body); code != s.status {
+		if code, out := testenv.API(t, srv, tok, "POST", s.path, body); code != s.status {
 			t.Fatalf("step %d %s %s: %d %v, want %d", i, s.path, s.user, code, out, s.status)
 		}
 	}
@@ -357,11 +261,11 @@ func TestAssignmentRules(t *testing.T) {
 
 func TestSecretsAtRest(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, dir, nil)
-	cam := addCamera(t, srv, "BC4-0200", device.Body4)
-	startAgent(t, cam, "tcp://"+srv.MQTTAddr())
-	v := op(t, srv, "BC4-0200", "provision")
-	waitCamera(t, srv.Store, "BC4-0200", store.StateProvisioned, v)
+	srv := testenv.Server(t, dir, nil)
+	cam := testenv.Camera(t, srv, "BC4-0200", device.Body4)
+	testenv.Agent(t, cam, "tcp://"+srv.MQTTAddr())
+	v := testenv.Op(t, srv, "BC4-0200", "provision")
+	testenv.WaitCamera(t, srv.Store, "BC4-0200", store.StateProvisioned, v)
 	seed := mustSeed(t, cam)
 	srv.Close()
 	for _, name := range []string{server.MasterKeyFile, server.AdminTokenFile, server.MQTTSecretFile, server.ServerBoxKeyFile} {
@@ -382,18 +286,6 @@ func TestSecretsAtRest(t *testing.T) {
 		}
 	}
 }
-
-func startServerB(b *testing.B) *server.Server {
-	b.Helper()
-	srv, err := server.Start(context.Background(), server.Config{DataDir: b.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: quietLogB()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Close() })
-	return srv
-}
-
-func quietLogB() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // waitConnected waits until n camera clients (plus the server's) are connected.
 func waitConnected(b *testing.B, srv *server.Server, n int) {

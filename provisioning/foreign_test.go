@@ -15,6 +15,7 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/testenv"
 )
 
 func need(t *testing.T, bins ...string) {
@@ -50,10 +51,10 @@ func sub(t *testing.T, addr string, st *device.State, topic string, wait int) (s
 
 func TestForeignClientsAgainstEmbeddedBroker(t *testing.T) {
 	need(t, "mosquitto_sub", "mosquitto_pub")
-	srv := startServer(t, t.TempDir(), nil)
+	srv := testenv.Server(t, t.TempDir(), nil)
 	addr := srv.MQTTAddr()
-	a := addCamera(t, srv, "CAM-A", device.Body4)
-	addCamera(t, srv, "CAM-B", device.Body3)
+	a := testenv.Camera(t, srv, "CAM-A", device.Body4)
+	testenv.Camera(t, srv, "CAM-B", device.Body3)
 
 	// Anonymous: refused.
 	out, err := sub(t, addr, nil, "cams/CAM-A/prov", 2)
@@ -73,8 +74,8 @@ func TestForeignClientsAgainstEmbeddedBroker(t *testing.T) {
 	// (each run times out with no message: only the session is wanted here)
 	sub(t, addr, a, "cams/CAM-A/prov", 1)
 	sub(t, addr, a, "cams/CAM-B/prov", 1)
-	op(t, srv, "CAM-A", "provision")
-	op(t, srv, "CAM-B", "provision")
+	testenv.Op(t, srv, "CAM-A", "provision")
+	testenv.Op(t, srv, "CAM-B", "provision")
 
 	own, _ := sub(t, addr, a, "cams/CAM-A/prov", 3)
 	if !strings.Contains(own, `"serial":"CAM-A"`) || !strings.Contains(own, `"box"`) {
@@ -143,14 +144,14 @@ func TestProvisionThroughExternalMosquitto(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	srv := startServer(t, filepath.Join(dir, "data"), func(c *server.Config) { c.MQTTExternal = "tcp://" + addr })
+	srv := testenv.Server(t, filepath.Join(dir, "data"), func(c *server.Config) { c.MQTTExternal = "tcp://" + addr })
 	if srv.MQTTAddr() != "" {
 		t.Fatal("embedded broker started although an external one was given")
 	}
-	cam := addCamera(t, srv, "EXT-1", device.Body4)
-	startAgent(t, cam, "tcp://"+addr)
-	v := op(t, srv, "EXT-1", "provision")
-	waitCamera(t, srv.Store, "EXT-1", store.StateProvisioned, v)
-	v2 := op(t, srv, "EXT-1", "wipe")
-	waitCamera(t, srv.Store, "EXT-1", store.StateWiped, v2)
+	cam := testenv.Camera(t, srv, "EXT-1", device.Body4)
+	testenv.Agent(t, cam, "tcp://"+addr)
+	v := testenv.Op(t, srv, "EXT-1", "provision")
+	testenv.WaitCamera(t, srv.Store, "EXT-1", store.StateProvisioned, v)
+	v2 := testenv.Op(t, srv, "EXT-1", "wipe")
+	testenv.WaitCamera(t, srv.Store, "EXT-1", store.StateWiped, v2)
 }
