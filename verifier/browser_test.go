@@ -1,0 +1,114 @@
+package verifier_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/camotp/camotp/internal/testenv"
+)
+
+// chromium starts headless Debian Chromium, or skips when it is absent
+// (CI installs it).
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium not installed (Debian package chromium); CI installs it")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// A real browser signs in with the code read off the camera, after reading
+// the model's "Show me how to find it" steps, for a Body 4 and a Body 3 user.
+func TestBrowserSignIn(t *testing.T) {
+	f := newFleet(t)
+	base := "http://" + f.srv.HTTPAddr()
+	tests := []struct {
+		user, model, step string
+	}{
+		{"alice", "Body 4", "Double-press Select (the button between the volume keys) to open the menu."},
+		{"bob", "Body 3", "Long-press Program to open the menu."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.user, func(t *testing.T) {
+			ctx := chromium(t)
+			err := chromedp.Do(ctx,
+				chromedp.Navigate(base+"/login"),
+				chromedp.WaitVisible(chromedp.ID("username")),
+				chromedp.SendKeys(chromedp.ID("username"), tc.user),
+				chromedp.SendKeys(chromedp.ID("password"), "pw-"+tc.user+"-long"),
+				chromedp.Click(chromedp.ID("signin")),
+				chromedp.WaitVisible(chromedp.ID("code")),
+			)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The steps are hidden until the officer asks for them.
+			visible, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#howto ol').checkVisibility()`))
+			if err != nil || visible {
+				t.Fatalf("how-to steps visible before clicking the link (%v)", err)
+			}
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#howto summary")), chromedp.WaitVisible(chromedp.CSS("#howto ol"))); err != nil {
+				t.Fatal(err)
+			}
+			howto, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("howto")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(howto, tc.step) || !strings.Contains(howto, "Press Volume Down to highlight Authenticator.") || !strings.Contains(howto, tc.model) {
+				t.Fatalf("how-to for %s:\n%s", tc.model, howto)
+			}
+			// A wrong code first.
+			err = chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("code"), "000000"),
+				chromedp.Click(chromedp.ID("verify")),
+				chromedp.WaitVisible(chromedp.ID("error")),
+			)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errText, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("error")))
+			if err != nil || errText != "Invalid one-time password (attempts left: 2)" {
+				t.Fatalf("error text %q (%v)", errText, err)
+			}
+			if os.Getenv("CAMOTP_SCREENSHOTS") != "" {
+				png, _ := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+				os.WriteFile(filepath.Join(os.Getenv("CAMOTP_SCREENSHOTS"), tc.user+".png"), png, 0o644)
+			}
+			// Then the code read off the camera.
+			code := testenv.ScreenCode(t, f.cams[tc.user], f.clock.Now())
+			err = chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("code"), code),
+				chromedp.Click(chromedp.ID("verify")),
+				chromedp.WaitVisible(chromedp.ID("who")),
+			)
+			if err != nil {
+				t.Fatal(err)
+			}
+			who, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("who")))
+			if err != nil || who != "You are signed in as "+tc.user+"." {
+				t.Fatalf("home page says %q (%v)", who, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,187 @@
+package verifier_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camotp/camotp/internal/testenv"
+)
+
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newBrowser(t *testing.T, f *fleet) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: "http://" + f.srv.HTTPAddr(), c: &http.Client{Jar: jar}}
+}
+
+func (b *browser) get(path string) (int, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) post(path string, form url.Values, page string) (int, string, *http.Response) {
+	b.t.Helper()
+	if m := csrfRE.FindStringSubmatch(page); m != nil && form.Get("csrf") == "" {
+		form.Set("csrf", m[1])
+	}
+	req, _ := http.NewRequest("POST", b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp
+}
+
+func TestWebSignInFlow(t *testing.T) {
+	f := newFleet(t)
+	b := newBrowser(t, f)
+	_, page := b.get("/login")
+	status, page, resp := b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
+	if status != 200 || resp.Request.URL.Path != "/mfa" {
+		t.Fatalf("login: %d at %s", status, resp.Request.URL.Path)
+	}
+	for _, want := range []string{"Verification Code", "Show me how to find it", "Double-press Select", "Body 4", "Keep me signed in"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("MFA page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "Long-press Program") {
+		t.Fatal("Body 4 user shown Body 3 steps")
+	}
+	status, page, _ = b.post("/mfa", url.Values{"code": {"000000"}}, page)
+	if status != 401 || !strings.Contains(page, "Invalid one-time password (attempts left: 2)") {
+		t.Fatalf("wrong code: %d\n%s", status, page)
+	}
+	code := testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())
+	status, page, resp = b.post("/mfa", url.Values{"code": {code}}, page)
+	if status != 200 || resp.Request.URL.Path != "/home" || !strings.Contains(page, "signed in as <strong>alice</strong>") {
+		t.Fatalf("code: %d at %s\n%s", status, resp.Request.URL.Path, page)
+	}
+	// Cookies: HttpOnly, SameSite, no Secure on plain HTTP.
+	u, _ := url.Parse(b.base)
+	names := map[string]bool{}
+	for _, c := range b.c.Jar.Cookies(u) {
+		names[c.Name] = true
+	}
+	if !names["camotp_session"] || names["camotp_trust"] {
+		t.Fatalf("cookies after sign-in: %v", names)
+	}
+	// Sign out ends the session.
+	status, _, resp = b.post("/logout", url.Values{}, page)
+	if status != 200 || resp.Request.URL.Path != "/login" {
+		t.Fatalf("logout: %d %s", status, resp.Request.URL.Path)
+	}
+	if _, page := b.get("/home"); !strings.Contains(page, "Sign in") {
+		t.Fatal("home still reachable after sign-out")
+	}
+}
+
+func TestWebHowToPerModel(t *testing.T) {
+	f := newFleet(t)
+	b := newBrowser(t, f)
+	_, page := b.get("/login")
+	_, page, _ = b.post("/login", url.Values{"username": {"bob"}, "password": {"pw-bob-long"}}, page)
+	if !strings.Contains(page, "Long-press Program") || !strings.Contains(page, "Body 3") || strings.Contains(page, "Double-press") {
+		t.Fatalf("Body 3 steps:\n%s", page)
+	}
+}
+
+func TestWebKeepMeSignedIn(t *testing.T) {
+	f := newFleet(t)
+	b := newBrowser(t, f)
+	_, page := b.get("/login")
+	_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
+	code := testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())
+	_, page, _ = b.post("/mfa", url.Values{"code": {code}, "keep": {"on"}}, page)
+	_, _, _ = b.post("/logout", url.Values{}, page)
+	// Next sign-in on this browser skips MFA.
+	_, page = b.get("/login")
+	status, _, resp := b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
+	if status != 200 || resp.Request.URL.Path != "/home" {
+		t.Fatalf("trusted browser still asked for MFA: %s", resp.Request.URL.Path)
+	}
+	// Another user on the same browser is not trusted.
+	b.post("/logout", url.Values{}, page)
+	_, page = b.get("/login")
+	_, _, resp = b.post("/login", url.Values{"username": {"bob"}, "password": {"pw-bob-long"}}, page)
+	if resp.Request.URL.Path != "/mfa" {
+		t.Fatal("trust cookie of alice skipped bob's MFA")
+	}
+	// After the trust period MFA is asked again.
+	b2 := newBrowser(t, f)
+	_, page = b2.get("/login")
+	_, page, _ = b2.post("/login", url.Values{"username": {"bob"}, "password": {"pw-bob-long"}}, page)
+	_, page, _ = b2.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["bob"], f.clock.Now())}, "keep": {"on"}}, page)
+	f.clock.add(7*24*time.Hour + time.Minute)
+	b2.post("/logout", url.Values{}, page)
+	_, page = b2.get("/login")
+	_, _, resp = b2.post("/login", url.Values{"username": {"bob"}, "password": {"pw-bob-long"}}, page)
+	if resp.Request.URL.Path != "/mfa" {
+		t.Fatal("trust outlived --trust-for")
+	}
+}
+
+func TestWebCSRF(t *testing.T) {
+	f := newFleet(t)
+	b := newBrowser(t, f)
+	_, page := b.get("/login")
+	// Missing or wrong token.
+	for _, tok := range []string{"", "forged"} {
+		form := url.Values{"username": {"alice"}, "password": {"pw-alice-long"}, "csrf": {tok}}
+		if tok == "" {
+			form.Set("csrf", "x")
+			form.Del("csrf")
+		}
+		req, _ := http.NewRequest("POST", b.base+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("csrf %q: %d", tok, resp.StatusCode)
+		}
+	}
+	// A cross-site POST with a valid token is refused by origin checks.
+	m := csrfRE.FindStringSubmatch(page)
+	form := url.Values{"username": {"alice"}, "password": {"pw-alice-long"}, "csrf": {m[1]}}
+	req, _ := http.NewRequest("POST", b.base+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("cross-site POST: %d", resp.StatusCode)
+	}
+	// Security headers.
+	r2, _ := b.c.Get(b.base + "/login")
+	r2.Body.Close()
+	if !strings.Contains(r2.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") || r2.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("headers: %v", r2.Header)
+	}
+}
