@@ -23,6 +23,8 @@ type AdminStore interface {
 	Unassign(ctx context.Context, serial string) error
 	AddUser(ctx context.Context, u store.User, passwordHash string) error
 	Users(ctx context.Context) ([]store.User, error)
+	SetPassword(ctx context.Context, username, hash string) error
+	DeleteTokens(ctx context.Context, username, kind string) error
 	Audit(ctx context.Context, e store.AuditEntry) error
 	AuditLog(ctx context.Context, subject string, limit int) ([]store.AuditEntry, error)
 }
@@ -58,6 +60,8 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/unassign", h(a.unassign))
 	mux.Handle("POST /api/v1/admin/users", h(a.addUser))
 	mux.Handle("GET /api/v1/admin/users", h(a.listUsers))
+	mux.Handle("POST /api/v1/admin/users/{username}/password", h(a.setPassword))
+	mux.Handle("POST /api/v1/admin/users/{username}/forget-devices", h(a.forgetDevices))
 	mux.Handle("GET /api/v1/admin/audit", h(a.audit))
 }
 
@@ -255,6 +259,49 @@ func (a *AdminAPI) addUser(w http.ResponseWriter, r *http.Request) {
 		u.Role = "user"
 	}
 	httpx.WriteJSON(w, http.StatusCreated, u)
+}
+
+// PasswordRequest sets a user's password.
+type PasswordRequest struct {
+	Password string `json:"password"`
+}
+
+// setPassword replaces the password and ends every session and trusted
+// browser of the user.
+func (a *AdminAPI) setPassword(w http.ResponseWriter, r *http.Request) {
+	var req PasswordRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	user := r.PathValue("username")
+	hash, err := password.Hash(req.Password)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	err = a.store.SetPassword(r.Context(), user, hash)
+	if err == nil {
+		err = a.store.DeleteTokens(r.Context(), user, "")
+	}
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.password", Subject: user, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
+}
+
+// forgetDevices ends every trusted browser and session of the user.
+func (a *AdminAPI) forgetDevices(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("username")
+	err := a.store.DeleteTokens(r.Context(), user, "")
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.forget-devices", Subject: user, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
 }
 
 func (a *AdminAPI) listUsers(w http.ResponseWriter, r *http.Request) {

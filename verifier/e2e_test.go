@@ -35,6 +35,7 @@ type fleet struct {
 	srv   *server.Server
 	clock *shiftClock
 	cams  map[string]*device.State
+	pw    string // alice's password when a test changed it
 }
 
 // newFleet serves with two officers: alice (Body 4) and bob (Body 3), both

@@ -185,3 +185,45 @@ func TestWebCSRF(t *testing.T) {
 		t.Fatalf("headers: %v", r2.Header)
 	}
 }
+
+// Trust ends when an admin forgets the user's devices or changes the password.
+func TestWebTrustEndsOnAdminActions(t *testing.T) {
+	f := newFleet(t)
+	for _, action := range []struct {
+		path string
+		body any
+		pw   string
+	}{
+		{"/api/v1/admin/users/alice/forget-devices", nil, "pw-alice-long"},
+		{"/api/v1/admin/users/alice/password", map[string]string{"password": "a brand new password"}, "a brand new password"},
+	} {
+		b := newBrowser(t, f)
+		_, page := b.get("/login")
+		_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {currentPW(f)}}, page)
+		f.clock.add(31 * time.Second) // a fresh code for each round
+		_, page, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}, "keep": {"on"}}, page)
+		if resp.Request.URL.Path != "/home" {
+			t.Fatalf("sign-in failed before %s", action.path)
+		}
+		if status, body := testenv.API(t, f.srv, f.srv.AdminToken, "POST", action.path, action.body); status != 200 {
+			t.Fatalf("%s: %d %v", action.path, status, body)
+		}
+		f.pw = action.pw
+		// The session ended too.
+		if _, home := b.get("/home"); !strings.Contains(home, "Sign in") {
+			t.Fatalf("session survived %s", action.path)
+		}
+		_, page = b.get("/login")
+		_, _, resp = b.post("/login", url.Values{"username": {"alice"}, "password": {currentPW(f)}}, page)
+		if resp.Request.URL.Path != "/mfa" {
+			t.Fatalf("trusted browser survived %s", action.path)
+		}
+	}
+}
+
+func currentPW(f *fleet) string {
+	if f.pw != "" {
+		return f.pw
+	}
+	return "pw-alice-long"
+}

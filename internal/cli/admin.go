@@ -86,7 +86,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
   camera provision SN [--wait 30s] | rotate SN [--wait D] | wipe SN [--wait D]
   camera assign SN --user U | unassign SN | list [--json] | show SN
   user add U --email E [--phone P] [--role admin] --password-stdin
-  user list [--json]
+  user list [--json] | password U --password-stdin | forget-devices U
   audit [--subject S]`)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -284,7 +284,7 @@ func waitProof(ctx context.Context, env Env, c adminClient, serial string, op pr
 
 func adminUser(ctx context.Context, env Env, c adminClient, args []string) error {
 	if len(args) == 0 {
-		return usagef("admin user: want add or list")
+		return usagef("admin user: want add, list, password or forget-devices")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -311,6 +311,35 @@ func adminUser(ctx context.Context, env Env, c adminClient, args []string) error
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "user %s added\n", name)
+		return nil
+	case "password":
+		name, rest := positional(args)
+		f := newFlags(env, "admin user password")
+		fromStdin := f.Bool("password-stdin", false, "read the new password from standard input")
+		if err := parse(f, rest, 0); err != nil {
+			return err
+		}
+		if name == "" || !*fromStdin {
+			return usagef("admin user password: want U --password-stdin")
+		}
+		pw, err := io.ReadAll(io.LimitReader(env.Stdin, 4096))
+		if err != nil {
+			return fmt.Errorf("read password: %w", err)
+		}
+		if err := c.do(ctx, "POST", "/api/v1/admin/users/"+url.PathEscape(name)+"/password", provisioning.PasswordRequest{Password: strings.TrimRight(string(pw), "\r\n")}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "password of %s changed; their sessions and trusted browsers are ended\n", name)
+		return nil
+	case "forget-devices":
+		name, rest := positional(args)
+		if name == "" || len(rest) > 0 {
+			return usagef("admin user forget-devices: want exactly one username")
+		}
+		if err := c.do(ctx, "POST", "/api/v1/admin/users/"+url.PathEscape(name)+"/forget-devices", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "sessions and trusted browsers of %s ended\n", name)
 		return nil
 	case "list":
 		f := newFlags(env, "admin user list")

@@ -81,3 +81,15 @@ func (s *Store) User(ctx context.Context, username string) (User, string, error)
 	u.CreatedAt = time.UnixMilli(created).UTC()
 	return u, hash, nil
 }
+
+// SetPassword replaces a user's password hash.
+func (s *Store) SetPassword(ctx context.Context, username, hash string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE username = ?`, hash, username)
+	if err != nil {
+		return fmt.Errorf("set password of %s: %w", username, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("user %s: %w", username, ErrNotFound)
+	}
+	return nil
+}
