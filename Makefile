@@ -11,10 +11,11 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/camotp
 
-# The main job: the emulated Body 4 camera in this terminal (state under $(DATA)).
+# The main job: the whole product in one command (server + embedded broker +
+# SQLite under $(DATA), demo officers, provisioned cameras, the emulator of one).
+CAMERA ?=
 run: build
-	@test -f $(DATA)/camera/identity.json || ./$(BIN) camera init --state $(DATA)/camera --serial DEMO-BC4-0001 --model body4
-	./$(BIN) camera run --state $(DATA)/camera --ui tui
+	./$(BIN) demo --data $(DATA) $(if $(CAMERA),--camera $(CAMERA))
 
 test:
 	$(GO) vet $(PKGS)

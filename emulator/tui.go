@@ -52,6 +52,10 @@ type TUI struct {
 	start time.Time
 	ready chan struct{}
 
+	// Notes are extra lines drawn under the key help (e.g. the demo's
+	// sign-in URL). Set them before Run.
+	Notes []string
+
 	drawMu sync.Mutex // one frame at a time: Show and the event loop both draw
 
 	mu   sync.Mutex
@@ -239,6 +243,9 @@ func (t *TUI) draw() {
 	s.PutStrStyled(max((w-len([]rune(info)))/2, 0), y0+bh, info, tcell.StyleDefault)
 	for i, l := range HelpLines {
 		s.PutStrStyled(max((w-len([]rune(l)))/2, 0), y0+bh+1+i, l, tcell.StyleDefault.Dim(true))
+	}
+	for i, l := range t.Notes {
+		s.PutStrStyled(max((w-len([]rune(l)))/2, 0), y0+bh+2+len(HelpLines)+i, l, tcell.StyleDefault.Bold(true))
 	}
 	s.Show()
 }

@@ -46,6 +46,7 @@ func commands() []command {
 	return []command{
 		{"camera", "camera init|run ...   a camera: create its state, run it (tui or headless)", runCamera},
 		{"serve", "serve [--data DIR] [--http ADDR] [--mqtt ADDR]   the server: broker, registry, APIs", runServe},
+		{"demo", "demo [--headless] [--camera SERIAL]   the whole product: server, demo officers, provisioned cameras, emulator", runDemo},
 		{"admin", "admin [--server URL] camera|user|audit ...   fleet administration", runAdmin},
 	}
 }

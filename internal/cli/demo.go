@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/emulator"
+	"github.com/camotp/camotp/internal/demo"
+	"github.com/camotp/camotp/internal/masterkey"
+)
+
+func runDemo(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "demo")
+	var cfg demo.Config
+	fs.StringVar(&cfg.DataDir, "data", ".camotp", "data directory (created on first run, reused after)")
+	fs.StringVar(&cfg.HTTPAddr, "http", defaultHTTP, "HTTP listen address")
+	fs.StringVar(&cfg.MQTTAddr, "mqtt", defaultMQTT, "MQTT listen address")
+	headless := fs.Bool("headless", false, "no terminal UI: print each camera's code every step")
+	camera := fs.String("camera", "", "serial of the camera to show in the emulator (default: the first)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", cfg.DataDir, err)
+	}
+	logPath := filepath.Join(cfg.DataDir, "camotp.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log file: %w", err)
+	}
+	defer logFile.Close()
+	cfg.Log = slog.New(slog.NewTextHandler(logFile, nil))
+	cfg.MasterKeyEnv = env.Getenv(masterkey.EnvVar)
+
+	fmt.Fprintf(env.Stdout, "camotp demo: starting the server and provisioning the demo cameras (log: %s)…\n", logPath)
+	d, err := demo.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	shown := d.Cameras[0]
+	if *camera != "" {
+		found := false
+		for _, c := range d.Cameras {
+			if c.Officer.Serial == *camera {
+				shown, found = c, true
+			}
+		}
+		if !found {
+			return usagef("demo: no demo camera %q (have %s)", *camera, serialsOf(d))
+		}
+	}
+	intro := introLines(d, shown, cfg.DataDir)
+	fmt.Fprintln(env.Stdout, strings.Join(intro, "\n"))
+	if *headless {
+		return printCodes(ctx, env.Stdout, d)
+	}
+	screen, err := tcell.NewScreen()
+	if err != nil {
+		return fmt.Errorf("open terminal (use --headless without one): %w", err)
+	}
+	id := shown.State.Identity()
+	cam, err := device.New(device.Config{Serial: id.Serial, Model: id.Model, Seeds: shown.State, Link: shown.Agent})
+	if err != nil {
+		return err
+	}
+	tui := emulator.NewTUI(screen, id.Model, id.Serial, device.SystemClock{}, "fleet: "+shown.Agent.Status())
+	tui.Notes = intro[1:4]
+	err = tui.Run(ctx, cam)
+	fmt.Fprintln(env.Stdout, strings.Join(intro, "\n"))
+	return err
+}
+
+func serialsOf(d *demo.Demo) string {
+	var s []string
+	for _, c := range d.Cameras {
+		s = append(s, c.Officer.Serial)
+	}
+	return strings.Join(s, ", ")
+}
+
+func introLines(d *demo.Demo, shown demo.Camera, dataDir string) []string {
+	lines := []string{
+		"",
+		fmt.Sprintf("Sign in at http://%s/login", d.Server.HTTPAddr()),
+	}
+	for _, c := range d.Cameras {
+		lines = append(lines, fmt.Sprintf("  %-14s password %-14s camera %s (%s)", c.Officer.Username, c.Officer.Password, c.Officer.Serial, c.Officer.Model.DisplayName()))
+	}
+	lines = append(lines,
+		fmt.Sprintf("Emulator shows %s. Other camera: camotp demo --camera SERIAL (make run CAMERA=SERIAL).", shown.Officer.Serial),
+		fmt.Sprintf("Admin: CAMOTP_ADMIN_TOKEN=$(cat %s/admin-token) camotp admin camera list", dataDir),
+		"")
+	return lines
+}
+
+// printCodes prints every camera's current code at each step until ctx ends.
+func printCodes(ctx context.Context, w io.Writer, d *demo.Demo) error {
+	last := map[string]string{}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		for _, c := range d.Cameras {
+			code := shownCode(c, now)
+			if last[c.Officer.Serial] != code {
+				last[c.Officer.Serial] = code
+				fmt.Fprintf(w, "%s %s %-14s %s\n", now.UTC().Format(time.RFC3339), c.Officer.Serial, c.Officer.Username, code)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// shownCode is what the camera's Authenticator screen shows at now.
+func shownCode(c demo.Camera, now time.Time) string {
+	id := c.State.Identity()
+	cam, err := device.New(device.Config{Serial: id.Serial, Model: id.Model, Clock: device.FixedClock{T: now}, Seeds: c.State})
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	cam.Apply(id.Model.MenuGesture())
+	cam.Apply(device.Gesture{Kind: device.Press, Button: device.VolDown})
+	cam.Apply(device.Gesture{Kind: device.Press, Button: device.Select})
+	if s := cam.Screen(); s.Code != "" {
+		return s.Code
+	}
+	return "(not provisioned)"
+}

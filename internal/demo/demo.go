@@ -1,0 +1,190 @@
+// Package demo sets up camotp's one-command demo: the server with its
+// embedded broker and SQLite under one data directory, a demo org with a
+// Body 4 and a Body 3 officer, and their cameras, really provisioned over
+// MQTT and assigned. A second run reuses everything.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/atomicfile"
+	"github.com/camotp/camotp/internal/password"
+	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/provisioning"
+)
+
+// Officer is a demo user with a camera.
+type Officer struct {
+	Username string       `json:"username"`
+	Password string       `json:"password"`
+	Serial   string       `json:"serial"`
+	Model    device.Model `json:"model"`
+}
+
+// Officers are the demo org's users.
+var officers = []Officer{
+	{Username: "officer.body4", Serial: "DEMO-BC4-0001", Model: device.Body4},
+	{Username: "officer.body3", Serial: "DEMO-BC3-0002", Model: device.Body3},
+}
+
+// Camera is a running demo camera.
+type Camera struct {
+	Officer Officer
+	State   *device.State
+	Agent   *provisioning.Agent
+}
+
+// Demo is the running demo.
+type Demo struct {
+	Server  *server.Server
+	Cameras []Camera
+}
+
+// Config is what Start needs.
+type Config struct {
+	DataDir, HTTPAddr, MQTTAddr string
+	MasterKeyEnv                string
+	Log                         *slog.Logger
+}
+
+// Start brings the demo up: server, users, cameras connected and
+// provisioned, assignments. It is idempotent over the same DataDir.
+func Start(ctx context.Context, cfg Config) (*Demo, error) {
+	srv, err := server.Start(ctx, server.Config{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, MQTTAddr: cfg.MQTTAddr,
+		MasterKeyEnv: cfg.MasterKeyEnv, Log: cfg.Log})
+	if err != nil {
+		return nil, err
+	}
+	d := &Demo{Server: srv}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	creds, err := loadCredentials(filepath.Join(cfg.DataDir, "demo-users.json"))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range creds {
+		cam, err := d.camera(ctx, cfg, o)
+		if err != nil {
+			return nil, fmt.Errorf("demo camera %s: %w", o.Serial, err)
+		}
+		d.Cameras = append(d.Cameras, cam)
+	}
+	ok = true
+	return d, nil
+}
+
+// loadCredentials returns the demo officers with passwords generated on the
+// first run and kept (0600) for the next.
+func loadCredentials(path string) ([]Officer, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		var out []Officer
+		if err := json.Unmarshal(data, &out); err != nil || len(out) != len(officers) {
+			return nil, fmt.Errorf("%s is malformed: delete it and the demo users to start over", path)
+		}
+		return out, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	out := append([]Officer(nil), officers...)
+	for i := range out {
+		b := make([]byte, 9)
+		rand.Read(b)
+		out[i].Password = base64.RawURLEncoding.EncodeToString(b)
+	}
+	data, _ = json.MarshalIndent(out, "", "  ")
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (d *Demo) camera(ctx context.Context, cfg Config, o Officer) (Camera, error) {
+	st := d.Server.Store
+	dir := filepath.Join(cfg.DataDir, "cameras", o.Serial)
+	cs, err := device.OpenState(dir)
+	if err != nil {
+		if cs, err = device.InitState(dir, o.Serial, o.Model); err != nil {
+			return Camera{}, err
+		}
+	}
+	pub := cs.Identity().Public()
+	if err := st.AddCamera(ctx, o.Serial, o.Model, pub.PublicKey); err != nil && !errors.Is(err, store.ErrExists) {
+		return Camera{}, err
+	}
+	if _, _, err := st.User(ctx, o.Username); errors.Is(err, store.ErrNotFound) {
+		hash, err := password.Hash(o.Password)
+		if err != nil {
+			return Camera{}, err
+		}
+		if err := st.AddUser(ctx, store.User{Username: o.Username, Email: o.Username + "@demo.example"}, hash); err != nil {
+			return Camera{}, err
+		}
+	}
+	agent := provisioning.NewAgent(cs, provisioning.LinkConfig{Broker: "tcp://" + d.Server.MQTTAddr(), Log: cfg.Log})
+	agent.Start()
+	cam := Camera{Officer: o, State: cs, Agent: agent}
+	c, err := st.Camera(ctx, o.Serial)
+	if err != nil {
+		return cam, err
+	}
+	_, seedErr := cs.Seed()
+	if c.State != store.StateProvisioned || seedErr != nil || c.PendingOp != "" {
+		if c.PendingOp == "" {
+			op := store.OpProvision
+			if c.State == store.StateProvisioned {
+				op = store.OpRotate // the camera lost its seed: give it a new one
+			}
+			if _, err := d.Server.Provisioning.Start(ctx, o.Serial, op, "demo", ""); err != nil {
+				return cam, err
+			}
+		}
+		if err := waitProvisioned(ctx, st, o.Serial, 30*time.Second); err != nil {
+			return cam, err
+		}
+	}
+	if err := st.Assign(ctx, o.Serial, o.Username); err != nil {
+		return cam, err
+	}
+	return cam, nil
+}
+
+func waitProvisioned(ctx context.Context, st *store.Store, serial string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		c, err := st.Camera(ctx, serial)
+		if err == nil && c.State == store.StateProvisioned && c.PendingOp == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("camera %s was not provisioned within %s", serial, wait)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops the cameras and the server.
+func (d *Demo) Close() {
+	for _, c := range d.Cameras {
+		c.Agent.Stop()
+	}
+	d.Server.Close()
+}
