@@ -48,6 +48,8 @@ type Decision struct {
 	RetryAfter time.Duration
 	// AttemptsLeft before the (account, IP) pair is blocked.
 	AttemptsLeft int
+	// Clean says no failure or backoff is recorded: Succeed has nothing to clear.
+	Clean bool
 }
 
 func pairKey(kind, user, ip string) string { return kind + ":pair:" + user + "\x00" + ip }
@@ -86,7 +88,10 @@ func (r *Regulator) Check(ctx context.Context, kind, user, ip string, now time.T
 	if err != nil {
 		return Decision{}, err
 	}
-	return r.decide(r.pairFresh(pair, now), acct, now), nil
+	pair = r.pairFresh(pair, now)
+	d := r.decide(pair, acct, now)
+	d.Clean = pair == (store.Throttle{}) && acct == (store.Throttle{})
+	return d, nil
 }
 
 // Fail counts a failed attempt and returns the decision after it.
@@ -131,9 +136,13 @@ func (r *Regulator) Fail(ctx context.Context, kind, user, ip string, now time.Ti
 	return d, err
 }
 
-// Succeed clears the counters of user after a successful attempt from ip.
-// A block still in force for other sources stays.
-func (r *Regulator) Succeed(ctx context.Context, kind, user, ip string) error {
+// Succeed clears the counters of user after a successful attempt from ip
+// (nothing to do when the decision taken before the attempt was clean). A
+// block still in force for other sources stays.
+func (r *Regulator) Succeed(ctx context.Context, kind, user, ip string, before Decision) error {
+	if before.Clean {
+		return nil
+	}
 	pk, ak := pairKey(kind, user, ip), acctKey(kind, user)
 	return r.Store.UpdateThrottle(ctx, []string{pk, ak}, func(m map[string]*store.Throttle) {
 		*m[pk] = store.Throttle{}

@@ -44,7 +44,11 @@ func TestRegulatorPairBlock(t *testing.T) {
 	// Success clears the pair.
 	r.Fail(ctx, "otp", "carol", "ip", now)
 	r.Fail(ctx, "otp", "carol", "ip", now)
-	r.Succeed(ctx, "otp", "carol", "ip")
+	dc, _ := r.Check(ctx, "otp", "carol", "ip", now)
+	if dc.Clean {
+		t.Fatal("decision with two failures reported clean")
+	}
+	r.Succeed(ctx, "otp", "carol", "ip", dc)
 	if d, _ := r.Check(ctx, "otp", "carol", "ip", now); d.AttemptsLeft != 3 {
 		t.Fatalf("after success: %+v", d)
 	}
@@ -101,7 +105,8 @@ func TestRegulatorAccountCeiling(t *testing.T) {
 	if d, _ := r.Check(ctx, "otp", "alice", "203.0.113.9", now); d.Blocked {
 		t.Fatal("account still blocked after its block ended")
 	}
-	r.Succeed(ctx, "otp", "alice", "203.0.113.9")
+	dr, _ := r.Check(ctx, "otp", "alice", "203.0.113.9", now)
+	r.Succeed(ctx, "otp", "alice", "203.0.113.9", dr)
 	for range 9 {
 		guess()
 	}

@@ -187,7 +187,7 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 		}
 		return LoginResult{}, ErrBadCredentials
 	}
-	if err := s.reg.Succeed(ctx, "password", username, ip); err != nil {
+	if err := s.reg.Succeed(ctx, "password", username, ip, d); err != nil {
 		return LoginResult{}, err
 	}
 	s.audit(ctx, username, "login.password", "ok", ip, "")
@@ -277,7 +277,7 @@ func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string,
 	detail := fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset)
 	switch res.Outcome {
 	case Accepted:
-		if err := s.reg.Succeed(ctx, "otp", user, ip); err != nil {
+		if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
 			return "", err
 		}
 		if err := s.st.DeleteToken(ctx, pending); err != nil {

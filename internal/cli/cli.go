@@ -47,6 +47,7 @@ func commands() []command {
 		{"camera", "camera init|run ...   a camera: create its state, run it (tui or headless)", runCamera},
 		{"serve", "serve [--data DIR] [--http ADDR] [--mqtt ADDR]   the server: broker, registry, APIs", runServe},
 		{"demo", "demo [--headless] [--camera SERIAL]   the whole product: server, demo officers, provisioned cameras, emulator", runDemo},
+		{"bench", "bench verify|provision ...   measure verifications/s and fleet provisioning on this machine", runBench},
 		{"admin", "admin [--server URL] camera|user|audit ...   fleet administration", runAdmin},
 	}
 }

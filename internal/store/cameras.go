@@ -82,7 +82,7 @@ func scanCamera(row interface{ Scan(...any) error }) (Camera, error) {
 // duplicate serial.
 func (s *Store) AddCamera(ctx context.Context, serial string, model device.Model, publicKey string) error {
 	now := s.now().UnixMilli()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO cameras (serial, model, public_key, state, created_at, updated_at)
+	_, err := s.exec(ctx, `INSERT INTO cameras (serial, model, public_key, state, created_at, updated_at)
 		VALUES (?,?,?,?,?,?)`, serial, model, publicKey, StateRegistered, now, now)
 	if err != nil {
 		if isUnique(err) {
@@ -95,7 +95,7 @@ func (s *Store) AddCamera(ctx context.Context, serial string, model device.Model
 
 // Camera returns one camera, ErrNotFound when unknown.
 func (s *Store) Camera(ctx context.Context, serial string) (Camera, error) {
-	c, err := scanCamera(s.db.QueryRowContext(ctx, `SELECT `+cameraCols+` FROM cameras WHERE serial = ?`, serial))
+	c, err := scanCamera(s.queryRow(ctx, `SELECT `+cameraCols+` FROM cameras WHERE serial = ?`, serial))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Camera{}, fmt.Errorf("camera %s: %w", serial, ErrNotFound)
 	}
@@ -107,7 +107,7 @@ func (s *Store) Camera(ctx context.Context, serial string) (Camera, error) {
 
 // Cameras lists every camera by serial.
 func (s *Store) Cameras(ctx context.Context) ([]Camera, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cameraCols+` FROM cameras ORDER BY serial`)
+	rows, err := s.query(ctx, `SELECT `+cameraCols+` FROM cameras ORDER BY serial`)
 	if err != nil {
 		return nil, fmt.Errorf("list cameras: %w", err)
 	}
@@ -214,7 +214,7 @@ func (s *Store) Pending(ctx context.Context, serial string) (Pending, error) {
 	var p Pending
 	var op sql.NullString
 	var sealed []byte
-	err := s.db.QueryRowContext(ctx, `SELECT pending_op, COALESCE(pending_version, 0), pending_seed, pending_challenge, pending_payload
+	err := s.queryRow(ctx, `SELECT pending_op, COALESCE(pending_version, 0), pending_seed, pending_challenge, pending_payload
 		FROM cameras WHERE serial = ?`, serial).Scan(&op, &p.Version, &sealed, &p.Challenge, &p.Payload)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !op.Valid) {
 		return Pending{}, fmt.Errorf("pending operation for %s: %w", serial, ErrNotFound)
@@ -235,7 +235,7 @@ func (s *Store) Pending(ctx context.Context, serial string) (Pending, error) {
 
 // PendingSerials lists the cameras with an unproven operation.
 func (s *Store) PendingSerials(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT serial FROM cameras WHERE pending_op IS NOT NULL ORDER BY serial`)
+	rows, err := s.query(ctx, `SELECT serial FROM cameras WHERE pending_op IS NOT NULL ORDER BY serial`)
 	if err != nil {
 		return nil, fmt.Errorf("list pending: %w", err)
 	}
@@ -290,7 +290,7 @@ func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (
 func (s *Store) ActiveSeed(ctx context.Context, serial string) (device.Seed, error) {
 	var sealed []byte
 	var state CameraState
-	err := s.db.QueryRowContext(ctx, `SELECT state, seed FROM cameras WHERE serial = ?`, serial).Scan(&state, &sealed)
+	err := s.queryRow(ctx, `SELECT state, seed FROM cameras WHERE serial = ?`, serial).Scan(&state, &sealed)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (state != StateProvisioned || sealed == nil)) {
 		return device.Seed{}, fmt.Errorf("active seed of %s: %w", serial, ErrNotFound)
 	}
@@ -302,7 +302,7 @@ func (s *Store) ActiveSeed(ctx context.Context, serial string) (device.Seed, err
 
 // Touch records that the camera was seen at t.
 func (s *Store) Touch(ctx context.Context, serial string, t time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE cameras SET last_seen = ? WHERE serial = ?`, t.UnixMilli(), serial)
+	_, err := s.exec(ctx, `UPDATE cameras SET last_seen = ? WHERE serial = ?`, t.UnixMilli(), serial)
 	return err
 }
 
@@ -346,7 +346,7 @@ func (s *Store) Assign(ctx context.Context, serial, username string) error {
 
 // Unassign takes the camera from its user (no error when it had none).
 func (s *Store) Unassign(ctx context.Context, serial string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE cameras SET assigned_user = NULL, updated_at = ? WHERE serial = ?`, s.now().UnixMilli(), serial)
+	res, err := s.exec(ctx, `UPDATE cameras SET assigned_user = NULL, updated_at = ? WHERE serial = ?`, s.now().UnixMilli(), serial)
 	if err != nil {
 		return fmt.Errorf("unassign %s: %w", serial, err)
 	}
@@ -358,7 +358,7 @@ func (s *Store) Unassign(ctx context.Context, serial string) error {
 
 // CameraOf returns the camera assigned to user, ErrNotFound when none.
 func (s *Store) CameraOf(ctx context.Context, username string) (Camera, error) {
-	c, err := scanCamera(s.db.QueryRowContext(ctx, `SELECT `+cameraCols+` FROM cameras WHERE assigned_user = ?`, username))
+	c, err := scanCamera(s.queryRow(ctx, `SELECT `+cameraCols+` FROM cameras WHERE assigned_user = ?`, username))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Camera{}, fmt.Errorf("camera of %s: %w", username, ErrNotFound)
 	}
@@ -370,4 +370,11 @@ func (s *Store) CameraOf(ctx context.Context, username string) (Camera, error) {
 
 func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// CountState counts the cameras in state with nothing pending.
+func (s *Store) CountState(ctx context.Context, state CameraState) (int, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM cameras WHERE state = ? AND pending_op IS NULL`, state).Scan(&n)
+	return n, err
 }

@@ -24,7 +24,7 @@ func (s *Store) AddUser(ctx context.Context, u User, passwordHash string) error 
 	if u.Role == "" {
 		u.Role = "user"
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO users (username, email, phone, password_hash, role, created_at) VALUES (?,?,?,?,?,?)`,
+	_, err := s.exec(ctx, `INSERT INTO users (username, email, phone, password_hash, role, created_at) VALUES (?,?,?,?,?,?)`,
 		u.Username, u.Email, u.Phone, passwordHash, u.Role, s.now().UnixMilli())
 	if err != nil {
 		if isUnique(err) {
@@ -49,7 +49,7 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 
 // Users lists every user by username.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username ORDER BY u.username`)
+	rows, err := s.query(ctx, `SELECT `+userCols+` FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username ORDER BY u.username`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -68,7 +68,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 // User returns one user and the password hash.
 func (s *Store) User(ctx context.Context, username string) (User, string, error) {
 	var hash string
-	row := s.db.QueryRowContext(ctx, `SELECT `+userCols+`, u.password_hash FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username WHERE u.username = ?`, username)
+	row := s.queryRow(ctx, `SELECT `+userCols+`, u.password_hash FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username WHERE u.username = ?`, username)
 	var u User
 	var created int64
 	err := row.Scan(&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created, &hash)
@@ -84,7 +84,7 @@ func (s *Store) User(ctx context.Context, username string) (User, string, error)
 
 // SetPassword replaces a user's password hash.
 func (s *Store) SetPassword(ctx context.Context, username, hash string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE username = ?`, hash, username)
+	res, err := s.exec(ctx, `UPDATE users SET password_hash = ? WHERE username = ?`, hash, username)
 	if err != nil {
 		return fmt.Errorf("set password of %s: %w", username, err)
 	}

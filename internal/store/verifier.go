@@ -26,7 +26,7 @@ type OTPState struct {
 // OTPState returns the record of subject; found is false when none exists.
 func (s *Store) OTPState(ctx context.Context, subject string) (st OTPState, found bool, err error) {
 	var off, rstep sql.NullInt64
-	err = s.db.QueryRowContext(ctx, `SELECT seed_version, last_step, drift, resync_offset, resync_step FROM otp_state WHERE subject = ?`, subject).
+	err = s.queryRow(ctx, `SELECT seed_version, last_step, drift, resync_offset, resync_step FROM otp_state WHERE subject = ?`, subject).
 		Scan(&st.SeedVersion, &st.LastStep, &st.Drift, &off, &rstep)
 	if errors.Is(err, sql.ErrNoRows) {
 		return OTPState{}, false, nil
@@ -47,7 +47,7 @@ func (s *Store) OTPState(ctx context.Context, subject string) (st OTPState, foun
 // after this one was already accepted for the same seed (a concurrent use
 // of the same code lost the race): the caller must treat it as a replay.
 func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES (?,?,?,?)
+	res, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES (?,?,?,?)
 		ON CONFLICT(subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
 			drift = excluded.drift, resync_offset = NULL, resync_step = NULL
 		WHERE otp_state.seed_version < excluded.seed_version
@@ -66,7 +66,7 @@ func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint
 // SetResync records a code found far outside the window at offset (steps
 // from the verifier's clock) and step, awaiting confirmation by a later code.
 func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift, resync_offset, resync_step)
+	_, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift, resync_offset, resync_step)
 		VALUES (?, ?, -1, 0, ?, ?)
 		ON CONFLICT(subject) DO UPDATE SET
 			last_step = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.last_step ELSE -1 END,
@@ -105,7 +105,7 @@ func timeMs(t time.Time) int64 {
 func (s *Store) GetThrottle(ctx context.Context, key string) (Throttle, error) {
 	var th Throttle
 	var first, blocked int64
-	err := s.db.QueryRowContext(ctx, `SELECT failures, first_at, blocked_until, level FROM throttle WHERE key = ?`, key).
+	err := s.queryRow(ctx, `SELECT failures, first_at, blocked_until, level FROM throttle WHERE key = ?`, key).
 		Scan(&th.Failures, &first, &blocked, &th.Level)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Throttle{}, nil
@@ -184,7 +184,7 @@ func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip stri
 	}
 	raw := base64.RawURLEncoding.EncodeToString(b)
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES (?,?,?,?,?,?,?)`,
+	_, err := s.exec(ctx, `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES (?,?,?,?,?,?,?)`,
 		tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli())
 	if err != nil {
 		return "", fmt.Errorf("store token: %w", err)
@@ -199,7 +199,7 @@ func (s *Store) LookupToken(ctx context.Context, kind, raw string) (Token, error
 	}
 	var t Token
 	var exp int64
-	err := s.db.QueryRowContext(ctx, `SELECT kind, username, method, ip, expires_at FROM tokens WHERE hash = ? AND kind = ? AND expires_at > ?`,
+	err := s.queryRow(ctx, `SELECT kind, username, method, ip, expires_at FROM tokens WHERE hash = ? AND kind = ? AND expires_at > ?`,
 		tokenHash(raw), kind, s.now().UnixMilli()).Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, fmt.Errorf("token: %w", ErrNotFound)
@@ -213,18 +213,18 @@ func (s *Store) LookupToken(ctx context.Context, kind, raw string) (Token, error
 
 // DeleteToken removes one token (no error when absent).
 func (s *Store) DeleteToken(ctx context.Context, raw string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, tokenHash(raw))
+	_, err := s.exec(ctx, `DELETE FROM tokens WHERE hash = ?`, tokenHash(raw))
 	return err
 }
 
 // DeleteTokens removes every token of kind for username ("" kind: all).
 func (s *Store) DeleteTokens(ctx context.Context, username, kind string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE username = ? AND (? = '' OR kind = ?)`, username, kind, kind)
+	_, err := s.exec(ctx, `DELETE FROM tokens WHERE username = ? AND (? = '' OR kind = ?)`, username, kind, kind)
 	return err
 }
 
 // PurgeExpired deletes expired tokens.
 func (s *Store) PurgeExpired(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, s.now().UnixMilli())
+	_, err := s.exec(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, s.now().UnixMilli())
 	return err
 }

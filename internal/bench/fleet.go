@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/provisioning"
+)
+
+// Fleet is a set of headless cameras in one process, each with its own state
+// directory and its own MQTT client.
+type Fleet struct {
+	States []*device.State
+	Agents []*provisioning.Agent
+}
+
+// NewFleet creates n cameras named prefix-00000… under dir (reusing the
+// ones that exist).
+func NewFleet(dir, prefix string, n int, model device.Model) (*Fleet, error) {
+	f := &Fleet{}
+	for i := range n {
+		serial := fmt.Sprintf("%s-%05d", prefix, i)
+		path := filepath.Join(dir, serial)
+		st, err := device.OpenState(path)
+		if err != nil {
+			if st, err = device.InitState(path, serial, model); err != nil {
+				return nil, err
+			}
+		}
+		f.States = append(f.States, st)
+	}
+	return f, nil
+}
+
+// Connect starts every camera's MQTT client on broker.
+func (f *Fleet) Connect(broker string, log *slog.Logger) {
+	for _, st := range f.States {
+		a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: broker, Log: log})
+		a.Start()
+		f.Agents = append(f.Agents, a)
+	}
+}
+
+// WaitConnected waits until every client is connected.
+func (f *Fleet) WaitConnected(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		n := 0
+		for _, a := range f.Agents {
+			if a.Status() == "connected" {
+				n++
+			}
+		}
+		if n == len(f.Agents) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("only %d of %d cameras connected", n, len(f.Agents))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Stop disconnects every camera (in parallel: each waits for its quiesce).
+func (f *Fleet) Stop() {
+	var wg sync.WaitGroup
+	for _, a := range f.Agents {
+		wg.Go(a.Stop)
+	}
+	wg.Wait()
+}
+
+// memInUse is the heap and stack memory in use after a GC.
+func memInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
