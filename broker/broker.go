@@ -75,3 +75,38 @@ func (b *Broker) Clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsCo
 
 // Close stops the broker.
 func (b *Broker) Close() error { return b.srv.Close() }
+
+// Stats is a snapshot of the broker's counters.
+type Stats struct {
+	ClientsConnected int64
+	BytesReceived    int64
+	BytesSent        int64
+	MessagesReceived int64
+	MessagesSent     int64
+	MessagesDropped  int64
+	PacketsReceived  int64
+	PacketsSent      int64
+	InflightDropped  int64
+	Subscriptions    int64
+	Retained         int64
+	Inflight         int64
+}
+
+// Stats returns a snapshot of the broker's counters.
+func (b *Broker) Stats() Stats {
+	i := b.srv.Info.Clone()
+	return Stats{
+		ClientsConnected: i.ClientsConnected,
+		BytesReceived:    i.BytesReceived,
+		BytesSent:        i.BytesSent,
+		MessagesReceived: i.MessagesReceived,
+		MessagesSent:     i.MessagesSent,
+		MessagesDropped:  i.MessagesDropped,
+		PacketsReceived:  i.PacketsReceived,
+		PacketsSent:      i.PacketsSent,
+		InflightDropped:  i.InflightDropped,
+		Subscriptions:    i.Subscriptions,
+		Retained:         i.Retained,
+		Inflight:         i.Inflight,
+	}
+}

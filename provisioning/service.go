@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/camotp/camotp/device"
@@ -37,6 +38,9 @@ type Service struct {
 	boxPriv [32]byte
 	now     func() time.Time
 	log     *slog.Logger
+
+	mu     sync.Mutex
+	online map[string]struct{} // serials whose last status was online
 }
 
 // NewService returns a provisioning service. boxKey is the server's X25519
@@ -48,9 +52,27 @@ func NewService(reg Registry, boxKey [32]byte, now func() time.Time, log *slog.L
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log}
+	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log, online: map[string]struct{}{}}
 	s.boxPub = camkey.BoxPublic(boxKey)
 	return s
+}
+
+// Online is the number of cameras whose last status message said online
+// since this service started.
+func (s *Service) Online() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.online)
+}
+
+func (s *Service) setOnline(serial string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.online[serial] = struct{}{}
+	} else {
+		delete(s.online, serial)
+	}
 }
 
 // SetPublisher attaches the MQTT link (set once, before messages flow).
@@ -175,6 +197,7 @@ func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byt
 		if err := s.reg.Touch(ctx, sn, s.now()); err != nil {
 			s.log.Warn("record last seen", "serial", sn, "err", err)
 		}
+		s.setOnline(sn, string(payload) == StatusOnline)
 		if string(payload) == StatusOnline {
 			if err := s.resend(ctx, sn); err != nil {
 				s.log.Warn("resend on reconnect", "serial", sn, "err", err)

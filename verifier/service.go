@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/camotp/camotp/device"
@@ -40,8 +41,26 @@ type Store interface {
 	ThrottleStore
 }
 
-// MethodBodycam is the body-camera MFA method's API name.
-const MethodBodycam = "bodycam"
+// Method names, as the API, the audit log and the metrics spell them.
+const (
+	// MethodBodycam is the body-camera MFA method.
+	MethodBodycam = "bodycam"
+	// MethodPassword is the password step.
+	MethodPassword = "password"
+	// MethodTrustedBrowser is MFA skipped by a "Keep me signed in" browser.
+	MethodTrustedBrowser = "trusted-browser"
+)
+
+// Observer is told of each sign-in step's outcome, for metrics. Its methods
+// are called inline and must not block.
+type Observer interface {
+	// SignIn reports one attempt: step is "password" or "mfa", method the
+	// MFA method (or "password"), result e.g. "ok", "failed", "blocked".
+	SignIn(step, method, result string)
+	// Lockout reports that failures just blocked an (account, IP) pair or an
+	// account on step ("password" or "otp").
+	Lockout(step string)
+}
 
 // Config tunes the verifier.
 type Config struct {
@@ -103,6 +122,7 @@ type Service struct {
 	cfg     Config
 	now     func() time.Time
 	log     *slog.Logger
+	obs     Observer
 	dummy   string // a hash checked for unknown users, so timing does not tell
 }
 
@@ -128,10 +148,27 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 	}, nil
 }
 
+// SetObserver sets the observer of sign-in outcomes; call it before serving.
+func (s *Service) SetObserver(o Observer) { s.obs = o }
+
+// fail records a failure and reports a lockout it causes.
+func (s *Service) fail(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
+	d, err := s.reg.Fail(ctx, kind, user, ip, now)
+	if err == nil && d.Blocked && s.obs != nil {
+		s.obs.Lockout(kind)
+	}
+	return d, err
+}
+
 // Config returns the service's configuration.
 func (s *Service) Config() Config { return s.cfg }
 
-func (s *Service) audit(ctx context.Context, user, action, result, ip, detail string) {
+// audit records an event in the audit log and tells the observer of
+// sign-in steps (action "login.<step>").
+func (s *Service) audit(ctx context.Context, user, action, method, result, ip, detail string) {
+	if step, ok := strings.CutPrefix(action, "login."); ok && s.obs != nil {
+		s.obs.SignIn(step, method, result)
+	}
 	if err := s.st.Audit(ctx, store.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail}); err != nil {
 		s.log.Error("audit write failed", "action", action, "err", err)
 	}
@@ -161,7 +198,7 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 		return LoginResult{}, err
 	}
 	if d.Blocked {
-		s.audit(ctx, username, "login.password", "blocked", ip, "")
+		s.audit(ctx, username, "login.password", MethodPassword, "blocked", ip, "")
 		return LoginResult{}, &BlockedError{RetryAfter: d.RetryAfter}
 	}
 	user, hash, err := s.st.User(ctx, username)
@@ -177,11 +214,11 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 		return LoginResult{}, err
 	}
 	if !known || !ok {
-		d, err := s.reg.Fail(ctx, "password", username, ip, now)
+		d, err := s.fail(ctx, "password", username, ip, now)
 		if err != nil {
 			return LoginResult{}, err
 		}
-		s.audit(ctx, username, "login.password", "failed", ip, "")
+		s.audit(ctx, username, "login.password", MethodPassword, "failed", ip, "")
 		if d.Blocked {
 			return LoginResult{}, &BlockedError{RetryAfter: d.RetryAfter}
 		}
@@ -190,7 +227,7 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 	if err := s.reg.Succeed(ctx, "password", username, ip, d); err != nil {
 		return LoginResult{}, err
 	}
-	s.audit(ctx, username, "login.password", "ok", ip, "")
+	s.audit(ctx, username, "login.password", MethodPassword, "ok", ip, "")
 	res := LoginResult{Username: user.Username}
 	if trust != "" {
 		if t, err := s.st.LookupToken(ctx, store.TokenTrust, trust); err == nil && t.Username == user.Username {
@@ -198,14 +235,14 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 			if err != nil {
 				return LoginResult{}, err
 			}
-			s.audit(ctx, username, "login.mfa", "ok", ip, "trusted browser")
+			s.audit(ctx, username, "login.mfa", MethodTrustedBrowser, "ok", ip, "trusted browser")
 			res.Session = sess
 			return res, nil
 		}
 	}
 	cam, err := s.camera(ctx, user.Username)
 	if err != nil {
-		s.audit(ctx, username, "login.mfa", "no method", ip, "")
+		s.audit(ctx, username, "login.mfa", "none", "no method", ip, "")
 		return LoginResult{}, err
 	}
 	res.Method, res.Model = MethodBodycam, cam.Model
@@ -256,7 +293,7 @@ func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string,
 		return "", err
 	}
 	if d.Blocked {
-		s.audit(ctx, user, "login.mfa", "blocked", ip, MethodBodycam)
+		s.audit(ctx, user, "login.mfa", MethodBodycam, "blocked", ip, MethodBodycam)
 		return "", &BlockedError{RetryAfter: d.RetryAfter}
 	}
 	cam, err := s.camera(ctx, user)
@@ -290,17 +327,17 @@ func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string,
 		if res.Resynced {
 			detail += " (resynced)"
 		}
-		s.audit(ctx, user, "login.mfa", "ok", ip, detail)
+		s.audit(ctx, user, "login.mfa", MethodBodycam, "ok", ip, detail)
 		return sess, nil
 	case ClockOff:
-		s.audit(ctx, user, "login.mfa", "clock-off", ip, detail)
+		s.audit(ctx, user, "login.mfa", MethodBodycam, "clock-off", ip, detail)
 		return "", &CodeError{ClockOff: true, AttemptsLeft: d.AttemptsLeft}
 	}
-	d, err = s.reg.Fail(ctx, "otp", user, ip, now)
+	d, err = s.fail(ctx, "otp", user, ip, now)
 	if err != nil {
 		return "", err
 	}
-	s.audit(ctx, user, "login.mfa", res.Outcome.String(), ip, "bodycam "+cam.Serial)
+	s.audit(ctx, user, "login.mfa", MethodBodycam, res.Outcome.String(), ip, "bodycam "+cam.Serial)
 	if d.Blocked {
 		return "", &BlockedError{RetryAfter: d.RetryAfter}
 	}
@@ -325,6 +362,6 @@ func (s *Service) Session(ctx context.Context, token string) (string, error) {
 func (s *Service) Logout(ctx context.Context, token, ip string) {
 	if user, err := s.Session(ctx, token); err == nil {
 		s.st.DeleteToken(ctx, token)
-		s.audit(ctx, user, "logout", "ok", ip, "")
+		s.audit(ctx, user, "logout", "", "ok", ip, "")
 	}
 }

@@ -71,6 +71,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	cfg.Log = log
 	cfg.MasterKeyEnv = env.Getenv(masterkey.EnvVar)
 	cfg.MQTTPassword = env.Getenv("CAMOTP_MQTT_PASSWORD")
+	cfg.MetricsToken = env.Getenv("CAMOTP_METRICS_TOKEN")
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/camotp/camotp/broker"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/metrics"
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
@@ -53,6 +56,8 @@ type Config struct {
 	SecureCookies bool
 	// TLSCert/TLSKey serve HTTPS instead of HTTP.
 	TLSCert, TLSKey string
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
 	// MasterKeyEnv is the value of CAMOTP_MASTER_KEY ("" to use the key file).
 	MasterKeyEnv string
 	Log          *slog.Logger
@@ -65,6 +70,7 @@ type Server struct {
 	Provisioning *provisioning.Service
 	Verifier     *verifier.Service
 	AdminToken   string
+	Metrics      *metrics.Metrics
 
 	cfg      Config
 	broker   *broker.Broker
@@ -167,12 +173,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
 		w.Write([]byte("ok\n"))
 	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken).Register(s.mux)
 	vcfg := verifier.DefaultConfig()
 	if cfg.Verifier != nil {
@@ -181,6 +184,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Verifier, err = verifier.NewService(st, vcfg, cfg.Now, cfg.Log.With("component", "verifier")); err != nil {
 		return nil, err
 	}
+	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, Log: cfg.Log}
+	if s.broker != nil {
+		src.Broker = s.broker.Stats
+	}
+	s.Metrics = metrics.New(src)
+	s.Verifier.SetObserver(s.Metrics)
+	s.mux.Handle("GET /metrics", s.metricsHandler())
 	s.Verifier.RegisterAPI(s.mux)
 	web, err := verifier.NewWeb(s.Verifier)
 	if err != nil {
@@ -210,6 +220,44 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.ready.Store(true)
 	ok = true
 	return s, nil
+}
+
+// readyz answers 200 when the server takes traffic: started, database
+// answering, MQTT link connected; 503 with the reason otherwise.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var problems []string
+	if !s.ready.Load() {
+		problems = append(problems, "starting")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ping(ctx); err != nil {
+		problems = append(problems, "database: "+err.Error())
+	}
+	if s.link == nil || !s.link.Connected() {
+		problems = append(problems, "mqtt: not connected")
+	}
+	if len(problems) > 0 {
+		http.Error(w, strings.Join(problems, "\n"), http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	h := s.Metrics.Handler()
+	if s.cfg.MetricsToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.cfg.MetricsToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Mux is the HTTP mux, for packages that add routes before serving traffic.

@@ -378,3 +378,27 @@ func (s *Store) CountState(ctx context.Context, state CameraState) (int, error) 
 	err := s.queryRow(ctx, `SELECT COUNT(*) FROM cameras WHERE state = ? AND pending_op IS NULL`, state).Scan(&n)
 	return n, err
 }
+
+// CameraStates counts cameras by state; a camera with an operation in
+// flight counts under "pending:<op>" instead of its state.
+func (s *Store) CameraStates(ctx context.Context) (map[string]int, error) {
+	rows, err := s.query(ctx, `SELECT CASE WHEN pending_op IS NULL THEN state ELSE 'pending:' || pending_op END, COUNT(*)
+		FROM cameras GROUP BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("count camera states: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("count camera states: %w", err)
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
