@@ -78,8 +78,8 @@ func (f *Fleet) Stop() {
 	wg.Wait()
 }
 
-// memInUse is the heap and stack memory in use after a GC.
-func memInUse() uint64 {
+// MemInUse is the heap and stack memory in use after a GC.
+func MemInUse() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)

@@ -67,7 +67,7 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (ProvisionResult, error
 	if broker == "" {
 		broker = "tcp://" + srv.MQTTAddr()
 	}
-	before := memInUse()
+	before := MemInUse()
 	t0 := time.Now()
 	fleet.Connect(broker, quiet)
 	defer fleet.Stop()
@@ -75,7 +75,7 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (ProvisionResult, error
 		return ProvisionResult{}, err
 	}
 	res := ProvisionResult{Broker: name, Cameras: cfg.Cameras, Connect: time.Since(t0)}
-	if after := memInUse(); after > before {
+	if after := MemInUse(); after > before {
 		res.MemPerCamera = (after - before) / uint64(cfg.Cameras)
 	}
 

@@ -76,10 +76,31 @@ func (c adminClient) do(ctx context.Context, method, path string, in, out any) e
 	return nil
 }
 
-func runAdmin(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "admin")
+// adminFlags adds --server and --token-file to fs; the returned function
+// builds the admin client once fs is parsed.
+func adminFlags(fs *flag.FlagSet) func(Env) (adminClient, error) {
 	base := fs.String("server", defaultServer, "camotp server URL")
 	tokenFile := fs.String("token-file", "", "admin token file (default: env CAMOTP_ADMIN_TOKEN, else .camotp/admin-token)")
+	return func(env Env) (adminClient, error) {
+		token := env.Getenv("CAMOTP_ADMIN_TOKEN")
+		if *tokenFile != "" || token == "" {
+			path := *tokenFile
+			if path == "" {
+				path = filepath.Join(".camotp", server.AdminTokenFile)
+			}
+			t, err := readTokenFile(path)
+			if err != nil {
+				return adminClient{}, fmt.Errorf("%w (set CAMOTP_ADMIN_TOKEN or --token-file)", err)
+			}
+			token = t
+		}
+		return adminClient{base: strings.TrimRight(*base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	}
+}
+
+func runAdmin(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "admin")
+	client := adminFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, `usage: camotp admin [--server URL] [--token-file F] COMMAND
   camera add --serial SN --model M --public-key K
@@ -100,19 +121,10 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		fs.Usage()
 		return usagef("admin: want a command")
 	}
-	token := env.Getenv("CAMOTP_ADMIN_TOKEN")
-	if *tokenFile != "" || token == "" {
-		path := *tokenFile
-		if path == "" {
-			path = filepath.Join(".camotp", server.AdminTokenFile)
-		}
-		t, err := readTokenFile(path)
-		if err != nil {
-			return fmt.Errorf("%w (set CAMOTP_ADMIN_TOKEN or --token-file)", err)
-		}
-		token = t
+	c, err := client(env)
+	if err != nil {
+		return err
 	}
-	c := adminClient{base: strings.TrimRight(*base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
 	switch rest[0] {
 	case "camera":
 		return adminCamera(ctx, env, c, rest[1:])

@@ -1,0 +1,403 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/atomicfile"
+	"github.com/camotp/camotp/internal/bench"
+	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/provisioning"
+)
+
+// fleetSim is one run of camotp fleet-sim.
+type fleetSim struct {
+	env      Env
+	admin    adminClient
+	broker   string
+	dir      string
+	prefix   string
+	n        int
+	model    device.Model
+	assign   bool
+	workers  int
+	timeout  time.Duration
+	progress func(done, total int, elapsed time.Duration)
+
+	mu       sync.Mutex
+	failures []string
+}
+
+func (f *fleetSim) fail(format string, a ...any) {
+	f.mu.Lock()
+	f.failures = append(f.failures, fmt.Sprintf(format, a...))
+	f.mu.Unlock()
+}
+
+func runFleetSim(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "fleet-sim")
+	client := adminFlags(fs)
+	f := &fleetSim{env: env}
+	fs.StringVar(&f.broker, "broker", "tcp://"+defaultMQTT, "MQTT broker the cameras connect to")
+	fs.IntVar(&f.n, "cameras", 100, "number of headless cameras")
+	fs.StringVar(&f.dir, "state", ".camotp-fleet", "directory holding every simulated camera's state (reused on the next run)")
+	fs.StringVar(&f.prefix, "prefix", "SIM", "serial prefix (serials are PREFIX-00000, ...)")
+	model := fs.String("model", "body4", "camera model: body4, body3 or workforce")
+	fs.BoolVar(&f.assign, "assign", false, "create a user per camera (PREFIX-user-N) and assign the camera; passwords go to STATE/users.txt (0600)")
+	fs.IntVar(&f.workers, "concurrency", 16, "concurrent admin API calls")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up waiting for proofs after this long")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	var err error
+	if f.model, err = device.ParseModel(*model); err != nil {
+		return usageError{err}
+	}
+	if f.n < 1 || f.workers < 1 || f.timeout <= 0 {
+		return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0")
+	}
+	if err := device.ValidateSerial(fmt.Sprintf("%s-%05d", f.prefix, 0)); err != nil {
+		return usagef("fleet-sim: --prefix: %v", err)
+	}
+	if f.admin, err = client(env); err != nil {
+		return err
+	}
+	f.progress = plainProgress(env.Stderr)
+	if file, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
+		f.progress = barProgress(env.Stderr)
+	}
+	return f.run(ctx)
+}
+
+// plainProgress prints a line when the count changes, at most once a second.
+func plainProgress(w io.Writer) func(int, int, time.Duration) {
+	last, lastAt := -1, time.Time{}
+	return func(done, total int, elapsed time.Duration) {
+		if done == last || (done != total && time.Since(lastAt) < time.Second) {
+			return
+		}
+		last, lastAt = done, time.Now()
+		fmt.Fprintf(w, "fleet-sim: %d/%d provisioned (%s)\n", done, total, elapsed.Round(100*time.Millisecond))
+	}
+}
+
+// barProgress redraws one terminal line.
+func barProgress(w io.Writer) func(int, int, time.Duration) {
+	const width = 40
+	return func(done, total int, elapsed time.Duration) {
+		fill := width * done / total
+		fmt.Fprintf(w, "\r[%s%s] %d/%d provisioned  %s ", strings.Repeat("#", fill), strings.Repeat(".", width-fill),
+			done, total, elapsed.Round(100*time.Millisecond))
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func (f *fleetSim) run(ctx context.Context) error {
+	out := f.env.Stdout
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fleet, err := bench.NewFleet(f.dir, f.prefix, f.n, f.model)
+	if err != nil {
+		return fmt.Errorf("camera states in %s: %w", f.dir, err)
+	}
+	serials := make([]string, f.n)
+	for i, st := range fleet.States {
+		serials[i] = st.Identity().Serial
+	}
+	fmt.Fprintf(out, "fleet-sim: %d %s cameras (state in %s), server %s, broker %s\n", f.n, f.model, f.dir, f.admin.base, f.broker)
+
+	// Register every camera (one already registered with the same key is fine).
+	f.each(ctx, serials, func(ctx context.Context, i int) {
+		pub := fleet.States[i].Identity().Public()
+		err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras", provisioning.CameraRequest{Serial: pub.Serial, Model: string(pub.Model), PublicKey: pub.PublicKey}, nil)
+		var ae apiError
+		if errors.As(err, &ae) && ae.status == http.StatusConflict {
+			var cam store.Camera
+			if err = f.admin.do(ctx, "GET", "/api/v1/admin/cameras/"+pub.Serial, nil, &cam); err == nil && cam.PublicKey != pub.PublicKey {
+				err = fmt.Errorf("registered on the server with another public key")
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			f.fail("register %s: %v", pub.Serial, err)
+		}
+	})
+	if ctx.Err() != nil {
+		return f.report(fleet, simResult{stopped: "interrupted while registering"})
+	}
+
+	before := bench.MemInUse()
+	t0 := time.Now()
+	fleet.Connect(f.broker, quiet)
+	defer fleet.Stop()
+	if err := fleet.WaitConnected(ctx, 2*time.Minute); err != nil {
+		return f.report(fleet, simResult{stopped: fmt.Sprintf("connecting: %v", err)})
+	}
+	var res simResult
+	if after := bench.MemInUse(); after > before {
+		res.memPerCamera = (after - before) / uint64(f.n)
+	}
+	fmt.Fprintf(out, "fleet-sim: %d cameras connected in %s\n", f.n, time.Since(t0).Round(time.Millisecond))
+
+	// Provision the ones that are not yet provisioned.
+	cams, err := f.cameras(ctx, serials)
+	if ctx.Err() != nil {
+		res.stopped = "interrupted"
+		return f.report(fleet, res)
+	}
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var todo []string
+	for _, sn := range serials {
+		if c := cams[sn]; c.State != store.StateProvisioned && c.PendingOp == "" {
+			todo = append(todo, sn)
+		}
+	}
+	f.each(ctx, todo, func(ctx context.Context, i int) {
+		if err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+todo[i]+"/provision", nil, nil); err != nil && ctx.Err() == nil {
+			f.fail("provision %s: %v", todo[i], err)
+		}
+	})
+	res.ran = true
+	var waitErr error
+	res.done, waitErr = f.wait(ctx, serials, start)
+	res.elapsed = time.Since(start)
+	if waitErr != nil {
+		// Interrupted or timed out: give proofs already on their way a
+		// moment, so fewer cameras are left pending. None is marked
+		// provisioned before the server checks its proof.
+		grace, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		res.done, _ = f.wait(grace, serials, start)
+		cancel()
+		res.stopped = waitErr.Error()
+	}
+	if f.assign && waitErr == nil {
+		if err := f.assignUsers(ctx, serials, cams); err != nil {
+			f.fail("assign: %v", err)
+		}
+	}
+	return f.report(fleet, res)
+}
+
+// each runs fn for every index of items on f.workers goroutines until ctx ends.
+func (f *fleetSim) each(ctx context.Context, items []string, fn func(context.Context, int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range f.workers {
+		wg.Go(func() {
+			for i := range next {
+				fn(ctx, i)
+			}
+		})
+	}
+	for i := range items {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// cameras returns the server's view of serials.
+func (f *fleetSim) cameras(ctx context.Context, serials []string) (map[string]store.Camera, error) {
+	var all []store.Camera
+	if err := f.admin.do(ctx, "GET", "/api/v1/admin/cameras", nil, &all); err != nil {
+		return nil, fmt.Errorf("list cameras: %w", err)
+	}
+	out := make(map[string]store.Camera, len(serials))
+	for _, c := range all {
+		out[c.Serial] = c
+	}
+	for _, sn := range serials {
+		if _, ok := out[sn]; !ok {
+			out[sn] = store.Camera{Serial: sn}
+		}
+	}
+	return out, nil
+}
+
+// wait polls the server until every camera is provisioned, ctx ends or the
+// timeout passes, and returns how many are provisioned.
+func (f *fleetSim) wait(ctx context.Context, serials []string, start time.Time) (int, error) {
+	deadline := time.NewTimer(f.timeout - time.Since(start))
+	defer deadline.Stop()
+	for {
+		cams, err := f.cameras(ctx, serials)
+		done := 0
+		if err == nil {
+			for _, sn := range serials {
+				if c := cams[sn]; c.State == store.StateProvisioned && c.PendingOp == "" {
+					done++
+				}
+			}
+			f.progress(done, len(serials), time.Since(start))
+			if done == len(serials) {
+				return done, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return done, fmt.Errorf("interrupted")
+		case <-deadline.C:
+			return done, fmt.Errorf("timed out after %s", f.timeout)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// assignUsers creates a user per camera (when missing) and assigns it.
+// Passwords of the users it creates are appended to STATE/users.txt.
+func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[string]store.Camera) error {
+	path := filepath.Join(f.dir, "users.txt")
+	known, err := readUsers(path)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	f.each(ctx, serials, func(ctx context.Context, i int) {
+		user := fmt.Sprintf("%s-user-%05d", strings.ToLower(f.prefix), i)
+		mu.Lock()
+		_, have := known[user]
+		mu.Unlock()
+		if !have {
+			pw, err := randomPassword()
+			if err != nil {
+				f.fail("user %s: %v", user, err)
+				return
+			}
+			err = f.admin.do(ctx, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: user, Email: user + "@fleet-sim.invalid", Password: pw}, nil)
+			var ae apiError
+			if errors.As(err, &ae) && ae.status == http.StatusConflict {
+				pw, err = "", nil // made by an earlier run whose file was lost
+			}
+			if err != nil {
+				f.fail("user %s: %v", user, err)
+				return
+			}
+			mu.Lock()
+			known[user] = pw
+			mu.Unlock()
+		}
+		if cams[serials[i]].AssignedUser == user {
+			return
+		}
+		if err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+serials[i]+"/assign", provisioning.AssignRequest{User: user}, nil); err != nil {
+			f.fail("assign %s to %s: %v", serials[i], user, err)
+		}
+	})
+	return writeUsers(path, known)
+}
+
+func randomPassword() (string, error) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// readUsers reads "user password" lines; a missing file is empty.
+func readUsers(path string) (map[string]string, error) {
+	out := map[string]string{}
+	file, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer file.Close()
+	sc := bufio.NewScanner(file)
+	for sc.Scan() {
+		if user, pw, ok := strings.Cut(sc.Text(), " "); ok {
+			out[user] = pw
+		}
+	}
+	return out, sc.Err()
+}
+
+func writeUsers(path string, users map[string]string) error {
+	names := make([]string, 0, len(users))
+	for u := range users {
+		names = append(names, u)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	for _, u := range names {
+		fmt.Fprintf(&b, "%s %s\n", u, users[u])
+	}
+	if err := atomicfile.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// simResult is what a run reached.
+type simResult struct {
+	ran          bool // provisioning started
+	done         int  // cameras provisioned
+	elapsed      time.Duration
+	memPerCamera uint64
+	stopped      string // why it stopped early, or ""
+}
+
+// report prints the summary; it is an error when anything failed or the
+// run stopped early.
+func (f *fleetSim) report(fleet *bench.Fleet, res simResult) error {
+	out := f.env.Stdout
+	if res.ran {
+		rate := 0.0
+		if res.elapsed > 0 {
+			rate = float64(res.done) / res.elapsed.Seconds()
+		}
+		fmt.Fprintf(out, "fleet-sim: %d/%d cameras provisioned; provisioning took %s (%.0f cameras/s)\n",
+			res.done, len(fleet.States), res.elapsed.Round(time.Millisecond), rate)
+	}
+	if res.memPerCamera > 0 {
+		fmt.Fprintf(out, "fleet-sim: memory %.1f KiB per headless camera\n", float64(res.memPerCamera)/1024)
+	}
+	stopped, done := res.stopped, res.done
+	if f.assign && stopped == "" {
+		fmt.Fprintf(out, "fleet-sim: users and passwords in %s\n", filepath.Join(f.dir, "users.txt"))
+	}
+	fmt.Fprintf(out, "fleet-sim: %d failures\n", len(f.failures))
+	for i, msg := range f.failures {
+		if i == 10 {
+			fmt.Fprintf(out, "  ... and %d more\n", len(f.failures)-10)
+			break
+		}
+		fmt.Fprintln(out, "  "+msg)
+	}
+	switch {
+	case stopped != "":
+		left := len(fleet.States) - done
+		fmt.Fprintf(out, "fleet-sim: stopped (%s); %d cameras not provisioned: their pending operations complete when they reconnect (run fleet-sim again with the same --state)\n", stopped, left)
+		return fmt.Errorf("fleet-sim %s", stopped)
+	case len(f.failures) > 0:
+		return fmt.Errorf("fleet-sim: %d failures", len(f.failures))
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/testenv"
+)
+
+func fleetArgs(srv *server.Server, dir string, n int, extra ...string) []string {
+	return append([]string{"fleet-sim", "--server", "http://" + srv.HTTPAddr(),
+		"--token-file", filepath.Join(dir, "..", "server", server.AdminTokenFile),
+		"--broker", "tcp://" + srv.MQTTAddr(), "--state", dir, "--cameras", fmt.Sprint(n)}, extra...)
+}
+
+func TestFleetSimProvisionsAndAssigns(t *testing.T) {
+	root := t.TempDir()
+	srv := testenv.Server(t, filepath.Join(root, "server"), nil)
+	dir := filepath.Join(root, "fleet")
+	const n = 12
+	out, errOut, code := run(t, fleetArgs(srv, dir, n, "--assign", "--prefix", "QA")...)
+	if code != 0 {
+		t.Fatalf("fleet-sim: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{fmt.Sprintf("%d/%d cameras provisioned", n, n), "KiB per headless camera", "0 failures"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// Not a terminal: plain progress lines, no carriage returns.
+	if !strings.Contains(errOut, fmt.Sprintf("fleet-sim: %d/%d provisioned", n, n)) || strings.Contains(errOut, "\r") {
+		t.Errorf("progress on a pipe should be plain lines:\n%q", errOut)
+	}
+	ctx := context.Background()
+	info, err := os.Stat(filepath.Join(dir, "users.txt"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("users.txt: %v %v", info, err)
+	}
+	users, err := readUsers(filepath.Join(dir, "users.txt"))
+	if err != nil || len(users) != n {
+		t.Fatalf("users.txt: %d users, %v", len(users), err)
+	}
+	for i := range n {
+		sn, user := fmt.Sprintf("QA-%05d", i), fmt.Sprintf("qa-user-%05d", i)
+		cam, err := srv.Store.Camera(ctx, sn)
+		if err != nil || cam.State != store.StateProvisioned || cam.AssignedUser != user {
+			t.Fatalf("%s: %+v %v", sn, cam, err)
+		}
+	}
+	// The simulated officer signs in with the password from users.txt and
+	// the code its simulated camera shows.
+	st, err := device.OpenState(filepath.Join(dir, "QA-00003"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := testenv.API(t, srv, "", "POST", "/api/v1/auth/login", map[string]string{"username": "qa-user-00003", "password": users["qa-user-00003"]})
+	if status != 200 {
+		t.Fatalf("login: %d %v", status, body)
+	}
+	status, body = testenv.API(t, srv, "", "POST", "/api/v1/auth/verify", map[string]string{"token": body["token"].(string), "code": testenv.ScreenCode(t, st, time.Now())})
+	if status != 200 || body["sessionToken"] == nil {
+		t.Fatalf("verify: %d %v", status, body)
+	}
+
+	// A second run reuses the states: nothing duplicated, nothing failed.
+	out, errOut, code = run(t, fleetArgs(srv, dir, n, "--assign", "--prefix", "QA")...)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d/%d cameras provisioned", n, n)) {
+		t.Fatalf("second run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if again, _ := readUsers(filepath.Join(dir, "users.txt")); again["qa-user-00003"] != users["qa-user-00003"] || len(again) != n {
+		t.Errorf("second run changed users.txt")
+	}
+}
+
+func TestFleetSimBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"fleet-sim", "--cameras", "0"},
+		{"fleet-sim", "--model", "body9"},
+		{"fleet-sim", "--prefix", "bad prefix!"},
+	} {
+		if _, errOut, code := run(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errOut)
+		}
+	}
+}
+
+// TestFleetSimInterrupt stops fleet-sim with SIGINT while it provisions: it
+// exits non-zero, and every camera the server calls provisioned really holds
+// the seed of that version.
+func TestFleetSimInterrupt(t *testing.T) {
+	root := t.TempDir()
+	srv := testenv.Server(t, filepath.Join(root, "server"), nil)
+	dir := filepath.Join(root, "fleet")
+	const n = 300
+	cmd := exec.Command(binary, fleetArgs(srv, dir, n)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "cameras connected in") {
+			// Let some commands go out first, then press Ctrl-C.
+			time.AfterFunc(30*time.Millisecond, func() { cmd.Process.Signal(os.Interrupt) })
+		}
+	}
+	err = cmd.Wait()
+	if err == nil {
+		t.Logf("fleet-sim finished before the interrupt took effect:\n%s", out.String())
+	} else if !strings.Contains(out.String(), "stopped (interrupted)") {
+		t.Fatalf("exit %v; output:\n%s", err, out.String())
+	}
+	ctx := context.Background()
+	provisioned := 0
+	for i := range n {
+		sn := fmt.Sprintf("SIM-%05d", i)
+		cam, err := srv.Store.Camera(ctx, sn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cam.State != store.StateProvisioned {
+			continue
+		}
+		provisioned++
+		st, err := device.OpenState(filepath.Join(dir, sn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Seed(); err != nil || st.Version() != cam.Version {
+			t.Errorf("%s: server says provisioned v%d; camera holds v%d (%v)", sn, cam.Version, st.Version(), err)
+		}
+	}
+	t.Logf("%d of %d provisioned before the interrupt", provisioned, n)
+
+	// Running again with the same state finishes the job: the cameras left
+	// pending complete their operation when they reconnect.
+	again, errOut, code := run(t, fleetArgs(srv, dir, n)...)
+	if code != 0 || !strings.Contains(again, fmt.Sprintf("%d/%d cameras provisioned", n, n)) {
+		t.Fatalf("second run: exit %d\n%s\n%s", code, again, errOut)
+	}
+}
