@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/camotp/camotp/device"
@@ -84,4 +85,27 @@ func MemInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse + m.StackInuse
+}
+
+// CheckFiles raises the open-file limit to its hard maximum when it is
+// lower than need and fails with a clear message when that is not enough:
+// every in-process camera holds a socket (and, against the embedded broker,
+// the broker holds another).
+func CheckFiles(need uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil // not knowable here; let the run tell
+	}
+	if lim.Cur >= need {
+		return nil
+	}
+	if lim.Max >= need {
+		lim.Cur = need
+	} else {
+		lim.Cur = lim.Max
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur >= need {
+		return nil
+	}
+	return fmt.Errorf("this run needs about %d open files and the limit is %d: raise it (ulimit -n) or use fewer cameras per process", need, lim.Cur)
 }

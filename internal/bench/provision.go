@@ -45,6 +45,10 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (ProvisionResult, error
 	if cfg.External != "" {
 		name = "external " + cfg.External
 	}
+	// Each camera: its socket and the broker's side of it (embedded broker).
+	if err := CheckFiles(uint64(2*cfg.Cameras + 256)); err != nil {
+		return ProvisionResult{}, fmt.Errorf("%w; or run camotp serve and camotp fleet-sim in two processes", err)
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	run := filepath.Join(cfg.Dir, fmt.Sprintf("run-%d", time.Now().UnixNano()))
 	srv, err := server.Start(ctx, server.Config{DataDir: filepath.Join(run, "server"), HTTPAddr: "127.0.0.1:0",

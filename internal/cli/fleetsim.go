@@ -113,6 +113,9 @@ func barProgress(w io.Writer) func(int, int, time.Duration) {
 func (f *fleetSim) run(ctx context.Context) error {
 	out := f.env.Stdout
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := bench.CheckFiles(uint64(f.n + 256)); err != nil {
+		return err
+	}
 	fleet, err := bench.NewFleet(f.dir, f.prefix, f.n, f.model)
 	if err != nil {
 		return fmt.Errorf("camera states in %s: %w", f.dir, err)
