@@ -21,8 +21,10 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 
-bench:
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	./$(BIN) bench verify --duration 10s
+	./$(BIN) bench provision --cameras 1000
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

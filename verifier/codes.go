@@ -100,8 +100,15 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 		return subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1, nil
 	}
 	center := cur + st.Drift
-	for d := -window; d <= window; d++ {
-		step := center + d
+	// Expected step first, then outwards. Two steps of one seed can show
+	// the same code (one pair in a million): a match on a used step does
+	// not end the search while another step in the window may match.
+	replayed, replayOffset := false, int64(0)
+	for i := int64(0); i <= 2*window; i++ {
+		step := center + (i+1)/2
+		if i%2 == 1 {
+			step = center - (i+1)/2
+		}
 		ok, err := matches(step)
 		if err != nil {
 			return CheckResult{}, err
@@ -110,7 +117,10 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 			continue
 		}
 		if step <= st.LastStep {
-			return CheckResult{Outcome: Replayed, Offset: step - cur}, nil
+			if !replayed {
+				replayed, replayOffset = true, step-cur
+			}
+			continue
 		}
 		won, err := c.Store.AcceptStep(ctx, subject, seed.Version, step, step-cur)
 		if err != nil {
@@ -120,6 +130,9 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 			return CheckResult{Outcome: Replayed, Offset: step - cur}, nil
 		}
 		return CheckResult{Outcome: Accepted, Offset: step - cur}, nil
+	}
+	if replayed {
+		return CheckResult{Outcome: Replayed, Offset: replayOffset}, nil
 	}
 	// Outside the window: is the camera's clock off?
 	for o := -reach; o <= reach; o++ {
@@ -135,7 +148,10 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 			continue
 		}
 		if step <= st.LastStep {
-			return CheckResult{Outcome: Replayed, Offset: o}, nil
+			if !replayed {
+				replayed, replayOffset = true, o
+			}
+			continue
 		}
 		if st.ResyncOffset != nil && *st.ResyncOffset == o && step > st.ResyncStep {
 			won, err := c.Store.AcceptStep(ctx, subject, seed.Version, step, o)
@@ -151,6 +167,9 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 			return CheckResult{}, err
 		}
 		return CheckResult{Outcome: ClockOff, Offset: o}, nil
+	}
+	if replayed {
+		return CheckResult{Outcome: Replayed, Offset: replayOffset}, nil
 	}
 	return CheckResult{Outcome: Invalid}, nil
 }

@@ -25,6 +25,8 @@ type TokenStore interface {
 	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
 	LookupToken(ctx context.Context, kind, raw string) (store.Token, error)
 	DeleteToken(ctx context.Context, raw string) error
+	// ExchangeToken atomically deletes old, creates a token and writes e.
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e store.AuditEntry) (string, error)
 }
 
 // Auditor appends to the audit log.
@@ -317,17 +319,17 @@ func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string,
 		if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
 			return "", err
 		}
-		if err := s.st.DeleteToken(ctx, pending); err != nil {
-			return "", err
-		}
-		sess, err := s.st.CreateToken(ctx, store.TokenSession, user, MethodBodycam, ip, s.cfg.SessionTTL)
-		if err != nil {
-			return "", err
-		}
 		if res.Resynced {
 			detail += " (resynced)"
 		}
-		s.audit(ctx, user, "login.mfa", MethodBodycam, "ok", ip, detail)
+		sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, MethodBodycam, ip, s.cfg.SessionTTL,
+			store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail})
+		if err != nil {
+			return "", err
+		}
+		if s.obs != nil {
+			s.obs.SignIn("mfa", MethodBodycam, "ok")
+		}
 		return sess, nil
 	case ClockOff:
 		s.audit(ctx, user, "login.mfa", MethodBodycam, "clock-off", ip, detail)

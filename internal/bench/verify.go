@@ -106,11 +106,12 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 	}
 
 	var (
-		mu     sync.Mutex
-		lat    []time.Duration
-		fail   atomic.Int64
-		timed  time.Duration
-		tokens = make([]string, cfg.Cameras)
+		mu       sync.Mutex
+		lat      []time.Duration
+		fail     atomic.Int64
+		firstErr atomic.Value
+		timed    time.Duration
+		tokens   = make([]string, cfg.Cameras)
 	)
 	deadline := time.Now().Add(cfg.Duration)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -138,7 +139,9 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 					_, err := svc.Verify(ctx, tokens[i], code, "127.0.0.1")
 					local = append(local, time.Since(t1))
 					if err != nil {
-						fail.Add(1)
+						if fail.Add(1) == 1 {
+							firstErr.Store(fmt.Errorf("%s: %w", users[i], err))
+						}
 					}
 				}
 				mu.Lock()
@@ -150,7 +153,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 		timed += time.Since(t0)
 	}
 	if n := fail.Load(); n > 0 {
-		return VerifyResult{}, fmt.Errorf("%d of %d verifications failed", n, len(lat))
+		return VerifyResult{}, fmt.Errorf("%d of %d verifications failed; first: %v", n, len(lat), firstErr.Load())
 	}
 	slices.Sort(lat)
 	res := VerifyResult{Verifications: len(lat), Elapsed: timed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}

@@ -26,12 +26,23 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-// Store is the database.
+// Store is the database. Every write goes through one writer goroutine
+// that commits concurrent callers' writes together (group commit); reads
+// run on a separate pool of read-only connections, which WAL lets proceed
+// while the writer commits.
 type Store struct {
-	db    *sql.DB
-	key   *masterkey.Key
-	now   func() time.Time
-	stmts sync.Map // query → *sql.Stmt
+	db     *sql.DB // the writer's single connection
+	rdb    *sql.DB // read-only connections
+	path   string
+	key    *masterkey.Key
+	now    func() time.Time
+	stmts  sync.Map // query → *sql.Stmt on rdb
+	wstmts sync.Map // query → *sql.Stmt on db
+
+	writes    chan *write // single-statement writes, committed in groups
+	closing   chan struct{}
+	writerEnd chan struct{}
+	closeOnce sync.Once
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
@@ -40,30 +51,85 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 	if now == nil {
 		now = time.Now
 	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "foreign_keys(ON)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	dsn := func(readOnly bool) string {
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "busy_timeout(5000)")
+		q.Add("_pragma", "foreign_keys(ON)")
+		if readOnly {
+			q.Add("_pragma", "query_only(1)")
+		} else {
+			// Checkpoints (and their fsync) run on the checkpointer's own
+			// connection, off the commit path.
+			q.Add("_pragma", "wal_autocheckpoint(0)")
+			q.Set("_txlock", "immediate")
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	db, err := sql.Open("sqlite", dsn(false))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	// One connection: SQLite has one writer anyway, and queueing in
-	// database/sql is far cheaper than SQLite's sleeping busy handler.
+	// One writer connection: SQLite has one writer anyway.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db, key: key, now: now}
+	s := &Store{db: db, path: path, key: key, now: now, writes: make(chan *write, maxGroup),
+		closing: make(chan struct{}), writerEnd: make(chan struct{})}
+	go s.writer()
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
+	// The read pool opens after migration, so the file is in WAL mode.
+	if s.rdb, err = sql.Open("sqlite", dsn(true)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s.rdb.SetMaxOpenConns(2)
+	s.rdb.SetMaxIdleConns(2)
+	cdb, err := sql.Open("sqlite", dsn(true))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	cdb.SetMaxOpenConns(1)
+	go s.checkpointer(cdb)
 	return s, nil
 }
 
-// Close closes the database.
+// checkpointInterval is how often the checkpointer copies the WAL back into
+// the database file.
+const checkpointInterval = 250 * time.Millisecond
+
+// checkpointer runs passive checkpoints on its own connection until Close,
+// so the writer never pays for copying pages and syncing the file.
+func (s *Store) checkpointer(db *sql.DB) {
+	defer db.Close()
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			var busy, log, done int
+			if err := db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
+				continue // retried at the next tick
+			}
+		}
+	}
+}
+
+// Close closes the database, after committing the writes already queued.
 func (s *Store) Close() error {
-	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.writerEnd
+	for _, m := range []*sync.Map{&s.stmts, &s.wstmts} {
+		m.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	}
+	if s.rdb != nil {
+		s.rdb.Close()
+	}
 	return s.db.Close()
 }
 
@@ -167,23 +233,15 @@ func (s *Store) migrate(ctx context.Context) error {
 // SchemaVersion returns the applied schema version.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
 	return v, err
 }
 
+// tx runs fn as one atomic unit on the writer and returns once it is
+// committed: inside the writer's group transaction, under a savepoint that
+// is rolled back when fn fails. fn must use only tx.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return s.enqueue(ctx, &write{ctx: ctx, fn: fn, done: make(chan struct{})})
 }
 
 // AuditEntry is one audit log row.
@@ -199,15 +257,20 @@ type AuditEntry struct {
 
 // Audit appends an entry (At defaults to now). Never put a secret in Detail.
 func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
-	if e.At.IsZero() {
-		e.At = s.now()
-	}
-	_, err := s.exec(ctx, `INSERT INTO audit (at, actor, action, subject, result, source_ip, detail) VALUES (?,?,?,?,?,?,?)`,
-		e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail)
+	_, err := s.exec(ctx, insertAudit, s.auditArgs(e)...)
 	if err != nil {
 		return fmt.Errorf("write audit: %w", err)
 	}
 	return nil
+}
+
+const insertAudit = `INSERT INTO audit (at, actor, action, subject, result, source_ip, detail) VALUES (?,?,?,?,?,?,?)`
+
+func (s *Store) auditArgs(e AuditEntry) []any {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	return []any{e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail}
 }
 
 // AuditLog returns the newest entries first, for subject when not empty.
@@ -234,29 +297,167 @@ func (s *Store) AuditLog(ctx context.Context, subject string, limit int) ([]Audi
 	return out, rows.Err()
 }
 
-// stmt returns the prepared statement for q, preparing it once. Parsing SQL
-// was a quarter of a verification's cost before statements were kept.
+// stmt returns the prepared read statement for q, preparing it once.
+// Parsing SQL was a quarter of a verification's cost before statements
+// were kept.
 func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := s.stmts.Load(q); ok {
+	return prepared(ctx, s.rdb, &s.stmts, q)
+}
+
+func prepared(ctx context.Context, db *sql.DB, cache *sync.Map, q string) (*sql.Stmt, error) {
+	if st, ok := cache.Load(q); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := s.db.PrepareContext(ctx, q)
+	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+	if prev, loaded := cache.LoadOrStore(q, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
 }
 
+// maxGroup bounds how many writes share one commit.
+const maxGroup = 256
+
+// write is one statement, or one transaction function, waiting for the
+// group commit.
+type write struct {
+	ctx  context.Context
+	st   *sql.Stmt
+	args []any
+	fn   func(*sql.Tx) error
+	res  sql.Result
+	err  error
+	done chan struct{}
+}
+
+// errUndo marks a savepoint that could not be rolled back.
+var errUndo = errors.New("undo savepoint")
+
+// savepoint runs fn under a savepoint, rolled back when fn fails. It
+// returns fn's error, wrapped in errUndo when the rollback failed too.
+func savepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
+	if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+		return fmt.Errorf("%w: %w", errUndo, err)
+	}
+	if err := fn(tx); err != nil {
+		if _, rerr := tx.Exec(`ROLLBACK TO w`); rerr != nil {
+			return fmt.Errorf("%w: %w (%w)", errUndo, rerr, err)
+		}
+		tx.Exec(`RELEASE w`)
+		return err
+	}
+	if _, err := tx.Exec(`RELEASE w`); err != nil {
+		return fmt.Errorf("%w: %w", errUndo, err)
+	}
+	return nil
+}
+
+// ErrClosed is returned for writes after Close.
+var ErrClosed = errors.New("store closed")
+
+// exec runs one write statement and returns once it is committed. Writes
+// from concurrent callers are committed together (group commit): a commit
+// costs far more than a statement, so N callers share one. Each statement
+// is atomic on its own; one failing statement does not affect the others
+// in its group.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	st, err := s.stmt(ctx, q)
+	st, err := prepared(ctx, s.db, &s.wstmts, q)
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(ctx, args...)
+	w := &write{ctx: ctx, st: st, args: args, done: make(chan struct{})}
+	err = s.enqueue(ctx, w)
+	return w.res, err
+}
+
+// enqueue hands w to the writer and waits until it is committed.
+func (s *Store) enqueue(ctx context.Context, w *write) error {
+	select {
+	case s.writes <- w:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-w.done
+	return w.err
+}
+
+// writer commits queued writes in groups until Close.
+func (s *Store) writer() {
+	defer close(s.writerEnd)
+	group := make([]*write, 0, maxGroup)
+	for {
+		var first *write
+		select {
+		case first = <-s.writes:
+		case <-s.closing:
+			// Commit what is queued, then refuse the rest.
+			for {
+				select {
+				case w := <-s.writes:
+					s.commit(append(group[:0], w))
+				default:
+					return
+				}
+			}
+		}
+		group = append(group[:0], first)
+	more:
+		for len(group) < maxGroup {
+			select {
+			case w := <-s.writes:
+				group = append(group, w)
+			default:
+				break more
+			}
+		}
+		s.commit(group)
+	}
+}
+
+// commit runs a group of writes in one transaction and wakes their callers.
+func (s *Store) commit(group []*write) {
+	defer func() {
+		for _, w := range group {
+			close(w.done)
+		}
+	}()
+	tx, err := s.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, w := range group {
+			w.err = fmt.Errorf("begin: %w", err)
+		}
+		return
+	}
+	for _, w := range group {
+		if err := w.ctx.Err(); err != nil {
+			w.err = err
+			continue
+		}
+		if w.fn == nil {
+			w.res, w.err = tx.StmtContext(w.ctx, w.st).ExecContext(w.ctx, w.args...)
+			continue
+		}
+		if w.err = savepoint(tx, w.fn); errors.Is(w.err, errUndo) {
+			// The savepoint could not be undone: nothing of the group
+			// commits.
+			tx.Rollback()
+			for _, o := range group {
+				o.res, o.err = nil, fmt.Errorf("transaction aborted: %w", w.err)
+			}
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for _, w := range group {
+			w.res, w.err = nil, fmt.Errorf("commit: %w", err)
+		}
+	}
 }
 
 // errRow is a row whose Scan reports a prepare error.

@@ -178,16 +178,60 @@ func tokenHash(raw string) []byte {
 // CreateToken makes a random token of kind for username, valid for ttl, and
 // returns it; only its hash is stored.
 func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error) {
+	raw, err := newToken()
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	_, err = s.exec(ctx, insertToken, tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli())
+	if err != nil {
+		return "", fmt.Errorf("store token: %w", err)
+	}
+	return raw, nil
+}
+
+const (
+	insertToken = `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES (?,?,?,?,?,?,?)`
+	deleteToken = `DELETE FROM tokens WHERE hash = ?`
+)
+
+func newToken() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
-	raw := base64.RawURLEncoding.EncodeToString(b)
-	now := s.now()
-	_, err := s.exec(ctx, `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES (?,?,?,?,?,?,?)`,
-		tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli())
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// ExchangeToken deletes the token old, creates a token of kind for
+// username valid for ttl, and appends e to the audit log, all in one
+// commit: a pending sign-in becomes a session, and the log says so, or
+// nothing happens.
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e AuditEntry) (string, error) {
+	raw, err := newToken()
 	if err != nil {
-		return "", fmt.Errorf("store token: %w", err)
+		return "", err
+	}
+	// Prepared before the transaction: the writer's connection is busy in it.
+	var st [3]*sql.Stmt
+	for i, q := range []string{deleteToken, insertToken, insertAudit} {
+		if st[i], err = prepared(ctx, s.db, &s.wstmts, q); err != nil {
+			return "", fmt.Errorf("exchange token: %w", err)
+		}
+	}
+	now := s.now()
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, tokenHash(old)); err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("exchange token: %w", err)
 	}
 	return raw, nil
 }
@@ -213,7 +257,7 @@ func (s *Store) LookupToken(ctx context.Context, kind, raw string) (Token, error
 
 // DeleteToken removes one token (no error when absent).
 func (s *Store) DeleteToken(ctx context.Context, raw string) error {
-	_, err := s.exec(ctx, `DELETE FROM tokens WHERE hash = ?`, tokenHash(raw))
+	_, err := s.exec(ctx, deleteToken, tokenHash(raw))
 	return err
 }
 
