@@ -82,7 +82,7 @@ func runTUI(t *testing.T, model device.Model) (tcell.SimulationScreen, *TUI, fun
 	return sim, tui, func() error { cancel(); return <-done }
 }
 
-func waitFor(t *testing.T, tui *TUI, want string) string {
+func waitFor(t *testing.T, tui interface{ Text() string }, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -278,12 +278,17 @@ func box(s tcell.Screen, x, y, w, h int, st tcell.Style) {
 // draws on a tcell.SimulationScreen (tests and captures); "" otherwise. It
 // reads between frames, never during one.
 func (t *TUI) Text() string {
-	sim, ok := t.screen.(tcell.SimulationScreen)
+	t.drawMu.Lock()
+	defer t.drawMu.Unlock()
+	return screenText(t.screen)
+}
+
+// screenText is the text on a tcell.SimulationScreen, "" on a terminal.
+func screenText(s tcell.Screen) string {
+	sim, ok := s.(tcell.SimulationScreen)
 	if !ok {
 		return ""
 	}
-	t.drawMu.Lock()
-	defer t.drawMu.Unlock()
 	cells, w, h := sim.GetContents()
 	var b strings.Builder
 	for y := 0; y < h; y++ {

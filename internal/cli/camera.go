@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gdamore/tcell/v2"
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/emulator"
+	"github.com/camotp/camotp/hw"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -71,7 +73,7 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "camera run")
 	var f cameraFlags
 	fs.StringVar(&f.dir, "state", "", "camera state directory (from 'camera init')")
-	fs.StringVar(&f.ui, "ui", "tui", "user interface: tui or headless")
+	fs.StringVar(&f.ui, "ui", "tui", "user interface: tui, headless, or serial:PATH[?baud=N] (a board on a serial port)")
 	fs.StringVar(&f.script, "script", "", "headless: comma-separated events press:B, double:B, long:B, wait:D")
 	fs.StringVar(&f.clock, "clock", "", "QA: fixed camera time (RFC 3339)")
 	fs.DurationVar(&f.offset, "clock-offset", 0, "QA: camera clock offset (e.g. 45s, -2m)")
@@ -110,8 +112,19 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		}
 		cfg.Seeds, cfg.TestMode = device.TestSeed{S: seed}, true
 	}
-	if f.ui != "headless" && f.ui != "tui" {
-		return usagef("camera run: unknown --ui %q (want tui or headless)", f.ui)
+	serialPath, isSerial := strings.CutPrefix(f.ui, "serial:")
+	if f.ui != "headless" && f.ui != "tui" && !isSerial {
+		return usagef("camera run: unknown --ui %q (want tui, headless or serial:PATH)", f.ui)
+	}
+	if isSerial && f.script != "" {
+		return usagef("camera run: --script needs --ui headless")
+	}
+	var port string
+	var baud int
+	if isSerial {
+		if port, baud, err = hw.ParseUI(serialPath); err != nil {
+			return usageError{err}
+		}
 	}
 	steps, err := emulator.ParseScript(f.script)
 	if err != nil {
@@ -125,6 +138,9 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		}
 		defer agent.Stop()
 		cfg.Link = agent
+	}
+	if isSerial {
+		return runSerial(ctx, env, cfg, port, baud)
 	}
 	switch f.ui {
 	case "headless":
@@ -183,6 +199,22 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		return emulator.NewTUI(screen, id.Model, id.Serial, clock, status).Run(ctx, cam)
 	}
 	return nil
+}
+
+// runSerial runs the camera with a serial-attached board as its panel.
+func runSerial(ctx context.Context, env Env, cfg device.Config, port string, baud int) error {
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	cam, err := device.New(cfg)
+	if err != nil {
+		return err
+	}
+	board, err := hw.Open(ctx, hw.Config{Path: port, Baud: baud, Log: log})
+	if err != nil {
+		return err
+	}
+	defer board.Close()
+	log.Info("camera running on the board; Ctrl-C stops", "serial", cfg.Serial, "model", cfg.Model, "port", port, "baud", baud)
+	return cam.Run(ctx, board)
 }
 
 // startAgent connects the camera to its fleet broker; logs go to stderr.

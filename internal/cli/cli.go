@@ -45,6 +45,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"camera", "camera init|run ...   a camera: create its state, run it (tui or headless)", runCamera},
+		{"board-sim", "board-sim [--link PATH]   a simulated serial board (display + buttons) on a pty, for camera run --ui serial:PATH", runBoardSim},
 		{"serve", "serve [--data DIR] [--http ADDR] [--mqtt ADDR]   the server: broker, registry, APIs", runServe},
 		{"demo", "demo [--headless] [--camera SERIAL]   the whole product: server, demo officers, provisioned cameras, emulator", runDemo},
 		{"bench", "bench verify|provision ...   measure verifications/s and fleet provisioning on this machine", runBench},

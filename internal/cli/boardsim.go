@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/gdamore/tcell/v2"
+
+	"github.com/camotp/camotp/emulator"
+	"github.com/camotp/camotp/hw"
+)
+
+func runBoardSim(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "board-sim")
+	link := fs.String("link", "", "also make this symlink to the port (a stable path, like /dev/serial/by-id/...)")
+	id := fs.String("id", "sim-board", "board id the simulator reports")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	p, err := hw.OpenPty()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	port := p.SlavePath
+	if *link != "" {
+		if err := replaceSymlink(p.SlavePath, *link); err != nil {
+			return err
+		}
+		defer os.Remove(*link)
+		port = *link
+	}
+	fmt.Fprintf(env.Stdout, "board-sim: serial port %s\nrun the camera on it:  camotp camera run --state DIR --ui serial:%s\n", port, port)
+	sim := hw.NewSim(p.Master, *id)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go sim.Run(ctx) // ends with ctx; a failing pty shows as a board the host never draws on
+	screen, err := tcell.NewScreen()
+	if err != nil {
+		return fmt.Errorf("open terminal: %w", err)
+	}
+	ui := emulator.NewBoardSim(screen, sim)
+	ui.Notes = []string{"port: " + port, "camotp camera run --state DIR --ui serial:" + port}
+	err = ui.Run(ctx)
+	cancel()
+	return err
+}
+
+// replaceSymlink points link at target; an existing file there is replaced
+// only when it is a symlink.
+func replaceSymlink(target, link string) error {
+	if fi, err := os.Lstat(link); err == nil {
+		if fi.Mode()&os.ModeSymlink == 0 {
+			return fmt.Errorf("--link %s exists and is not a symlink", link)
+		}
+		if err := os.Remove(link); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Symlink(target, link); err != nil {
+		return fmt.Errorf("--link: %w", err)
+	}
+	return nil
+}
