@@ -517,10 +517,11 @@ func (b *Board) Show(s device.Screen) error {
 	if s.Code != "" {
 		led = LEDBlink // a code is on screen
 	}
-	if err := b.write(DrawScreen(s, rows, cols).Frame()); err != nil {
+	// LED first: once the board has the new screen it has the LED state too.
+	if err := b.write(LED{State: led}.Frame()); err != nil {
 		return nil // the supervisor notices the loss and reopens
 	}
-	b.write(LED{State: led}.Frame())
+	b.write(DrawScreen(s, rows, cols).Frame())
 	return nil
 }
 
