@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"sync"
 	"time"
 
@@ -407,6 +408,9 @@ func (s *Store) writer() {
 			}
 		}
 		group = append(group[:0], first)
+		// Let runnable callers reach the queue before committing: on a
+		// busy machine they join this group instead of paying a commit.
+		runtime.Gosched()
 	more:
 		for len(group) < maxGroup {
 			select {
