@@ -10,7 +10,8 @@ import (
 // ThrottleStore keeps throttling counters; UpdateThrottle must apply fn to
 // the named counters atomically.
 type ThrottleStore interface {
-	GetThrottle(ctx context.Context, key string) (store.Throttle, error)
+	// GetThrottles reads counters in the order of keys (zero when none).
+	GetThrottles(ctx context.Context, keys ...string) ([]store.Throttle, error)
 	UpdateThrottle(ctx context.Context, keys []string, fn func(map[string]*store.Throttle)) error
 }
 
@@ -80,14 +81,11 @@ func (r *Regulator) pairFresh(th store.Throttle, now time.Time) store.Throttle {
 
 // Check tells whether user may attempt kind ("password", "otp") from ip now.
 func (r *Regulator) Check(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
-	pair, err := r.Store.GetThrottle(ctx, pairKey(kind, user, ip))
+	ths, err := r.Store.GetThrottles(ctx, pairKey(kind, user, ip), acctKey(kind, user))
 	if err != nil {
 		return Decision{}, err
 	}
-	acct, err := r.Store.GetThrottle(ctx, acctKey(kind, user))
-	if err != nil {
-		return Decision{}, err
-	}
+	pair, acct := ths[0], ths[1]
 	pair = r.pairFresh(pair, now)
 	d := r.decide(pair, acct, now)
 	d.Clean = pair == (store.Throttle{}) && acct == (store.Throttle{})

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -101,20 +102,41 @@ func timeMs(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-// GetThrottle reads a counter (zero when none).
-func (s *Store) GetThrottle(ctx context.Context, key string) (Throttle, error) {
-	var th Throttle
-	var first, blocked int64
-	err := s.queryRow(ctx, `SELECT failures, first_at, blocked_until, level FROM throttle WHERE key = ?`, key).
-		Scan(&th.Failures, &first, &blocked, &th.Level)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Throttle{}, nil
+// GetThrottles reads counters in one query, in the order of keys (zero
+// values for keys with none).
+func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]Throttle, error) {
+	out := make([]Throttle, len(keys))
+	if len(keys) == 0 {
+		return out, nil
 	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	rows, err := s.query(ctx, `SELECT key, failures, first_at, blocked_until, level FROM throttle WHERE key IN (?`+
+		strings.Repeat(",?", len(keys)-1)+`)`, args...)
 	if err != nil {
-		return Throttle{}, fmt.Errorf("read throttle: %w", err)
+		return nil, fmt.Errorf("read throttle: %w", err)
 	}
-	th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
-	return th, nil
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var th Throttle
+		var first, blocked int64
+		if err := rows.Scan(&key, &th.Failures, &first, &blocked, &th.Level); err != nil {
+			return nil, fmt.Errorf("read throttle: %w", err)
+		}
+		th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
+		for i, k := range keys {
+			if k == key {
+				out[i] = th
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read throttle: %w", err)
+	}
+	return out, nil
 }
 
 // UpdateThrottle changes the counters of keys atomically (one transaction):
