@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/gdamore/tcell/v2"
 
@@ -82,32 +81,15 @@ func (b *BoardSim) Run(ctx context.Context) error {
 }
 
 func (b *BoardSim) key(ev *tcell.EventKey) bool {
-	var btn device.Button
+	action, btn := readKey(ev)
 	hold := ShortHold
-	switch ev.Key() {
-	case tcell.KeyCtrlC, tcell.KeyEscape:
+	switch action {
+	case keyQuit:
 		return true
-	case tcell.KeyEnter:
-		btn = device.Select
-	case tcell.KeyUp:
-		btn = device.VolUp
-	case tcell.KeyDown:
-		btn = device.VolDown
-	case tcell.KeyRune:
-		r := ev.Rune()
-		if r == 'q' || r == 'Q' {
-			return true
-		}
-		kb, ok := keyButtons[unicode.ToLower(r)]
-		if !ok {
-			return false
-		}
-		btn = kb
-		if unicode.IsUpper(r) {
-			hold = LongHold
-		}
-	default:
+	case keyNone:
 		return false
+	case keyLong:
+		hold = LongHold
 	}
 	// The board stamps the edges: the down edge now, the up edge after the
 	// hold, so two quick key presses are a double-press as on hardware.

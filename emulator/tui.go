@@ -146,34 +146,54 @@ func (t *TUI) Run(ctx context.Context, cam *device.Camera) error {
 	}
 }
 
-// key handles one key and reports whether it asks to quit.
-func (t *TUI) key(ev *tcell.EventKey) bool {
-	var b device.Button
-	long := false
+// keyAction is what a key asks of a panel.
+type keyAction int
+
+const (
+	keyNone keyAction = iota
+	keyPress
+	keyLong
+	keyQuit
+)
+
+// readKey maps a key to a button action: the letter keys and Enter/Up/Down
+// press buttons, upper case holds them long, q/Esc/Ctrl-C quit.
+func readKey(ev *tcell.EventKey) (keyAction, device.Button) {
 	switch ev.Key() {
 	case tcell.KeyCtrlC, tcell.KeyEscape:
-		return true
+		return keyQuit, 0
 	case tcell.KeyEnter:
-		b = device.Select
+		return keyPress, device.Select
 	case tcell.KeyUp:
-		b = device.VolUp
+		return keyPress, device.VolUp
 	case tcell.KeyDown:
-		b = device.VolDown
+		return keyPress, device.VolDown
 	case tcell.KeyRune:
 		r := ev.Rune()
 		if r == 'q' || r == 'Q' {
-			return true
+			return keyQuit, 0
 		}
-		kb, ok := keyButtons[unicode.ToLower(r)]
-		if !ok {
-			return false
+		if kb, ok := keyButtons[unicode.ToLower(r)]; ok {
+			if unicode.IsUpper(r) {
+				return keyLong, kb
+			}
+			return keyPress, kb
 		}
-		b, long = kb, unicode.IsUpper(r)
-	default:
+	}
+	return keyNone, 0
+}
+
+// key handles one key and reports whether it asks to quit.
+func (t *TUI) key(ev *tcell.EventKey) bool {
+	action, b := readKey(ev)
+	switch action {
+	case keyQuit:
+		return true
+	case keyNone:
 		return false
 	}
 	kind := device.Press
-	if long {
+	if action == keyLong {
 		kind = device.LongPress
 	}
 	t.mu.Lock()
