@@ -40,9 +40,10 @@ type Store struct {
 	stmts  sync.Map // query → *sql.Stmt on rdb
 	wstmts sync.Map // query → *sql.Stmt on db
 
-	writes    chan *write // single-statement writes, committed in groups
+	writes    chan *write // statements and transactions, committed in groups
 	closing   chan struct{}
 	writerEnd chan struct{}
+	ckptEnd   chan struct{}
 	closeOnce sync.Once
 }
 
@@ -75,7 +76,7 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 	// One writer connection: SQLite has one writer anyway.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path, key: key, now: now, writes: make(chan *write, maxGroup),
-		closing: make(chan struct{}), writerEnd: make(chan struct{})}
+		closing: make(chan struct{}), writerEnd: make(chan struct{}), ckptEnd: make(chan struct{})}
 	go s.writer()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -90,11 +91,15 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 	s.rdb.SetMaxIdleConns(2)
 	cdb, err := sql.Open("sqlite", dsn(true))
 	if err != nil {
+		close(s.ckptEnd)
 		s.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	cdb.SetMaxOpenConns(1)
-	go s.checkpointer(cdb)
+	go func() {
+		defer close(s.ckptEnd)
+		s.checkpointer(cdb)
+	}()
 	return s, nil
 }
 
@@ -125,6 +130,9 @@ func (s *Store) checkpointer(db *sql.DB) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.writerEnd
+	if s.rdb != nil { // the checkpointer starts with the read pool
+		<-s.ckptEnd
+	}
 	for _, m := range []*sync.Map{&s.stmts, &s.wstmts} {
 		m.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	}
