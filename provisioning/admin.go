@@ -25,6 +25,7 @@ type AdminStore interface {
 	Users(ctx context.Context) ([]store.User, error)
 	SetPassword(ctx context.Context, username, hash string) error
 	DeleteTokens(ctx context.Context, username, kind string) error
+	ResetMFA(ctx context.Context, username string) error
 	Audit(ctx context.Context, e store.AuditEntry) error
 	AuditLog(ctx context.Context, subject string, limit int) ([]store.AuditEntry, error)
 }
@@ -66,6 +67,11 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 }
 
 const adminActor = "admin"
+
+// Auth wraps next so that it answers only requests bearing the admin
+// token (401 otherwise, audited); other packages put their admin routes
+// behind it.
+func (a *AdminAPI) Auth(next http.Handler) http.Handler { return a.auth(next) }
 
 func (a *AdminAPI) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -292,10 +298,11 @@ func (a *AdminAPI) setPassword(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
 }
 
-// forgetDevices ends every trusted browser and session of the user.
+// forgetDevices ends every trusted browser and session of the user and
+// drops the methods they registered (authenticator app, backup codes).
 func (a *AdminAPI) forgetDevices(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("username")
-	err := a.store.DeleteTokens(r.Context(), user, "")
+	err := errors.Join(a.store.DeleteTokens(r.Context(), user, ""), a.store.ResetMFA(r.Context(), user))
 	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.forget-devices", Subject: user, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)

@@ -17,15 +17,32 @@ type LoginRequest struct {
 
 // LoginResponse answers a correct password when MFA applies.
 type LoginResponse struct {
-	Token             string `json:"token"`
+	Token string `json:"token"`
+	// Authenticator is the method the challenge opens with ("setup" when
+	// the user must set up a method first: see SetupMethods).
 	Authenticator     string `json:"authenticator"`
 	AuthenticatorCode string `json:"authenticatorCode"`
+	// Methods are every method the user can verify with now.
+	Methods []string `json:"methods"`
+	// SetupMethods are the methods the user can set up.
+	SetupMethods []string `json:"setupMethods,omitempty"`
+	// SessionToken is set instead of Token when no MFA step applies.
+	SessionToken string `json:"sessionToken,omitempty"`
 }
 
 // VerifyRequest is the body of POST /api/v1/auth/verify.
 type VerifyRequest struct {
 	Token string `json:"token"`
 	Code  string `json:"code"`
+	// Method is one of the login response's methods ("" for authenticator).
+	Method string `json:"method,omitempty"`
+}
+
+// SetupRequest is the body of POST /api/v1/auth/setup/app (Token only) and
+// /api/v1/auth/setup/confirm.
+type SetupRequest struct {
+	Token string `json:"token"`
+	Code  string `json:"code,omitempty"`
 }
 
 // VerifyResponse carries the session token.
@@ -43,6 +60,8 @@ type CodeErrorResponse struct {
 func (s *Service) RegisterAPI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/auth/login", s.apiLogin)
 	mux.HandleFunc("POST /api/v1/auth/verify", s.apiVerify)
+	mux.HandleFunc("POST /api/v1/auth/setup/app", s.apiSetupApp)
+	mux.HandleFunc("POST /api/v1/auth/setup/confirm", s.apiSetupConfirm)
 }
 
 func writeBlocked(w http.ResponseWriter, b *BlockedError) {
@@ -59,8 +78,17 @@ func (s *Service) apiLogin(w http.ResponseWriter, r *http.Request) {
 	res, err := s.Login(r.Context(), req.Username, req.Password, httpx.ClientIP(r), "")
 	var blocked *BlockedError
 	switch {
+	case err == nil && res.Session != "":
+		httpx.WriteJSON(w, http.StatusOK, LoginResponse{SessionToken: res.Session, Methods: []string{}})
 	case err == nil:
-		httpx.WriteJSON(w, http.StatusOK, LoginResponse{Token: res.Pending, Authenticator: res.Method})
+		resp := LoginResponse{Token: res.Pending, Authenticator: res.Method, Methods: res.Methods.Available}
+		if resp.Methods == nil {
+			resp.Methods = []string{}
+		}
+		if res.Method == MethodSetup {
+			resp.SetupMethods = res.Methods.CanSetUp
+		}
+		httpx.WriteJSON(w, http.StatusOK, resp)
 	case errors.As(err, &blocked):
 		writeBlocked(w, blocked)
 	case errors.Is(err, ErrBadCredentials):
@@ -79,7 +107,12 @@ func (s *Service) apiVerify(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	sess, err := s.Verify(r.Context(), req.Token, req.Code, httpx.ClientIP(r))
+	sess, err := s.VerifyMethod(r.Context(), req.Token, req.Method, req.Code, httpx.ClientIP(r))
+	s.writeSession(w, sess, err, "api verify")
+}
+
+// writeSession answers a code check: the session token, or the error.
+func (s *Service) writeSession(w http.ResponseWriter, sess string, err error, what string) {
 	var blocked *BlockedError
 	var codeErr *CodeError
 	switch {
@@ -89,12 +122,50 @@ func (s *Service) apiVerify(w http.ResponseWriter, r *http.Request) {
 		writeBlocked(w, blocked)
 	case errors.As(err, &codeErr):
 		httpx.WriteJSON(w, http.StatusUnauthorized, CodeErrorResponse{Error: codeErr.Error(), AttemptsLeft: codeErr.AttemptsLeft})
-	case errors.Is(err, ErrBadToken):
+	case errors.Is(err, ErrBadToken), errors.Is(err, ErrNoEnrolment):
 		httpx.WriteError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, ErrNoMethod):
+	case errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled), errors.Is(err, ErrSetupRequired):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		s.log.Error("api verify", "err", err)
+		s.log.Error(what, "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
 	}
+}
+
+// SetupAppResponse is a new authenticator-app key.
+type SetupAppResponse struct {
+	Secret string `json:"secret"`
+	URI    string `json:"uri"`
+	// QRPNG is the QR code of URI, a base64 PNG.
+	QRPNG []byte `json:"qrPng"`
+}
+
+func (s *Service) apiSetupApp(w http.ResponseWriter, r *http.Request) {
+	var req SetupRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	enr, err := s.SetupApp(r.Context(), req.Token)
+	switch {
+	case err == nil:
+		httpx.WriteJSON(w, http.StatusOK, SetupAppResponse{Secret: enr.Secret, URI: enr.URI, QRPNG: enr.QRPNG})
+	case errors.Is(err, ErrBadToken):
+		httpx.WriteError(w, http.StatusUnauthorized, err.Error())
+	case errors.Is(err, ErrNotEnabled):
+		httpx.WriteError(w, http.StatusForbidden, err.Error())
+	default:
+		s.log.Error("api setup app", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func (s *Service) apiSetupConfirm(w http.ResponseWriter, r *http.Request) {
+	var req SetupRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sess, err := s.FinishSetup(r.Context(), req.Token, req.Code, httpx.ClientIP(r))
+	s.writeSession(w, sess, err, "api setup confirm")
 }

@@ -2,6 +2,7 @@ package verifier_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -54,6 +55,15 @@ func newFleet(t *testing.T) *fleet {
 	f.cams["carol"] = testenv.Camera(t, srv, "WF-C", device.Workforce)
 	testenv.Assign(t, srv, "WF-C", "carol")
 	return f
+}
+
+// setPolicy sets the organisation policy through the admin API.
+func (f *fleet) setPolicy(t *testing.T, require bool, methods ...string) {
+	t.Helper()
+	status, body := testenv.API(t, f.srv, f.srv.AdminToken, "PUT", "/api/v1/admin/org/policy", map[string]any{"requireMfa": require, "methods": methods})
+	if status != 200 {
+		t.Fatalf("set policy: %d %v", status, body)
+	}
 }
 
 func (f *fleet) login(t *testing.T, user, pw string) (int, map[string]any) {
@@ -115,15 +125,22 @@ func TestAPIRules(t *testing.T) {
 			t.Fatalf("%d %v / %d %v", s1, b1, s2, b2)
 		}
 	})
-	t.Run("unprovisioned camera gives no method", func(t *testing.T) {
-		status, body := f.login(t, "carol", "pw-carol-long")
-		if status != 403 || !strings.Contains(body["error"].(string), "no provisioned body camera") {
-			t.Fatalf("%d %v", status, body)
+	t.Run("unprovisioned camera or none: set up the app first", func(t *testing.T) {
+		for _, u := range []string{"carol", "dave"} {
+			status, body := f.login(t, u, "pw-"+u+"-long")
+			if status != 200 || body["authenticator"] != "setup" || fmt.Sprint(body["setupMethods"]) != "[app]" || fmt.Sprint(body["methods"]) != "[]" {
+				t.Fatalf("%s: %d %v", u, status, body)
+			}
 		}
 	})
-	t.Run("no camera gives no method", func(t *testing.T) {
-		if status, _ := f.login(t, "dave", "pw-dave-long"); status != 403 {
-			t.Fatalf("%d", status)
+	t.Run("camera-only organisation: no method without a provisioned camera", func(t *testing.T) {
+		f.setPolicy(t, true, "bodycam")
+		defer f.setPolicy(t, true, "bodycam", "app")
+		for _, u := range []string{"carol", "dave"} {
+			status, body := f.login(t, u, "pw-"+u+"-long")
+			if status != 403 || !strings.Contains(fmt.Sprint(body["error"]), "no provisioned body camera") {
+				t.Fatalf("%s: %d %v", u, status, body)
+			}
 		}
 	})
 	t.Run("malformed requests", func(t *testing.T) {
@@ -201,8 +218,8 @@ func TestWipedOrUnassignedCameraRefused(t *testing.T) {
 	if _, err := f.srv.Store.ActiveSeed(ctx, "BC3-B"); err == nil {
 		t.Fatal("wiped camera still has an active seed")
 	}
-	if status, _ := f.login(t, "bob", "pw-bob-long"); status != 403 {
-		t.Fatalf("wiped camera still offered: %d", status)
+	if status, body := f.login(t, "bob", "pw-bob-long"); status != 200 || body["authenticator"] != "setup" || strings.Contains(fmt.Sprint(body["methods"]), "bodycam") {
+		t.Fatalf("wiped camera still offered: %d %v", status, body)
 	}
 }
 

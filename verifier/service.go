@@ -41,6 +41,9 @@ type Store interface {
 	Auditor
 	CodeStore
 	ThrottleStore
+	MethodStore
+	PasswordStore
+	UserLister
 }
 
 // Method names, as the API, the audit log and the metrics spell them.
@@ -75,6 +78,8 @@ type Config struct {
 	// Window and ResyncRange: see Checker.
 	Window, ResyncRange int64
 	Limits              Limits
+	// Issuer names the service in authenticator apps (default "camotp").
+	Issuer string
 }
 
 // DefaultConfig returns the product defaults.
@@ -136,6 +141,9 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = "camotp"
+	}
 	if cfg.PendingTTL <= 0 || cfg.PendingTTL > 5*time.Minute {
 		cfg.PendingTTL = 5 * time.Minute
 	}
@@ -183,7 +191,11 @@ type LoginResult struct {
 	Session string
 	// Pending is the short-lived token for the MFA step.
 	Pending string
-	Method  string
+	// Method is the method the challenge opens with, or MethodSetup when
+	// the user must set one up first.
+	Method string
+	// Methods are what the user can do at the MFA step.
+	Methods UserMethods
 	// Model is the assigned camera's model (for the how-to steps).
 	Model device.Model
 }
@@ -242,13 +254,34 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 			return res, nil
 		}
 	}
-	cam, err := s.camera(ctx, user.Username)
+	um, err := s.Methods(ctx, user.Username)
 	if err != nil {
-		s.audit(ctx, username, "login.mfa", "none", "no method", ip, "")
 		return LoginResult{}, err
 	}
-	res.Method, res.Model = MethodBodycam, cam.Model
-	res.Pending, err = s.st.CreateToken(ctx, store.TokenPending, user.Username, MethodBodycam, ip, s.cfg.PendingTTL)
+	res.Methods, res.Method, res.Model = um, um.Default, um.Camera
+	if len(um.Available) == 0 {
+		pol, err := s.Policy(ctx)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		switch {
+		case !pol.RequireMFA:
+			// The organisation does not require MFA and the user has none.
+			sess, err := s.st.CreateToken(ctx, store.TokenSession, user.Username, MethodPassword, ip, s.cfg.SessionTTL)
+			if err != nil {
+				return LoginResult{}, err
+			}
+			s.audit(ctx, username, "login.mfa", "none", "not required", ip, "")
+			res.Session = sess
+			return res, nil
+		case len(um.CanSetUp) == 0:
+			s.audit(ctx, username, "login.mfa", "none", "no method", ip, "")
+			return LoginResult{}, ErrNoMethod
+		}
+		res.Method = MethodSetup
+		s.audit(ctx, username, "login.mfa", "none", "setup required", ip, strings.Join(um.CanSetUp, ","))
+	}
+	res.Pending, err = s.st.CreateToken(ctx, store.TokenPending, user.Username, res.Method, ip, s.cfg.PendingTTL)
 	return res, err
 }
 
@@ -267,53 +300,108 @@ func (s *Service) camera(ctx context.Context, username string) (store.Camera, er
 	return cam, nil
 }
 
-// Pending returns the user and camera model of a pending token.
-func (s *Service) Pending(ctx context.Context, pending string) (string, device.Model, error) {
+// Pending returns the user of a pending token and what they can do at the
+// MFA step; Methods.Default is the token's method (MethodSetup when the
+// user must set one up first).
+func (s *Service) Pending(ctx context.Context, pending string) (string, UserMethods, error) {
 	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
 	if err != nil {
-		return "", "", ErrBadToken
+		return "", UserMethods{}, ErrBadToken
 	}
-	cam, err := s.camera(ctx, t.Username)
+	um, err := s.Methods(ctx, t.Username)
 	if err != nil {
-		return t.Username, "", err
+		return t.Username, UserMethods{}, err
 	}
-	return t.Username, cam.Model, nil
+	if t.Method == MethodSetup {
+		um.Default = MethodSetup
+	}
+	return t.Username, um, nil
 }
 
-// Verify checks the code typed for a pending sign-in from ip and returns a
-// session token. The code is checked against the seed of the camera
-// assigned to this user, and no other.
+// Verify checks code with the method the pending sign-in opened with.
 func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string, error) {
+	return s.VerifyMethod(ctx, pending, "", code, ip)
+}
+
+// VerifyMethod checks the code typed for a pending sign-in from ip with
+// method ("" for the one the challenge opened with) and returns a session
+// token. A camera code is checked against the seed of the camera assigned
+// to this user, and no other; an app code against the user's own app.
+func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip string) (string, error) {
 	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
 	if err != nil {
 		return "", ErrBadToken
 	}
 	user := t.Username
+	if t.Method == MethodSetup {
+		return "", ErrSetupRequired
+	}
+	if method == "" {
+		method = t.Method
+	}
 	now := s.now()
 	d, err := s.reg.Check(ctx, "otp", user, ip, now)
 	if err != nil {
 		return "", err
 	}
 	if d.Blocked {
-		s.audit(ctx, user, "login.mfa", MethodBodycam, "blocked", ip, MethodBodycam)
+		s.audit(ctx, user, "login.mfa", method, "blocked", ip, method)
 		return "", &BlockedError{RetryAfter: d.RetryAfter}
 	}
-	cam, err := s.camera(ctx, user)
-	if err != nil {
-		return "", err
-	}
-	seed, err := s.st.ActiveSeed(ctx, cam.Serial)
-	if errors.Is(err, store.ErrNotFound) {
+	var res CheckResult
+	var detail string
+	switch method {
+	case MethodBodycam:
+		cam, err := s.camera(ctx, user)
+		if err != nil {
+			return "", err
+		}
+		if pol, err := s.Policy(ctx); err != nil {
+			return "", err
+		} else if !pol.Enabled(MethodBodycam) {
+			return "", ErrNotEnabled
+		}
+		seed, err := s.st.ActiveSeed(ctx, cam.Serial)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", ErrNoMethod
+		}
+		if err != nil {
+			return "", err
+		}
+		if res, err = s.checker.Check(ctx, "cam:"+cam.Serial, seed, code, now); err != nil {
+			return "", err
+		}
+		detail = fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset)
+	case MethodApp:
+		if pol, err := s.Policy(ctx); err != nil {
+			return "", err
+		} else if !pol.Enabled(MethodApp) {
+			return "", ErrNotEnabled
+		}
+		seed, err := s.st.AppSeed(ctx, user)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", ErrNoMethod
+		}
+		if err != nil {
+			return "", err
+		}
+		if res, err = s.checker.Check(ctx, "app:"+user, seed, code, now); err != nil {
+			return "", err
+		}
+		detail = fmt.Sprintf("app offset %d", res.Offset)
+	case MethodBackup:
+		ok, err := s.st.UseBackupCode(ctx, user, normalizeBackup(code))
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			res.Outcome = Accepted
+			left, _ := s.st.BackupCodesLeft(ctx, user)
+			detail = fmt.Sprintf("backup code used, %d left", left)
+		}
+	default:
 		return "", ErrNoMethod
 	}
-	if err != nil {
-		return "", err
-	}
-	res, err := s.checker.Check(ctx, "cam:"+cam.Serial, seed, code, now)
-	if err != nil {
-		return "", err
-	}
-	detail := fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset)
 	switch res.Outcome {
 	case Accepted:
 		if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
@@ -322,28 +410,64 @@ func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string,
 		if res.Resynced {
 			detail += " (resynced)"
 		}
-		sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, MethodBodycam, ip, s.cfg.SessionTTL,
+		sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL,
 			store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail})
 		if err != nil {
 			return "", err
 		}
 		if s.obs != nil {
-			s.obs.SignIn("mfa", MethodBodycam, "ok")
+			s.obs.SignIn("mfa", method, "ok")
+		}
+		if method != MethodBackup && method != t.Method {
+			if err := s.st.SetLastMethod(ctx, user, method); err != nil {
+				s.log.Warn("record last method", "user", user, "err", err)
+			}
 		}
 		return sess, nil
 	case ClockOff:
-		s.audit(ctx, user, "login.mfa", MethodBodycam, "clock-off", ip, detail)
+		s.audit(ctx, user, "login.mfa", method, "clock-off", ip, detail)
 		return "", &CodeError{ClockOff: true, AttemptsLeft: d.AttemptsLeft}
 	}
 	d, err = s.fail(ctx, "otp", user, ip, now)
 	if err != nil {
 		return "", err
 	}
-	s.audit(ctx, user, "login.mfa", MethodBodycam, res.Outcome.String(), ip, "bodycam "+cam.Serial)
+	s.audit(ctx, user, "login.mfa", method, res.Outcome.String(), ip, detail)
 	if d.Blocked {
 		return "", &BlockedError{RetryAfter: d.RetryAfter}
 	}
 	return "", &CodeError{AttemptsLeft: d.AttemptsLeft, Replayed: res.Outcome == Replayed}
+}
+
+// SetupApp starts setting up an authenticator app during a pending
+// sign-in whose user must set up a method first.
+func (s *Service) SetupApp(ctx context.Context, pending string) (AppEnrolment, error) {
+	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	if err != nil {
+		return AppEnrolment{}, ErrBadToken
+	}
+	return s.StartApp(ctx, t.Username)
+}
+
+// FinishSetup confirms the app set up during a pending sign-in with its
+// first code and finishes the sign-in: it returns a session token.
+func (s *Service) FinishSetup(ctx context.Context, pending, code, ip string) (string, error) {
+	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	if err != nil {
+		return "", ErrBadToken
+	}
+	if err := s.ConfirmApp(ctx, t.Username, code, ip); err != nil {
+		return "", err
+	}
+	if err := s.st.SetLastMethod(ctx, t.Username, MethodApp); err != nil {
+		s.log.Warn("record last method", "user", t.Username, "err", err)
+	}
+	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, t.Username, MethodApp, ip, s.cfg.SessionTTL,
+		store.AuditEntry{Actor: t.Username, Action: "login.mfa", Subject: t.Username, Result: "ok", SourceIP: ip, Detail: "app set up at sign-in"})
+	if err == nil && s.obs != nil {
+		s.obs.SignIn("mfa", MethodApp, "ok")
+	}
+	return sess, err
 }
 
 // Trust makes a trusted-browser token for username ("Keep me signed in").

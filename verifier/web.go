@@ -8,10 +8,10 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
-	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/httpx"
 )
 
@@ -57,14 +57,21 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /login", h(wb.csrf(wb.loginPost)))
 	mux.Handle("GET /mfa", h(wb.mfaPage))
 	mux.Handle("POST /mfa", h(wb.csrf(wb.mfaPost)))
+	mux.Handle("POST /mfa/setup", h(wb.csrf(wb.setupPost)))
 	mux.Handle("GET /home", h(wb.home))
+	mux.Handle("GET /security", h(wb.securityPage))
+	mux.Handle("POST /security/app/start", h(wb.csrf(wb.signedIn(wb.appStart))))
+	mux.Handle("POST /security/app/confirm", h(wb.csrf(wb.signedIn(wb.appConfirm))))
+	mux.Handle("POST /security/app/remove", h(wb.csrf(wb.signedIn(wb.appRemove))))
+	mux.Handle("POST /security/backup", h(wb.csrf(wb.signedIn(wb.backupNew))))
+	mux.Handle("POST /security/password", h(wb.csrf(wb.signedIn(wb.passwordPost))))
 	mux.Handle("POST /logout", h(wb.csrf(wb.logout)))
 }
 
 func headers(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -128,10 +135,29 @@ func (wb *Web) csrf(next http.HandlerFunc) http.HandlerFunc {
 type page struct {
 	CSRF     string
 	Error    string
+	Notice   string
 	Username string
 	Model    string
 	HowTo    []string
 	TrustFor string
+	// MFA step: the method shown and the other options.
+	Method string
+	Others []option
+	// App set-up: the key and its QR code (a data: URL).
+	Secret string
+	QR     template.URL
+	// Security page.
+	Methods UserMethods
+	Codes   []string
+}
+
+// option is another MFA method the challenge offers.
+type option struct{ ID, Label string }
+
+var methodLabels = map[string]string{
+	MethodBodycam: "Body camera code",
+	MethodApp:     "Authenticator app code",
+	MethodBackup:  "Backup code",
 }
 
 func (wb *Web) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
@@ -178,58 +204,206 @@ func (wb *Web) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (wb *Web) mfaData(r *http.Request) (page, error) {
-	user, model, err := wb.svc.Pending(r.Context(), cookie(r, cookiePending))
+// mfaData is the MFA step of the pending sign-in, showing method (when
+// the user can use it) or the challenge's default.
+func (wb *Web) mfaData(r *http.Request, method string) (page, error) {
+	user, um, err := wb.svc.Pending(r.Context(), cookie(r, cookiePending))
 	if err != nil {
 		return page{}, err
 	}
-	return page{Username: user, Model: model.DisplayName(), HowTo: device.Model(model).HowTo(),
-		TrustFor: humanDuration(wb.svc.cfg.TrustFor)}, nil
+	p := page{Username: user, Model: um.Camera.DisplayName(), HowTo: um.Camera.HowTo(),
+		TrustFor: humanDuration(wb.svc.cfg.TrustFor), Method: um.Default, Methods: um}
+	if um.Default != MethodSetup && slices.Contains(um.Available, method) {
+		p.Method = method
+	}
+	for _, m := range um.Available {
+		if m != p.Method {
+			p.Others = append(p.Others, option{ID: m, Label: methodLabels[m]})
+		}
+	}
+	return p, nil
 }
 
 func (wb *Web) mfaPage(w http.ResponseWriter, r *http.Request) {
-	p, err := wb.mfaData(r)
+	p, err := wb.mfaData(r, r.URL.Query().Get("method"))
 	if err != nil {
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
+		return
+	}
+	if p.Method == MethodSetup {
+		wb.setupPage(w, r, p, http.StatusOK)
 		return
 	}
 	wb.render(w, r, http.StatusOK, "mfa.html", p)
 }
 
-func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
-	p, err := wb.mfaData(r)
+// setupPage shows a new authenticator-app key to a user who must set up a
+// method before finishing sign-in.
+func (wb *Web) setupPage(w http.ResponseWriter, r *http.Request, p page, status int) {
+	enr, err := wb.svc.SetupApp(r.Context(), cookie(r, cookiePending))
 	if err != nil {
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
 		return
 	}
-	pending := cookie(r, cookiePending)
-	sess, err := wb.svc.Verify(r.Context(), pending, r.PostForm.Get("code"), httpx.ClientIP(r))
+	p.Secret, p.QR = enr.Secret, qrURL(enr.QRPNG)
+	wb.render(w, r, status, "setup.html", p)
+}
+
+func qrURL(png []byte) template.URL {
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+}
+
+func (wb *Web) setupPost(w http.ResponseWriter, r *http.Request) {
+	p, err := wb.mfaData(r, "")
+	if err != nil {
+		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
+		return
+	}
+	sess, err := wb.svc.FinishSetup(r.Context(), cookie(r, cookiePending), r.PostForm.Get("code"), httpx.ClientIP(r))
+	if err == nil {
+		wb.signIn(w, r, p.Username, sess)
+		return
+	}
+	var blocked *BlockedError
+	var codeErr *CodeError
+	switch {
+	case errors.As(err, &blocked):
+		wb.render(w, r, http.StatusTooManyRequests, "login.html", page{Error: err.Error()})
+	case errors.As(err, &codeErr), errors.Is(err, ErrNoEnrolment):
+		// A new key: the one shown before is not reused after a wrong code.
+		p.Error = err.Error() + " — scan the new code below"
+		wb.setupPage(w, r, p, http.StatusUnauthorized)
+	default:
+		wb.svc.log.Error("web setup", "err", err)
+		wb.render(w, r, http.StatusInternalServerError, "login.html", page{Error: "internal error, try again"})
+	}
+}
+
+// signIn ends the MFA step: session cookie, and the trusted-browser cookie
+// when "Keep me signed in" was ticked.
+func (wb *Web) signIn(w http.ResponseWriter, r *http.Request, user, sess string) {
+	wb.setCookie(w, r, cookiePending, "", -1)
+	// A fresh session cookie on sign-in (never reuse a pre-login value).
+	wb.setCookie(w, r, cookieSession, sess, wb.svc.cfg.SessionTTL)
+	if r.PostForm.Get("keep") == "on" {
+		if tok, err := wb.svc.Trust(r.Context(), user, httpx.ClientIP(r)); err == nil {
+			wb.setCookie(w, r, cookieTrust, tok, wb.svc.cfg.TrustFor)
+		}
+	}
+	http.Redirect(w, r, "/home", http.StatusSeeOther)
+}
+
+func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
+	p, err := wb.mfaData(r, r.PostForm.Get("method"))
+	if err != nil {
+		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
+		return
+	}
+	sess, err := wb.svc.VerifyMethod(r.Context(), cookie(r, cookiePending), p.Method, r.PostForm.Get("code"), httpx.ClientIP(r))
 	var blocked *BlockedError
 	var codeErr *CodeError
 	switch {
 	case err == nil:
-		wb.setCookie(w, r, cookiePending, "", -1)
-		// A fresh session cookie on sign-in (never reuse a pre-login value).
-		wb.setCookie(w, r, cookieSession, sess, wb.svc.cfg.SessionTTL)
-		if r.PostForm.Get("keep") == "on" {
-			if tok, err := wb.svc.Trust(r.Context(), p.Username, httpx.ClientIP(r)); err == nil {
-				wb.setCookie(w, r, cookieTrust, tok, wb.svc.cfg.TrustFor)
-			}
-		}
-		http.Redirect(w, r, "/home", http.StatusSeeOther)
+		wb.signIn(w, r, p.Username, sess)
 	case errors.As(err, &blocked):
 		p.Error = err.Error()
 		wb.render(w, r, http.StatusTooManyRequests, "mfa.html", p)
 	case errors.As(err, &codeErr):
 		p.Error = err.Error()
 		wb.render(w, r, http.StatusUnauthorized, "mfa.html", p)
-	case errors.Is(err, ErrBadToken), errors.Is(err, ErrNoMethod):
+	case errors.Is(err, ErrBadToken), errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled), errors.Is(err, ErrSetupRequired):
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
 	default:
 		wb.svc.log.Error("web verify", "err", err)
 		p.Error = "internal error, try again"
 		wb.render(w, r, http.StatusInternalServerError, "mfa.html", p)
 	}
+}
+
+// signedIn passes the session's user to next, or sends the browser to
+// the sign-in page.
+func (wb *Web) signedIn(next func(w http.ResponseWriter, r *http.Request, user string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, err := wb.svc.Session(r.Context(), cookie(r, cookieSession))
+		if err != nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		next(w, r, user)
+	}
+}
+
+// security renders the Security page of user with p's extras.
+func (wb *Web) security(w http.ResponseWriter, r *http.Request, user string, p page, status int) {
+	um, err := wb.svc.Methods(r.Context(), user)
+	if err != nil {
+		wb.svc.log.Error("security page", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	p.Username, p.Methods, p.Model = user, um, um.Camera.DisplayName()
+	wb.render(w, r, status, "security.html", p)
+}
+
+func (wb *Web) securityPage(w http.ResponseWriter, r *http.Request) {
+	wb.signedIn(func(w http.ResponseWriter, r *http.Request, user string) {
+		wb.security(w, r, user, page{}, http.StatusOK)
+	})(w, r)
+}
+
+func (wb *Web) appStart(w http.ResponseWriter, r *http.Request, user string) {
+	enr, err := wb.svc.StartApp(r.Context(), user)
+	if err != nil {
+		wb.security(w, r, user, page{Error: err.Error()}, http.StatusBadRequest)
+		return
+	}
+	wb.security(w, r, user, page{Secret: enr.Secret, QR: qrURL(enr.QRPNG)}, http.StatusOK)
+}
+
+func (wb *Web) appConfirm(w http.ResponseWriter, r *http.Request, user string) {
+	err := wb.svc.ConfirmApp(r.Context(), user, r.PostForm.Get("code"), httpx.ClientIP(r))
+	if err != nil {
+		status := http.StatusUnauthorized
+		if errors.As(err, new(*BlockedError)) {
+			status = http.StatusTooManyRequests
+		}
+		wb.security(w, r, user, page{Error: err.Error() + " — set up again"}, status)
+		return
+	}
+	wb.security(w, r, user, page{Notice: "Authenticator app set up."}, http.StatusOK)
+}
+
+func (wb *Web) appRemove(w http.ResponseWriter, r *http.Request, user string) {
+	if err := wb.svc.RemoveMethod(r.Context(), user, MethodApp, httpx.ClientIP(r)); err != nil {
+		wb.security(w, r, user, page{Error: err.Error()}, http.StatusBadRequest)
+		return
+	}
+	wb.security(w, r, user, page{Notice: "Authenticator app removed."}, http.StatusOK)
+}
+
+func (wb *Web) backupNew(w http.ResponseWriter, r *http.Request, user string) {
+	codes, err := wb.svc.NewBackupCodes(r.Context(), user, httpx.ClientIP(r))
+	if err != nil {
+		wb.svc.log.Error("backup codes", "err", err)
+		wb.security(w, r, user, page{Error: "internal error, try again"}, http.StatusInternalServerError)
+		return
+	}
+	wb.security(w, r, user, page{Codes: codes}, http.StatusOK)
+}
+
+func (wb *Web) passwordPost(w http.ResponseWriter, r *http.Request, user string) {
+	sess, err := wb.svc.ChangePassword(r.Context(), user, r.PostForm.Get("current"), r.PostForm.Get("new"), httpx.ClientIP(r))
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.As(err, new(*BlockedError)) {
+			status = http.StatusTooManyRequests
+		}
+		wb.security(w, r, user, page{Error: err.Error()}, status)
+		return
+	}
+	wb.setCookie(w, r, cookieTrust, "", -1)
+	wb.setCookie(w, r, cookieSession, sess, wb.svc.cfg.SessionTTL)
+	wb.security(w, r, user, page{Notice: "Password changed. Other sessions and trusted browsers were signed out."}, http.StatusOK)
 }
 
 func (wb *Web) home(w http.ResponseWriter, r *http.Request) {

@@ -6,7 +6,10 @@ package masterkey
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,7 +24,8 @@ const EnvVar = "CAMOTP_MASTER_KEY"
 
 // Key seals and opens secrets at rest.
 type Key struct {
-	aead cipher.AEAD
+	aead   cipher.AEAD
+	macKey []byte // HKDF-derived, for MAC
 }
 
 // New returns a Key from 32 raw bytes.
@@ -37,7 +41,22 @@ func New(raw []byte) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	return &Key{aead: aead}, nil
+	macKey, err := hkdf.Key(sha256.New, raw, nil, "camotp mac v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	return &Key{aead: aead, macKey: macKey}, nil
+}
+
+// MAC is HMAC-SHA256 of data under a key derived from the master key for
+// purpose: a keyed hash for short secrets (backup codes) that a stolen
+// database alone cannot brute-force.
+func (k *Key) MAC(purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, k.macKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(data)
+	return m.Sum(nil)
 }
 
 // Load returns the key from env (when not empty) or from the file at path,

@@ -176,7 +176,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken).Register(s.mux)
+	adminAPI := provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken)
+	adminAPI.Register(s.mux)
 	vcfg := verifier.DefaultConfig()
 	if cfg.Verifier != nil {
 		vcfg = *cfg.Verifier
@@ -192,6 +193,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.Verifier.SetObserver(s.Metrics)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
 	s.Verifier.RegisterAPI(s.mux)
+	s.Verifier.RegisterAdminAPI(s.mux, adminAPI.Auth)
 	web, err := verifier.NewWeb(s.Verifier)
 	if err != nil {
 		return nil, err

@@ -211,6 +211,33 @@ var migrations = []string{
 		expires_at INTEGER NOT NULL
 	);
 	CREATE INDEX tokens_user ON tokens(username, kind);`,
+	// 3: organisation policy, the users' own MFA methods (authenticator
+	// app), enrolments in progress, backup codes, last used method.
+	`CREATE TABLE org_settings (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);
+	CREATE TABLE mfa_methods (
+		username   TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		method     TEXT NOT NULL,
+		secret     BLOB,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (username, method)
+	);
+	CREATE TABLE enrolments (
+		username   TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		method     TEXT NOT NULL,
+		secret     BLOB,
+		expires_at INTEGER NOT NULL,
+		PRIMARY KEY (username, method)
+	);
+	CREATE TABLE backup_codes (
+		username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		hash     BLOB NOT NULL,
+		used_at  INTEGER,
+		PRIMARY KEY (username, hash)
+	);
+	ALTER TABLE users ADD COLUMN last_method TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

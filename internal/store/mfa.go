@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/camotp/camotp/device"
+)
+
+// MFA methods a user registers (the body camera is assigned by an admin
+// instead).
+const (
+	MethodApp = "app" // authenticator app (TOTP)
+)
+
+// Setting reads an organisation setting; ok is false when it was never set.
+func (s *Store) Setting(ctx context.Context, key string) (value string, ok bool, err error) {
+	err = s.queryRow(ctx, `SELECT value FROM org_settings WHERE key = ?`, key).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read setting %s: %w", key, err)
+	}
+	return value, true, nil
+}
+
+// SetSetting stores an organisation setting.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	if _, err := s.exec(ctx, `INSERT INTO org_settings (key, value) VALUES (?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+		return fmt.Errorf("write setting %s: %w", key, err)
+	}
+	return nil
+}
+
+// appAAD binds a sealed app seed to its user.
+func appAAD(username string) string { return "app:" + username }
+
+// StartEnrolment keeps seed as the user's app enrolment in progress for
+// ttl, replacing any earlier one. It becomes a method only by ConfirmApp.
+func (s *Store) StartEnrolment(ctx context.Context, username string, seed device.Seed, ttl time.Duration) error {
+	sealed, err := s.sealSeed(appAAD(username), seed)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, `INSERT INTO enrolments (username, method, secret, expires_at) VALUES (?,?,?,?)
+		ON CONFLICT(username, method) DO UPDATE SET secret = excluded.secret, expires_at = excluded.expires_at`,
+		username, MethodApp, sealed, s.now().Add(ttl).UnixMilli())
+	if err != nil {
+		return fmt.Errorf("start enrolment of %s: %w", username, err)
+	}
+	return nil
+}
+
+// Enrolment returns the unexpired app enrolment in progress, or ErrNotFound.
+func (s *Store) Enrolment(ctx context.Context, username string) (device.Seed, error) {
+	var sealed []byte
+	err := s.queryRow(ctx, `SELECT secret FROM enrolments WHERE username = ? AND method = ? AND expires_at > ?`,
+		username, MethodApp, s.now().UnixMilli()).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return device.Seed{}, fmt.Errorf("enrolment of %s: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return device.Seed{}, fmt.Errorf("read enrolment of %s: %w", username, err)
+	}
+	return s.openSeed(appAAD(username), sealed)
+}
+
+// ConfirmApp makes seed the user's authenticator app (replacing an earlier
+// one) and ends the enrolment, in one transaction.
+func (s *Store) ConfirmApp(ctx context.Context, username string, seed device.Seed) error {
+	sealed, err := s.sealSeed(appAAD(username), seed)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO mfa_methods (username, method, secret, created_at) VALUES (?,?,?,?)
+			ON CONFLICT(username, method) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at`,
+			username, MethodApp, sealed, s.now().UnixMilli()); err != nil {
+			return fmt.Errorf("save app of %s: %w", username, err)
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM enrolments WHERE username = ? AND method = ?`, username, MethodApp)
+		return err
+	})
+}
+
+// AppSeed returns the user's authenticator app seed, or ErrNotFound.
+func (s *Store) AppSeed(ctx context.Context, username string) (device.Seed, error) {
+	var sealed []byte
+	err := s.queryRow(ctx, `SELECT secret FROM mfa_methods WHERE username = ? AND method = ?`, username, MethodApp).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return device.Seed{}, fmt.Errorf("app of %s: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return device.Seed{}, fmt.Errorf("read app of %s: %w", username, err)
+	}
+	return s.openSeed(appAAD(username), sealed)
+}
+
+// Methods lists the methods the user registered (not the camera).
+func (s *Store) Methods(ctx context.Context, username string) ([]string, error) {
+	rows, err := s.query(ctx, `SELECT method FROM mfa_methods WHERE username = ? ORDER BY method`, username)
+	if err != nil {
+		return nil, fmt.Errorf("methods of %s: %w", username, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			return nil, fmt.Errorf("methods of %s: %w", username, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// RemoveMethod deletes one registered method; ErrNotFound when absent.
+func (s *Store) RemoveMethod(ctx context.Context, username, method string) error {
+	res, err := s.exec(ctx, `DELETE FROM mfa_methods WHERE username = ? AND method = ?`, username, method)
+	if err != nil {
+		return fmt.Errorf("remove %s of %s: %w", method, username, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s of %s: %w", method, username, ErrNotFound)
+	}
+	return nil
+}
+
+// ResetMFA deletes the user's registered methods, enrolments, backup codes
+// and trusted browsers, in one transaction.
+func (s *Store) ResetMFA(ctx context.Context, username string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM mfa_methods WHERE username = ?`,
+			`DELETE FROM enrolments WHERE username = ?`,
+			`DELETE FROM backup_codes WHERE username = ?`,
+			`DELETE FROM tokens WHERE username = ? AND kind = 'trust'`,
+			`UPDATE users SET last_method = '' WHERE username = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, username); err != nil {
+				return fmt.Errorf("reset MFA of %s: %w", username, err)
+			}
+		}
+		return nil
+	})
+}
+
+// backupHash is the keyed hash a backup code is stored as.
+func (s *Store) backupHash(username, code string) []byte {
+	return s.key.MAC("backup-code", []byte(username+"\x00"+code))
+}
+
+// SetBackupCodes replaces the user's backup codes by these (only their
+// keyed hashes are stored).
+func (s *Store) SetBackupCodes(ctx context.Context, username string, codes []string) error {
+	hashes := make([][]byte, len(codes))
+	for i, c := range codes {
+		hashes[i] = s.backupHash(username, c)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM backup_codes WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("replace backup codes of %s: %w", username, err)
+		}
+		for _, h := range hashes {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO backup_codes (username, hash) VALUES (?, ?)`, username, h); err != nil {
+				return fmt.Errorf("replace backup codes of %s: %w", username, err)
+			}
+		}
+		return nil
+	})
+}
+
+// UseBackupCode marks code used when it is one of the user's unused
+// backup codes; false otherwise (wrong, or used before).
+func (s *Store) UseBackupCode(ctx context.Context, username, code string) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE backup_codes SET used_at = ? WHERE username = ? AND hash = ? AND used_at IS NULL`,
+		s.now().UnixMilli(), username, s.backupHash(username, code))
+	if err != nil {
+		return false, fmt.Errorf("use backup code of %s: %w", username, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// BackupCodesLeft counts the user's unused backup codes.
+func (s *Store) BackupCodesLeft(ctx context.Context, username string) (int, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM backup_codes WHERE username = ? AND used_at IS NULL`, username).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count backup codes of %s: %w", username, err)
+	}
+	return n, nil
+}
+
+// LastMethod is the MFA method the user last signed in with ("" when none).
+func (s *Store) LastMethod(ctx context.Context, username string) (string, error) {
+	var m string
+	err := s.queryRow(ctx, `SELECT last_method FROM users WHERE username = ?`, username).Scan(&m)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("user %s: %w", username, ErrNotFound)
+	}
+	return m, err
+}
+
+// SetLastMethod records the method the user just signed in with.
+func (s *Store) SetLastMethod(ctx context.Context, username, method string) error {
+	_, err := s.exec(ctx, `UPDATE users SET last_method = ? WHERE username = ?`, method, username)
+	return err
+}

@@ -1,0 +1,114 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/store"
+)
+
+// UserLister lists users, for the admin's MFA overview.
+type UserLister interface {
+	Users(ctx context.Context) ([]store.User, error)
+}
+
+// UserMFA is one user's MFA status in the admin overview.
+type UserMFA struct {
+	Username string      `json:"username"`
+	Methods  UserMethods `json:"methods"`
+	// Configured is false when the user has no method to pass MFA with.
+	Configured bool `json:"configured"`
+}
+
+// adminActor names the admin token holder in the audit log.
+const adminActor = "admin"
+
+// RegisterAdminAPI adds the MFA administration routes to mux, each wrapped
+// by auth (the admin API's bearer-token check).
+func (s *Service) RegisterAdminAPI(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	h := func(f http.HandlerFunc) http.Handler { return auth(f) }
+	mux.Handle("GET /api/v1/admin/org/policy", h(s.adminGetPolicy))
+	mux.Handle("PUT /api/v1/admin/org/policy", h(s.adminSetPolicy))
+	mux.Handle("GET /api/v1/admin/mfa/users", h(s.adminMFAUsers))
+	mux.Handle("POST /api/v1/admin/users/{username}/reset-mfa", h(s.adminResetMFA))
+}
+
+func (s *Service) adminGetPolicy(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Policy(r.Context())
+	if err != nil {
+		s.log.Error("admin policy", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+}
+
+func (s *Service) adminSetPolicy(w http.ResponseWriter, r *http.Request) {
+	var p Policy
+	if err := httpx.Decode(w, r, &p); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := p.Validate(); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.SetPolicy(r.Context(), p, adminActor, httpx.ClientIP(r)); err != nil {
+		s.log.Error("admin set policy", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	s.adminGetPolicy(w, r)
+}
+
+// MFAUsers lists every user's MFA status; only those without a method
+// when withoutOnly.
+func (s *Service) MFAUsers(ctx context.Context, withoutOnly bool) ([]UserMFA, error) {
+	users, err := s.st.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []UserMFA{}
+	for _, u := range users {
+		um, err := s.Methods(ctx, u.Username)
+		if err != nil {
+			return nil, err
+		}
+		configured := len(um.Available) > 0
+		if withoutOnly && configured {
+			continue
+		}
+		out = append(out, UserMFA{Username: u.Username, Methods: um, Configured: configured})
+	}
+	return out, nil
+}
+
+func (s *Service) adminMFAUsers(w http.ResponseWriter, r *http.Request) {
+	list, err := s.MFAUsers(r.Context(), r.URL.Query().Get("without") == "1")
+	if err != nil {
+		s.log.Error("admin mfa users", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, list)
+}
+
+func (s *Service) adminResetMFA(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("username")
+	if _, _, err := s.st.User(r.Context(), user); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			httpx.WriteError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if err := s.ResetMFA(r.Context(), user, adminActor, httpx.ClientIP(r)); err != nil {
+		s.log.Error("admin reset mfa", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
+}

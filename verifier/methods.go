@@ -1,0 +1,383 @@
+package verifier
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/password"
+	"github.com/camotp/camotp/internal/store"
+)
+
+// More method names.
+const (
+	// MethodApp is an authenticator app (TOTP) the user set up.
+	MethodApp = store.MethodApp
+	// MethodBackup is a single-use backup code.
+	MethodBackup = "backup"
+	// MethodSetup marks the pending sign-in of a user who must set up a
+	// method before finishing it.
+	MethodSetup = "setup"
+)
+
+// OrgMethods are the methods an organisation can enable, in the order a
+// challenge offers them.
+var OrgMethods = []string{MethodBodycam, MethodApp, "sms", "call", "email"}
+
+// implemented are the OrgMethods this build can check.
+var implemented = map[string]bool{MethodBodycam: true, MethodApp: true}
+
+// Organisation setting keys.
+const (
+	settingRequireMFA = "require_mfa"
+	settingMethods    = "methods"
+)
+
+// Errors of the methods API.
+var (
+	ErrSetupRequired = errors.New("set up a sign-in method first")
+	ErrNotEnabled    = errors.New("this method is not enabled for your organisation")
+	ErrNoEnrolment   = errors.New("no set-up in progress (it expires after 10 minutes): start again")
+)
+
+// EnrolmentTTL bounds the time between showing a new app secret and
+// confirming it with a first code.
+const EnrolmentTTL = 10 * time.Minute
+
+// BackupCodeCount is how many backup codes a set has.
+const BackupCodeCount = 10
+
+// MethodStore keeps the organisation policy and the users' own methods.
+type MethodStore interface {
+	Setting(ctx context.Context, key string) (string, bool, error)
+	SetSetting(ctx context.Context, key, value string) error
+	StartEnrolment(ctx context.Context, username string, seed device.Seed, ttl time.Duration) error
+	Enrolment(ctx context.Context, username string) (device.Seed, error)
+	ConfirmApp(ctx context.Context, username string, seed device.Seed) error
+	AppSeed(ctx context.Context, username string) (device.Seed, error)
+	Methods(ctx context.Context, username string) ([]string, error)
+	RemoveMethod(ctx context.Context, username, method string) error
+	ResetMFA(ctx context.Context, username string) error
+	SetBackupCodes(ctx context.Context, username string, codes []string) error
+	UseBackupCode(ctx context.Context, username, code string) (bool, error)
+	BackupCodesLeft(ctx context.Context, username string) (int, error)
+	LastMethod(ctx context.Context, username string) (string, error)
+	SetLastMethod(ctx context.Context, username, method string) error
+}
+
+// Policy is the organisation's MFA policy.
+type Policy struct {
+	// RequireMFA makes every sign-in pass MFA (a user with no method must
+	// set one up first). Off, users without a method sign in with the
+	// password alone.
+	RequireMFA bool `json:"requireMfa"`
+	// Methods are the enabled methods, a subset of OrgMethods.
+	Methods []string `json:"methods"`
+}
+
+// DefaultPolicy: MFA required, body camera and authenticator app enabled.
+func DefaultPolicy() Policy {
+	return Policy{RequireMFA: true, Methods: []string{MethodBodycam, MethodApp}}
+}
+
+// Enabled tells whether the organisation enabled method.
+func (p Policy) Enabled(method string) bool { return slices.Contains(p.Methods, method) }
+
+// Validate checks that the policy names known, implemented methods.
+func (p Policy) Validate() error {
+	if len(p.Methods) == 0 || len(p.Methods) > 5 {
+		return fmt.Errorf("enable from one to five methods of %s", strings.Join(OrgMethods, ", "))
+	}
+	seen := map[string]bool{}
+	for _, m := range p.Methods {
+		switch {
+		case !slices.Contains(OrgMethods, m):
+			return fmt.Errorf("unknown method %q (want %s)", m, strings.Join(OrgMethods, ", "))
+		case !implemented[m]:
+			return fmt.Errorf("method %q is not available in this camotp build", m)
+		case seen[m]:
+			return fmt.Errorf("method %q given twice", m)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+// Policy returns the organisation policy (defaults where never set).
+func (s *Service) Policy(ctx context.Context) (Policy, error) {
+	p := DefaultPolicy()
+	if v, ok, err := s.st.Setting(ctx, settingRequireMFA); err != nil {
+		return Policy{}, err
+	} else if ok {
+		p.RequireMFA = v == "on"
+	}
+	if v, ok, err := s.st.Setting(ctx, settingMethods); err != nil {
+		return Policy{}, err
+	} else if ok {
+		p.Methods = strings.Split(v, ",")
+	}
+	return p, nil
+}
+
+// SetPolicy stores a validated policy; actor and ip go to the audit log.
+func (s *Service) SetPolicy(ctx context.Context, p Policy, actor, ip string) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	ordered := slices.DeleteFunc(slices.Clone(OrgMethods), func(m string) bool { return !p.Enabled(m) })
+	req := "off"
+	if p.RequireMFA {
+		req = "on"
+	}
+	err := errors.Join(s.st.SetSetting(ctx, settingMethods, strings.Join(ordered, ",")), s.st.SetSetting(ctx, settingRequireMFA, req))
+	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "org.policy", Subject: "org", Result: resultOf(err), SourceIP: ip,
+		Detail: fmt.Sprintf("methods=%s require_mfa=%s", strings.Join(ordered, ","), req)})
+	return err
+}
+
+func resultOf(err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return "ok"
+}
+
+// UserMethods is what a user can do at the MFA step.
+type UserMethods struct {
+	// Available are the methods the user can pass MFA with now, in
+	// challenge order (backup codes last).
+	Available []string `json:"available"`
+	// Default is the method the challenge opens with: the last one used
+	// when still available, else the first.
+	Default string `json:"default"`
+	// CanSetUp are enabled methods the user may set up themselves.
+	CanSetUp []string `json:"canSetUp"`
+	// Registered are the methods the user set up (not the camera).
+	Registered []string `json:"registered"`
+	// BackupCodes is the number of unused backup codes.
+	BackupCodes int `json:"backupCodes"`
+	// Camera is the assigned camera's model when the camera is available.
+	Camera device.Model `json:"camera,omitempty"`
+}
+
+// Methods returns what user can do at the MFA step under the policy.
+func (s *Service) Methods(ctx context.Context, user string) (UserMethods, error) {
+	pol, err := s.Policy(ctx)
+	if err != nil {
+		return UserMethods{}, err
+	}
+	var um UserMethods
+	if pol.Enabled(MethodBodycam) {
+		cam, err := s.camera(ctx, user)
+		switch {
+		case err == nil:
+			um.Available, um.Camera = append(um.Available, MethodBodycam), cam.Model
+		case !errors.Is(err, ErrNoMethod):
+			return UserMethods{}, err
+		}
+	}
+	if um.Registered, err = s.st.Methods(ctx, user); err != nil {
+		return UserMethods{}, err
+	}
+	if pol.Enabled(MethodApp) {
+		if slices.Contains(um.Registered, MethodApp) {
+			um.Available = append(um.Available, MethodApp)
+		} else {
+			um.CanSetUp = append(um.CanSetUp, MethodApp)
+		}
+	}
+	if um.BackupCodes, err = s.st.BackupCodesLeft(ctx, user); err != nil {
+		return UserMethods{}, err
+	}
+	if um.BackupCodes > 0 {
+		um.Available = append(um.Available, MethodBackup)
+	}
+	last, err := s.st.LastMethod(ctx, user)
+	if err != nil {
+		return UserMethods{}, err
+	}
+	if slices.Contains(um.Available, last) {
+		um.Default = last
+	} else if len(um.Available) > 0 {
+		um.Default = um.Available[0]
+	}
+	return um, nil
+}
+
+// AppEnrolment is a new authenticator-app secret to show the user.
+type AppEnrolment struct {
+	// Secret is the base32 key, for typing into the app.
+	Secret string `json:"secret"`
+	// URI is the otpauth:// key URI the QR code holds.
+	URI string `json:"uri"`
+	// QRPNG is the QR code of URI, a PNG image.
+	QRPNG []byte `json:"qrPng"`
+}
+
+// StartApp makes a new app secret for user, kept as an enrolment in
+// progress until ConfirmApp sees a first valid code from the app.
+func (s *Service) StartApp(ctx context.Context, user string) (AppEnrolment, error) {
+	pol, err := s.Policy(ctx)
+	if err != nil {
+		return AppEnrolment{}, err
+	}
+	if !pol.Enabled(MethodApp) {
+		return AppEnrolment{}, ErrNotEnabled
+	}
+	secret := make([]byte, 20)
+	if _, err := rand.Read(secret); err != nil {
+		return AppEnrolment{}, fmt.Errorf("app secret: %w", err)
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.cfg.Issuer, AccountName: user, Secret: secret,
+		Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return AppEnrolment{}, fmt.Errorf("app key: %w", err)
+	}
+	seed := device.DefaultSeed(secret)
+	seed.Version = uint64(s.now().UnixNano()) // a new enrolment starts a new replay record
+	if err := s.st.StartEnrolment(ctx, user, seed, EnrolmentTTL); err != nil {
+		return AppEnrolment{}, err
+	}
+	png, err := qrcode.Encode(key.URL(), qrcode.Medium, 256)
+	if err != nil {
+		return AppEnrolment{}, fmt.Errorf("QR code: %w", err)
+	}
+	return AppEnrolment{Secret: key.Secret(), URI: key.URL(), QRPNG: png}, nil
+}
+
+// ConfirmApp checks a first code from the app being set up and, when it
+// is valid, makes the app one of user's methods (replacing an earlier app).
+func (s *Service) ConfirmApp(ctx context.Context, user, code, ip string) error {
+	now := s.now()
+	d, err := s.reg.Check(ctx, "otp", user, ip, now)
+	if err != nil {
+		return err
+	}
+	if d.Blocked {
+		return &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	seed, err := s.st.Enrolment(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNoEnrolment
+	}
+	if err != nil {
+		return err
+	}
+	res, err := s.checker.Check(ctx, "app:"+user, seed, code, now)
+	if err != nil {
+		return err
+	}
+	if res.Outcome != Accepted {
+		if d, err = s.fail(ctx, "otp", user, ip, now); err != nil {
+			return err
+		}
+		s.audit(ctx, user, "mfa.app.add", MethodApp, res.Outcome.String(), ip, "")
+		if d.Blocked {
+			return &BlockedError{RetryAfter: d.RetryAfter}
+		}
+		return &CodeError{AttemptsLeft: d.AttemptsLeft}
+	}
+	if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
+		return err
+	}
+	err = s.st.ConfirmApp(ctx, user, seed)
+	s.audit(ctx, user, "mfa.app.add", MethodApp, resultOf(err), ip, "")
+	return err
+}
+
+// RemoveMethod removes one of user's registered methods.
+func (s *Service) RemoveMethod(ctx context.Context, user, method, ip string) error {
+	err := s.st.RemoveMethod(ctx, user, method)
+	s.audit(ctx, user, "mfa."+method+".remove", method, resultOf(err), ip, "")
+	return err
+}
+
+// NewBackupCodes makes a fresh set of single-use backup codes for user,
+// replacing every earlier one, and returns them: they are shown once.
+func (s *Service) NewBackupCodes(ctx context.Context, user, ip string) ([]string, error) {
+	codes := make([]string, BackupCodeCount)
+	for i := range codes {
+		codes[i] = rand.Text()[:10] // 50 bits of base32
+	}
+	err := s.st.SetBackupCodes(ctx, user, codes)
+	s.audit(ctx, user, "mfa.backup.regenerate", MethodBackup, resultOf(err), ip, "")
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range codes {
+		codes[i] = strings.ToLower(c[:5] + "-" + c[5:])
+	}
+	return codes, nil
+}
+
+// normalizeBackup turns a typed backup code into its stored form.
+func normalizeBackup(code string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(code))
+}
+
+// ResetMFA drops user's registered methods, backup codes and trusted
+// browsers (an admin action).
+func (s *Service) ResetMFA(ctx context.Context, user, actor, ip string) error {
+	err := s.st.ResetMFA(ctx, user)
+	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.reset-mfa", Subject: user, Result: resultOf(err), SourceIP: ip})
+	return err
+}
+
+// PasswordStore changes passwords.
+type PasswordStore interface {
+	SetPassword(ctx context.Context, username, hash string) error
+	DeleteTokens(ctx context.Context, username, kind string) error
+}
+
+// ChangePassword replaces user's password after checking the current one.
+// Every session and trusted browser of the user ends; the returned session
+// token replaces the caller's.
+func (s *Service) ChangePassword(ctx context.Context, user, current, next, ip string) (string, error) {
+	now := s.now()
+	d, err := s.reg.Check(ctx, "password", user, ip, now)
+	if err != nil {
+		return "", err
+	}
+	if d.Blocked {
+		return "", &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	_, hash, err := s.st.User(ctx, user)
+	if err != nil {
+		return "", err
+	}
+	ok, err := password.Check(hash, current)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		if d, err = s.fail(ctx, "password", user, ip, now); err != nil {
+			return "", err
+		}
+		s.audit(ctx, user, "user.password", MethodPassword, "failed", ip, "wrong current password")
+		if d.Blocked {
+			return "", &BlockedError{RetryAfter: d.RetryAfter}
+		}
+		return "", ErrBadCredentials
+	}
+	newHash, err := password.Hash(next)
+	if err != nil {
+		return "", err // says what a password needs
+	}
+	if err := s.st.SetPassword(ctx, user, newHash); err != nil {
+		return "", err
+	}
+	if err := s.st.DeleteTokens(ctx, user, ""); err != nil {
+		return "", err
+	}
+	s.audit(ctx, user, "user.password", MethodPassword, "ok", ip, "changed by the user; sessions and trusted browsers ended")
+	return s.st.CreateToken(ctx, store.TokenSession, user, MethodPassword, ip, s.cfg.SessionTTL)
+}
