@@ -227,3 +227,73 @@ func currentPW(f *fleet) string {
 	}
 	return "pw-alice-long"
 }
+
+var secretRE = regexp.MustCompile(`<code id="secret">([A-Z2-7]+)</code>`)
+
+// TestWebSecurityPage: alice (Body 4) adds an app, switches it for another
+// (remove + set up again), removes it, and changes her password, which
+// ends her other sessions and trusted browsers.
+func TestWebSecurityPage(t *testing.T) {
+	f := newFleet(t)
+	b := newBrowser(t, f)
+	_, page := b.get("/login")
+	_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
+	_, page, _ = b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}, "keep": {"on"}}, page)
+	status, page := b.get("/security")
+	if status != 200 || !strings.Contains(page, `id="m-bodycam"`) || !strings.Contains(page, "Body 4") || strings.Contains(page, `id="m-app"`) {
+		t.Fatalf("security page: %d\n%s", status, page)
+	}
+	addApp := func(page string) (string, string) {
+		t.Helper()
+		_, page, _ = b.post("/security/app/start", url.Values{}, page)
+		m := secretRE.FindStringSubmatch(page)
+		if m == nil || !strings.Contains(page, `src="data:image/png;base64,`) {
+			t.Fatalf("no key or QR code:\n%s", page)
+		}
+		f.clock.add(30 * time.Second) // a fresh step for each first code
+		status, page, _ := b.post("/security/app/confirm", url.Values{"code": {appCode(t, m[1], f.clock.Now())}}, page)
+		if status != 200 || !strings.Contains(page, "Authenticator app set up.") || !strings.Contains(page, `id="m-app"`) {
+			t.Fatalf("confirm: %d\n%s", status, page)
+		}
+		return m[1], page
+	}
+	first, page := addApp(page)
+	second, page := addApp(page) // switch to another app
+	if first == second {
+		t.Fatal("switching apps reused the key")
+	}
+	seed, err := f.srv.Store.AppSeed(t.Context(), "alice")
+	if err != nil || seed.Base32() != second {
+		t.Fatalf("stored app is not the second one (%v)", err)
+	}
+	status, page, _ = b.post("/security/app/remove", url.Values{}, page)
+	if status != 200 || strings.Contains(page, `id="m-app"`) {
+		t.Fatalf("remove: %d\n%s", status, page)
+	}
+	// Password: the wrong current one is refused; the right one changes it.
+	status, page, _ = b.post("/security/password", url.Values{"current": {"nope"}, "new": {"a brand new long password"}}, page)
+	if status != 401 && status != 400 || !strings.Contains(page, "invalid username or password") {
+		t.Fatalf("wrong current password: %d\n%s", status, page)
+	}
+	other := newBrowser(t, f) // a second session of alice
+	_, p2 := other.get("/login")
+	_, p2, _ = other.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, p2)
+	f.clock.add(30 * time.Second)
+	other.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}}, p2)
+	if _, p := other.get("/home"); !strings.Contains(p, "signed in as") {
+		t.Fatal("second session did not start")
+	}
+	status, page, _ = b.post("/security/password", url.Values{"current": {"pw-alice-long"}, "new": {"a brand new long password"}}, page)
+	if status != 200 || !strings.Contains(page, "Password changed.") {
+		t.Fatalf("change password: %d\n%s", status, page)
+	}
+	if _, p := other.get("/home"); strings.Contains(p, "signed in as") {
+		t.Fatal("other session survived the password change")
+	}
+	if _, p := b.get("/home"); !strings.Contains(p, "signed in as") {
+		t.Fatal("the session that changed the password was signed out")
+	}
+	if status, _ := f.login(t, "alice", "a brand new long password"); status != 200 {
+		t.Fatalf("new password: %d", status)
+	}
+}
