@@ -20,6 +20,7 @@ import (
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
+	"github.com/camotp/camotp/verifier"
 )
 
 // adminClient calls the admin API.
@@ -107,7 +108,8 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
   camera provision SN [--wait 30s] | rotate SN [--wait D] | wipe SN [--wait D]
   camera assign SN --user U | unassign SN | list [--json] | show SN
   user add U --email E [--phone P] [--role admin] --password-stdin
-  user list [--json] | password U --password-stdin | forget-devices U
+  user list [--json] [--without-mfa] | password U --password-stdin | forget-devices U | reset-mfa U
+  org show | methods --enable M[,M...] | require-mfa on|off
   audit [--subject S]`)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +132,8 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		return adminCamera(ctx, env, c, rest[1:])
 	case "user":
 		return adminUser(ctx, env, c, rest[1:])
+	case "org":
+		return adminOrg(ctx, env, c, rest[1:])
 	case "audit":
 		f := newFlags(env, "admin audit")
 		subject := f.String("subject", "", "only entries about this serial or user")
@@ -147,7 +151,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		}
 		return tw.Flush()
 	}
-	return usagef("admin: unknown command %q (want camera, user or audit)", rest[0])
+	return usagef("admin: unknown command %q (want camera, user, org or audit)", rest[0])
 }
 
 // positional splits "SN --flag v" style args: the first non-flag argument
@@ -351,13 +355,39 @@ func adminUser(ctx context.Context, env Env, c adminClient, args []string) error
 		if err := c.do(ctx, "POST", "/api/v1/admin/users/"+url.PathEscape(name)+"/forget-devices", nil, nil); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "sessions and trusted browsers of %s ended\n", name)
+		fmt.Fprintf(env.Stdout, "sessions, trusted browsers and registered MFA methods of %s ended\n", name)
+		return nil
+	case "reset-mfa":
+		name, rest := positional(args)
+		if name == "" || len(rest) > 0 {
+			return usagef("admin user reset-mfa: want exactly one username")
+		}
+		if err := c.do(ctx, "POST", "/api/v1/admin/users/"+url.PathEscape(name)+"/reset-mfa", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "MFA of %s reset: authenticator app, backup codes and trusted browsers removed\n", name)
 		return nil
 	case "list":
 		f := newFlags(env, "admin user list")
 		asJSON := f.Bool("json", false, "print JSON")
+		without := f.Bool("without-mfa", false, "only users with no method to pass MFA with")
 		if err := parse(f, args, 0); err != nil {
 			return err
+		}
+		if *without {
+			var list []verifier.UserMFA
+			if err := c.do(ctx, "GET", "/api/v1/admin/mfa/users?without=1", nil, &list); err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(env.Stdout, list)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "USERNAME\tCAN SET UP")
+			for _, u := range list {
+				fmt.Fprintf(tw, "%s\t%s\n", u.Username, orDash(strings.Join(u.Methods.CanSetUp, ",")))
+			}
+			return tw.Flush()
 		}
 		var users []store.User
 		if err := c.do(ctx, "GET", "/api/v1/admin/users", nil, &users); err != nil {
@@ -378,6 +408,62 @@ func adminUser(ctx context.Context, env Env, c adminClient, args []string) error
 		return tw.Flush()
 	}
 	return usagef("admin user: unknown command %q", sub)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// adminOrg shows and changes the organisation's MFA policy.
+func adminOrg(ctx context.Context, env Env, c adminClient, args []string) error {
+	if len(args) == 0 {
+		return usagef("admin org: want show, methods or require-mfa")
+	}
+	var pol verifier.Policy
+	if err := c.do(ctx, "GET", "/api/v1/admin/org/policy", nil, &pol); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "show":
+		if len(args) > 1 {
+			return usagef("admin org show: no arguments")
+		}
+	case "methods":
+		f := newFlags(env, "admin org methods")
+		enable := f.String("enable", "", "comma-separated methods to enable ("+strings.Join(verifier.OrgMethods, ", ")+"); the others are disabled")
+		if err := parse(f, args[1:], 0); err != nil {
+			return err
+		}
+		if *enable == "" {
+			return usagef("admin org methods: want --enable M[,M...]")
+		}
+		pol.Methods = strings.Split(*enable, ",")
+		if err := pol.Validate(); err != nil {
+			return usageError{err}
+		}
+		if err := c.do(ctx, "PUT", "/api/v1/admin/org/policy", pol, &pol); err != nil {
+			return err
+		}
+	case "require-mfa":
+		if len(args) != 2 || (args[1] != "on" && args[1] != "off") {
+			return usagef("admin org require-mfa: want on or off")
+		}
+		pol.RequireMFA = args[1] == "on"
+		if err := c.do(ctx, "PUT", "/api/v1/admin/org/policy", pol, &pol); err != nil {
+			return err
+		}
+	default:
+		return usagef("admin org: unknown command %q (want show, methods or require-mfa)", args[0])
+	}
+	req := "off"
+	if pol.RequireMFA {
+		req = "on"
+	}
+	fmt.Fprintf(env.Stdout, "methods: %s\nrequire MFA: %s\n", strings.Join(pol.Methods, ","), req)
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {
