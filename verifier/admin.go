@@ -51,11 +51,10 @@ func (s *Service) adminSetPolicy(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := p.Validate(); err != nil {
+	if err := s.SetPolicy(r.Context(), p, adminActor, httpx.ClientIP(r)); errors.Is(err, ErrBadInput) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	if err := s.SetPolicy(r.Context(), p, adminActor, httpx.ClientIP(r)); err != nil {
+	} else if err != nil {
 		s.log.Error("admin set policy", "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
 		return

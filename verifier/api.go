@@ -43,6 +43,16 @@ type VerifyRequest struct {
 type SetupRequest struct {
 	Token string `json:"token"`
 	Code  string `json:"code,omitempty"`
+	// Method being confirmed: "app" (default) or "phone".
+	Method string `json:"method,omitempty"`
+	// Phone to confirm (POST /api/v1/auth/setup/phone), E.164.
+	Phone string `json:"phone,omitempty"`
+}
+
+// SendRequest is the body of POST /api/v1/auth/send.
+type SendRequest struct {
+	Token  string `json:"token"`
+	Method string `json:"method"`
 }
 
 // VerifyResponse carries the session token.
@@ -61,7 +71,9 @@ func (s *Service) RegisterAPI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/auth/login", s.apiLogin)
 	mux.HandleFunc("POST /api/v1/auth/verify", s.apiVerify)
 	mux.HandleFunc("POST /api/v1/auth/setup/app", s.apiSetupApp)
+	mux.HandleFunc("POST /api/v1/auth/setup/phone", s.apiSetupPhone)
 	mux.HandleFunc("POST /api/v1/auth/setup/confirm", s.apiSetupConfirm)
+	mux.HandleFunc("POST /api/v1/auth/send", s.apiSend)
 }
 
 func writeBlocked(w http.ResponseWriter, b *BlockedError) {
@@ -166,6 +178,51 @@ func (s *Service) apiSetupConfirm(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	sess, err := s.FinishSetup(r.Context(), req.Token, req.Code, httpx.ClientIP(r))
+	sess, err := s.FinishSetup(r.Context(), req.Token, req.Method, req.Code, httpx.ClientIP(r))
 	s.writeSession(w, sess, err, "api setup confirm")
+}
+
+func (s *Service) apiSetupPhone(w http.ResponseWriter, r *http.Request) {
+	var req SetupRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	err := s.SetupPhone(r.Context(), req.Token, req.Phone, httpx.ClientIP(r))
+	s.writeSent(w, "", err, "api setup phone")
+}
+
+func (s *Service) apiSend(w http.ResponseWriter, r *http.Request) {
+	var req SendRequest
+	if err := httpx.Decode(w, r, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	to, err := s.SendCode(r.Context(), req.Token, req.Method, httpx.ClientIP(r))
+	s.writeSent(w, to, err, "api send")
+}
+
+// SentResponse says where a code went (masked).
+type SentResponse struct {
+	SentTo    string `json:"sentTo,omitempty"`
+	ExpiresIn int    `json:"expiresIn"`
+}
+
+func (s *Service) writeSent(w http.ResponseWriter, to string, err error, what string) {
+	var blocked *BlockedError
+	switch {
+	case err == nil:
+		httpx.WriteJSON(w, http.StatusOK, SentResponse{SentTo: to, ExpiresIn: int(SentCodeTTL / time.Second)})
+	case errors.As(err, &blocked):
+		writeBlocked(w, blocked)
+	case errors.Is(err, ErrBadToken):
+		httpx.WriteError(w, http.StatusUnauthorized, err.Error())
+	case errors.Is(err, ErrBadInput):
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled):
+		httpx.WriteError(w, http.StatusForbidden, err.Error())
+	default:
+		s.log.Error(what, "err", err)
+		httpx.WriteError(w, http.StatusBadGateway, "the code could not be sent; try again or use another method")
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math/big"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/store"
 )
@@ -27,14 +30,27 @@ const (
 	// MethodSetup marks the pending sign-in of a user who must set up a
 	// method before finishing it.
 	MethodSetup = "setup"
+	// MethodSMS, MethodCall and MethodEmail send a random code, valid
+	// SentCodeTTL, once.
+	MethodSMS   = "sms"
+	MethodCall  = "call"
+	MethodEmail = "email"
+	// SetupPhone is what a user sets up for text and call together.
+	SetupPhone = store.MethodPhone
 )
+
+// SentCodeTTL is how long a code sent by text, call or email is valid.
+const SentCodeTTL = 60 * time.Second
 
 // OrgMethods are the methods an organisation can enable, in the order a
 // challenge offers them.
-var OrgMethods = []string{MethodBodycam, MethodApp, "sms", "call", "email"}
+var OrgMethods = []string{MethodBodycam, MethodApp, MethodSMS, MethodCall, MethodEmail}
 
 // implemented are the OrgMethods this build can check.
-var implemented = map[string]bool{MethodBodycam: true, MethodApp: true}
+var implemented = map[string]bool{MethodBodycam: true, MethodApp: true, MethodSMS: true, MethodCall: true, MethodEmail: true}
+
+// sends are the methods that send a code.
+var sends = map[string]bool{MethodSMS: true, MethodCall: true, MethodEmail: true}
 
 // Organisation setting keys.
 const (
@@ -47,6 +63,7 @@ var (
 	ErrSetupRequired = errors.New("set up a sign-in method first")
 	ErrNotEnabled    = errors.New("this method is not enabled for your organisation")
 	ErrNoEnrolment   = errors.New("no set-up in progress (it expires after 10 minutes): start again")
+	ErrBadInput      = errors.New("invalid input")
 )
 
 // EnrolmentTTL bounds the time between showing a new app secret and
@@ -72,6 +89,19 @@ type MethodStore interface {
 	BackupCodesLeft(ctx context.Context, username string) (int, error)
 	LastMethod(ctx context.Context, username string) (string, error)
 	SetLastMethod(ctx context.Context, username, method string) error
+	PutSentCode(ctx context.Context, username, purpose, code string, ttl time.Duration) error
+	UseSentCode(ctx context.Context, username, purpose, code string) (bool, error)
+	StartPhoneEnrolment(ctx context.Context, username, phone string, ttl time.Duration) error
+	PhoneEnrolment(ctx context.Context, username string) (string, error)
+	ConfirmPhone(ctx context.Context, username, phone string) error
+	Phone(ctx context.Context, username string) (string, error)
+}
+
+// Sender delivers codes by text, call and email (notify.Router).
+type Sender interface {
+	Send(ctx context.Context, m notify.Message) error
+	// Configured tells whether channel can be sent on.
+	Configured(channel string) bool
 }
 
 // Policy is the organisation's MFA policy.
@@ -129,9 +159,15 @@ func (s *Service) Policy(ctx context.Context) (Policy, error) {
 }
 
 // SetPolicy stores a validated policy; actor and ip go to the audit log.
+// A method that sends codes needs its sender configured on this server.
 func (s *Service) SetPolicy(ctx context.Context, p Policy, actor, ip string) error {
 	if err := p.Validate(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	for _, m := range p.Methods {
+		if sends[m] && (s.sender == nil || !s.sender.Configured(m)) {
+			return fmt.Errorf("%w: method %q needs a sender configured on the server (serve --smtp-host for email, --sms-webhook, --call-webhook, or --dev-outbox)", ErrBadInput, m)
+		}
 	}
 	ordered := slices.DeleteFunc(slices.Clone(OrgMethods), func(m string) bool { return !p.Enabled(m) })
 	req := "off"
@@ -167,6 +203,8 @@ type UserMethods struct {
 	BackupCodes int `json:"backupCodes"`
 	// Camera is the assigned camera's model when the camera is available.
 	Camera device.Model `json:"camera,omitempty"`
+	// Email is the profile address codes go to when email is available.
+	Email string `json:"email,omitempty"`
 }
 
 // Methods returns what user can do at the MFA step under the policy.
@@ -193,6 +231,26 @@ func (s *Service) Methods(ctx context.Context, user string) (UserMethods, error)
 			um.Available = append(um.Available, MethodApp)
 		} else {
 			um.CanSetUp = append(um.CanSetUp, MethodApp)
+		}
+	}
+	if pol.Enabled(MethodSMS) || pol.Enabled(MethodCall) {
+		if slices.Contains(um.Registered, SetupPhone) {
+			for _, m := range []string{MethodSMS, MethodCall} {
+				if pol.Enabled(m) {
+					um.Available = append(um.Available, m)
+				}
+			}
+		} else {
+			um.CanSetUp = append(um.CanSetUp, SetupPhone)
+		}
+	}
+	if pol.Enabled(MethodEmail) {
+		u, _, err := s.st.User(ctx, user)
+		if err != nil {
+			return UserMethods{}, err
+		}
+		if u.Email != "" {
+			um.Available, um.Email = append(um.Available, MethodEmail), u.Email
 		}
 	}
 	if um.BackupCodes, err = s.st.BackupCodesLeft(ctx, user); err != nil {
@@ -380,4 +438,177 @@ func (s *Service) ChangePassword(ctx context.Context, user, current, next, ip st
 	}
 	s.audit(ctx, user, "user.password", MethodPassword, "ok", ip, "changed by the user; sessions and trusted browsers ended")
 	return s.st.CreateToken(ctx, store.TokenSession, user, MethodPassword, ip, s.cfg.SessionTTL)
+}
+
+// SetSender sets how codes are sent by text, call and email; call it
+// before serving.
+func (s *Service) SetSender(snd Sender) { s.sender = snd }
+
+// newCode is a random 6-digit code.
+func newCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", fmt.Errorf("code: %w", err)
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// mask hides most of an address for the page ("a•••@pd.example", "•••4567").
+func mask(addr string) string {
+	if at := strings.IndexByte(addr, '@'); at > 0 {
+		return addr[:1] + "•••" + addr[at:]
+	}
+	if len(addr) > 4 {
+		return "•••" + addr[len(addr)-4:]
+	}
+	return "•••"
+}
+
+// send makes a code for (user, purpose), records it (the previous one
+// dies) and sends it on channel to addr. Sends count against the "send"
+// throttle, so nobody can flood a phone or mailbox.
+func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip string) error {
+	if s.sender == nil {
+		return fmt.Errorf("%s: %w", channel, ErrNotEnabled)
+	}
+	now := s.now()
+	d, err := s.reg.Check(ctx, "send", user, ip, now)
+	if err != nil {
+		return err
+	}
+	if d.Blocked {
+		return &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	// Counted like a failure until a code is used (which resets it).
+	if _, err := s.reg.Fail(ctx, "send", user, ip, now); err != nil {
+		return err
+	}
+	code, err := newCode()
+	if err != nil {
+		return err
+	}
+	if err := s.st.PutSentCode(ctx, user, purpose, code, SentCodeTTL); err != nil {
+		return err
+	}
+	m := notify.Message{Channel: channel, To: addr, Subject: "Your sign-in code",
+		Text: fmt.Sprintf("Your %s sign-in code is %s. It expires in %d seconds. If you did not try to sign in, tell your administrator.", s.cfg.Issuer, code, int(SentCodeTTL/time.Second))}
+	if channel == MethodCall {
+		m.Text = fmt.Sprintf("Your %s sign-in code is: %s. Again: %s.", s.cfg.Issuer, spaced(code), spaced(code))
+	}
+	err = s.sender.Send(ctx, m)
+	s.audit(ctx, user, "mfa.code.send", channel, resultOf(err), ip, purpose+" to "+mask(addr))
+	if err != nil {
+		return fmt.Errorf("send the code: %w", err)
+	}
+	return nil
+}
+
+func spaced(code string) string { return strings.Join(strings.Split(code, ""), " ") }
+
+// SendCode sends a code for a pending sign-in by method (sms, call or
+// email) and returns where it went, masked. Resending kills the earlier code.
+func (s *Service) SendCode(ctx context.Context, pending, method, ip string) (string, error) {
+	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	if err != nil {
+		return "", ErrBadToken
+	}
+	um, err := s.Methods(ctx, t.Username)
+	if err != nil {
+		return "", err
+	}
+	if !sends[method] || !slices.Contains(um.Available, method) {
+		return "", ErrNoMethod
+	}
+	addr := um.Email
+	if method != MethodEmail {
+		if addr, err = s.st.Phone(ctx, t.Username); err != nil {
+			return "", err
+		}
+	}
+	if err := s.send(ctx, t.Username, method, method, addr, ip); err != nil {
+		return "", err
+	}
+	return mask(addr), nil
+}
+
+// checkSent consumes the code sent to user by method, when it matches.
+func (s *Service) checkSent(ctx context.Context, user, method, code, ip string) (CheckResult, error) {
+	if len(code) != 6 || !allDigits(code) {
+		return CheckResult{Outcome: Invalid}, nil
+	}
+	ok, err := s.st.UseSentCode(ctx, user, method, code)
+	if err != nil || !ok {
+		return CheckResult{Outcome: Invalid}, err
+	}
+	if err := s.reg.Succeed(ctx, "send", user, ip, Decision{}); err != nil { // sending is allowed again
+		return CheckResult{}, err
+	}
+	return CheckResult{Outcome: Accepted}, nil
+}
+
+// StartPhone sends a code to phone (E.164, e.g. +15551234567) by text, or
+// by call when only calls are enabled, to confirm it for user.
+func (s *Service) StartPhone(ctx context.Context, user, phone, ip string) error {
+	pol, err := s.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	channel := MethodSMS
+	switch {
+	case pol.Enabled(MethodSMS):
+	case pol.Enabled(MethodCall):
+		channel = MethodCall
+	default:
+		return ErrNotEnabled
+	}
+	phone = strings.NewReplacer(" ", "", "-", "", "(", "", ")", "").Replace(phone)
+	if !e164.MatchString(phone) {
+		return fmt.Errorf("%w: phone number %q: want international format, e.g. +15551234567", ErrBadInput, phone)
+	}
+	if err := s.st.StartPhoneEnrolment(ctx, user, phone, EnrolmentTTL); err != nil {
+		return err
+	}
+	return s.send(ctx, user, "phone-setup", channel, phone, ip)
+}
+
+// ConfirmPhone checks the code sent to the phone being set up; valid, the
+// phone becomes user's text and call method.
+func (s *Service) ConfirmPhone(ctx context.Context, user, code, ip string) error {
+	now := s.now()
+	d, err := s.reg.Check(ctx, "otp", user, ip, now)
+	if err != nil {
+		return err
+	}
+	if d.Blocked {
+		return &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	phone, err := s.st.PhoneEnrolment(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNoEnrolment
+	}
+	if err != nil {
+		return err
+	}
+	res, err := s.checkSent(ctx, user, "phone-setup", code, ip)
+	if err != nil {
+		return err
+	}
+	if res.Outcome != Accepted {
+		if d, err = s.fail(ctx, "otp", user, ip, now); err != nil {
+			return err
+		}
+		s.audit(ctx, user, "mfa.phone.add", SetupPhone, "invalid", ip, "")
+		if d.Blocked {
+			return &BlockedError{RetryAfter: d.RetryAfter}
+		}
+		return &CodeError{AttemptsLeft: d.AttemptsLeft}
+	}
+	if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
+		return err
+	}
+	err = s.st.ConfirmPhone(ctx, user, phone)
+	s.audit(ctx, user, "mfa.phone.add", SetupPhone, resultOf(err), ip, mask(phone))
+	return err
 }

@@ -53,7 +53,7 @@ func TestPolicyValidate(t *testing.T) {
 		{nil, false},
 		{[]string{"bodycam", "bodycam"}, false},
 		{[]string{"fax"}, false},
-		{[]string{"sms"}, false}, // a real method, not in this build: refused, not silently ignored
+		{[]string{"sms", "call", "email"}, true},
 		{[]string{"bodycam", "app", "sms", "call", "email", "app"}, false},
 	} {
 		err := verifier.Policy{RequireMFA: true, Methods: tc.methods}.Validate()

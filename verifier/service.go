@@ -130,6 +130,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	obs     Observer
+	sender  Sender
 	dummy   string // a hash checked for unknown users, so timing does not tell
 }
 
@@ -389,6 +390,16 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 			return "", err
 		}
 		detail = fmt.Sprintf("app offset %d", res.Offset)
+	case MethodSMS, MethodCall, MethodEmail:
+		if pol, err := s.Policy(ctx); err != nil {
+			return "", err
+		} else if !pol.Enabled(method) {
+			return "", ErrNotEnabled
+		}
+		if res, err = s.checkSent(ctx, user, method, code, ip); err != nil {
+			return "", err
+		}
+		detail = method + " code"
 	case MethodBackup:
 		ok, err := s.st.UseBackupCode(ctx, user, normalizeBackup(code))
 		if err != nil {
@@ -439,33 +450,62 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 	return "", &CodeError{AttemptsLeft: d.AttemptsLeft, Replayed: res.Outcome == Replayed}
 }
 
-// SetupApp starts setting up an authenticator app during a pending
-// sign-in whose user must set up a method first.
-func (s *Service) SetupApp(ctx context.Context, pending string) (AppEnrolment, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
-	if err != nil {
-		return AppEnrolment{}, ErrBadToken
-	}
-	return s.StartApp(ctx, t.Username)
-}
-
-// FinishSetup confirms the app set up during a pending sign-in with its
-// first code and finishes the sign-in: it returns a session token.
-func (s *Service) FinishSetup(ctx context.Context, pending, code, ip string) (string, error) {
+// pendingUser is the user of a pending sign-in.
+func (s *Service) pendingUser(ctx context.Context, pending string) (string, error) {
 	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
 	if err != nil {
 		return "", ErrBadToken
 	}
-	if err := s.ConfirmApp(ctx, t.Username, code, ip); err != nil {
+	return t.Username, nil
+}
+
+// SetupApp starts setting up an authenticator app during a pending
+// sign-in whose user must set up a method first.
+func (s *Service) SetupApp(ctx context.Context, pending string) (AppEnrolment, error) {
+	user, err := s.pendingUser(ctx, pending)
+	if err != nil {
+		return AppEnrolment{}, err
+	}
+	return s.StartApp(ctx, user)
+}
+
+// SetupPhone starts confirming a phone number during a pending sign-in
+// whose user must set up a method first.
+func (s *Service) SetupPhone(ctx context.Context, pending, phone, ip string) error {
+	user, err := s.pendingUser(ctx, pending)
+	if err != nil {
+		return err
+	}
+	return s.StartPhone(ctx, user, phone, ip)
+}
+
+// FinishSetup confirms the method being set up during a pending sign-in
+// (MethodApp: a first code from the app; SetupPhone: the code sent to the
+// phone) and finishes the sign-in: it returns a session token.
+func (s *Service) FinishSetup(ctx context.Context, pending, method, code, ip string) (string, error) {
+	user, err := s.pendingUser(ctx, pending)
+	if err != nil {
 		return "", err
 	}
-	if err := s.st.SetLastMethod(ctx, t.Username, MethodApp); err != nil {
-		s.log.Warn("record last method", "user", t.Username, "err", err)
+	last := MethodApp
+	switch method {
+	case MethodApp, "":
+		err = s.ConfirmApp(ctx, user, code, ip)
+	case SetupPhone:
+		err, last = s.ConfirmPhone(ctx, user, code, ip), MethodSMS
+	default:
+		return "", ErrNoMethod
 	}
-	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, t.Username, MethodApp, ip, s.cfg.SessionTTL,
-		store.AuditEntry{Actor: t.Username, Action: "login.mfa", Subject: t.Username, Result: "ok", SourceIP: ip, Detail: "app set up at sign-in"})
+	if err != nil {
+		return "", err
+	}
+	if err := s.st.SetLastMethod(ctx, user, last); err != nil {
+		s.log.Warn("record last method", "user", user, "err", err)
+	}
+	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, last, ip, s.cfg.SessionTTL,
+		store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: method + " set up at sign-in"})
 	if err == nil && s.obs != nil {
-		s.obs.SignIn("mfa", MethodApp, "ok")
+		s.obs.SignIn("mfa", last, "ok")
 	}
 	return sess, err
 }

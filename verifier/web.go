@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/store"
 )
 
 //go:embed templates/*.html
@@ -36,6 +38,9 @@ type Web struct {
 	// SecureCookies forces the Secure flag (behind a TLS-terminating proxy);
 	// it is always set on requests that arrived over TLS.
 	SecureCookies bool
+	// Outbox, when set, serves the development outbox at /dev/outbox
+	// (never in production: it shows the codes sent).
+	Outbox func(ctx context.Context) ([]store.OutboxMessage, error)
 }
 
 // NewWeb returns the sign-in web UI.
@@ -58,6 +63,14 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("GET /mfa", h(wb.mfaPage))
 	mux.Handle("POST /mfa", h(wb.csrf(wb.mfaPost)))
 	mux.Handle("POST /mfa/setup", h(wb.csrf(wb.setupPost)))
+	mux.Handle("POST /mfa/setup/phone", h(wb.csrf(wb.setupPhonePost)))
+	mux.Handle("POST /mfa/send", h(wb.csrf(wb.sendPost)))
+	mux.Handle("POST /security/phone/start", h(wb.csrf(wb.signedIn(wb.phoneStart))))
+	mux.Handle("POST /security/phone/confirm", h(wb.csrf(wb.signedIn(wb.phoneConfirm))))
+	mux.Handle("POST /security/phone/remove", h(wb.csrf(wb.signedIn(wb.phoneRemove))))
+	if wb.Outbox != nil {
+		mux.Handle("GET /dev/outbox", h(wb.outboxPage))
+	}
 	mux.Handle("GET /home", h(wb.home))
 	mux.Handle("GET /security", h(wb.securityPage))
 	mux.Handle("POST /security/app/start", h(wb.csrf(wb.signedIn(wb.appStart))))
@@ -149,6 +162,12 @@ type page struct {
 	// Security page.
 	Methods UserMethods
 	Codes   []string
+	// Codes sent by text, call or email: where the last one went; the
+	// phone being confirmed.
+	SentTo  string
+	Sends   bool
+	Confirm string
+	Outbox  []store.OutboxMessage
 }
 
 // option is another MFA method the challenge offers.
@@ -157,6 +176,9 @@ type option struct{ ID, Label string }
 var methodLabels = map[string]string{
 	MethodBodycam: "Body camera code",
 	MethodApp:     "Authenticator app code",
+	MethodSMS:     "Text message to your phone",
+	MethodCall:    "Phone call",
+	MethodEmail:   "Email",
 	MethodBackup:  "Backup code",
 }
 
@@ -216,6 +238,7 @@ func (wb *Web) mfaData(r *http.Request, method string) (page, error) {
 	if um.Default != MethodSetup && slices.Contains(um.Available, method) {
 		p.Method = method
 	}
+	p.Sends = sends[p.Method]
 	for _, m := range um.Available {
 		if m != p.Method {
 			p.Others = append(p.Others, option{ID: m, Label: methodLabels[m]})
@@ -240,13 +263,98 @@ func (wb *Web) mfaPage(w http.ResponseWriter, r *http.Request) {
 // setupPage shows a new authenticator-app key to a user who must set up a
 // method before finishing sign-in.
 func (wb *Web) setupPage(w http.ResponseWriter, r *http.Request, p page, status int) {
-	enr, err := wb.svc.SetupApp(r.Context(), cookie(r, cookiePending))
+	if slices.Contains(p.Methods.CanSetUp, MethodApp) {
+		enr, err := wb.svc.SetupApp(r.Context(), cookie(r, cookiePending))
+		if err != nil {
+			wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
+			return
+		}
+		p.Secret, p.QR = enr.Secret, qrURL(enr.QRPNG)
+	}
+	wb.render(w, r, status, "setup.html", p)
+}
+
+// setupPhonePost sends a code to the phone a user sets up at sign-in.
+func (wb *Web) setupPhonePost(w http.ResponseWriter, r *http.Request) {
+	p, err := wb.mfaData(r, "")
 	if err != nil {
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
 		return
 	}
-	p.Secret, p.QR = enr.Secret, qrURL(enr.QRPNG)
-	wb.render(w, r, status, "setup.html", p)
+	phone := r.PostForm.Get("phone")
+	if err := wb.svc.SetupPhone(r.Context(), cookie(r, cookiePending), phone, httpx.ClientIP(r)); err != nil {
+		p.Error = err.Error()
+		wb.setupPage(w, r, p, statusOf(err))
+		return
+	}
+	p.Confirm = mask(phone)
+	wb.setupPage(w, r, p, http.StatusOK)
+}
+
+// statusOf maps a service error to an HTTP status for the pages.
+func statusOf(err error) int {
+	switch {
+	case errors.As(err, new(*BlockedError)):
+		return http.StatusTooManyRequests
+	case errors.As(err, new(*CodeError)), errors.Is(err, ErrBadToken), errors.Is(err, ErrNoEnrolment):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrBadInput):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled):
+		return http.StatusForbidden
+	}
+	return http.StatusBadGateway
+}
+
+// sendPost sends (or resends) a code for the pending sign-in.
+func (wb *Web) sendPost(w http.ResponseWriter, r *http.Request) {
+	p, err := wb.mfaData(r, r.PostForm.Get("method"))
+	if err != nil {
+		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
+		return
+	}
+	to, err := wb.svc.SendCode(r.Context(), cookie(r, cookiePending), p.Method, httpx.ClientIP(r))
+	if err != nil {
+		p.Error = err.Error()
+		wb.render(w, r, statusOf(err), "mfa.html", p)
+		return
+	}
+	p.SentTo = to
+	wb.render(w, r, http.StatusOK, "mfa.html", p)
+}
+
+func (wb *Web) phoneStart(w http.ResponseWriter, r *http.Request, user string) {
+	phone := r.PostForm.Get("phone")
+	if err := wb.svc.StartPhone(r.Context(), user, phone, httpx.ClientIP(r)); err != nil {
+		wb.security(w, r, user, page{Error: err.Error()}, statusOf(err))
+		return
+	}
+	wb.security(w, r, user, page{Confirm: mask(phone)}, http.StatusOK)
+}
+
+func (wb *Web) phoneConfirm(w http.ResponseWriter, r *http.Request, user string) {
+	if err := wb.svc.ConfirmPhone(r.Context(), user, r.PostForm.Get("code"), httpx.ClientIP(r)); err != nil {
+		wb.security(w, r, user, page{Error: err.Error() + " — add the phone again"}, statusOf(err))
+		return
+	}
+	wb.security(w, r, user, page{Notice: "Phone set up for text messages and calls."}, http.StatusOK)
+}
+
+func (wb *Web) phoneRemove(w http.ResponseWriter, r *http.Request, user string) {
+	if err := wb.svc.RemoveMethod(r.Context(), user, SetupPhone, httpx.ClientIP(r)); err != nil {
+		wb.security(w, r, user, page{Error: err.Error()}, http.StatusBadRequest)
+		return
+	}
+	wb.security(w, r, user, page{Notice: "Phone removed."}, http.StatusOK)
+}
+
+func (wb *Web) outboxPage(w http.ResponseWriter, r *http.Request) {
+	msgs, err := wb.Outbox(r.Context())
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	wb.render(w, r, http.StatusOK, "outbox.html", page{Outbox: msgs})
 }
 
 func qrURL(png []byte) template.URL {
@@ -259,7 +367,8 @@ func (wb *Web) setupPost(w http.ResponseWriter, r *http.Request) {
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
 		return
 	}
-	sess, err := wb.svc.FinishSetup(r.Context(), cookie(r, cookiePending), r.PostForm.Get("code"), httpx.ClientIP(r))
+	method := r.PostForm.Get("method")
+	sess, err := wb.svc.FinishSetup(r.Context(), cookie(r, cookiePending), method, r.PostForm.Get("code"), httpx.ClientIP(r))
 	if err == nil {
 		wb.signIn(w, r, p.Username, sess)
 		return
@@ -270,8 +379,9 @@ func (wb *Web) setupPost(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &blocked):
 		wb.render(w, r, http.StatusTooManyRequests, "login.html", page{Error: err.Error()})
 	case errors.As(err, &codeErr), errors.Is(err, ErrNoEnrolment):
-		// A new key: the one shown before is not reused after a wrong code.
-		p.Error = err.Error() + " — scan the new code below"
+		// Start again: a new app key (the one shown is not reused after a
+		// wrong code), or the phone number again.
+		p.Error = err.Error() + " — start again below"
 		wb.setupPage(w, r, p, http.StatusUnauthorized)
 	default:
 		wb.svc.log.Error("web setup", "err", err)

@@ -110,6 +110,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
   user add U --email E [--phone P] [--role admin] --password-stdin
   user list [--json] [--without-mfa] | password U --password-stdin | forget-devices U | reset-mfa U
   org show | methods --enable M[,M...] | require-mfa on|off
+  outbox   (development outbox of serve --dev-outbox / camotp demo)
   audit [--subject S]`)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +135,24 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		return adminUser(ctx, env, c, rest[1:])
 	case "org":
 		return adminOrg(ctx, env, c, rest[1:])
+	case "outbox":
+		if err := parse(newFlags(env, "admin outbox"), rest[1:], 0); err != nil {
+			return err
+		}
+		var msgs []store.OutboxMessage
+		if err := c.do(ctx, "GET", "/api/v1/admin/outbox", nil, &msgs); err != nil {
+			var ae apiError
+			if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+				return fmt.Errorf("the server keeps no outbox (it sends for real; the outbox is for serve --dev-outbox and camotp demo)")
+			}
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tCHANNEL\tTO\tMESSAGE")
+		for _, m := range msgs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.At.Format(time.RFC3339), m.Channel, m.Address, m.Body)
+		}
+		return tw.Flush()
 	case "audit":
 		f := newFlags(env, "admin audit")
 		subject := f.String("subject", "", "only entries about this serial or user")
@@ -151,7 +170,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		}
 		return tw.Flush()
 	}
-	return usagef("admin: unknown command %q (want camera, user, org or audit)", rest[0])
+	return usagef("admin: unknown command %q (want camera, user, org, outbox or audit)", rest[0])
 }
 
 // positional splits "SN --flag v" style args: the first non-flag argument

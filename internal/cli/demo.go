@@ -98,6 +98,7 @@ func introLines(d *demo.Demo, shown demo.Camera, dataDir string) []string {
 	}
 	lines = append(lines,
 		fmt.Sprintf("Emulator shows %s. Other camera: camotp demo --camera SERIAL (make run CAMERA=SERIAL).", shown.Officer.Serial),
+		fmt.Sprintf("Codes sent by text, call or email: http://%s/dev/outbox", d.Server.HTTPAddr()),
 		fmt.Sprintf("Admin: CAMOTP_ADMIN_TOKEN=$(cat %s/admin-token) camotp admin camera list", dataDir),
 		"")
 	return lines

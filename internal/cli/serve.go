@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/verifier"
 )
@@ -51,6 +53,15 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key for --tls-cert")
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", false, "mark cookies Secure although serving HTTP (TLS terminated by a proxy)")
+	var smtpCfg notify.SMTP
+	fs.StringVar(&smtpCfg.Host, "smtp-host", "", "email codes through this SMTP server")
+	fs.IntVar(&smtpCfg.Port, "smtp-port", 587, "SMTP port")
+	fs.StringVar(&smtpCfg.From, "smtp-from", "", "sender address of code emails")
+	fs.StringVar(&smtpCfg.Security, "smtp-security", "starttls", "starttls, tls (implicit, port 465) or none (loopback relay only)")
+	fs.StringVar(&smtpCfg.Username, "smtp-username", "", "SMTP login (password from CAMOTP_SMTP_PASSWORD)")
+	smsHook := fs.String("sms-webhook", "", "text codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
+	callHook := fs.String("call-webhook", "", "phone-call codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
+	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -61,6 +72,28 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return usagef("serve: --window ≥ 0, --resync-range ≥ --window, --max-failures ≥ 1, --account-ceiling ≥ 1, --trust-for ≥ 0")
 	}
 	cfg.Verifier = &vc
+	if smtpCfg.Host != "" {
+		if smtpCfg.From == "" {
+			return usagef("serve: --smtp-host needs --smtp-from")
+		}
+		if s := smtpCfg.Security; s != "starttls" && s != "tls" && s != "none" {
+			return usagef("serve: --smtp-security: want starttls, tls or none")
+		}
+		smtpCfg.Password = env.Getenv("CAMOTP_SMTP_PASSWORD")
+		cfg.Notify.SMTP = &smtpCfg
+	}
+	for _, h := range []struct {
+		url  string
+		dest **notify.Webhook
+	}{{*smsHook, &cfg.Notify.SMSWebhook}, {*callHook, &cfg.Notify.CallWebhook}} {
+		if h.url == "" {
+			continue
+		}
+		if u, err := url.Parse(h.url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return usagef("serve: webhook %q: want an http(s) URL", h.url)
+		}
+		*h.dest = &notify.Webhook{URL: h.url, Token: env.Getenv("CAMOTP_WEBHOOK_TOKEN")}
+	}
 	if (cfg.MQTTTLSAddr != "") != (cfg.MQTTTLSCert != "" && cfg.MQTTTLSKey != "") {
 		return usagef("serve: --mqtt-tls needs --mqtt-tls-cert and --mqtt-tls-key")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/camotp/camotp/internal/atomicfile"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/verifier"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
 )
@@ -62,9 +63,20 @@ type Config struct {
 // provisioned, assignments. It is idempotent over the same DataDir.
 func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	srv, err := server.Start(ctx, server.Config{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, MQTTAddr: cfg.MQTTAddr,
-		MasterKeyEnv: cfg.MasterKeyEnv, Log: cfg.Log})
+		MasterKeyEnv: cfg.MasterKeyEnv, Log: cfg.Log, Notify: server.NotifyConfig{DevOutbox: true}})
 	if err != nil {
 		return nil, err
+	}
+	// The demo organisation enables every method (codes by text, call and
+	// email land in the development outbox), unless its admin changed that.
+	if _, set, err := srv.Store.Setting(ctx, "methods"); err != nil {
+		srv.Close()
+		return nil, err
+	} else if !set {
+		if err := srv.Verifier.SetPolicy(ctx, verifier.Policy{RequireMFA: true, Methods: verifier.OrgMethods}, "demo", ""); err != nil {
+			srv.Close()
+			return nil, err
+		}
 	}
 	d := &Demo{Server: srv}
 	ok := false

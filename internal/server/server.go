@@ -22,7 +22,9 @@ import (
 	"github.com/camotp/camotp/broker"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/metrics"
+	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
@@ -56,12 +58,47 @@ type Config struct {
 	SecureCookies bool
 	// TLSCert/TLSKey serve HTTPS instead of HTTP.
 	TLSCert, TLSKey string
+	// Notify configures how codes are sent by email, text and call.
+	Notify NotifyConfig
 	// MetricsToken, when set, is the bearer token /metrics requires.
 	MetricsToken string
 	// MasterKeyEnv is the value of CAMOTP_MASTER_KEY ("" to use the key file).
 	MasterKeyEnv string
 	Log          *slog.Logger
 	Now          func() time.Time
+}
+
+// NotifyConfig selects the senders of one-time codes. A channel without a
+// sender cannot be enabled in the organisation policy.
+type NotifyConfig struct {
+	SMTP        *notify.SMTP    // email
+	SMSWebhook  *notify.Webhook // text messages
+	CallWebhook *notify.Webhook // phone calls
+	// DevOutbox keeps every message in the database instead (all three
+	// channels), shown at /dev/outbox: development and demos only.
+	DevOutbox bool
+}
+
+// router builds the senders.
+func (n NotifyConfig) router(st *store.Store) notify.Router {
+	r := notify.Router{}
+	if n.DevOutbox {
+		box := notify.Outbox{Store: st}
+		for _, c := range []string{notify.Email, notify.SMS, notify.Call} {
+			r[c] = box
+		}
+		return r
+	}
+	if n.SMTP != nil {
+		r[notify.Email] = n.SMTP
+	}
+	if n.SMSWebhook != nil {
+		r[notify.SMS] = n.SMSWebhook
+	}
+	if n.CallWebhook != nil {
+		r[notify.Call] = n.CallWebhook
+	}
+	return r
 }
 
 // Server is a running camotp server.
@@ -192,6 +229,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.Metrics = metrics.New(src)
 	s.Verifier.SetObserver(s.Metrics)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.Verifier.SetSender(cfg.Notify.router(st))
 	s.Verifier.RegisterAPI(s.mux)
 	s.Verifier.RegisterAdminAPI(s.mux, adminAPI.Auth)
 	web, err := verifier.NewWeb(s.Verifier)
@@ -199,6 +237,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	web.SecureCookies = cfg.SecureCookies
+	if cfg.Notify.DevOutbox {
+		web.Outbox = func(ctx context.Context) ([]store.OutboxMessage, error) { return st.Outbox(ctx, 50) }
+		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			msgs, err := st.Outbox(r.Context(), 50)
+			if err != nil {
+				httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+				return
+			}
+			httpx.WriteJSON(w, http.StatusOK, msgs)
+		})))
+	}
 	web.Register(s.mux)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

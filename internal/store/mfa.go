@@ -139,6 +139,7 @@ func (s *Store) ResetMFA(ctx context.Context, username string) error {
 			`DELETE FROM mfa_methods WHERE username = ?`,
 			`DELETE FROM enrolments WHERE username = ?`,
 			`DELETE FROM backup_codes WHERE username = ?`,
+			`DELETE FROM sent_codes WHERE username = ?`,
 			`DELETE FROM tokens WHERE username = ? AND kind = 'trust'`,
 			`UPDATE users SET last_method = '' WHERE username = ?`,
 		} {
@@ -211,4 +212,125 @@ func (s *Store) LastMethod(ctx context.Context, username string) (string, error)
 func (s *Store) SetLastMethod(ctx context.Context, username, method string) error {
 	_, err := s.exec(ctx, `UPDATE users SET last_method = ? WHERE username = ?`, method, username)
 	return err
+}
+
+// MethodPhone is a confirmed phone number: text message and phone call.
+const MethodPhone = "phone"
+
+// codeHash is the keyed hash a sent code is stored as.
+func (s *Store) codeHash(username, purpose, code string) []byte {
+	return s.key.MAC("sent-code", []byte(username+"\x00"+purpose+"\x00"+code))
+}
+
+// PutSentCode records code as the one live code of (username, purpose),
+// valid for ttl: an earlier one dies.
+func (s *Store) PutSentCode(ctx context.Context, username, purpose, code string, ttl time.Duration) error {
+	now := s.now()
+	_, err := s.exec(ctx, `INSERT INTO sent_codes (username, purpose, hash, expires_at, sent_at) VALUES (?,?,?,?,?)
+		ON CONFLICT(username, purpose) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, sent_at = excluded.sent_at`,
+		username, purpose, s.codeHash(username, purpose, code), now.Add(ttl).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("record sent code: %w", err)
+	}
+	return nil
+}
+
+// UseSentCode consumes the live code of (username, purpose) when code
+// matches and has not expired; false otherwise. A code works once.
+func (s *Store) UseSentCode(ctx context.Context, username, purpose, code string) (bool, error) {
+	res, err := s.exec(ctx, `DELETE FROM sent_codes WHERE username = ? AND purpose = ? AND hash = ? AND expires_at > ?`,
+		username, purpose, s.codeHash(username, purpose, code), s.now().UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("use sent code: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// StartPhoneEnrolment keeps phone as the user's phone being confirmed.
+func (s *Store) StartPhoneEnrolment(ctx context.Context, username, phone string, ttl time.Duration) error {
+	_, err := s.exec(ctx, `INSERT INTO enrolments (username, method, phone, expires_at) VALUES (?,?,?,?)
+		ON CONFLICT(username, method) DO UPDATE SET phone = excluded.phone, expires_at = excluded.expires_at`,
+		username, MethodPhone, phone, s.now().Add(ttl).UnixMilli())
+	if err != nil {
+		return fmt.Errorf("start phone enrolment of %s: %w", username, err)
+	}
+	return nil
+}
+
+// PhoneEnrolment returns the phone number being confirmed, or ErrNotFound.
+func (s *Store) PhoneEnrolment(ctx context.Context, username string) (string, error) {
+	var phone string
+	err := s.queryRow(ctx, `SELECT phone FROM enrolments WHERE username = ? AND method = ? AND expires_at > ?`,
+		username, MethodPhone, s.now().UnixMilli()).Scan(&phone)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("phone enrolment of %s: %w", username, ErrNotFound)
+	}
+	return phone, err
+}
+
+// ConfirmPhone makes phone the user's phone method and ends the enrolment.
+func (s *Store) ConfirmPhone(ctx context.Context, username, phone string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO mfa_methods (username, method, phone, created_at) VALUES (?,?,?,?)
+			ON CONFLICT(username, method) DO UPDATE SET phone = excluded.phone, created_at = excluded.created_at`,
+			username, MethodPhone, phone, s.now().UnixMilli()); err != nil {
+			return fmt.Errorf("save phone of %s: %w", username, err)
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM enrolments WHERE username = ? AND method = ?`, username, MethodPhone)
+		return err
+	})
+}
+
+// Phone returns the user's confirmed phone number, or ErrNotFound.
+func (s *Store) Phone(ctx context.Context, username string) (string, error) {
+	var phone string
+	err := s.queryRow(ctx, `SELECT phone FROM mfa_methods WHERE username = ? AND method = ?`, username, MethodPhone).Scan(&phone)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("phone of %s: %w", username, ErrNotFound)
+	}
+	return phone, err
+}
+
+// OutboxMessage is a message kept by the development outbox.
+type OutboxMessage struct {
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`
+	Channel string    `json:"channel"`
+	Address string    `json:"address"`
+	Subject string    `json:"subject"`
+	Body    string    `json:"body"`
+}
+
+// AddOutbox stores a message in the development outbox.
+func (s *Store) AddOutbox(ctx context.Context, m OutboxMessage) error {
+	_, err := s.exec(ctx, `INSERT INTO outbox (at, channel, address, subject, body) VALUES (?,?,?,?,?)`,
+		s.now().UnixMilli(), m.Channel, m.Address, m.Subject, m.Body)
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return nil
+}
+
+// Outbox returns the newest messages first.
+func (s *Store) Outbox(ctx context.Context, limit int) ([]OutboxMessage, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	rows, err := s.query(ctx, `SELECT id, at, channel, address, subject, body FROM outbox ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	defer rows.Close()
+	out := []OutboxMessage{}
+	for rows.Next() {
+		var m OutboxMessage
+		var at int64
+		if err := rows.Scan(&m.ID, &at, &m.Channel, &m.Address, &m.Subject, &m.Body); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+		m.At = time.UnixMilli(at).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
 }

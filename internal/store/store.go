@@ -238,6 +238,26 @@ var migrations = []string{
 		PRIMARY KEY (username, hash)
 	);
 	ALTER TABLE users ADD COLUMN last_method TEXT NOT NULL DEFAULT '';`,
+	// 4: codes sent by text, call or email; the confirmed phone number of a
+	// phone method; the development outbox.
+	`ALTER TABLE mfa_methods ADD COLUMN phone TEXT NOT NULL DEFAULT '';
+	ALTER TABLE enrolments ADD COLUMN phone TEXT NOT NULL DEFAULT '';
+	CREATE TABLE sent_codes (
+		username   TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		purpose    TEXT NOT NULL,
+		hash       BLOB NOT NULL,
+		expires_at INTEGER NOT NULL,
+		sent_at    INTEGER NOT NULL,
+		PRIMARY KEY (username, purpose)
+	);
+	CREATE TABLE outbox (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		at       INTEGER NOT NULL,
+		channel  TEXT NOT NULL,
+		address  TEXT NOT NULL,
+		subject  TEXT NOT NULL,
+		body     TEXT NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
