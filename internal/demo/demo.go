@@ -20,9 +20,9 @@ import (
 	"github.com/camotp/camotp/internal/atomicfile"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/verifier"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
+	"github.com/camotp/camotp/verifier"
 )
 
 // Officer is a demo user with a camera.

@@ -205,4 +205,3 @@ func (o Outbox) Send(ctx context.Context, m Message) error {
 	}
 	return o.Store.AddOutbox(ctx, store.OutboxMessage{Channel: m.Channel, Address: m.To, Subject: m.Subject, Body: m.Text})
 }
-

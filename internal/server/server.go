@@ -21,8 +21,8 @@ import (
 
 	"github.com/camotp/camotp/broker"
 	"github.com/camotp/camotp/internal/camkey"
-	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/metrics"
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/secretfile"
