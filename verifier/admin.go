@@ -111,3 +111,25 @@ func (s *Service) adminResetMFA(w http.ResponseWriter, r *http.Request) {
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
 }
+
+// ErrNotAdmin refuses the admin pages to a session that is not an
+// administrator's, or that did not pass MFA.
+var ErrNotAdmin = errors.New("the admin pages need an administrator account signed in with a second factor")
+
+// AdminSession returns the administrator of a session token. The session
+// must have passed MFA (a password-only session is refused even for an
+// admin, so turning MFA off needs MFA).
+func (s *Service) AdminSession(ctx context.Context, token string) (string, error) {
+	t, err := s.st.LookupToken(ctx, store.TokenSession, token)
+	if err != nil {
+		return "", ErrBadToken
+	}
+	u, _, err := s.st.User(ctx, t.Username)
+	if err != nil {
+		return "", err
+	}
+	if u.Role != "admin" || t.Method == MethodPassword {
+		return t.Username, ErrNotAdmin
+	}
+	return t.Username, nil
+}

@@ -382,6 +382,14 @@ func normalizeBackup(code string) string {
 	return strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(code))
 }
 
+// ForgetDevices ends every session and trusted browser of user and drops
+// the methods they registered (an admin action).
+func (s *Service) ForgetDevices(ctx context.Context, user, actor, ip string) error {
+	err := errors.Join(s.st.DeleteTokens(ctx, user, ""), s.st.ResetMFA(ctx, user))
+	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.forget-devices", Subject: user, Result: resultOf(err), SourceIP: ip})
+	return err
+}
+
 // ResetMFA drops user's registered methods, backup codes and trusted
 // browsers (an admin action).
 func (s *Service) ResetMFA(ctx context.Context, user, actor, ip string) error {

@@ -68,6 +68,10 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /security/phone/start", h(wb.csrf(wb.signedIn(wb.phoneStart))))
 	mux.Handle("POST /security/phone/confirm", h(wb.csrf(wb.signedIn(wb.phoneConfirm))))
 	mux.Handle("POST /security/phone/remove", h(wb.csrf(wb.signedIn(wb.phoneRemove))))
+	mux.Handle("GET /admin", h(wb.adminPage))
+	mux.Handle("POST /admin/policy", h(wb.csrf(wb.asAdmin(wb.adminPolicy))))
+	mux.Handle("POST /admin/users/{username}/reset-mfa", h(wb.csrf(wb.asAdmin(wb.adminReset))))
+	mux.Handle("POST /admin/users/{username}/forget-devices", h(wb.csrf(wb.asAdmin(wb.adminForget))))
 	if wb.Outbox != nil {
 		mux.Handle("GET /dev/outbox", h(wb.outboxPage))
 	}
@@ -168,6 +172,13 @@ type page struct {
 	Sends   bool
 	Confirm string
 	Outbox  []store.OutboxMessage
+	// Admin page.
+	Policy   Policy
+	All      []string
+	Users    []UserMFA
+	Without  bool
+	IsAdmin  bool
+	Password bool // the session passed no second factor
 }
 
 // option is another MFA method the challenge offers.
@@ -539,4 +550,72 @@ func humanDuration(d time.Duration) string {
 		return strconv.Itoa(int(d/time.Hour)) + " hours"
 	}
 	return d.String()
+}
+
+// asAdmin passes an administrator's session (MFA passed) to next.
+func (wb *Web) asAdmin(next func(w http.ResponseWriter, r *http.Request, admin string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		admin, err := wb.svc.AdminSession(r.Context(), cookie(r, cookieSession))
+		switch {
+		case errors.Is(err, ErrBadToken):
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+		case err != nil:
+			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: admin, Error: err.Error()})
+		default:
+			next(w, r, admin)
+		}
+	}
+}
+
+func (wb *Web) adminPage(w http.ResponseWriter, r *http.Request) {
+	wb.asAdmin(func(w http.ResponseWriter, r *http.Request, admin string) {
+		wb.admin(w, r, admin, page{Without: r.URL.Query().Get("without") == "1"}, http.StatusOK)
+	})(w, r)
+}
+
+// admin renders the admin page with p's extras.
+func (wb *Web) admin(w http.ResponseWriter, r *http.Request, admin string, p page, status int) {
+	ctx := r.Context()
+	pol, err := wb.svc.Policy(ctx)
+	if err == nil {
+		p.Users, err = wb.svc.MFAUsers(ctx, p.Without)
+	}
+	if err != nil {
+		wb.svc.log.Error("admin page", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	p.Username, p.Policy, p.All = admin, pol, OrgMethods
+	wb.render(w, r, status, "admin.html", p)
+}
+
+func (wb *Web) adminPolicy(w http.ResponseWriter, r *http.Request, admin string) {
+	p := Policy{RequireMFA: r.PostForm.Get("require") == "on", Methods: r.PostForm["method"]}
+	if err := wb.svc.SetPolicy(r.Context(), p, admin, httpx.ClientIP(r)); err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, ErrBadInput) {
+			status = http.StatusBadRequest
+		}
+		wb.admin(w, r, admin, page{Error: err.Error()}, status)
+		return
+	}
+	wb.admin(w, r, admin, page{Notice: "Policy saved."}, http.StatusOK)
+}
+
+func (wb *Web) adminReset(w http.ResponseWriter, r *http.Request, admin string) {
+	user := r.PathValue("username")
+	if err := wb.svc.ResetMFA(r.Context(), user, admin, httpx.ClientIP(r)); err != nil {
+		wb.admin(w, r, admin, page{Error: err.Error()}, http.StatusInternalServerError)
+		return
+	}
+	wb.admin(w, r, admin, page{Notice: "MFA of " + user + " reset."}, http.StatusOK)
+}
+
+func (wb *Web) adminForget(w http.ResponseWriter, r *http.Request, admin string) {
+	user := r.PathValue("username")
+	if err := wb.svc.ForgetDevices(r.Context(), user, admin, httpx.ClientIP(r)); err != nil {
+		wb.admin(w, r, admin, page{Error: err.Error()}, http.StatusInternalServerError)
+		return
+	}
+	wb.admin(w, r, admin, page{Notice: "Devices of " + user + " forgotten."}, http.StatusOK)
 }

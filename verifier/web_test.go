@@ -297,3 +297,65 @@ func TestWebSecurityPage(t *testing.T) {
 		t.Fatalf("new password: %d", status)
 	}
 }
+
+// TestWebAdminPage: an administrator who passed MFA manages the policy and
+// users; a non-admin, or an admin signed in with the password alone (MFA
+// off), is refused.
+func TestWebAdminPage(t *testing.T) {
+	f := newFleet(t)
+	status, body := testenv.API(t, f.srv, f.srv.AdminToken, "POST", "/api/v1/admin/users",
+		map[string]string{"username": "chief", "email": "chief@pd.example", "password": "pw-chief-long", "role": "admin"})
+	if status != 201 {
+		t.Fatalf("add admin: %d %v", status, body)
+	}
+	svc := f.srv.Verifier
+	enr, _ := svc.StartApp(t.Context(), "chief")
+	if err := svc.ConfirmApp(t.Context(), "chief", appCode(t, enr.Secret, f.clock.Now()), ""); err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(user, code string) *browser {
+		b := newBrowser(t, f)
+		_, page := b.get("/login")
+		_, page, _ = b.post("/login", url.Values{"username": {user}, "password": {"pw-" + user + "-long"}}, page)
+		if code != "" {
+			b.post("/mfa", url.Values{"code": {code}}, page)
+		}
+		return b
+	}
+	// alice is no admin.
+	if status, _ := signIn("alice", testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())).get("/admin"); status != 403 {
+		t.Fatalf("non-admin: %d", status)
+	}
+	f.clock.add(30 * time.Second)
+	b := signIn("chief", appCode(t, enr.Secret, f.clock.Now()))
+	status, page := b.get("/admin")
+	if status != 200 || !strings.Contains(page, `id="user-carol"`) || !strings.Contains(page, `id="method-app" checked`) {
+		t.Fatalf("admin page: %d\n%s", status, page)
+	}
+	status, page = b.get("/admin?without=1")
+	if status != 200 || !strings.Contains(page, `id="user-dave"`) || strings.Contains(page, `id="user-alice"`) {
+		t.Fatalf("without MFA: %d\n%s", status, page)
+	}
+	// An invalid policy is refused with the reason; a valid one is saved.
+	status, page, _ = b.post("/admin/policy", url.Values{"require": {"on"}}, page)
+	if status != 400 || !strings.Contains(page, "enable from one to five methods") {
+		t.Fatalf("empty policy: %d\n%s", status, page)
+	}
+	status, page, _ = b.post("/admin/policy", url.Values{"method": {"bodycam", "app"}}, page)
+	if pol, _ := svc.Policy(t.Context()); status != 200 || pol.RequireMFA || !strings.Contains(page, "Policy saved.") {
+		t.Fatalf("save policy: %d %+v\n%s", status, pol, page)
+	}
+	// With MFA off, dave (no method) signs in with his password alone; as an
+	// admin such a session would not reach the admin page. Make dave admin.
+	if _, err := f.srv.Store.DB().Exec(`UPDATE users SET role = 'admin' WHERE username = 'dave'`); err != nil {
+		t.Fatal(err)
+	}
+	if status, page := signIn("dave", "").get("/admin"); status != 403 || !strings.Contains(page, "signed in with a second factor") {
+		t.Fatalf("password-only admin session: %d\n%s", status, page)
+	}
+	// Reset MFA of chief's own app from the page.
+	status, page, _ = b.post("/admin/users/chief/reset-mfa", url.Values{}, page)
+	if _, err := f.srv.Store.AppSeed(t.Context(), "chief"); status != 200 || err == nil {
+		t.Fatalf("reset from the page: %d %v", status, err)
+	}
+}
