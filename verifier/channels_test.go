@@ -43,7 +43,9 @@ type sinkSession struct {
 	from, to string
 }
 
-func (s *mailSink) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return &sinkSession{sink: s}, nil }
+func (s *mailSink) NewSession(*gosmtp.Conn) (gosmtp.Session, error) {
+	return &sinkSession{sink: s}, nil
+}
 func (s *sinkSession) Reset()                                        {}
 func (s *sinkSession) Logout() error                                 { return nil }
 func (s *sinkSession) Mail(from string, _ *gosmtp.MailOptions) error { s.from = from; return nil }
