@@ -125,6 +125,11 @@ func (s *Service) apiVerify(w http.ResponseWriter, r *http.Request) {
 
 // writeSession answers a code check: the session token, or the error.
 func (s *Service) writeSession(w http.ResponseWriter, sess string, err error, what string) {
+	var setup *SetupNeeded
+	if errors.As(err, &setup) {
+		httpx.WriteJSON(w, http.StatusOK, LoginResponse{Token: setup.Pending, Authenticator: MethodSetup, Methods: []string{}, SetupMethods: setup.Methods})
+		return
+	}
 	var blocked *BlockedError
 	var codeErr *CodeError
 	switch {

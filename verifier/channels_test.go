@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -160,11 +161,12 @@ func (f *fleet) send(t *testing.T, tok, method string) (int, map[string]any) {
 	return f.post(t, "/api/v1/auth/send", map[string]string{"token": tok, "method": method})
 }
 
-// TestEmailCodes: with email enabled a user without a camera signs in by
-// email first (no forced set-up); codes arrive through real SMTP, live
-// 60 s, work once, and a resend kills the earlier one.
+// TestEmailCodes: in an organisation without body cameras a user signs in
+// by email first, with no forced set-up; codes arrive through real SMTP,
+// live 60 s, work once, and a resend kills the earlier one.
 func TestEmailCodes(t *testing.T) {
 	f, mail, _ := channelFleet(t)
+	f.setPolicy(t, true, "app", "sms", "call", "email")
 	_, body := f.login(t, "dave", "pw-dave-long")
 	if body["authenticator"] != "email" || body["setupMethods"] != nil {
 		t.Fatalf("email first, no forced set-up: %v", body)
@@ -191,7 +193,7 @@ func TestEmailCodes(t *testing.T) {
 	if status, _ := f.verify(t, tok, first); status != 401 {
 		t.Fatalf("code replaced by a resend still works: %d", status)
 	}
-	if status, body := f.verify(t, tok, second); status != 200 {
+	if status, body := f.verify(t, tok, second); status != 200 || body["sessionToken"] == nil {
 		t.Fatalf("email code: %d %v", status, body)
 	}
 	// Used once: a new sign-in cannot reuse it.
@@ -299,5 +301,31 @@ func TestWebEmailCodeAndOutbox(t *testing.T) {
 	status, page, resp := b.post("/mfa", url.Values{"method": {"email"}, "code": {codeRE.FindString(msgs[0].Body)}}, page)
 	if status != 200 || resp.Request.URL.Path != "/home" {
 		t.Fatalf("email code on the page: %d\n%s", status, page)
+	}
+}
+
+// TestCameraOrgEmailThenSetup: product §1.3 — the organisation uses body
+// cameras and dave has none: he proves himself by email, then must set up
+// a method (app or phone) before the sign-in finishes.
+func TestCameraOrgEmailThenSetup(t *testing.T) {
+	f, mail, _ := channelFleet(t) // every method enabled
+	_, body := f.login(t, "dave", "pw-dave-long")
+	if body["authenticator"] != "email" {
+		t.Fatalf("login: %v", body)
+	}
+	tok := body["token"].(string)
+	f.send(t, tok, "email")
+	status, out := f.verify(t, tok, codeRE.FindString(mail.last(t).data))
+	if status != 200 || out["authenticator"] != "setup" || out["sessionToken"] != nil || fmt.Sprint(out["setupMethods"]) != "[app phone]" {
+		t.Fatalf("after email: %d %v", status, out)
+	}
+	setupTok := out["token"].(string)
+	if status, _ := f.verify(t, tok, "123456"); status != 401 {
+		t.Fatalf("the email-step token still works: %d", status)
+	}
+	_, setup := f.post(t, "/api/v1/auth/setup/app", map[string]string{"token": setupTok})
+	status, done := f.post(t, "/api/v1/auth/setup/confirm", map[string]string{"token": setupTok, "code": appCode(t, setup["secret"].(string), f.clock.Now())})
+	if status != 200 || done["sessionToken"] == nil {
+		t.Fatalf("set-up: %d %v", status, done)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -421,6 +422,21 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		if res.Resynced {
 			detail += " (resynced)"
 		}
+		if method == MethodEmail {
+			// product §1.3: in an organisation that uses body cameras, a
+			// user with no camera and only email must set up a method
+			// before the sign-in finishes; email proved who they are.
+			if setup, err := s.mustSetUp(ctx, user); err != nil {
+				return "", err
+			} else if len(setup) > 0 {
+				tok, err := s.st.ExchangeToken(ctx, pending, store.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
+					store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail})
+				if err != nil {
+					return "", err
+				}
+				return "", &SetupNeeded{Pending: tok, Methods: setup}
+			}
+		}
 		sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL,
 			store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail})
 		if err != nil {
@@ -448,6 +464,33 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		return "", &BlockedError{RetryAfter: d.RetryAfter}
 	}
 	return "", &CodeError{AttemptsLeft: d.AttemptsLeft, Replayed: res.Outcome == Replayed}
+}
+
+// SetupNeeded ends a passed email step when the user must still set up a
+// method: Pending is a new pending token for the set-up (MethodSetup).
+type SetupNeeded struct {
+	Pending string
+	Methods []string
+}
+
+func (e *SetupNeeded) Error() string { return ErrSetupRequired.Error() }
+
+// Unwrap makes errors.Is(err, ErrSetupRequired) hold.
+func (e *SetupNeeded) Unwrap() error { return ErrSetupRequired }
+
+// mustSetUp returns the methods user must choose from to set one up before
+// finishing sign-in, when the organisation uses body cameras, the user has
+// none, and registered nothing (email alone does not do): else nil.
+func (s *Service) mustSetUp(ctx context.Context, user string) ([]string, error) {
+	pol, err := s.Policy(ctx)
+	if err != nil || !pol.Enabled(MethodBodycam) {
+		return nil, err
+	}
+	um, err := s.Methods(ctx, user)
+	if err != nil || slices.Contains(um.Available, MethodBodycam) || len(um.Registered) > 0 {
+		return nil, err
+	}
+	return um.CanSetUp, nil
 }
 
 // pendingUser is the user of a pending sign-in.

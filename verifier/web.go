@@ -423,9 +423,13 @@ func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
 	sess, err := wb.svc.VerifyMethod(r.Context(), cookie(r, cookiePending), p.Method, r.PostForm.Get("code"), httpx.ClientIP(r))
 	var blocked *BlockedError
 	var codeErr *CodeError
+	var setup *SetupNeeded
 	switch {
 	case err == nil:
 		wb.signIn(w, r, p.Username, sess)
+	case errors.As(err, &setup):
+		wb.setCookie(w, r, cookiePending, setup.Pending, wb.svc.cfg.PendingTTL)
+		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 	case errors.As(err, &blocked):
 		p.Error = err.Error()
 		wb.render(w, r, http.StatusTooManyRequests, "mfa.html", p)
