@@ -128,8 +128,9 @@ func signInPassword(ctx context.Context, base, user, pw, waitID string) error {
 // TestBrowserAppEnrolmentAndBackupCode: dave has no camera, so sign-in
 // makes him set up an authenticator app: the browser reads the key off the
 // page (and the QR code is an image), pquerna/otp computes the code, and he
-// is signed in. On the Security page he makes backup codes; the next
-// sign-in uses one through "Other options".
+// is signed in. On the Security page he makes backup codes. He signs in
+// again with the app, then once more with a backup code through "Other
+// options".
 func TestBrowserAppEnrolmentAndBackupCode(t *testing.T) {
 	f := newFleet(t)
 	base := "http://" + f.srv.HTTPAddr()
@@ -169,6 +170,21 @@ func TestBrowserAppEnrolmentAndBackupCode(t *testing.T) {
 	// "Other options" → backup code.
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(base+"/home"),
+		chromedp.WaitVisible(chromedp.ID("signout")),
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("username")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Signed in again with the app: the challenge opens with it.
+	if err := signInPassword(ctx, base, "dave", "pw-dave-long", "other"); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.add(30 * time.Second)
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("code"), appCode(t, secret, f.clock.Now())),
+		chromedp.Click(chromedp.ID("verify")),
 		chromedp.WaitVisible(chromedp.ID("signout")),
 		chromedp.Click(chromedp.ID("signout")),
 		chromedp.WaitVisible(chromedp.ID("username")),
