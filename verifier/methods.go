@@ -142,8 +142,18 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// Policy returns the organisation policy (defaults where never set).
+// Policy returns the organisation policy (defaults where never set). It is
+// read from the database once and kept: SetPolicy is its only writer (one
+// server process per database).
 func (s *Service) Policy(ctx context.Context) (Policy, error) {
+	if p := s.policy.Load(); p != nil {
+		return *p, nil
+	}
+	s.policyMu.Lock() // one loader; SetPolicy waits, so no stale value is kept
+	defer s.policyMu.Unlock()
+	if p := s.policy.Load(); p != nil {
+		return *p, nil
+	}
 	p := DefaultPolicy()
 	if v, ok, err := s.st.Setting(ctx, settingRequireMFA); err != nil {
 		return Policy{}, err
@@ -155,6 +165,7 @@ func (s *Service) Policy(ctx context.Context) (Policy, error) {
 	} else if ok {
 		p.Methods = strings.Split(v, ",")
 	}
+	s.policy.Store(&p)
 	return p, nil
 }
 
@@ -174,7 +185,10 @@ func (s *Service) SetPolicy(ctx context.Context, p Policy, actor, ip string) err
 	if p.RequireMFA {
 		req = "on"
 	}
+	s.policyMu.Lock()
 	err := errors.Join(s.st.SetSetting(ctx, settingMethods, strings.Join(ordered, ",")), s.st.SetSetting(ctx, settingRequireMFA, req))
+	s.policy.Store(nil) // read back from the database next time
+	s.policyMu.Unlock()
 	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "org.policy", Subject: "org", Result: resultOf(err), SourceIP: ip,
 		Detail: fmt.Sprintf("methods=%s require_mfa=%s", strings.Join(ordered, ","), req)})
 	return err

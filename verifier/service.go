@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/camotp/camotp/device"
@@ -124,15 +126,17 @@ func (e *CodeError) Error() string {
 
 // Service runs the sign-in flow for the web page and the API.
 type Service struct {
-	st      Store
-	checker *Checker
-	reg     *Regulator
-	cfg     Config
-	now     func() time.Time
-	log     *slog.Logger
-	obs     Observer
-	sender  Sender
-	dummy   string // a hash checked for unknown users, so timing does not tell
+	st       Store
+	checker  *Checker
+	reg      *Regulator
+	cfg      Config
+	now      func() time.Time
+	log      *slog.Logger
+	obs      Observer
+	sender   Sender
+	policy   atomic.Pointer[Policy] // cached organisation policy
+	policyMu sync.Mutex             // serialises loading and changing it
+	dummy    string                 // a hash checked for unknown users, so timing does not tell
 }
 
 // NewService returns the verifier service.
