@@ -329,6 +329,22 @@ func (s *Service) StartApp(ctx context.Context, user string) (AppEnrolment, erro
 // ConfirmApp checks a first code from the app being set up and, when it
 // is valid, makes the app one of user's methods (replacing an earlier app).
 func (s *Service) ConfirmApp(ctx context.Context, user, code, ip string) error {
+	var seed device.Seed
+	return s.confirm(ctx, user, ip, MethodApp, func(now time.Time) (CheckResult, error) {
+		var err error
+		if seed, err = s.st.Enrolment(ctx, user); err != nil {
+			return CheckResult{}, err
+		}
+		return s.checker.Check(ctx, "app:"+user, seed, code, now)
+	}, func() (string, error) {
+		return "", s.st.ConfirmApp(ctx, user, seed)
+	})
+}
+
+// confirm runs the throttled confirmation of a method being set up: check
+// looks the set-up up and checks the code; save, when the code is good,
+// makes the method the user's and returns a detail for the audit log.
+func (s *Service) confirm(ctx context.Context, user, ip, method string, check func(now time.Time) (CheckResult, error), save func() (string, error)) error {
 	now := s.now()
 	d, err := s.reg.Check(ctx, "otp", user, ip, now)
 	if err != nil {
@@ -337,22 +353,19 @@ func (s *Service) ConfirmApp(ctx context.Context, user, code, ip string) error {
 	if d.Blocked {
 		return &BlockedError{RetryAfter: d.RetryAfter}
 	}
-	seed, err := s.st.Enrolment(ctx, user)
+	res, err := check(now)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNoEnrolment
 	}
 	if err != nil {
 		return err
 	}
-	res, err := s.checker.Check(ctx, "app:"+user, seed, code, now)
-	if err != nil {
-		return err
-	}
+	action := "mfa." + method + ".add"
 	if res.Outcome != Accepted {
 		if d, err = s.fail(ctx, "otp", user, ip, now); err != nil {
 			return err
 		}
-		s.audit(ctx, user, "mfa.app.add", MethodApp, res.Outcome.String(), ip, "")
+		s.audit(ctx, user, action, method, res.Outcome.String(), ip, "")
 		if d.Blocked {
 			return &BlockedError{RetryAfter: d.RetryAfter}
 		}
@@ -361,8 +374,8 @@ func (s *Service) ConfirmApp(ctx context.Context, user, code, ip string) error {
 	if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
 		return err
 	}
-	err = s.st.ConfirmApp(ctx, user, seed)
-	s.audit(ctx, user, "mfa.app.add", MethodApp, resultOf(err), ip, "")
+	detail, err := save()
+	s.audit(ctx, user, action, method, resultOf(err), ip, detail)
 	return err
 }
 
@@ -598,39 +611,14 @@ func (s *Service) StartPhone(ctx context.Context, user, phone, ip string) error 
 // ConfirmPhone checks the code sent to the phone being set up; valid, the
 // phone becomes user's text and call method.
 func (s *Service) ConfirmPhone(ctx context.Context, user, code, ip string) error {
-	now := s.now()
-	d, err := s.reg.Check(ctx, "otp", user, ip, now)
-	if err != nil {
-		return err
-	}
-	if d.Blocked {
-		return &BlockedError{RetryAfter: d.RetryAfter}
-	}
-	phone, err := s.st.PhoneEnrolment(ctx, user)
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrNoEnrolment
-	}
-	if err != nil {
-		return err
-	}
-	res, err := s.checkSent(ctx, user, "phone-setup", code, ip)
-	if err != nil {
-		return err
-	}
-	if res.Outcome != Accepted {
-		if d, err = s.fail(ctx, "otp", user, ip, now); err != nil {
-			return err
+	var phone string
+	return s.confirm(ctx, user, ip, SetupPhone, func(time.Time) (CheckResult, error) {
+		var err error
+		if phone, err = s.st.PhoneEnrolment(ctx, user); err != nil {
+			return CheckResult{}, err
 		}
-		s.audit(ctx, user, "mfa.phone.add", SetupPhone, "invalid", ip, "")
-		if d.Blocked {
-			return &BlockedError{RetryAfter: d.RetryAfter}
-		}
-		return &CodeError{AttemptsLeft: d.AttemptsLeft}
-	}
-	if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
-		return err
-	}
-	err = s.st.ConfirmPhone(ctx, user, phone)
-	s.audit(ctx, user, "mfa.phone.add", SetupPhone, resultOf(err), ip, mask(phone))
-	return err
+		return s.checkSent(ctx, user, "phone-setup", code, ip)
+	}, func() (string, error) {
+		return mask(phone), s.st.ConfirmPhone(ctx, user, phone)
+	})
 }
