@@ -25,7 +25,6 @@ type AdminStore interface {
 	Users(ctx context.Context) ([]store.User, error)
 	SetPassword(ctx context.Context, username, hash string) error
 	DeleteTokens(ctx context.Context, username, kind string) error
-	ResetMFA(ctx context.Context, username string) error
 	Audit(ctx context.Context, e store.AuditEntry) error
 	AuditLog(ctx context.Context, subject string, limit int) ([]store.AuditEntry, error)
 }
@@ -62,7 +61,6 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/admin/users", h(a.addUser))
 	mux.Handle("GET /api/v1/admin/users", h(a.listUsers))
 	mux.Handle("POST /api/v1/admin/users/{username}/password", h(a.setPassword))
-	mux.Handle("POST /api/v1/admin/users/{username}/forget-devices", h(a.forgetDevices))
 	mux.Handle("GET /api/v1/admin/audit", h(a.audit))
 }
 
@@ -126,7 +124,7 @@ func (a *AdminAPI) addCamera(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err = a.store.AddCamera(r.Context(), req.Serial, model, pub.String())
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.add", Subject: req.Serial, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.add", Subject: req.Serial, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -192,7 +190,7 @@ func (a *AdminAPI) assign(w http.ResponseWriter, r *http.Request) {
 	}
 	serial := r.PathValue("serial")
 	err := a.store.Assign(r.Context(), serial, req.User)
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.assign", Subject: serial, Result: resultOf(err), SourceIP: httpx.ClientIP(r), Detail: "user " + req.User})
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.assign", Subject: serial, Result: store.Result(err), SourceIP: httpx.ClientIP(r), Detail: "user " + req.User})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -203,7 +201,7 @@ func (a *AdminAPI) assign(w http.ResponseWriter, r *http.Request) {
 func (a *AdminAPI) unassign(w http.ResponseWriter, r *http.Request) {
 	serial := r.PathValue("serial")
 	err := a.store.Unassign(r.Context(), serial)
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.unassign", Subject: serial, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.unassign", Subject: serial, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -256,7 +254,7 @@ func (a *AdminAPI) addUser(w http.ResponseWriter, r *http.Request) {
 	}
 	u := store.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: req.Role}
 	err = a.store.AddUser(r.Context(), u, hash)
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -290,20 +288,7 @@ func (a *AdminAPI) setPassword(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = a.store.DeleteTokens(r.Context(), user, "")
 	}
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.password", Subject: user, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
-}
-
-// forgetDevices ends every trusted browser and session of the user and
-// drops the methods they registered (authenticator app, backup codes).
-func (a *AdminAPI) forgetDevices(w http.ResponseWriter, r *http.Request) {
-	user := r.PathValue("username")
-	err := errors.Join(a.store.DeleteTokens(r.Context(), user, ""), a.store.ResetMFA(r.Context(), user))
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.forget-devices", Subject: user, Result: resultOf(err), SourceIP: httpx.ClientIP(r)})
+	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.password", Subject: user, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return

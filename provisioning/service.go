@@ -124,7 +124,7 @@ func (s *Service) Start(ctx context.Context, serial string, op store.Op, actor, 
 		}
 		return SealCommand(in, pub, &s.boxPub, &s.boxPriv)
 	})
-	s.audit(ctx, actor, string(op)+".start", serial, resultOf(err), ip, fmt.Sprintf("version %d", version))
+	s.audit(ctx, actor, string(op)+".start", serial, store.Result(err), ip, fmt.Sprintf("version %d", version))
 	if err != nil {
 		return 0, err
 	}
@@ -134,13 +134,6 @@ func (s *Service) Start(ctx context.Context, serial string, op store.Op, actor, 
 		s.log.Warn("publish provisioning command", "serial", serial, "err", err)
 	}
 	return version, nil
-}
-
-func resultOf(err error) string {
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return "ok"
 }
 
 func (s *Service) audit(ctx context.Context, actor, action, subject, result, ip, detail string) {
@@ -241,7 +234,7 @@ func (s *Service) handleAck(ctx context.Context, serial string, payload []byte) 
 		return fmt.Errorf("proof for %s v%d does not verify", p.Op, p.Version)
 	}
 	op, err := s.reg.CompleteOp(ctx, serial, p.Version)
-	s.audit(ctx, "camera:"+serial, string(op)+".proof", serial, resultOf(err), "", fmt.Sprintf("version %d", p.Version))
+	s.audit(ctx, "camera:"+serial, string(op)+".proof", serial, store.Result(err), "", fmt.Sprintf("version %d", p.Version))
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ func (s *Service) RegisterAdminAPI(mux *http.ServeMux, auth func(http.Handler) h
 	mux.Handle("PUT /api/v1/admin/org/policy", h(s.adminSetPolicy))
 	mux.Handle("GET /api/v1/admin/mfa/users", h(s.adminMFAUsers))
 	mux.Handle("POST /api/v1/admin/users/{username}/reset-mfa", h(s.adminResetMFA))
+	mux.Handle("POST /api/v1/admin/users/{username}/forget-devices", h(s.adminForgetDevices))
 }
 
 func (s *Service) adminGetPolicy(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +107,18 @@ func (s *Service) adminResetMFA(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.ResetMFA(r.Context(), user, adminActor, httpx.ClientIP(r)); err != nil {
 		s.log.Error("admin reset mfa", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
+}
+
+// adminForgetDevices ends every session and trusted browser of the user
+// and drops the methods they registered.
+func (s *Service) adminForgetDevices(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("username")
+	if err := s.ForgetDevices(r.Context(), user, adminActor, httpx.ClientIP(r)); err != nil {
+		s.log.Error("admin forget devices", "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
 		return
 	}

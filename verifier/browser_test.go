@@ -52,15 +52,7 @@ func TestBrowserSignIn(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.user, func(t *testing.T) {
 			ctx := chromium(t)
-			err := chromedp.Do(ctx,
-				chromedp.Navigate(base+"/login"),
-				chromedp.WaitVisible(chromedp.ID("username")),
-				chromedp.SendKeys(chromedp.ID("username"), tc.user),
-				chromedp.SendKeys(chromedp.ID("password"), "pw-"+tc.user+"-long"),
-				chromedp.Click(chromedp.ID("signin")),
-				chromedp.WaitVisible(chromedp.ID("code")),
-			)
-			if err != nil {
+			if err := signInPassword(ctx, base, tc.user, "pw-"+tc.user+"-long", "code"); err != nil {
 				t.Fatal(err)
 			}
 			// The steps are hidden until the officer asks for them.

@@ -87,7 +87,6 @@ type MethodStore interface {
 	SetBackupCodes(ctx context.Context, username string, codes []string) error
 	UseBackupCode(ctx context.Context, username, code string) (bool, error)
 	BackupCodesLeft(ctx context.Context, username string) (int, error)
-	LastMethod(ctx context.Context, username string) (string, error)
 	SetLastMethod(ctx context.Context, username, method string) error
 	PutSentCode(ctx context.Context, username, purpose, code string, ttl time.Duration) error
 	UseSentCode(ctx context.Context, username, purpose, code string) (bool, error)
@@ -169,6 +168,13 @@ func (s *Service) Policy(ctx context.Context) (Policy, error) {
 	return p, nil
 }
 
+// PolicyChosen tells whether an administrator ever set the policy (false:
+// the defaults apply).
+func (s *Service) PolicyChosen(ctx context.Context) (bool, error) {
+	_, ok, err := s.st.Setting(ctx, settingMethods)
+	return ok, err
+}
+
 // SetPolicy stores a validated policy; actor and ip go to the audit log.
 // A method that sends codes needs its sender configured on this server.
 func (s *Service) SetPolicy(ctx context.Context, p Policy, actor, ip string) error {
@@ -189,16 +195,9 @@ func (s *Service) SetPolicy(ctx context.Context, p Policy, actor, ip string) err
 	err := errors.Join(s.st.SetSetting(ctx, settingMethods, strings.Join(ordered, ",")), s.st.SetSetting(ctx, settingRequireMFA, req))
 	s.policy.Store(nil) // read back from the database next time
 	s.policyMu.Unlock()
-	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "org.policy", Subject: "org", Result: resultOf(err), SourceIP: ip,
+	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "org.policy", Subject: "org", Result: store.Result(err), SourceIP: ip,
 		Detail: fmt.Sprintf("methods=%s require_mfa=%s", strings.Join(ordered, ","), req)})
 	return err
-}
-
-func resultOf(err error) string {
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return "ok"
 }
 
 // UserMethods is what a user can do at the MFA step.
@@ -258,14 +257,12 @@ func (s *Service) Methods(ctx context.Context, user string) (UserMethods, error)
 			um.CanSetUp = append(um.CanSetUp, SetupPhone)
 		}
 	}
-	if pol.Enabled(MethodEmail) {
-		u, _, err := s.st.User(ctx, user)
-		if err != nil {
-			return UserMethods{}, err
-		}
-		if u.Email != "" {
-			um.Available, um.Email = append(um.Available, MethodEmail), u.Email
-		}
+	u, _, err := s.st.User(ctx, user) // profile email and last method
+	if err != nil {
+		return UserMethods{}, err
+	}
+	if pol.Enabled(MethodEmail) && u.Email != "" {
+		um.Available, um.Email = append(um.Available, MethodEmail), u.Email
 	}
 	if um.BackupCodes, err = s.st.BackupCodesLeft(ctx, user); err != nil {
 		return UserMethods{}, err
@@ -273,12 +270,8 @@ func (s *Service) Methods(ctx context.Context, user string) (UserMethods, error)
 	if um.BackupCodes > 0 {
 		um.Available = append(um.Available, MethodBackup)
 	}
-	last, err := s.st.LastMethod(ctx, user)
-	if err != nil {
-		return UserMethods{}, err
-	}
-	if slices.Contains(um.Available, last) {
-		um.Default = last
+	if slices.Contains(um.Available, u.LastMethod) {
+		um.Default = u.LastMethod
 	} else if len(um.Available) > 0 {
 		um.Default = um.Available[0]
 	}
@@ -375,14 +368,14 @@ func (s *Service) confirm(ctx context.Context, user, ip, method string, check fu
 		return err
 	}
 	detail, err := save()
-	s.audit(ctx, user, action, method, resultOf(err), ip, detail)
+	s.audit(ctx, user, action, method, store.Result(err), ip, detail)
 	return err
 }
 
 // RemoveMethod removes one of user's registered methods.
 func (s *Service) RemoveMethod(ctx context.Context, user, method, ip string) error {
 	err := s.st.RemoveMethod(ctx, user, method)
-	s.audit(ctx, user, "mfa."+method+".remove", method, resultOf(err), ip, "")
+	s.audit(ctx, user, "mfa."+method+".remove", method, store.Result(err), ip, "")
 	return err
 }
 
@@ -394,7 +387,7 @@ func (s *Service) NewBackupCodes(ctx context.Context, user, ip string) ([]string
 		codes[i] = rand.Text()[:10] // 50 bits of base32
 	}
 	err := s.st.SetBackupCodes(ctx, user, codes)
-	s.audit(ctx, user, "mfa.backup.regenerate", MethodBackup, resultOf(err), ip, "")
+	s.audit(ctx, user, "mfa.backup.regenerate", MethodBackup, store.Result(err), ip, "")
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +406,7 @@ func normalizeBackup(code string) string {
 // the methods they registered (an admin action).
 func (s *Service) ForgetDevices(ctx context.Context, user, actor, ip string) error {
 	err := errors.Join(s.st.DeleteTokens(ctx, user, ""), s.st.ResetMFA(ctx, user))
-	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.forget-devices", Subject: user, Result: resultOf(err), SourceIP: ip})
+	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.forget-devices", Subject: user, Result: store.Result(err), SourceIP: ip})
 	return err
 }
 
@@ -421,7 +414,7 @@ func (s *Service) ForgetDevices(ctx context.Context, user, actor, ip string) err
 // browsers (an admin action).
 func (s *Service) ResetMFA(ctx context.Context, user, actor, ip string) error {
 	err := s.st.ResetMFA(ctx, user)
-	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.reset-mfa", Subject: user, Result: resultOf(err), SourceIP: ip})
+	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.reset-mfa", Subject: user, Result: store.Result(err), SourceIP: ip})
 	return err
 }
 
@@ -533,7 +526,7 @@ func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip str
 		m.Text = fmt.Sprintf("Your %s sign-in code is: %s. Again: %s.", s.cfg.Issuer, spaced(code), spaced(code))
 	}
 	err = s.sender.Send(ctx, m)
-	s.audit(ctx, user, "mfa.code.send", channel, resultOf(err), ip, purpose+" to "+mask(addr))
+	s.audit(ctx, user, "mfa.code.send", channel, store.Result(err), ip, purpose+" to "+mask(addr))
 	if err != nil {
 		return fmt.Errorf("send the code: %w", err)
 	}

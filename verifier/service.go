@@ -362,10 +362,8 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		if err != nil {
 			return "", err
 		}
-		if pol, err := s.Policy(ctx); err != nil {
+		if err := s.enabled(ctx, MethodBodycam); err != nil {
 			return "", err
-		} else if !pol.Enabled(MethodBodycam) {
-			return "", ErrNotEnabled
 		}
 		seed, err := s.st.ActiveSeed(ctx, cam.Serial)
 		if errors.Is(err, store.ErrNotFound) {
@@ -379,10 +377,8 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		}
 		detail = fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset)
 	case MethodApp:
-		if pol, err := s.Policy(ctx); err != nil {
+		if err := s.enabled(ctx, MethodApp); err != nil {
 			return "", err
-		} else if !pol.Enabled(MethodApp) {
-			return "", ErrNotEnabled
 		}
 		seed, err := s.st.AppSeed(ctx, user)
 		if errors.Is(err, store.ErrNotFound) {
@@ -396,10 +392,8 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		}
 		detail = fmt.Sprintf("app offset %d", res.Offset)
 	case MethodSMS, MethodCall, MethodEmail:
-		if pol, err := s.Policy(ctx); err != nil {
+		if err := s.enabled(ctx, method); err != nil {
 			return "", err
-		} else if !pol.Enabled(method) {
-			return "", ErrNotEnabled
 		}
 		if res, err = s.checkSent(ctx, user, method, code, ip); err != nil {
 			return "", err
@@ -441,13 +435,9 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 				return "", &SetupNeeded{Pending: tok, Methods: setup}
 			}
 		}
-		sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL,
-			store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail})
+		sess, err := s.startSession(ctx, pending, user, method, ip, detail)
 		if err != nil {
 			return "", err
-		}
-		if s.obs != nil {
-			s.obs.SignIn("mfa", method, "ok")
 		}
 		if method != MethodBackup && method != t.Method {
 			if err := s.st.SetLastMethod(ctx, user, method); err != nil {
@@ -495,6 +485,18 @@ func (s *Service) mustSetUp(ctx context.Context, user string) ([]string, error) 
 		return nil, err
 	}
 	return um.CanSetUp, nil
+}
+
+// enabled is ErrNotEnabled when the organisation has not enabled method.
+func (s *Service) enabled(ctx context.Context, method string) error {
+	pol, err := s.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	if !pol.Enabled(method) {
+		return ErrNotEnabled
+	}
+	return nil
 }
 
 // pendingUser is the user of a pending sign-in.
@@ -549,10 +551,16 @@ func (s *Service) FinishSetup(ctx context.Context, pending, method, code, ip str
 	if err := s.st.SetLastMethod(ctx, user, last); err != nil {
 		s.log.Warn("record last method", "user", user, "err", err)
 	}
-	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, last, ip, s.cfg.SessionTTL,
-		store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: method + " set up at sign-in"})
+	return s.startSession(ctx, pending, user, last, ip, method+" set up at sign-in")
+}
+
+// startSession ends a passed MFA step: the pending token becomes a session
+// and the audit log says so, in one commit; the observer is told.
+func (s *Service) startSession(ctx context.Context, pending, user, method, ip, detail string) (string, error) {
+	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL,
+		store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail})
 	if err == nil && s.obs != nil {
-		s.obs.SignIn("mfa", last, "ok")
+		s.obs.SignIn("mfa", method, "ok")
 	}
 	return sess, err
 }

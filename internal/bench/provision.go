@@ -106,10 +106,11 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (ProvisionResult, error
 		return ProvisionResult{}, firstErr
 	}
 	for {
-		n, err := srv.Store.CountState(ctx, store.StateProvisioned)
+		states, err := srv.Store.CameraStates(ctx)
 		if err != nil {
 			return ProvisionResult{}, err
 		}
+		n := states[string(store.StateProvisioned)] // provisioned, nothing pending
 		if n == cfg.Cameras {
 			break
 		}

@@ -69,7 +69,7 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	}
 	// The demo organisation enables every method (codes by text, call and
 	// email land in the development outbox), unless its admin changed that.
-	if _, set, err := srv.Store.Setting(ctx, "methods"); err != nil {
+	if set, err := srv.Verifier.PolicyChosen(ctx); err != nil {
 		srv.Close()
 		return nil, err
 	} else if !set {

@@ -372,13 +372,6 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-// CountState counts the cameras in state with nothing pending.
-func (s *Store) CountState(ctx context.Context, state CameraState) (int, error) {
-	var n int
-	err := s.queryRow(ctx, `SELECT COUNT(*) FROM cameras WHERE state = ? AND pending_op IS NULL`, state).Scan(&n)
-	return n, err
-}
-
 // CameraStates counts cameras by state; a camera with an operation in
 // flight counts under "pending:<op>" instead of its state.
 func (s *Store) CameraStates(ctx context.Context) (map[string]int, error) {

@@ -198,16 +198,6 @@ func (s *Store) BackupCodesLeft(ctx context.Context, username string) (int, erro
 	return n, nil
 }
 
-// LastMethod is the MFA method the user last signed in with ("" when none).
-func (s *Store) LastMethod(ctx context.Context, username string) (string, error) {
-	var m string
-	err := s.queryRow(ctx, `SELECT last_method FROM users WHERE username = ?`, username).Scan(&m)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("user %s: %w", username, ErrNotFound)
-	}
-	return m, err
-}
-
 // SetLastMethod records the method the user just signed in with.
 func (s *Store) SetLastMethod(ctx context.Context, username, method string) error {
 	_, err := s.exec(ctx, `UPDATE users SET last_method = ? WHERE username = ?`, method, username)

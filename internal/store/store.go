@@ -300,6 +300,15 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.enqueue(ctx, &write{ctx: ctx, fn: fn, done: make(chan struct{})})
 }
 
+// Result is how the audit log records the outcome of an action: "ok", or
+// "error: " and the error.
+func Result(err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return "ok"
+}
+
 // AuditEntry is one audit log row.
 type AuditEntry struct {
 	At       time.Time `json:"at"`

@@ -16,6 +16,8 @@ type User struct {
 	Role      string    `json:"role"`
 	Camera    string    `json:"camera,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// LastMethod is the MFA method the user last signed in with ("" when none).
+	LastMethod string `json:"lastMethod,omitempty"`
 }
 
 // AddUser creates a user with an already hashed password. ErrExists for a
@@ -35,12 +37,14 @@ func (s *Store) AddUser(ctx context.Context, u User, passwordHash string) error 
 	return nil
 }
 
-const userCols = `u.username, u.email, u.phone, u.role, COALESCE(c.serial, ''), u.created_at`
+const userCols = `u.username, u.email, u.phone, u.role, COALESCE(c.serial, ''), u.created_at, u.last_method`
 
-func scanUser(row interface{ Scan(...any) error }) (User, error) {
+// scanUser scans userCols, then extra columns into extra.
+func scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
 	var u User
 	var created int64
-	if err := row.Scan(&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created); err != nil {
+	dest := append([]any{&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created, &u.LastMethod}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return User{}, err
 	}
 	u.CreatedAt = time.UnixMilli(created).UTC()
@@ -69,16 +73,13 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 func (s *Store) User(ctx context.Context, username string) (User, string, error) {
 	var hash string
 	row := s.queryRow(ctx, `SELECT `+userCols+`, u.password_hash FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username WHERE u.username = ?`, username)
-	var u User
-	var created int64
-	err := row.Scan(&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created, &hash)
+	u, err := scanUser(row, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, "", fmt.Errorf("user %s: %w", username, ErrNotFound)
 	}
 	if err != nil {
 		return User{}, "", fmt.Errorf("read user %s: %w", username, err)
 	}
-	u.CreatedAt = time.UnixMilli(created).UTC()
 	return u, hash, nil
 }
 
