@@ -42,10 +42,15 @@ type fleet struct {
 // newFleet serves with two officers: alice (Body 4) and bob (Body 3), both
 // with provisioned, assigned cameras; carol has a camera that is registered
 // but not provisioned; dave has none.
-func newFleet(t *testing.T) *fleet {
+func newFleet(t *testing.T, mods ...func(*server.Config)) *fleet {
 	t.Helper()
 	clk := &shiftClock{}
-	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) { c.Now = clk.Now })
+	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) {
+		c.Now = clk.Now
+		for _, m := range mods {
+			m(c)
+		}
+	})
 	f := &fleet{srv: srv, clock: clk, cams: map[string]*device.State{}}
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		testenv.User(t, srv, u, "pw-"+u+"-long")

@@ -17,7 +17,6 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/notify"
-	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/store"
 )
 
@@ -338,15 +337,12 @@ func (s *Service) ConfirmApp(ctx context.Context, user, code, ip string) error {
 // looks the set-up up and checks the code; save, when the code is good,
 // makes the method the user's and returns a detail for the audit log.
 func (s *Service) confirm(ctx context.Context, user, ip, method string, check func(now time.Time) (CheckResult, error), save func() (string, error)) error {
-	now := s.now()
-	d, err := s.reg.Check(ctx, "otp", user, ip, now)
+	a, err := s.reserve(ctx, "otp", user, ip)
 	if err != nil {
 		return err
 	}
-	if d.Blocked {
-		return &BlockedError{RetryAfter: d.RetryAfter}
-	}
-	res, err := check(now)
+	defer a.release(ctx)
+	res, err := check(a.now)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNoEnrolment
 	}
@@ -355,7 +351,8 @@ func (s *Service) confirm(ctx context.Context, user, ip, method string, check fu
 	}
 	action := "mfa." + method + ".add"
 	if res.Outcome != Accepted {
-		if d, err = s.fail(ctx, "otp", user, ip, now); err != nil {
+		d, err := a.fail(ctx)
+		if err != nil {
 			return err
 		}
 		s.audit(ctx, user, action, method, res.Outcome.String(), ip, "")
@@ -364,7 +361,7 @@ func (s *Service) confirm(ctx context.Context, user, ip, method string, check fu
 		}
 		return &CodeError{AttemptsLeft: d.AttemptsLeft}
 	}
-	if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
+	if err := a.succeed(ctx); err != nil {
 		return err
 	}
 	detail, err := save()
@@ -428,24 +425,22 @@ type PasswordStore interface {
 // Every session and trusted browser of the user ends; the returned session
 // token replaces the caller's.
 func (s *Service) ChangePassword(ctx context.Context, user, current, next, ip string) (string, error) {
-	now := s.now()
-	d, err := s.reg.Check(ctx, "password", user, ip, now)
+	a, err := s.reserve(ctx, "password", user, ip)
 	if err != nil {
 		return "", err
 	}
-	if d.Blocked {
-		return "", &BlockedError{RetryAfter: d.RetryAfter}
-	}
+	defer a.release(ctx)
 	_, hash, err := s.st.User(ctx, user)
 	if err != nil {
 		return "", err
 	}
-	ok, err := password.Check(hash, current)
+	ok, _, err := s.hasher.Check(ctx, hash, current)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		if d, err = s.fail(ctx, "password", user, ip, now); err != nil {
+		d, err := a.fail(ctx)
+		if err != nil {
 			return "", err
 		}
 		s.audit(ctx, user, "user.password", MethodPassword, "failed", ip, "wrong current password")
@@ -454,7 +449,10 @@ func (s *Service) ChangePassword(ctx context.Context, user, current, next, ip st
 		}
 		return "", ErrBadCredentials
 	}
-	newHash, err := password.Hash(next)
+	if err := a.succeed(ctx); err != nil {
+		return "", err
+	}
+	newHash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return "", err // says what a password needs
 	}
@@ -501,16 +499,12 @@ func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip str
 	if s.sender == nil {
 		return fmt.Errorf("%s: %w", channel, ErrNotEnabled)
 	}
-	now := s.now()
-	d, err := s.reg.Check(ctx, "send", user, ip, now)
+	a, err := s.reserve(ctx, "send", user, ip)
 	if err != nil {
 		return err
 	}
-	if d.Blocked {
-		return &BlockedError{RetryAfter: d.RetryAfter}
-	}
-	// Counted like a failure until a code is used (which resets it).
-	if _, err := s.reg.Fail(ctx, "send", user, ip, now); err != nil {
+	// Counted like a failure until a code is used (which clears it).
+	if _, err := a.fail(ctx); err != nil {
 		return err
 	}
 	code, err := newCode()
@@ -570,7 +564,7 @@ func (s *Service) checkSent(ctx context.Context, user, method, code, ip string) 
 	if err != nil || !ok {
 		return CheckResult{Outcome: Invalid}, err
 	}
-	if err := s.reg.Succeed(ctx, "send", user, ip, Decision{}); err != nil { // sending is allowed again
+	if err := s.reg.Succeed(ctx, "send", user, ip); err != nil { // sending is allowed again
 		return CheckResult{}, err
 	}
 	return CheckResult{Outcome: Accepted}, nil

@@ -7,12 +7,15 @@ import (
 	"github.com/camotp/camotp/internal/store"
 )
 
-// ThrottleStore keeps throttling counters; UpdateThrottle must apply fn to
-// the named counters atomically.
+// ThrottleStore keeps throttling counters. Every operation is atomic in
+// the database (a conditional statement decides, never a read followed by
+// a write in Go), so the limits hold however many requests arrive at once,
+// on one node or on several sharing the database.
 type ThrottleStore interface {
-	// GetThrottles reads counters in the order of keys (zero when none).
-	GetThrottles(ctx context.Context, keys ...string) ([]store.Throttle, error)
-	UpdateThrottle(ctx context.Context, keys []string, fn func(map[string]*store.Throttle)) error
+	ReserveAttempt(ctx context.Context, now time.Time, rules ...store.ThrottleRule) (store.Reservation, error)
+	RecordFailure(ctx context.Context, now time.Time, rules ...store.ThrottleRule) (store.FailureResult, error)
+	RecordSuccess(ctx context.Context, rules ...store.ThrottleRule) error
+	ReleaseAttempt(ctx context.Context, rules ...store.ThrottleRule) error
 }
 
 // Limits configure throttling.
@@ -38,6 +41,8 @@ func DefaultLimits() Limits {
 }
 
 // Regulator decides whether an attempt may proceed and counts failures.
+// An attempt is reserved before it is evaluated (Reserve), then settled
+// exactly once: Fail, Succeed or Release.
 type Regulator struct {
 	Store  ThrottleStore
 	Limits Limits
@@ -49,102 +54,78 @@ type Decision struct {
 	RetryAfter time.Duration
 	// AttemptsLeft before the (account, IP) pair is blocked.
 	AttemptsLeft int
-	// Clean says no failure or backoff is recorded: Succeed has nothing to clear.
-	Clean bool
+	// Lockout says this failure is the one that blocked the pair or the
+	// account.
+	Lockout bool
 }
 
 func pairKey(kind, user, ip string) string { return kind + ":pair:" + user + "\x00" + ip }
 func acctKey(kind, user string) string     { return kind + ":acct:" + user }
 
-func (r *Regulator) decide(pair, acct store.Throttle, now time.Time) Decision {
-	d := Decision{AttemptsLeft: r.Limits.MaxFailures - pair.Failures}
-	for _, until := range []time.Time{pair.BlockedUntil, acct.BlockedUntil} {
-		if now.Before(until) {
-			d.Blocked = true
-			d.RetryAfter = max(d.RetryAfter, until.Sub(now))
-		}
+// UserKeyPrefixes are the prefixes of every throttle counter of user, for
+// an administrator clearing them.
+func UserKeyPrefixes(user string) []string {
+	var out []string
+	for _, kind := range []string{"password", "otp", "send"} {
+		out = append(out, kind+":pair:"+user+"\x00", acctKey(kind, user))
 	}
-	if d.Blocked || d.AttemptsLeft < 0 {
-		d.AttemptsLeft = 0
-	}
-	return d
+	return out
 }
 
-// pairFresh returns the pair counter with failures older than the block
-// window forgotten.
-func (r *Regulator) pairFresh(th store.Throttle, now time.Time) store.Throttle {
-	if !th.FirstAt.IsZero() && now.Sub(th.FirstAt) > r.Limits.Block {
-		th.Failures, th.FirstAt = 0, time.Time{}
+// rules are the two counters of an attempt: the (account, IP) pair and
+// the account.
+func (r *Regulator) rules(kind, user, ip string) []store.ThrottleRule {
+	l := r.Limits
+	return []store.ThrottleRule{
+		{Key: pairKey(kind, user, ip), Limit: l.MaxFailures, Window: l.Block, BlockBase: l.Block, BlockMax: l.Block},
+		{Key: acctKey(kind, user), Limit: l.AccountCeiling, Window: l.AccountWindow, BlockBase: l.BackoffBase,
+			BlockMax: l.BackoffMax, Sticky: true},
 	}
-	return th
 }
 
-// Check tells whether user may attempt kind ("password", "otp") from ip now.
-func (r *Regulator) Check(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
-	ths, err := r.Store.GetThrottles(ctx, pairKey(kind, user, ip), acctKey(kind, user))
+// Reserve takes an attempt slot for user on kind ("password", "otp",
+// "send") from ip at now, or says how long the caller is blocked. Only a
+// granted attempt may be evaluated.
+func (r *Regulator) Reserve(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
+	res, err := r.Store.ReserveAttempt(ctx, now, r.rules(kind, user, ip)...)
 	if err != nil {
 		return Decision{}, err
 	}
-	pair, acct := ths[0], ths[1]
-	pair = r.pairFresh(pair, now)
-	d := r.decide(pair, acct, now)
-	d.Clean = pair == (store.Throttle{}) && acct == (store.Throttle{})
+	if !res.Granted {
+		return Decision{Blocked: true, RetryAfter: res.RetryAfter}, nil
+	}
+	// This attempt is counted already: if it fails, this many remain.
+	return Decision{AttemptsLeft: max(r.Limits.MaxFailures-res.Counters[0].Attempts, 0)}, nil
+}
+
+// Fail settles a reserved attempt as failed and returns the decision after
+// it: blocked when it was the last slot.
+func (r *Regulator) Fail(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
+	res, err := r.Store.RecordFailure(ctx, now, r.rules(kind, user, ip)...)
+	if err != nil {
+		return Decision{}, err
+	}
+	pair := res.Counters[0]
+	d := Decision{AttemptsLeft: max(r.Limits.MaxFailures-pair.Attempts, 0)}
+	for i, th := range res.Counters {
+		if now.Before(th.BlockedUntil) {
+			d.Blocked, d.AttemptsLeft = true, 0
+			d.RetryAfter = max(d.RetryAfter, th.BlockedUntil.Sub(now))
+		}
+		d.Lockout = d.Lockout || res.Blocked[i]
+	}
 	return d, nil
 }
 
-// Fail counts a failed attempt and returns the decision after it.
-func (r *Regulator) Fail(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
-	pk, ak := pairKey(kind, user, ip), acctKey(kind, user)
-	var d Decision
-	err := r.Store.UpdateThrottle(ctx, []string{pk, ak}, func(m map[string]*store.Throttle) {
-		pair, acct := m[pk], m[ak]
-		*pair = r.pairFresh(*pair, now)
-		if pair.FirstAt.IsZero() {
-			pair.FirstAt = now
-		}
-		pair.Failures++
-		if pair.Failures >= r.Limits.MaxFailures {
-			pair.BlockedUntil = now.Add(r.Limits.Block)
-		}
-		if !acct.FirstAt.IsZero() && now.Sub(acct.FirstAt) > r.Limits.AccountWindow {
-			acct.Failures, acct.FirstAt = 0, time.Time{}
-			if now.Sub(acct.BlockedUntil) > r.Limits.AccountWindow {
-				acct.Level = 0 // calm for a whole window: back to the base block
-			}
-		}
-		if acct.FirstAt.IsZero() {
-			acct.FirstAt = now
-		}
-		acct.Failures++
-		if acct.Failures >= r.Limits.AccountCeiling {
-			block := r.Limits.BackoffBase << min(acct.Level, 20)
-			if block > r.Limits.BackoffMax || block <= 0 {
-				block = r.Limits.BackoffMax
-			}
-			acct.BlockedUntil = now.Add(block)
-			acct.Level++
-			acct.Failures, acct.FirstAt = 0, time.Time{}
-		}
-		d = r.decide(*pair, *acct, now)
-		if pair.Failures >= r.Limits.MaxFailures {
-			// The block holds the pair; counting starts over after it.
-			pair.Failures, pair.FirstAt = 0, time.Time{}
-		}
-	})
-	return d, err
+// Succeed settles a reserved attempt as successful: the pair's counter is
+// cleared and the account's failures and backoff reset. An account block
+// in force for other sources stays.
+func (r *Regulator) Succeed(ctx context.Context, kind, user, ip string) error {
+	return r.Store.RecordSuccess(ctx, r.rules(kind, user, ip)...)
 }
 
-// Succeed clears the counters of user after a successful attempt from ip
-// (nothing to do when the decision taken before the attempt was clean). A
-// block still in force for other sources stays.
-func (r *Regulator) Succeed(ctx context.Context, kind, user, ip string, before Decision) error {
-	if before.Clean {
-		return nil
-	}
-	pk, ak := pairKey(kind, user, ip), acctKey(kind, user)
-	return r.Store.UpdateThrottle(ctx, []string{pk, ak}, func(m map[string]*store.Throttle) {
-		*m[pk] = store.Throttle{}
-		acct := m[ak]
-		acct.Failures, acct.FirstAt, acct.Level = 0, time.Time{}, 0
-	})
+// Release gives back a reserved attempt that was never evaluated (an
+// error before the check): it counts neither way.
+func (r *Regulator) Release(ctx context.Context, kind, user, ip string) error {
+	return r.Store.ReleaseAttempt(ctx, r.rules(kind, user, ip)...)
 }

@@ -66,7 +66,7 @@ type Observer interface {
 	// MFA method (or "password"), result e.g. "ok", "failed", "blocked".
 	SignIn(step, method, result string)
 	// Lockout reports that failures just blocked an (account, IP) pair or an
-	// account on step ("password" or "otp").
+	// account on step ("password", "otp", or "send" for sent codes).
 	Lockout(step string)
 }
 
@@ -83,6 +83,15 @@ type Config struct {
 	Limits              Limits
 	// Issuer names the service in authenticator apps (default "camotp").
 	Issuer string
+	// Argon2 are the parameters of new password hashes (zero value:
+	// password.DefaultParams()); a user whose hash was made with others is
+	// re-hashed at the next successful sign-in.
+	Argon2 password.Params
+	// HashBudget bounds the memory of concurrent password hashing in bytes
+	// (zero: password.DefaultBudget); HashWait is how long a sign-in waits
+	// for room before it is refused as busy (zero: password.DefaultWait).
+	HashBudget int64
+	HashWait   time.Duration
 }
 
 // DefaultConfig returns the product defaults.
@@ -136,7 +145,8 @@ type Service struct {
 	sender   Sender
 	policy   atomic.Pointer[Policy] // cached organisation policy
 	policyMu sync.Mutex             // serialises loading and changing it
-	dummy    string                 // a hash checked for unknown users, so timing does not tell
+	hasher   *password.Hasher
+	dummy    string // a hash checked for unknown users, so timing does not tell
 }
 
 // NewService returns the verifier service.
@@ -153,12 +163,25 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 	if cfg.PendingTTL <= 0 || cfg.PendingTTL > 5*time.Minute {
 		cfg.PendingTTL = 5 * time.Minute
 	}
-	dummy, err := password.Hash("camotp-timing-equaliser")
+	if cfg.Argon2 == (password.Params{}) {
+		cfg.Argon2 = password.DefaultParams()
+	}
+	if cfg.HashBudget == 0 {
+		cfg.HashBudget = password.DefaultBudget
+	}
+	if cfg.HashWait == 0 {
+		cfg.HashWait = password.DefaultWait
+	}
+	hasher, err := password.NewHasher(cfg.Argon2, cfg.HashBudget, cfg.HashWait)
+	if err != nil {
+		return nil, err
+	}
+	dummy, err := password.HashWith(cfg.Argon2, "camotp-timing-equaliser")
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
-		st: st, cfg: cfg, now: now, log: log, dummy: dummy,
+		st: st, cfg: cfg, now: now, log: log, dummy: dummy, hasher: hasher,
 		checker: &Checker{Store: st, Window: cfg.Window, ResyncRange: cfg.ResyncRange},
 		reg:     &Regulator{Store: st, Limits: cfg.Limits},
 	}, nil
@@ -167,13 +190,19 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 // SetObserver sets the observer of sign-in outcomes; call it before serving.
 func (s *Service) SetObserver(o Observer) { s.obs = o }
 
-// fail records a failure and reports a lockout it causes.
-func (s *Service) fail(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
-	d, err := s.reg.Fail(ctx, kind, user, ip, now)
-	if err == nil && d.Blocked && s.obs != nil {
-		s.obs.Lockout(kind)
+// rehash stores a new hash of pw, made with the current parameters, for
+// user whose stored hash used others. A failure is logged: the old hash
+// still works, and the next sign-in tries again.
+func (s *Service) rehash(ctx context.Context, user, pw string) {
+	h, err := s.hasher.Hash(ctx, pw)
+	if err == nil {
+		err = s.st.SetPassword(ctx, user, h)
 	}
-	return d, err
+	if err != nil {
+		s.log.Warn("re-hash password with current parameters", "user", user, "err", err)
+		return
+	}
+	s.log.Info("password re-hashed with current parameters", "user", user)
 }
 
 // Config returns the service's configuration.
@@ -207,20 +236,21 @@ type LoginResult struct {
 }
 
 // Login checks username and password from ip. trust is a trusted-browser
-// token ("" when none): valid for this user, MFA is skipped.
+// token ("" when none): valid for this user, MFA is skipped. The attempt
+// takes a throttle slot before the password is hashed, so neither a burst
+// nor a blocked source costs a hash.
 func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (LoginResult, error) {
-	now := s.now()
 	if len(username) > 256 {
 		username = username[:256]
 	}
-	d, err := s.reg.Check(ctx, "password", username, ip, now)
+	a, err := s.reserve(ctx, "password", username, ip)
 	if err != nil {
+		if errors.As(err, new(*BlockedError)) {
+			s.audit(ctx, username, "login.password", MethodPassword, "blocked", ip, "")
+		}
 		return LoginResult{}, err
 	}
-	if d.Blocked {
-		s.audit(ctx, username, "login.password", MethodPassword, "blocked", ip, "")
-		return LoginResult{}, &BlockedError{RetryAfter: d.RetryAfter}
-	}
+	defer a.release(ctx)
 	user, hash, err := s.st.User(ctx, username)
 	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -229,12 +259,12 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 	if !known {
 		hash = s.dummy
 	}
-	ok, err := password.Check(hash, pw)
+	ok, stale, err := s.hasher.Check(ctx, hash, pw)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	if !known || !ok {
-		d, err := s.fail(ctx, "password", username, ip, now)
+		d, err := a.fail(ctx)
 		if err != nil {
 			return LoginResult{}, err
 		}
@@ -244,10 +274,13 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 		}
 		return LoginResult{}, ErrBadCredentials
 	}
-	if err := s.reg.Succeed(ctx, "password", username, ip, d); err != nil {
+	if err := a.succeed(ctx); err != nil {
 		return LoginResult{}, err
 	}
 	s.audit(ctx, username, "login.password", MethodPassword, "ok", ip, "")
+	if stale {
+		s.rehash(ctx, user.Username, pw)
+	}
 	res := LoginResult{Username: user.Username}
 	if trust != "" {
 		if t, err := s.st.LookupToken(ctx, store.TokenTrust, trust); err == nil && t.Username == user.Username {
@@ -345,15 +378,15 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 	if method == "" {
 		method = t.Method
 	}
-	now := s.now()
-	d, err := s.reg.Check(ctx, "otp", user, ip, now)
+	a, err := s.reserve(ctx, "otp", user, ip)
 	if err != nil {
+		if errors.As(err, new(*BlockedError)) {
+			s.audit(ctx, user, "login.mfa", method, "blocked", ip, method)
+		}
 		return "", err
 	}
-	if d.Blocked {
-		s.audit(ctx, user, "login.mfa", method, "blocked", ip, method)
-		return "", &BlockedError{RetryAfter: d.RetryAfter}
-	}
+	defer a.release(ctx)
+	now := a.now
 	var res CheckResult
 	var detail string
 	switch method {
@@ -414,7 +447,7 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 	}
 	switch res.Outcome {
 	case Accepted:
-		if err := s.reg.Succeed(ctx, "otp", user, ip, d); err != nil {
+		if err := a.succeed(ctx); err != nil {
 			return "", err
 		}
 		if res.Resynced {
@@ -447,9 +480,9 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		return sess, nil
 	case ClockOff:
 		s.audit(ctx, user, "login.mfa", method, "clock-off", ip, detail)
-		return "", &CodeError{ClockOff: true, AttemptsLeft: d.AttemptsLeft}
+		return "", &CodeError{ClockOff: true, AttemptsLeft: a.left + 1} // not counted: the slot is released
 	}
-	d, err = s.fail(ctx, "otp", user, ip, now)
+	d, err := a.fail(ctx)
 	if err != nil {
 		return "", err
 	}

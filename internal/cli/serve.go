@@ -7,8 +7,10 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/notify"
+	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/verifier"
 )
@@ -53,6 +55,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key for --tls-cert")
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", false, "mark cookies Secure although serving HTTP (TLS terminated by a proxy)")
+	proxies := fs.String("trusted-proxies", "", "CIDR[,CIDR…] of reverse proxies whose X-Forwarded-For names the client (default none: the header is ignored)")
+	argon := password.DefaultParams()
+	argonMem := fs.Uint("argon2-memory", uint(argon.Memory>>10), "argon2id memory per password hash, MiB (OWASP: 19)")
+	argonTime := fs.Uint("argon2-time", uint(argon.Time), "argon2id passes (OWASP: 2)")
+	argonThreads := fs.Uint("argon2-threads", uint(argon.Threads), "argon2id parallelism (OWASP: 1)")
+	hashBudget := fs.Int("hash-memory-budget", password.DefaultBudget>>20, "MiB that concurrent password hashing may use; sign-ins past it wait, then get 503")
 	var smtpCfg notify.SMTP
 	fs.StringVar(&smtpCfg.Host, "smtp-host", "", "email codes through this SMTP server")
 	fs.IntVar(&smtpCfg.Port, "smtp-port", 587, "SMTP port")
@@ -62,7 +70,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	smsHook := fs.String("sms-webhook", "", "text codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
 	callHook := fs.String("call-webhook", "", "phone-call codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
-	if err := parse(fs, args, 0); err != nil {
+	err := parse(fs, args, 0)
+	if err != nil {
 		return err
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
@@ -70,6 +79,17 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	if vc.Window < 0 || vc.ResyncRange < vc.Window || vc.Limits.MaxFailures < 1 || vc.Limits.AccountCeiling < 1 || vc.TrustFor < 0 {
 		return usagef("serve: --window ≥ 0, --resync-range ≥ --window, --max-failures ≥ 1, --account-ceiling ≥ 1, --trust-for ≥ 0")
+	}
+	vc.Argon2 = password.Params{Memory: uint32(*argonMem) << 10, Time: uint32(*argonTime), Threads: uint8(min(*argonThreads, 255))}
+	if err := vc.Argon2.Validate(); err != nil {
+		return usagef("serve: --argon2-*: %v", err)
+	}
+	vc.HashBudget = int64(*hashBudget) << 20
+	if vc.HashBudget < 2*int64(vc.Argon2.Memory)<<10 {
+		return usagef("serve: --hash-memory-budget %d MiB is below two hashes' memory (%d MiB)", *hashBudget, 2*(*argonMem))
+	}
+	if cfg.TrustedProxies, err = httpx.ParsePrefixes(*proxies); err != nil {
+		return usagef("serve: --trusted-proxies: %v", err)
 	}
 	cfg.Verifier = &vc
 	if smtpCfg.Host != "" {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 )
 
 // MaxBody bounds a JSON request body.
@@ -60,4 +62,75 @@ func ClientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// ParsePrefixes parses a comma-separated list of CIDRs or addresses (an
+// address alone is a /32 or /128).
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxy %q: want an address or a CIDR", f)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: want an address or a CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// TrustedProxies makes the client address of requests that come through
+// one of trusted the address its proxies saw: when the direct peer is
+// inside trusted, the right-most X-Forwarded-For address not inside
+// trusted becomes r.RemoteAddr (so ClientIP, throttles and audit rows use
+// it). Headers from any other peer are ignored: anyone can write them.
+func TrustedProxies(trusted []netip.Prefix, h http.Handler) http.Handler {
+	if len(trusted) == 0 {
+		return h
+	}
+	inside := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddr(ClientIP(r))
+		if err != nil || !inside(peer) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		// Walk the hops right to left: each trusted proxy vouches for the
+		// address to its left; the first untrusted one is the client.
+		var hops []string
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			hops = append(hops, strings.Split(v, ",")...)
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // garbage from further left cannot be trusted
+			}
+			if !inside(a) || i == 0 {
+				r2 := r.WithContext(r.Context()) // a shallow copy
+				r2.RemoteAddr = net.JoinHostPort(a.Unmap().String(), "0")
+				h.ServeHTTP(w, r2)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,9 @@ type Config struct {
 	Verifier *verifier.Config
 	// SecureCookies forces Secure cookies (TLS terminated by a proxy).
 	SecureCookies bool
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client (none: the header is ignored).
+	TrustedProxies []netip.Prefix
 	// TLSCert/TLSKey serve HTTPS instead of HTTP.
 	TLSCert, TLSKey string
 	// Notify configures how codes are sent by email, text and call.
@@ -255,7 +259,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
 	}
 	s.httpAddr = ln.Addr().String()
-	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	s.http = &http.Server{Handler: httpx.TrustedProxies(cfg.TrustedProxies, s.mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
 		var err error

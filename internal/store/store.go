@@ -258,6 +258,9 @@ var migrations = []string{
 		subject  TEXT NOT NULL,
 		body     TEXT NOT NULL
 	);`,
+	// 5: throttles reserve a slot before an attempt is evaluated: the
+	// counter holds attempts taken (in flight or failed), not failures.
+	`ALTER TABLE throttle RENAME COLUMN failures TO attempts;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -78,102 +77,6 @@ func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint6
 		return fmt.Errorf("record resync candidate: %w", err)
 	}
 	return nil
-}
-
-// Throttle is a throttling counter.
-type Throttle struct {
-	Failures     int
-	FirstAt      time.Time
-	BlockedUntil time.Time
-	Level        int
-}
-
-func msTime(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
-}
-
-func timeMs(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// GetThrottles reads counters in one query, in the order of keys (zero
-// values for keys with none).
-func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]Throttle, error) {
-	out := make([]Throttle, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = k
-	}
-	rows, err := s.query(ctx, `SELECT key, failures, first_at, blocked_until, level FROM throttle WHERE key IN (?`+
-		strings.Repeat(",?", len(keys)-1)+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read throttle: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var key string
-		var th Throttle
-		var first, blocked int64
-		if err := rows.Scan(&key, &th.Failures, &first, &blocked, &th.Level); err != nil {
-			return nil, fmt.Errorf("read throttle: %w", err)
-		}
-		th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
-		for i, k := range keys {
-			if k == key {
-				out[i] = th
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read throttle: %w", err)
-	}
-	return out, nil
-}
-
-// UpdateThrottle changes the counters of keys atomically (one transaction):
-// fn gets the current values and changes them in place.
-func (s *Store) UpdateThrottle(ctx context.Context, keys []string, fn func(map[string]*Throttle)) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		m := make(map[string]*Throttle, len(keys))
-		for _, k := range keys {
-			th := &Throttle{}
-			var first, blocked int64
-			err := tx.QueryRowContext(ctx, `SELECT failures, first_at, blocked_until, level FROM throttle WHERE key = ?`, k).
-				Scan(&th.Failures, &first, &blocked, &th.Level)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("read throttle: %w", err)
-			}
-			th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
-			m[k] = th
-		}
-		fn(m)
-		for _, k := range keys {
-			th := m[k]
-			if *th == (Throttle{}) {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM throttle WHERE key = ?`, k); err != nil {
-					return fmt.Errorf("write throttle: %w", err)
-				}
-				continue
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO throttle (key, failures, first_at, blocked_until, level) VALUES (?,?,?,?,?)
-				ON CONFLICT(key) DO UPDATE SET failures = excluded.failures, first_at = excluded.first_at,
-					blocked_until = excluded.blocked_until, level = excluded.level`,
-				k, th.Failures, timeMs(th.FirstAt), timeMs(th.BlockedUntil), th.Level)
-			if err != nil {
-				return fmt.Errorf("write throttle: %w", err)
-			}
-		}
-		return nil
-	})
 }
 
 // Token kinds.

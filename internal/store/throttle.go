@@ -1,0 +1,302 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ThrottleRule is the rule of one throttling counter. Up to Limit attempts
+// may be taken within Window (counted from the first); once Limit have
+// been taken and one of them fails, the counter is blocked for BlockBase
+// doubled once per earlier block (Level), capped at BlockMax, and counting
+// starts over after the block. A counter calm for a whole Window after its
+// last block forgets its level.
+type ThrottleRule struct {
+	Key       string
+	Limit     int
+	Window    time.Duration
+	BlockBase time.Duration
+	BlockMax  time.Duration
+	// Sticky blocks outlive a success (an account block set by other
+	// sources); a success lifts a block that is not sticky.
+	Sticky bool
+}
+
+// Throttle is a counter as stored.
+type Throttle struct {
+	// Attempts taken in the current window, including those still being
+	// evaluated.
+	Attempts     int
+	FirstAt      time.Time
+	BlockedUntil time.Time
+	// Level is the number of blocks so far (the backoff exponent).
+	Level int
+}
+
+// Reservation is the answer to ReserveAttempt.
+type Reservation struct {
+	// Granted says the caller holds one attempt slot on every counter.
+	Granted bool
+	// RetryAfter, when refused, is how long until a slot may free up.
+	RetryAfter time.Duration
+	// Counters are the counters after the reservation (when granted) or as
+	// they stand (when refused), in the order of the rules.
+	Counters []Throttle
+}
+
+// FailureResult is the answer to RecordFailure.
+type FailureResult struct {
+	// Counters after the failure, in the order of the rules.
+	Counters []Throttle
+	// Blocked says this failure is the one that blocked the counter at
+	// that index (exactly one failure blocks a counter per crossing).
+	Blocked []bool
+}
+
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+func timeMs(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// errRefused rolls back a reservation refused by one of its counters.
+var errRefused = errors.New("attempt refused")
+
+// A reservation takes a slot with one conditional upsert per counter: the
+// row is changed only when the counter is not blocked and has a slot left
+// (or its window has passed), so concurrent callers — in this process or
+// on other nodes sharing the database — can never take more than Limit.
+// ?1 key, ?2 now (ms), ?3 window (ms), ?4 limit.
+const reserveSQL = `INSERT INTO throttle (key, attempts, first_at, blocked_until, level) VALUES (?1, 1, ?2, 0, 0)
+	ON CONFLICT(key) DO UPDATE SET
+		level = CASE WHEN throttle.first_at + ?3 <= ?2 AND throttle.blocked_until + ?3 <= ?2 THEN 0 ELSE throttle.level END,
+		attempts = CASE WHEN throttle.first_at + ?3 <= ?2 THEN 1 ELSE throttle.attempts + 1 END,
+		first_at = CASE WHEN throttle.first_at + ?3 <= ?2 THEN ?2 ELSE throttle.first_at END
+	WHERE throttle.blocked_until <= ?2 AND (throttle.first_at + ?3 <= ?2 OR throttle.attempts < ?4)
+	RETURNING attempts, first_at, blocked_until, level`
+
+// A failure blocks the counter when its slots are all taken and it is not
+// blocked already: the one failure that crosses the limit raises the level,
+// however many attempts of a burst fail after it. ?1 key, ?2 now, ?3 limit,
+// ?4 block base, ?5 block max (ms).
+const blockSQL = `UPDATE throttle SET level = level + 1, blocked_until = ?2 + min(?4 << min(level, 20), ?5),
+		first_at = 0, attempts = 0
+	WHERE key = ?1 AND attempts >= ?3 AND blocked_until <= ?2
+	RETURNING attempts, first_at, blocked_until, level`
+
+const selectThrottle = `SELECT attempts, first_at, blocked_until, level FROM throttle WHERE key = ?`
+
+func scanThrottle(sc scanner) (Throttle, error) {
+	var th Throttle
+	var first, blocked int64
+	if err := sc.Scan(&th.Attempts, &first, &blocked, &th.Level); err != nil {
+		return Throttle{}, err
+	}
+	th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
+	return th, nil
+}
+
+// ReserveAttempt takes one attempt slot on every counter of rules at now,
+// all or none, in one commit. Take it before evaluating the attempt; then
+// call RecordFailure, RecordSuccess or ReleaseAttempt.
+func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...ThrottleRule) (Reservation, error) {
+	res := Reservation{Counters: make([]Throttle, len(rules))}
+	var refused []ThrottleRule
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for i, r := range rules {
+			th, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
+			if errors.Is(err, sql.ErrNoRows) {
+				refused = append(refused, r)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			res.Counters[i] = th
+		}
+		if len(refused) > 0 {
+			return errRefused
+		}
+		return nil
+	})
+	if err == nil {
+		res.Granted = true
+		return res, nil
+	}
+	if !errors.Is(err, errRefused) {
+		return Reservation{}, fmt.Errorf("reserve attempt: %w", err)
+	}
+	// Refused: report the counters as they stand and the longest wait.
+	ths, err := s.GetThrottles(ctx, keys(rules)...)
+	if err != nil {
+		return Reservation{}, err
+	}
+	res.Counters = ths
+	for i, r := range rules {
+		th := ths[i]
+		wait := th.BlockedUntil.Sub(now)
+		if !now.Before(th.BlockedUntil) && th.Attempts >= r.Limit {
+			// Every slot is taken by attempts still being evaluated: one
+			// frees up when the window ends, if none blocks it first.
+			wait = th.FirstAt.Add(r.Window).Sub(now)
+		}
+		res.RetryAfter = max(res.RetryAfter, wait)
+	}
+	if res.RetryAfter <= 0 {
+		res.RetryAfter = time.Second // a slot just freed up: try again
+	}
+	return res, nil
+}
+
+// RecordFailure counts the reserved attempt on every counter of rules as
+// failed: a counter whose slots are all taken is blocked.
+func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...ThrottleRule) (FailureResult, error) {
+	out := FailureResult{Counters: make([]Throttle, len(rules)), Blocked: make([]bool, len(rules))}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for i, r := range rules {
+			th, err := scanThrottle(tx.QueryRowContext(ctx, blockSQL, r.Key, now.UnixMilli(), r.Limit,
+				r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
+			if errors.Is(err, sql.ErrNoRows) {
+				// Slots left, or blocked already: the counter stands.
+				th, err = scanThrottle(tx.QueryRowContext(ctx, selectThrottle, r.Key))
+				if errors.Is(err, sql.ErrNoRows) {
+					err = nil // cleared meanwhile by a success
+				}
+			} else {
+				out.Blocked[i] = err == nil
+			}
+			if err != nil {
+				return err
+			}
+			out.Counters[i] = th
+		}
+		return nil
+	})
+	if err != nil {
+		return FailureResult{}, fmt.Errorf("record failure: %w", err)
+	}
+	return out, nil
+}
+
+// RecordSuccess clears the counters of rules after a successful attempt:
+// attempts and level start over; a block that is not Sticky is lifted.
+func (s *Store) RecordSuccess(ctx context.Context, rules ...ThrottleRule) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rules {
+			q := `DELETE FROM throttle WHERE key = ?`
+			if r.Sticky {
+				q = `UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = ?`
+			}
+			if _, err := tx.ExecContext(ctx, q, r.Key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record success: %w", err)
+	}
+	return nil
+}
+
+// ReleaseAttempt gives back a slot taken by ReserveAttempt whose attempt
+// was never evaluated (an error before the check).
+func (s *Store) ReleaseAttempt(ctx context.Context, rules ...ThrottleRule) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rules {
+			if _, err := tx.ExecContext(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`, r.Key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release attempt: %w", err)
+	}
+	return nil
+}
+
+// ClearThrottles deletes every counter whose key starts with one of
+// prefixes (an administrator unblocking a user).
+func (s *Store) ClearThrottles(ctx context.Context, prefixes ...string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, p := range prefixes {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM throttle WHERE substr(key, 1, length(?1)) = ?1`, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("clear throttles: %w", err)
+	}
+	return nil
+}
+
+// PurgeThrottles deletes counters with nothing left to remember at now: no
+// block in force and no attempt within maxWindow.
+func (s *Store) PurgeThrottles(ctx context.Context, now time.Time, maxWindow time.Duration) error {
+	_, err := s.exec(ctx, `DELETE FROM throttle WHERE blocked_until + ?2 <= ?1 AND first_at + ?2 <= ?1`,
+		now.UnixMilli(), maxWindow.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("purge throttles: %w", err)
+	}
+	return nil
+}
+
+func keys(rules []ThrottleRule) []string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.Key
+	}
+	return out
+}
+
+// GetThrottles reads counters in one query, in the order of keys (zero
+// values for keys with none).
+func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]Throttle, error) {
+	out := make([]Throttle, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	rows, err := s.query(ctx, `SELECT key, attempts, first_at, blocked_until, level FROM throttle WHERE key IN (?`+
+		strings.Repeat(",?", len(keys)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read throttle: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var th Throttle
+		var first, blocked int64
+		if err := rows.Scan(&key, &th.Attempts, &first, &blocked, &th.Level); err != nil {
+			return nil, fmt.Errorf("read throttle: %w", err)
+		}
+		th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
+		for i, k := range keys {
+			if k == key {
+				out[i] = th
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read throttle: %w", err)
+	}
+	return out, nil
+}

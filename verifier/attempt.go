@@ -1,0 +1,60 @@
+package verifier
+
+import (
+	"context"
+	"time"
+)
+
+// attempt is one throttled attempt holding a reserved slot. Settle it
+// exactly once with fail or succeed; release (deferred by the caller)
+// gives the slot back when neither happened, e.g. on an error before the
+// check, so a server fault never counts against the user.
+type attempt struct {
+	s              *Service
+	kind, user, ip string
+	now            time.Time
+	left           int // attempts left if this one fails
+	settled        bool
+}
+
+// reserve takes a slot for user on kind from ip before anything is
+// evaluated; a *BlockedError says the caller must wait.
+func (s *Service) reserve(ctx context.Context, kind, user, ip string) (*attempt, error) {
+	now := s.now()
+	d, err := s.reg.Reserve(ctx, kind, user, ip, now)
+	if err != nil {
+		return nil, err
+	}
+	if d.Blocked {
+		return nil, &BlockedError{RetryAfter: d.RetryAfter}
+	}
+	return &attempt{s: s, kind: kind, user: user, ip: ip, now: now, left: d.AttemptsLeft}, nil
+}
+
+// fail records the attempt as failed and returns the decision after it,
+// telling the observer of a lockout it caused.
+func (a *attempt) fail(ctx context.Context) (Decision, error) {
+	a.settled = true
+	d, err := a.s.reg.Fail(ctx, a.kind, a.user, a.ip, a.now)
+	if err == nil && d.Lockout && a.s.obs != nil {
+		a.s.obs.Lockout(a.kind)
+	}
+	return d, err
+}
+
+// succeed records the attempt as successful.
+func (a *attempt) succeed(ctx context.Context) error {
+	a.settled = true
+	return a.s.reg.Succeed(ctx, a.kind, a.user, a.ip)
+}
+
+// release gives the slot back unless the attempt was settled.
+func (a *attempt) release(ctx context.Context) {
+	if a.settled {
+		return
+	}
+	a.settled = true
+	if err := a.s.reg.Release(context.WithoutCancel(ctx), a.kind, a.user, a.ip); err != nil {
+		a.s.log.Error("release throttle slot", "kind", a.kind, "err", err)
+	}
+}
