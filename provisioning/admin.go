@@ -91,6 +91,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		httpx.WriteError(w, http.StatusConflict, err.Error())
+	case httpx.WriteUnavailable(w, err): // disk full, read-only: 503 with the reason
 	default:
 		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
 	}

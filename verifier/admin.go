@@ -39,8 +39,7 @@ func (s *Service) RegisterAdminAPI(mux *http.ServeMux, auth func(http.Handler) h
 func (s *Service) adminGetPolicy(w http.ResponseWriter, r *http.Request) {
 	p, err := s.Policy(r.Context())
 	if err != nil {
-		s.log.Error("admin policy", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "admin policy", err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, p)
@@ -56,8 +55,7 @@ func (s *Service) adminSetPolicy(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	} else if err != nil {
-		s.log.Error("admin set policy", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "admin set policy", err)
 		return
 	}
 	s.adminGetPolicy(w, r)
@@ -88,8 +86,7 @@ func (s *Service) MFAUsers(ctx context.Context, withoutOnly bool) ([]UserMFA, er
 func (s *Service) adminMFAUsers(w http.ResponseWriter, r *http.Request) {
 	list, err := s.MFAUsers(r.Context(), r.URL.Query().Get("without") == "1")
 	if err != nil {
-		s.log.Error("admin mfa users", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "admin mfa users", err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, list)
@@ -102,12 +99,11 @@ func (s *Service) adminResetMFA(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, http.StatusNotFound, err.Error())
 			return
 		}
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "admin reset mfa", err)
 		return
 	}
 	if err := s.ResetMFA(r.Context(), user, adminActor, httpx.ClientIP(r)); err != nil {
-		s.log.Error("admin reset mfa", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "admin reset mfa", err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})
@@ -118,8 +114,7 @@ func (s *Service) adminResetMFA(w http.ResponseWriter, r *http.Request) {
 func (s *Service) adminForgetDevices(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("username")
 	if err := s.ForgetDevices(r.Context(), user, adminActor, httpx.ClientIP(r)); err != nil {
-		s.log.Error("admin forget devices", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "admin forget devices", err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"username": user})

@@ -3,7 +3,6 @@ package verifier
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/camotp/camotp/internal/httpx"
@@ -77,7 +76,7 @@ func (s *Service) RegisterAPI(mux *http.ServeMux) {
 }
 
 func writeBlocked(w http.ResponseWriter, b *BlockedError) {
-	w.Header().Set("Retry-After", strconv.Itoa(int((b.RetryAfter+time.Second-1)/time.Second)))
+	httpx.SetRetryAfter(w, b.RetryAfter)
 	httpx.WriteError(w, http.StatusTooManyRequests, b.Error())
 }
 
@@ -108,8 +107,7 @@ func (s *Service) apiLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNoMethod):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		s.log.Error("api login", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "api login", err)
 	}
 }
 
@@ -144,8 +142,7 @@ func (s *Service) writeSession(w http.ResponseWriter, sess string, err error, wh
 	case errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled), errors.Is(err, ErrSetupRequired):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		s.log.Error(what, "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, what, err)
 	}
 }
 
@@ -172,8 +169,7 @@ func (s *Service) apiSetupApp(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNotEnabled):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		s.log.Error("api setup app", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		httpx.ServerError(w, s.log, "api setup app", err)
 	}
 }
 

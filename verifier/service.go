@@ -209,14 +209,14 @@ func (s *Service) rehash(ctx context.Context, user, pw string) {
 func (s *Service) Config() Config { return s.cfg }
 
 // audit records an event in the audit log and tells the observer of
-// sign-in steps (action "login.<step>").
-func (s *Service) audit(ctx context.Context, user, action, method, result, ip, detail string) {
+// sign-in steps (action "login.<step>"). A lost entry is logged and
+// counted by the store's hook; a step that lets the user further must
+// fail closed on the error.
+func (s *Service) audit(ctx context.Context, user, action, method, result, ip, detail string) error {
 	if step, ok := strings.CutPrefix(action, "login."); ok && s.obs != nil {
 		s.obs.SignIn(step, method, result)
 	}
-	if err := s.st.Audit(ctx, store.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail}); err != nil {
-		s.log.Error("audit write failed", "action", action, "err", err)
-	}
+	return s.st.Audit(ctx, store.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail})
 }
 
 // LoginResult is the outcome of a correct password.
@@ -277,20 +277,20 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 	if err := a.succeed(ctx); err != nil {
 		return LoginResult{}, err
 	}
-	s.audit(ctx, username, "login.password", MethodPassword, "ok", ip, "")
+	if err := s.audit(ctx, username, "login.password", MethodPassword, "ok", ip, ""); err != nil {
+		return LoginResult{}, err // no sign-in goes unrecorded
+	}
 	if stale {
 		s.rehash(ctx, user.Username, pw)
 	}
 	res := LoginResult{Username: user.Username}
 	if trust != "" {
 		if t, err := s.st.LookupToken(ctx, store.TokenTrust, trust); err == nil && t.Username == user.Username {
-			sess, err := s.st.CreateToken(ctx, store.TokenSession, user.Username, "trusted-browser", ip, s.cfg.SessionTTL)
-			if err != nil {
+			if err := s.audit(ctx, username, "login.mfa", MethodTrustedBrowser, "ok", ip, "trusted browser"); err != nil {
 				return LoginResult{}, err
 			}
-			s.audit(ctx, username, "login.mfa", MethodTrustedBrowser, "ok", ip, "trusted browser")
-			res.Session = sess
-			return res, nil
+			res.Session, err = s.st.CreateToken(ctx, store.TokenSession, user.Username, MethodTrustedBrowser, ip, s.cfg.SessionTTL)
+			return res, err
 		}
 	}
 	um, err := s.Methods(ctx, user.Username)
@@ -306,19 +306,19 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 		switch {
 		case !pol.RequireMFA:
 			// The organisation does not require MFA and the user has none.
-			sess, err := s.st.CreateToken(ctx, store.TokenSession, user.Username, MethodPassword, ip, s.cfg.SessionTTL)
-			if err != nil {
+			if err := s.audit(ctx, username, "login.mfa", "none", "not required", ip, ""); err != nil {
 				return LoginResult{}, err
 			}
-			s.audit(ctx, username, "login.mfa", "none", "not required", ip, "")
-			res.Session = sess
-			return res, nil
+			res.Session, err = s.st.CreateToken(ctx, store.TokenSession, user.Username, MethodPassword, ip, s.cfg.SessionTTL)
+			return res, err
 		case len(um.CanSetUp) == 0:
 			s.audit(ctx, username, "login.mfa", "none", "no method", ip, "")
 			return LoginResult{}, ErrNoMethod
 		}
 		res.Method = MethodSetup
-		s.audit(ctx, username, "login.mfa", "none", "setup required", ip, strings.Join(um.CanSetUp, ","))
+		if err := s.audit(ctx, username, "login.mfa", "none", "setup required", ip, strings.Join(um.CanSetUp, ",")); err != nil {
+			return LoginResult{}, err
+		}
 	}
 	res.Pending, err = s.st.CreateToken(ctx, store.TokenPending, user.Username, res.Method, ip, s.cfg.PendingTTL)
 	return res, err

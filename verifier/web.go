@@ -232,8 +232,8 @@ func (wb *Web) loginPost(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNoMethod):
 		wb.render(w, r, http.StatusForbidden, "login.html", page{Error: err.Error(), Username: user})
 	default:
-		wb.svc.log.Error("web login", "err", err)
-		wb.render(w, r, http.StatusInternalServerError, "login.html", page{Error: "internal error, try again"})
+		status, msg := wb.serverError(w, "web login", err)
+		wb.render(w, r, status, "login.html", page{Error: msg, Username: user})
 	}
 }
 
@@ -303,7 +303,23 @@ func (wb *Web) setupPhonePost(w http.ResponseWriter, r *http.Request) {
 }
 
 // statusOf maps a service error to an HTTP status for the pages.
+// serverError is the status and message of a page for an error no
+// handler expected: 503 with Retry-After and the reason when the server is
+// at capacity or cannot store, else 500 (the details go to the log only).
+func (wb *Web) serverError(w http.ResponseWriter, what string, err error) (int, string) {
+	if u, ok := httpx.AsUnavailable(err); ok {
+		wb.svc.log.Warn(what, "err", err)
+		httpx.SetRetryAfter(w, u.RetryAfter())
+		return http.StatusServiceUnavailable, u.Error() + " — try again shortly"
+	}
+	wb.svc.log.Error(what, "err", err)
+	return http.StatusInternalServerError, "internal error, try again"
+}
+
 func statusOf(err error) int {
+	if _, ok := httpx.AsUnavailable(err); ok {
+		return http.StatusServiceUnavailable
+	}
 	switch {
 	case errors.As(err, new(*BlockedError)):
 		return http.StatusTooManyRequests
@@ -395,8 +411,8 @@ func (wb *Web) setupPost(w http.ResponseWriter, r *http.Request) {
 		p.Error = err.Error() + " — start again below"
 		wb.setupPage(w, r, p, http.StatusUnauthorized)
 	default:
-		wb.svc.log.Error("web setup", "err", err)
-		wb.render(w, r, http.StatusInternalServerError, "login.html", page{Error: "internal error, try again"})
+		status, msg := wb.serverError(w, "web setup", err)
+		wb.render(w, r, status, "login.html", page{Error: msg})
 	}
 }
 
@@ -439,9 +455,9 @@ func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrBadToken), errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled), errors.Is(err, ErrSetupRequired):
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
 	default:
-		wb.svc.log.Error("web verify", "err", err)
-		p.Error = "internal error, try again"
-		wb.render(w, r, http.StatusInternalServerError, "mfa.html", p)
+		var status int
+		status, p.Error = wb.serverError(w, "web verify", err)
+		wb.render(w, r, status, "mfa.html", p)
 	}
 }
 
@@ -509,8 +525,8 @@ func (wb *Web) appRemove(w http.ResponseWriter, r *http.Request, user string) {
 func (wb *Web) backupNew(w http.ResponseWriter, r *http.Request, user string) {
 	codes, err := wb.svc.NewBackupCodes(r.Context(), user, httpx.ClientIP(r))
 	if err != nil {
-		wb.svc.log.Error("backup codes", "err", err)
-		wb.security(w, r, user, page{Error: "internal error, try again"}, http.StatusInternalServerError)
+		status, msg := wb.serverError(w, "backup codes", err)
+		wb.security(w, r, user, page{Error: msg}, status)
 		return
 	}
 	wb.security(w, r, user, page{Codes: codes}, http.StatusOK)

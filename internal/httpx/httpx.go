@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxBody bounds a JSON request body.
@@ -133,4 +136,47 @@ func TrustedProxies(trusted []netip.Prefix, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Unavailable is an error that means "try again later": the server is at
+// capacity or its storage cannot take writes. Its message is fit to show.
+type Unavailable interface {
+	error
+	RetryAfter() time.Duration
+}
+
+// AsUnavailable returns the Unavailable error in err's chain.
+func AsUnavailable(err error) (Unavailable, bool) {
+	var u Unavailable
+	ok := errors.As(err, &u)
+	return u, ok
+}
+
+// SetRetryAfter sets the Retry-After header to d in whole seconds (at
+// least 1).
+func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1)))
+}
+
+// ServerError answers an error no handler expected: 503 with Retry-After
+// and the reason for an Unavailable error, else 500 "internal error" (the
+// details go to log only, as what).
+func ServerError(w http.ResponseWriter, log *slog.Logger, what string, err error) {
+	if WriteUnavailable(w, err) {
+		log.Warn(what, "err", err)
+		return
+	}
+	log.Error(what, "err", err)
+	WriteError(w, http.StatusInternalServerError, "internal error")
+}
+
+// WriteUnavailable answers 503 with Retry-After and the reason when err is
+// Unavailable, and says whether it did.
+func WriteUnavailable(w http.ResponseWriter, err error) bool {
+	u, ok := AsUnavailable(err)
+	if ok {
+		SetRetryAfter(w, u.RetryAfter())
+		WriteError(w, http.StatusServiceUnavailable, u.Error())
+	}
+	return ok
 }

@@ -24,7 +24,9 @@ type Sources struct {
 	Online func() int
 	// Broker returns the embedded broker's counters (nil with an external broker).
 	Broker func() broker.Stats
-	Log    *slog.Logger
+	// AuditFailures is the number of audit entries that could not be written.
+	AuditFailures func() uint64
+	Log           *slog.Logger
 }
 
 // Metrics holds the counters and the registry they are served from. It
@@ -53,11 +55,17 @@ func New(src Sources) *Metrics {
 		}, []string{"method", "result"}),
 		lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "camotp_lockouts_total",
-			Help: "Times failures blocked an (account, IP) pair or an account, by step (password, otp).",
+			Help: "Times failures blocked an (account, IP) pair or an account, by step (password, otp, send).",
 		}, []string{"step"}),
 	}
 	m.reg.MustRegister(m.signIns, m.verifications, m.lockouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.AuditFailures != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "camotp_audit_write_failures_total",
+			Help: "Audit entries that could not be written (each is also logged at ERROR).",
+		}, func() float64 { return float64(src.AuditFailures()) }))
+	}
 	if src.CameraStates != nil || src.Online != nil || src.Broker != nil {
 		m.reg.MustRegister(&fleetCollector{src: src})
 	}

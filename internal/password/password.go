@@ -130,7 +130,14 @@ func (h phc) check(pw string) bool {
 
 // ErrBusy says hashing is at its memory budget and the caller waited long
 // enough: answer 503 with Retry-After.
-var ErrBusy = errors.New("too many sign-ins at once: try again in a moment")
+var ErrBusy error = busyError{}
+
+type busyError struct{}
+
+func (busyError) Error() string { return "too many sign-ins at once: try again in a moment" }
+
+// RetryAfter is how long a client should wait before trying again.
+func (busyError) RetryAfter() time.Duration { return time.Second }
 
 // DefaultBudget bounds the memory of concurrent hashing (bytes).
 const DefaultBudget = 256 << 20

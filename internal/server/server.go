@@ -169,6 +169,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux()}
+	st.SetAuditFailureHook(func(e store.AuditEntry, err error) {
+		cfg.Log.Error("audit entry lost", "action", e.Action, "actor", e.Actor, "subject", e.Subject, "result", e.Result, "err", err)
+	})
 	ok := false
 	defer func() {
 		if !ok {
@@ -226,7 +229,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Verifier, err = verifier.NewService(st, vcfg, cfg.Now, cfg.Log.With("component", "verifier")); err != nil {
 		return nil, err
 	}
-	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, Log: cfg.Log}
+	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log}
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
 	}
@@ -278,7 +281,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // readyz answers 200 when the server takes traffic: started, database
-// answering, MQTT link connected; 503 with the reason otherwise.
+// answering and taking writes, MQTT link connected; 503 with the reason
+// otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
 	if !s.ready.Load() {
@@ -288,6 +292,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.Store.Ping(ctx); err != nil {
 		problems = append(problems, "database: "+err.Error())
+	} else if err := s.Store.ProbeWrite(ctx); err != nil {
+		problems = append(problems, "database writes: "+err.Error())
 	}
 	if s.link == nil || !s.link.Connected() {
 		problems = append(problems, "mqtt: not connected")

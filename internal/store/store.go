@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
@@ -45,6 +47,9 @@ type Store struct {
 	writerEnd chan struct{}
 	ckptEnd   chan struct{}
 	closeOnce sync.Once
+
+	auditFailures atomic.Uint64
+	auditFailed   func(AuditEntry, error)
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
@@ -68,6 +73,23 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 			q.Set("_txlock", "immediate")
 		}
 		return "file:" + path + "?" + q.Encode()
+	}
+	// SQLite gives the -wal and -shm files the mode of the database file:
+	// create it 0600 (and tighten an older one) so no file leaks secrets to
+	// other local users.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	err = f.Chmod(0o600)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	for _, side := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+side, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("database %s: %w", path+side, err)
+		}
 	}
 	db, err := sql.Open("sqlite", dsn(false))
 	if err != nil {
@@ -260,7 +282,8 @@ var migrations = []string{
 	);`,
 	// 5: throttles reserve a slot before an attempt is evaluated: the
 	// counter holds attempts taken (in flight or failed), not failures.
-	`ALTER TABLE throttle RENAME COLUMN failures TO attempts;`,
+	`ALTER TABLE throttle RENAME COLUMN failures TO attempts;
+	CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at INTEGER NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -327,7 +350,12 @@ type AuditEntry struct {
 func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	_, err := s.exec(ctx, insertAudit, s.auditArgs(e)...)
 	if err != nil {
-		return fmt.Errorf("write audit: %w", err)
+		err = fmt.Errorf("write audit: %w", err)
+		s.auditFailures.Add(1)
+		if s.auditFailed != nil {
+			s.auditFailed(e, err)
+		}
+		return err
 	}
 	return nil
 }
@@ -501,7 +529,7 @@ func (s *Store) commit(group []*write) {
 	tx, err := s.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, w := range group {
-			w.err = fmt.Errorf("begin: %w", err)
+			w.err = fmt.Errorf("begin: %w", classify(err))
 		}
 		return
 	}
@@ -512,9 +540,10 @@ func (s *Store) commit(group []*write) {
 		}
 		if w.fn == nil {
 			w.res, w.err = tx.StmtContext(w.ctx, w.st).ExecContext(w.ctx, w.args...)
+			w.err = classify(w.err)
 			continue
 		}
-		if w.err = savepoint(tx, w.fn); errors.Is(w.err, errUndo) {
+		if w.err = classify(savepoint(tx, w.fn)); errors.Is(w.err, errUndo) {
 			// The savepoint could not be undone: nothing of the group
 			// commits.
 			tx.Rollback()
@@ -526,7 +555,7 @@ func (s *Store) commit(group []*write) {
 	}
 	if err := tx.Commit(); err != nil {
 		for _, w := range group {
-			w.res, w.err = nil, fmt.Errorf("commit: %w", err)
+			w.res, w.err = nil, fmt.Errorf("commit: %w", classify(err))
 		}
 	}
 }

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// UnavailableError says the database cannot take writes now — the disk is
+// full, the file system is read-only, or I/O fails — and the caller should
+// try again later: servers answer 503 with the reason.
+type UnavailableError struct {
+	// Reason is fit to show a client: "disk full", "read-only", "I/O error".
+	Reason string
+	Err    error
+}
+
+func (e *UnavailableError) Error() string { return "storage unavailable: " + e.Reason }
+
+// Unwrap returns the database's error.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// RetryAfter is how long a client should wait before trying again.
+func (e *UnavailableError) RetryAfter() time.Duration { return 30 * time.Second }
+
+// classify turns the database errors that mean "storage unavailable" into
+// an *UnavailableError; other errors are returned as they are.
+func classify(err error) error {
+	var se *sqlite.Error
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	reason := ""
+	switch se.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_FULL:
+		reason = "disk full"
+	case sqlite3.SQLITE_READONLY:
+		reason = "read-only"
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+		reason = "I/O error"
+	default:
+		return err
+	}
+	return &UnavailableError{Reason: reason, Err: err}
+}
+
+// ProbeWrite commits one tiny write, so a health check learns whether the
+// database takes writes now (a full disk or a read-only file system fails
+// it with an *UnavailableError).
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	_, err := s.exec(ctx, `INSERT INTO health (id, probed_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET probed_at = excluded.probed_at`,
+		s.now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	return nil
+}
+
+// SetAuditFailureHook sets fn to be told of every audit entry that could
+// not be written (to log and count it); call it before serving.
+func (s *Store) SetAuditFailureHook(fn func(e AuditEntry, err error)) { s.auditFailed = fn }
+
+// AuditFailures is the number of audit entries that could not be written.
+func (s *Store) AuditFailures() uint64 { return s.auditFailures.Load() }
