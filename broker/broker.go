@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,9 @@ type Broker struct {
 	guard   *connGuard
 	addr    string
 	tlsAddr string
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start starts the broker; its listeners are bound when Start returns.
@@ -118,11 +122,13 @@ func (b *Broker) TLSAddr() string { return b.tlsAddr }
 func (b *Broker) Clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) }
 
 // Close stops the broker and closes every connection, including those
-// that never sent CONNECT.
+// that never sent CONNECT; later calls do nothing.
 func (b *Broker) Close() error {
-	err := b.srv.Close()
-	b.guard.closeAll()
-	return err
+	b.closeOnce.Do(func() {
+		b.closeErr = b.srv.Close()
+		b.guard.closeAll()
+	})
+	return b.closeErr
 }
 
 // AcceptError reports why the broker cannot accept new connections now
