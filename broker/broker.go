@@ -125,8 +125,8 @@ func (b *Broker) Clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsCo
 // that never sent CONNECT; later calls do nothing.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.guard.shutdown(5 * time.Second)
 		b.closeErr = b.srv.Close()
-		b.guard.closeAll()
 	})
 	return b.closeErr
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,13 +39,15 @@ type connGuard struct {
 	now            func() time.Time
 	log            *slog.Logger
 
-	mu      sync.Mutex
-	open    map[*guardedConn]struct{}
-	perIP   map[string]int
-	peak    int
-	closed  bool
-	lastErr error     // last accept error
-	lastAt  time.Time // when it happened (clock now)
+	mu        sync.Mutex
+	open      map[*guardedConn]struct{}
+	unstarted map[*guardedConn]struct{} // admitted, not yet read by mochi
+	listeners []*guardedListener
+	perIP     map[string]int
+	peak      int
+	closed    bool
+	lastErr   error     // last accept error
+	lastAt    time.Time // when it happened (clock now)
 
 	accepted      atomic.Int64
 	rejectedTotal atomic.Int64
@@ -63,6 +66,7 @@ func newConnGuard(cfg Config, log *slog.Logger) *connGuard {
 		now:            cfg.Now,
 		log:            log,
 		open:           map[*guardedConn]struct{}{},
+		unstarted:      map[*guardedConn]struct{}{},
 		perIP:          map[string]int{},
 	}
 	if g.connectTimeout == 0 {
@@ -79,7 +83,11 @@ func newConnGuard(cfg Config, log *slog.Logger) *connGuard {
 
 // listen wraps ln: the result is what mochi's listeners.NewNet serves.
 func (g *connGuard) listen(id string, ln net.Listener) *guardedListener {
-	return &guardedListener{Listener: ln, g: g, id: id, done: make(chan struct{})}
+	l := &guardedListener{Listener: ln, g: g, id: id, done: make(chan struct{})}
+	g.mu.Lock()
+	g.listeners = append(g.listeners, l)
+	g.mu.Unlock()
+	return l
 }
 
 // admit registers c, or closes it at once when a cap is reached.
@@ -101,6 +109,7 @@ func (g *connGuard) admit(c net.Conn) (*guardedConn, bool) {
 	if reason == "" {
 		gc = &guardedConn{Conn: c, g: g, ip: ip}
 		g.open[gc] = struct{}{}
+		g.unstarted[gc] = struct{}{}
 		g.perIP[ip]++
 		g.peak = max(g.peak, len(g.open))
 	}
@@ -117,6 +126,7 @@ func (g *connGuard) admit(c net.Conn) (*guardedConn, bool) {
 	// The deadline is the socket's own (wall clock); mochi replaces it with
 	// the keep-alive deadline once CONNECT is read.
 	if err := c.SetDeadline(time.Now().Add(g.connectTimeout)); err != nil {
+		g.started(gc) // never handed to mochi
 		gc.Close()
 		return nil, false
 	}
@@ -154,18 +164,44 @@ func (g *connGuard) acceptFailed(err error) {
 	g.mu.Unlock()
 }
 
-// closeAll closes every connection still open (those that never sent
-// CONNECT are not mochi's to close) and refuses new ones.
-func (g *connGuard) closeAll() {
+// started records that mochi has begun reading c.
+func (g *connGuard) started(c *guardedConn) {
+	g.mu.Lock()
+	delete(g.unstarted, c)
+	g.mu.Unlock()
+}
+
+// shutdown stops every listener and closes every connection, including
+// those that never sent CONNECT (mochi's Close would wait for them).
+//
+// Mochi adds a connection to the wait group its Close waits on from the
+// connection's own goroutine (a WaitGroup Add racing Wait): shutdown
+// returns only once mochi has started reading every connection it was
+// handed (or after timeout), so that its Close can run safely.
+func (g *connGuard) shutdown(timeout time.Duration) {
 	g.mu.Lock()
 	g.closed = true
-	conns := make([]*guardedConn, 0, len(g.open))
-	for c := range g.open {
-		conns = append(conns, c)
-	}
+	lns := slices.Clone(g.listeners)
 	g.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
+	for _, l := range lns {
+		l.Close()
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		g.mu.Lock()
+		conns := make([]*guardedConn, 0, len(g.open))
+		for c := range g.open {
+			conns = append(conns, c)
+		}
+		waiting := len(g.unstarted)
+		g.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		if waiting == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -252,6 +288,16 @@ type guardedConn struct {
 	g    *connGuard
 	ip   string
 	once sync.Once
+	read atomic.Bool
+}
+
+// Read reads from the connection; the first call tells the guard that mochi
+// has taken the connection over.
+func (c *guardedConn) Read(b []byte) (int, error) {
+	if !c.read.Load() && c.read.CompareAndSwap(false, true) {
+		c.g.started(c)
+	}
+	return c.Conn.Read(b)
 }
 
 // Close closes the connection and frees its place under the caps.

@@ -72,7 +72,13 @@ func TestPresence(t *testing.T) {
 	// Whenever the first one's disconnect lands, the camera ends online.
 	connect("CAM-B")
 	connect("CAM-B")
-	eventually(t, "the taken-over connection gone", func() bool { return b.Clients() == 2 }) // server + CAM-B
+	// Clients drops to 2 (server + CAM-B) once the old connection's
+	// disconnect hook has returned; the new one's online event comes after
+	// its CONNACK.
+	eventually(t, "the taken-over connection gone and CAM-B online", func() bool {
+		ev := log.get()
+		return b.Clients() == 2 && ev[len(ev)-1] == "CAM-B:true"
+	})
 	got := log.get()[4:]
 	if !slices.Equal(got, []string{"CAM-B:true", "CAM-B:true"}) && !slices.Equal(got, []string{"CAM-B:true", "CAM-B:false", "CAM-B:true"}) {
 		t.Fatalf("takeover events %v; want CAM-B online last", got)
