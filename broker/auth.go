@@ -30,7 +30,8 @@ type CameraKeys interface {
 //   - A camera connects with username = client ID = its serial and a token
 //     signed by its identity key (camkey.Token); it may subscribe to
 //     cams/<serial>/prov and publish to cams/<serial>/ack and
-//     cams/<serial>/status only.
+//     cams/<serial>/status only; its last will, if any, must be on one of
+//     those two topics (mochi publishes wills without an ACL check).
 //   - Anybody else is refused.
 type Auth struct {
 	mqtt.HookBase
@@ -82,21 +83,36 @@ func (a *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		a.log.Warn("mqtt connect refused", "serial", user, "remote", cl.Net.Remote, "reason", err.Error())
 		return false
 	}
+	if pk.Connect.WillFlag && !cameraMay(user, pk.Connect.WillTopic, true) {
+		a.log.Warn("mqtt connect refused", "serial", user, "remote", cl.Net.Remote,
+			"reason", "last will outside the camera's topics", "will_topic", pk.Connect.WillTopic)
+		return false
+	}
 	return true
+}
+
+// isServer tells the server's own client.
+func (a *Auth) isServer(cl *mqtt.Client) bool {
+	return string(cl.Properties.Username) == a.serverUser && cl.ID == a.serverClient
 }
 
 // OnACLCheck confines a camera to its own topics.
 func (a *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	user := string(cl.Properties.Username)
-	if user == a.serverUser && cl.ID == a.serverClient {
+	if a.isServer(cl) {
 		return true
 	}
-	prefix := "cams/" + user + "/"
-	leaf, ok := strings.CutPrefix(topic, prefix)
-	allowed := ok && device.ValidateSerial(user) == nil &&
-		((write && (leaf == "ack" || leaf == "status")) || (!write && leaf == "prov"))
+	user := string(cl.Properties.Username)
+	allowed := cameraMay(user, topic, write)
 	if !allowed {
 		a.log.Warn("mqtt acl denied", "client", user, "topic", topic, "write", write)
 	}
 	return allowed
+}
+
+// cameraMay is a camera's ACL: it subscribes to cams/<serial>/prov and
+// publishes to cams/<serial>/ack and cams/<serial>/status.
+func cameraMay(serial, topic string, write bool) bool {
+	leaf, ok := strings.CutPrefix(topic, "cams/"+serial+"/")
+	return ok && device.ValidateSerial(serial) == nil &&
+		((write && (leaf == "ack" || leaf == "status")) || (!write && leaf == "prov"))
 }

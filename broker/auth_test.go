@@ -97,3 +97,34 @@ func TestAuthACL(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthWill(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	a, _ := camkey.Generate()
+	auth := NewAuth(keys{"CAM-A": a.Public()}, "srv", "srv-client", []byte("s3cret"), func() time.Time { return now },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tests := []struct {
+		id, user, pass string
+		will           string // "" for no will
+		ok             bool
+	}{
+		{"CAM-A", "CAM-A", a.Token("CAM-A", now), "", true},
+		{"CAM-A", "CAM-A", a.Token("CAM-A", now), "cams/CAM-A/status", true},
+		{"CAM-A", "CAM-A", a.Token("CAM-A", now), "cams/CAM-A/ack", true},
+		{"CAM-A", "CAM-A", a.Token("CAM-A", now), "cams/CAM-A/prov", false},
+		{"CAM-A", "CAM-A", a.Token("CAM-A", now), "cams/CAM-B/status", false},
+		{"CAM-A", "CAM-A", a.Token("CAM-A", now), "cams/CAM-A/status/x", false},
+		{"CAM-A", "CAM-A", a.Token("CAM-A", now), "cams/+/status", false},
+		{"srv-client", "srv", "s3cret", "cams/CAM-B/status", true},
+	}
+	for _, tc := range tests {
+		var pk packets.Packet
+		pk.Connect.ClientIdentifier, pk.Connect.Username, pk.Connect.Password = tc.id, []byte(tc.user), []byte(tc.pass)
+		if tc.will != "" {
+			pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillRetain = true, tc.will, true
+		}
+		if got := auth.OnConnectAuthenticate(client(tc.id, tc.user), pk); got != tc.ok {
+			t.Errorf("%s with will %q: %v, want %v", tc.id, tc.will, got, tc.ok)
+		}
+	}
+}

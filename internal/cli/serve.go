@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/camotp/camotp/broker"
+	"github.com/camotp/camotp/internal/fdlimit"
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/notify"
@@ -43,6 +45,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.MQTTTLSKey, "mqtt-tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&cfg.MQTTExternal, "mqtt-external", "", "use this MQTT broker (tcp://HOST:PORT) instead of the embedded one")
 	fs.StringVar(&cfg.MQTTUsername, "mqtt-username", "", "username on the external broker (password from CAMOTP_MQTT_PASSWORD)")
+	fs.IntVar(&cfg.MQTTMaxConns, "mqtt-max-conns", 0, fmt.Sprintf("cap on the embedded broker's open connections, CONNECT sent or not (0: open-file limit minus %d; -1: no cap)", server.MQTTFDReserve))
+	fs.IntVar(&cfg.MQTTMaxConnsPerIP, "mqtt-max-conns-per-ip", 0, "cap on the embedded broker's open connections from one address (0: no cap)")
+	fs.DurationVar(&cfg.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "close an MQTT connection that has not sent CONNECT within this time")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	vc := verifier.DefaultConfig()
 	fs.DurationVar(&vc.TrustFor, "trust-for", vc.TrustFor, "how long \"Keep me signed in\" skips MFA on a browser")
@@ -117,9 +122,18 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if (cfg.MQTTTLSAddr != "") != (cfg.MQTTTLSCert != "" && cfg.MQTTTLSKey != "") {
 		return usagef("serve: --mqtt-tls needs --mqtt-tls-cert and --mqtt-tls-key")
 	}
+	if cfg.MQTTMaxConns < -1 || cfg.MQTTMaxConnsPerIP < 0 || cfg.MQTTConnectTimeout <= 0 {
+		return usagef("serve: --mqtt-max-conns ≥ -1, --mqtt-max-conns-per-ip ≥ 0, --mqtt-connect-timeout > 0")
+	}
 	log, err := newLogger(env, *logFormat)
 	if err != nil {
 		return err
+	}
+	// Every camera holds a socket: run with the whole hard limit.
+	if soft, hard, err := fdlimit.Raise(); err != nil {
+		log.Warn("raise open-file limit", "err", err, "nofile_soft", soft, "nofile_hard", hard)
+	} else {
+		log.Info("open-file limit", "nofile_soft", soft, "nofile_hard", hard)
 	}
 	cfg.Log = log
 	cfg.MasterKeyEnv = env.Getenv(masterkey.EnvVar)

@@ -99,6 +99,7 @@ var (
 		"subscriptions": prometheus.NewDesc("camotp_mqtt_subscriptions", "Active subscriptions on the embedded broker.", nil, nil),
 		"inflight":      prometheus.NewDesc("camotp_mqtt_inflight_messages", "QoS>0 messages in flight on the embedded broker.", nil, nil),
 		"retained":      prometheus.NewDesc("camotp_mqtt_retained_messages", "Retained messages on the embedded broker.", nil, nil),
+		"conns_open":    prometheus.NewDesc("camotp_mqtt_connections_open", "TCP connections open on the embedded broker, CONNECT sent or not.", nil, nil),
 	}
 	brokerCounters = map[string]*prometheus.Desc{
 		"bytes_received":    prometheus.NewDesc("camotp_mqtt_received_bytes_total", "Bytes received by the embedded broker.", nil, nil),
@@ -109,6 +110,9 @@ var (
 		"inflight_dropped":  prometheus.NewDesc("camotp_mqtt_inflight_dropped_total", "In-flight messages the embedded broker dropped.", nil, nil),
 		"packets_received":  prometheus.NewDesc("camotp_mqtt_received_packets_total", "MQTT packets received by the embedded broker.", nil, nil),
 		"packets_sent":      prometheus.NewDesc("camotp_mqtt_sent_packets_total", "MQTT packets sent by the embedded broker.", nil, nil),
+		"refused_cap":       prometheus.NewDesc("camotp_mqtt_connections_refused_total", "Connections the embedded broker closed at once over its total connection cap.", nil, nil),
+		"refused_per_ip":    prometheus.NewDesc("camotp_mqtt_connections_refused_per_ip_total", "Connections the embedded broker closed at once over its per-address cap.", nil, nil),
+		"accept_errors":     prometheus.NewDesc("camotp_mqtt_accept_errors_total", "Failed accepts on the embedded broker's listeners (e.g. out of file descriptors), each retried.", nil, nil),
 	}
 )
 
@@ -147,14 +151,15 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	st := c.src.Broker()
 	gauges := map[string]int64{"clients": st.ClientsConnected, "subscriptions": st.Subscriptions,
-		"inflight": st.Inflight, "retained": st.Retained}
+		"inflight": st.Inflight, "retained": st.Retained, "conns_open": st.ConnsOpen}
 	for k, v := range gauges {
 		ch <- prometheus.MustNewConstMetric(brokerGauges[k], prometheus.GaugeValue, float64(v))
 	}
 	counters := map[string]int64{"bytes_received": st.BytesReceived, "bytes_sent": st.BytesSent,
 		"messages_received": st.MessagesReceived, "messages_sent": st.MessagesSent,
 		"messages_dropped": st.MessagesDropped, "inflight_dropped": st.InflightDropped,
-		"packets_received": st.PacketsReceived, "packets_sent": st.PacketsSent}
+		"packets_received": st.PacketsReceived, "packets_sent": st.PacketsSent,
+		"refused_cap": st.ConnsRejectedCap, "refused_per_ip": st.ConnsRejectedPerIP, "accept_errors": st.AcceptErrors}
 	for k, v := range counters {
 		ch <- prometheus.MustNewConstMetric(brokerCounters[k], prometheus.CounterValue, float64(v))
 	}

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/camotp/camotp/broker"
 	"github.com/camotp/camotp/internal/camkey"
+	"github.com/camotp/camotp/internal/fdlimit"
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/metrics"
@@ -31,6 +33,19 @@ import (
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/verifier"
 )
+
+// MQTTFDReserve is how many file descriptors the default MQTT connection
+// cap leaves for HTTP clients, the database and the rest of the process.
+const MQTTFDReserve = 256
+
+// defaultMQTTMaxConns sizes the broker's connection cap to the open-file
+// limit, keeping MQTTFDReserve (or half of a small limit) for the rest.
+func defaultMQTTMaxConns(softLimit uint64) int {
+	if softLimit >= 2*MQTTFDReserve {
+		return int(min(softLimit-MQTTFDReserve, 1<<30))
+	}
+	return int(softLimit / 2)
+}
 
 // Files the server keeps in its data directory.
 const (
@@ -49,6 +64,14 @@ type Config struct {
 	MQTTAddr string
 	// MQTTTLSAddr with MQTTTLSCert/Key adds a TLS listener.
 	MQTTTLSAddr, MQTTTLSCert, MQTTTLSKey string
+	// MQTTMaxConns caps the embedded broker's open connections, CONNECT
+	// sent or not (0: the soft open-file limit minus MQTTFDReserve; -1: no cap).
+	MQTTMaxConns int
+	// MQTTMaxConnsPerIP caps its connections from one source address (0: no cap).
+	MQTTMaxConnsPerIP int
+	// MQTTConnectTimeout is how long a new MQTT connection may take to send
+	// CONNECT (0: broker.DefaultConnectTimeout).
+	MQTTConnectTimeout time.Duration
 	// MQTTExternal, when set (tcp://HOST:PORT or ssl://...), replaces the
 	// embedded broker; MQTTUsername/Password authenticate the server there.
 	MQTTExternal               string
@@ -188,8 +211,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			Addr: cfg.MQTTAddr,
 			Auth: broker.NewAuth(cameraKeys{st}, provisioning.ServerUsername, provisioning.ServerClientID,
 				[]byte(secretfile.Text(mqttSecret)), cfg.Now, cfg.Log.With("component", "broker")),
-			Log: cfg.Log.With("component", "mochi"),
+			Log:            cfg.Log.With("component", "mochi"),
+			MaxConns:       cfg.MQTTMaxConns,
+			MaxConnsPerIP:  cfg.MQTTMaxConnsPerIP,
+			ConnectTimeout: cfg.MQTTConnectTimeout,
+			Now:            cfg.Now,
 		}
+		soft, _, err := fdlimit.Current()
+		switch {
+		case cfg.MQTTMaxConns < 0:
+			bcfg.MaxConns = 0
+		case cfg.MQTTMaxConns == 0 && err != nil:
+			cfg.Log.Warn("mqtt connection cap: open-file limit unknown; no cap", "err", err)
+		case cfg.MQTTMaxConns == 0:
+			bcfg.MaxConns = defaultMQTTMaxConns(soft)
+		case uint64(cfg.MQTTMaxConns) > soft && err == nil:
+			cfg.Log.Warn("mqtt connection cap above the open-file limit: a flood can exhaust file descriptors",
+				"max_conns", cfg.MQTTMaxConns, "nofile_soft", soft)
+		}
+		cfg.Log.Info("mqtt connection limits", "max_conns", bcfg.MaxConns, "max_conns_per_ip", bcfg.MaxConnsPerIP,
+			"connect_timeout", cmp.Or(bcfg.ConnectTimeout, broker.DefaultConnectTimeout), "nofile_soft", soft)
 		if cfg.MQTTTLSAddr != "" {
 			cert, err := tls.LoadX509KeyPair(cfg.MQTTTLSCert, cfg.MQTTTLSKey)
 			if err != nil {
@@ -281,8 +322,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // readyz answers 200 when the server takes traffic: started, database
-// answering and taking writes, MQTT link connected; 503 with the reason
-// otherwise.
+// answering and taking writes, MQTT link connected, embedded broker able
+// to accept; 503 with the reasons otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
 	if !s.ready.Load() {
@@ -297,6 +338,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.link == nil || !s.link.Connected() {
 		problems = append(problems, "mqtt: not connected")
+	}
+	if s.broker != nil {
+		if err := s.broker.AcceptError(); err != nil {
+			problems = append(problems, "mqtt broker: cannot accept connections: "+err.Error())
+		}
 	}
 	if len(problems) > 0 {
 		http.Error(w, strings.Join(problems, "\n"), http.StatusServiceUnavailable)
