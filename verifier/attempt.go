@@ -3,6 +3,8 @@ package verifier
 import (
 	"context"
 	"time"
+
+	"github.com/camotp/camotp/internal/store"
 )
 
 // attempt is one throttled attempt holding a reserved slot. Settle it
@@ -47,6 +49,10 @@ func (a *attempt) succeed(ctx context.Context) error {
 	a.settled = true
 	return a.s.reg.Succeed(ctx, a.kind, a.user, a.ip)
 }
+
+// rules are the attempt's throttle counters, for a commit that records its
+// success together with other writes (set settled once it committed).
+func (a *attempt) rules() []store.ThrottleRule { return a.s.reg.rules(a.kind, a.user, a.ip) }
 
 // release gives the slot back unless the attempt was settled.
 func (a *attempt) release(ctx context.Context) {

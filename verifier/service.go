@@ -28,8 +28,9 @@ type TokenStore interface {
 	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
 	LookupToken(ctx context.Context, kind, raw string) (store.Token, error)
 	DeleteToken(ctx context.Context, raw string) error
-	// ExchangeToken atomically deletes old, creates a token and writes e.
-	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e store.AuditEntry) (string, error)
+	// ExchangeToken atomically deletes old, creates a token, writes e and
+	// records a success on the throttle counters of clear.
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e store.AuditEntry, clear ...store.ThrottleRule) (string, error)
 }
 
 // Auditor appends to the audit log.
@@ -447,9 +448,8 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 	}
 	switch res.Outcome {
 	case Accepted:
-		if err := a.succeed(ctx); err != nil {
-			return "", err
-		}
+		// The success is recorded on the throttle counters in the commit
+		// that ends the step.
 		if res.Resynced {
 			detail += " (resynced)"
 		}
@@ -461,14 +461,16 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 				return "", err
 			} else if len(setup) > 0 {
 				tok, err := s.st.ExchangeToken(ctx, pending, store.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
-					store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail})
+					store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
+					a.rules()...)
 				if err != nil {
 					return "", err
 				}
+				a.settled = true
 				return "", &SetupNeeded{Pending: tok, Methods: setup}
 			}
 		}
-		sess, err := s.startSession(ctx, pending, user, method, ip, detail)
+		sess, err := s.startSession(ctx, pending, user, method, ip, detail, a)
 		if err != nil {
 			return "", err
 		}
@@ -584,18 +586,30 @@ func (s *Service) FinishSetup(ctx context.Context, pending, method, code, ip str
 	if err := s.st.SetLastMethod(ctx, user, last); err != nil {
 		s.log.Warn("record last method", "user", user, "err", err)
 	}
-	return s.startSession(ctx, pending, user, last, ip, method+" set up at sign-in")
+	return s.startSession(ctx, pending, user, last, ip, method+" set up at sign-in", nil)
 }
 
-// startSession ends a passed MFA step: the pending token becomes a session
-// and the audit log says so, in one commit; the observer is told.
-func (s *Service) startSession(ctx context.Context, pending, user, method, ip, detail string) (string, error) {
+// startSession ends a passed MFA step: the pending token becomes a session,
+// the audit log says so and the successful attempt a (nil when settled
+// already) clears its throttle counters, in one commit; the observer is
+// told.
+func (s *Service) startSession(ctx context.Context, pending, user, method, ip, detail string, a *attempt) (string, error) {
+	var clear []store.ThrottleRule
+	if a != nil {
+		clear = a.rules()
+	}
 	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL,
-		store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail})
-	if err == nil && s.obs != nil {
+		store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}, clear...)
+	if err != nil {
+		return "", err
+	}
+	if a != nil {
+		a.settled = true
+	}
+	if s.obs != nil {
 		s.obs.SignIn("mfa", method, "ok")
 	}
-	return sess, err
+	return sess, nil
 }
 
 // Trust makes a trusted-browser token for username ("Keep me signed in").

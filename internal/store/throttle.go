@@ -193,20 +193,21 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...Throt
 // RecordSuccess clears the counters of rules after a successful attempt:
 // attempts and level start over; a block that is not Sticky is lifted.
 func (s *Store) RecordSuccess(ctx context.Context, rules ...ThrottleRule) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for _, r := range rules {
-			q := `DELETE FROM throttle WHERE key = ?`
-			if r.Sticky {
-				q = `UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = ?`
-			}
-			if _, err := tx.ExecContext(ctx, q, r.Key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.tx(ctx, func(tx *sql.Tx) error { return recordSuccess(ctx, tx, rules) }); err != nil {
 		return fmt.Errorf("record success: %w", err)
+	}
+	return nil
+}
+
+func recordSuccess(ctx context.Context, tx *sql.Tx, rules []ThrottleRule) error {
+	for _, r := range rules {
+		q := `DELETE FROM throttle WHERE key = ?`
+		if r.Sticky {
+			q = `UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = ?`
+		}
+		if _, err := tx.ExecContext(ctx, q, r.Key); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -129,10 +129,11 @@ func newToken() (string, error) {
 }
 
 // ExchangeToken deletes the token old, creates a token of kind for
-// username valid for ttl, and appends e to the audit log, all in one
-// commit: a pending sign-in becomes a session, and the log says so, or
-// nothing happens.
-func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e AuditEntry) (string, error) {
+// username valid for ttl, appends e to the audit log and records the
+// success of the attempt on the throttle counters of clear, all in one
+// commit: a pending sign-in becomes a session, the log says so and the
+// counters start over, or nothing happens.
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e AuditEntry, clear ...ThrottleRule) (string, error) {
 	raw, err := newToken()
 	if err != nil {
 		return "", err
@@ -152,8 +153,10 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
 			return err
 		}
-		_, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...)
-		return err
+		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
+			return err
+		}
+		return recordSuccess(ctx, tx, clear)
 	})
 	if err != nil {
 		return "", fmt.Errorf("exchange token: %w", err)
