@@ -48,6 +48,8 @@ type Store struct {
 	ckptEnd   chan struct{}
 	closeOnce sync.Once
 
+	sp [3]*sql.Stmt // savepointSQL, prepared on the writer's connection
+
 	auditFailures atomic.Uint64
 	auditFailed   func(AuditEntry, error)
 }
@@ -99,6 +101,12 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path, key: key, now: now, writes: make(chan *write, maxGroup),
 		closing: make(chan struct{}), writerEnd: make(chan struct{}), ckptEnd: make(chan struct{})}
+	for i, q := range savepointSQL {
+		if s.sp[i], err = db.PrepareContext(ctx, q); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, classify(err))
+		}
+	}
 	go s.writer()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -433,20 +441,26 @@ type write struct {
 // errUndo marks a savepoint that could not be rolled back.
 var errUndo = errors.New("undo savepoint")
 
+// savepointSQL are the statements around each transaction function in a
+// group: begin, undo, end. They run once per write, so they are prepared
+// once (at Open) rather than parsed every time.
+var savepointSQL = [3]string{`SAVEPOINT w`, `ROLLBACK TO w`, `RELEASE w`}
+
 // savepoint runs fn under a savepoint, rolled back when fn fails. It
 // returns fn's error, wrapped in errUndo when the rollback failed too.
-func savepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
-	if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+func (s *Store) savepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
+	begin, undo, end := tx.Stmt(s.sp[0]), tx.Stmt(s.sp[1]), tx.Stmt(s.sp[2])
+	if _, err := begin.Exec(); err != nil {
 		return fmt.Errorf("%w: %w", errUndo, err)
 	}
 	if err := fn(tx); err != nil {
-		if _, rerr := tx.Exec(`ROLLBACK TO w`); rerr != nil {
+		if _, rerr := undo.Exec(); rerr != nil {
 			return fmt.Errorf("%w: %w (%w)", errUndo, rerr, err)
 		}
-		tx.Exec(`RELEASE w`)
+		end.Exec()
 		return err
 	}
-	if _, err := tx.Exec(`RELEASE w`); err != nil {
+	if _, err := end.Exec(); err != nil {
 		return fmt.Errorf("%w: %w", errUndo, err)
 	}
 	return nil
@@ -543,7 +557,7 @@ func (s *Store) commit(group []*write) {
 			w.err = classify(w.err)
 			continue
 		}
-		if w.err = classify(savepoint(tx, w.fn)); errors.Is(w.err, errUndo) {
+		if w.err = classify(s.savepoint(tx, w.fn)); errors.Is(w.err, errUndo) {
 			// The savepoint could not be undone: nothing of the group
 			// commits.
 			tx.Rollback()

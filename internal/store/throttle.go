@@ -114,9 +114,14 @@ func scanThrottle(sc scanner) (Throttle, error) {
 func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...ThrottleRule) (Reservation, error) {
 	res := Reservation{Counters: make([]Throttle, len(rules))}
 	var refused []ThrottleRule
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	st, err := s.writeStmts(ctx, reserveSQL)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reserve attempt: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		reserve := tx.StmtContext(ctx, st[0])
 		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
+			th, err := scanThrottle(reserve.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
 			if errors.Is(err, sql.ErrNoRows) {
 				refused = append(refused, r)
 				continue
@@ -164,13 +169,18 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...Thro
 // failed: a counter whose slots are all taken is blocked.
 func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...ThrottleRule) (FailureResult, error) {
 	out := FailureResult{Counters: make([]Throttle, len(rules)), Blocked: make([]bool, len(rules))}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	st, err := s.writeStmts(ctx, blockSQL, selectThrottle)
+	if err != nil {
+		return FailureResult{}, fmt.Errorf("record failure: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		block, sel := tx.StmtContext(ctx, st[0]), tx.StmtContext(ctx, st[1])
 		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRowContext(ctx, blockSQL, r.Key, now.UnixMilli(), r.Limit,
+			th, err := scanThrottle(block.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Limit,
 				r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
 			if errors.Is(err, sql.ErrNoRows) {
 				// Slots left, or blocked already: the counter stands.
-				th, err = scanThrottle(tx.QueryRowContext(ctx, selectThrottle, r.Key))
+				th, err = scanThrottle(sel.QueryRowContext(ctx, r.Key))
 				if errors.Is(err, sql.ErrNoRows) {
 					err = nil // cleared meanwhile by a success
 				}
@@ -193,31 +203,60 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...Throt
 // RecordSuccess clears the counters of rules after a successful attempt:
 // attempts and level start over; a block that is not Sticky is lifted.
 func (s *Store) RecordSuccess(ctx context.Context, rules ...ThrottleRule) error {
-	if err := s.tx(ctx, func(tx *sql.Tx) error { return recordSuccess(ctx, tx, rules) }); err != nil {
+	st, err := s.writeStmts(ctx, successSQL[:]...)
+	if err == nil {
+		err = s.tx(ctx, func(tx *sql.Tx) error { return recordSuccess(ctx, tx, st, rules) })
+	}
+	if err != nil {
 		return fmt.Errorf("record success: %w", err)
 	}
 	return nil
 }
 
-func recordSuccess(ctx context.Context, tx *sql.Tx, rules []ThrottleRule) error {
+// successSQL clear a counter after a success: [0] lifts its block, [1]
+// keeps a sticky one.
+var successSQL = [2]string{`DELETE FROM throttle WHERE key = ?`,
+	`UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = ?`}
+
+// recordSuccess runs successSQL (prepared as st) for rules inside tx.
+func recordSuccess(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, rules []ThrottleRule) error {
 	for _, r := range rules {
-		q := `DELETE FROM throttle WHERE key = ?`
+		q := st[0]
 		if r.Sticky {
-			q = `UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = ?`
+			q = st[1]
 		}
-		if _, err := tx.ExecContext(ctx, q, r.Key); err != nil {
+		if _, err := tx.StmtContext(ctx, q).ExecContext(ctx, r.Key); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// writeStmts prepares write statements on the writer's connection; call
+// it before the transaction that uses them (the writer's only connection
+// is busy during one).
+func (s *Store) writeStmts(ctx context.Context, qs ...string) ([]*sql.Stmt, error) {
+	out := make([]*sql.Stmt, len(qs))
+	for i, q := range qs {
+		var err error
+		if out[i], err = prepared(ctx, s.db, &s.wstmts, q); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // ReleaseAttempt gives back a slot taken by ReserveAttempt whose attempt
 // was never evaluated (an error before the check).
 func (s *Store) ReleaseAttempt(ctx context.Context, rules ...ThrottleRule) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	st, err := s.writeStmts(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`)
+	if err != nil {
+		return fmt.Errorf("release attempt: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		release := tx.StmtContext(ctx, st[0])
 		for _, r := range rules {
-			if _, err := tx.ExecContext(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`, r.Key); err != nil {
+			if _, err := release.ExecContext(ctx, r.Key); err != nil {
 				return err
 			}
 		}

@@ -139,11 +139,9 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 		return "", err
 	}
 	// Prepared before the transaction: the writer's connection is busy in it.
-	var st [3]*sql.Stmt
-	for i, q := range []string{deleteToken, insertToken, insertAudit} {
-		if st[i], err = prepared(ctx, s.db, &s.wstmts, q); err != nil {
-			return "", fmt.Errorf("exchange token: %w", err)
-		}
+	st, err := s.writeStmts(ctx, deleteToken, insertToken, insertAudit, successSQL[0], successSQL[1])
+	if err != nil {
+		return "", fmt.Errorf("exchange token: %w", err)
 	}
 	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
@@ -156,7 +154,7 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
 			return err
 		}
-		return recordSuccess(ctx, tx, clear)
+		return recordSuccess(ctx, tx, st[3:], clear)
 	})
 	if err != nil {
 		return "", fmt.Errorf("exchange token: %w", err)
