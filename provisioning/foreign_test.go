@@ -149,9 +149,14 @@ func TestProvisionThroughExternalMosquitto(t *testing.T) {
 		t.Fatal("embedded broker started although an external one was given")
 	}
 	cam := testenv.Camera(t, srv, "EXT-1", device.Body4)
-	testenv.Agent(t, cam, "tcp://"+addr)
+	agent := testenv.Agent(t, cam, "tcp://"+addr)
 	v := testenv.Op(t, srv, "EXT-1", "provision")
 	testenv.WaitCamera(t, srv.Store, "EXT-1", store.StateProvisioned, v)
 	v2 := testenv.Op(t, srv, "EXT-1", "wipe")
 	testenv.WaitCamera(t, srv.Store, "EXT-1", store.StateWiped, v2)
+	// Presence through a broker that reports no sessions: the camera's own
+	// "offline" before its clean disconnect.
+	waitOnline(t, srv.Provisioning, 1)
+	agent.Stop()
+	waitOnline(t, srv.Provisioning, 0)
 }

@@ -57,8 +57,9 @@ func NewService(reg Registry, boxKey [32]byte, now func() time.Time, log *slog.L
 	return s
 }
 
-// Online is the number of cameras whose last status message said online
-// since this service started.
+// Online is the number of cameras connected to the broker now, as the
+// last presence event or status message of each camera since this service
+// started said.
 func (s *Service) Online() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,6 +74,16 @@ func (s *Service) setOnline(serial string, on bool) {
 	} else {
 		delete(s.online, serial)
 	}
+}
+
+// SetPresence records that the camera serial connected to the broker
+// (online) or left it (offline), cleanly or not. The embedded broker calls
+// it from its session events; with an external broker the cameras' status
+// messages (an explicit "offline" before a clean disconnect, the will
+// otherwise) carry the same news. It is cheap and safe to call from any
+// goroutine.
+func (s *Service) SetPresence(serial string, online bool) {
+	s.setOnline(serial, online)
 }
 
 // SetPublisher attaches the MQTT link (set once, before messages flow).

@@ -19,6 +19,8 @@ import (
 type Fleet struct {
 	States []*device.State
 	Agents []*provisioning.Agent
+	// Observe, when set before Connect, is told every camera's link events.
+	Observe func(serial string, e provisioning.LinkEvent)
 }
 
 // NewFleet creates n cameras named prefix-00000… under dir (reusing the
@@ -43,6 +45,10 @@ func NewFleet(dir, prefix string, n int, model device.Model) (*Fleet, error) {
 func (f *Fleet) Connect(broker string, log *slog.Logger) {
 	for _, st := range f.States {
 		a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: broker, Log: log})
+		if f.Observe != nil {
+			serial := st.Identity().Serial
+			a.Observe = func(e provisioning.LinkEvent) { f.Observe(serial, e) }
+		}
 		a.Start()
 		f.Agents = append(f.Agents, a)
 	}

@@ -10,11 +10,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/server"
@@ -292,29 +294,77 @@ func adminCamera(ctx context.Context, env Env, c adminClient, args []string) err
 	return usagef("admin camera: unknown command %q", sub)
 }
 
-// waitProof polls until the operation's proof is verified.
+// waitProof polls until the operation's proof is verified. On a terminal
+// it shows the camera's state as it goes; on timeout it names the last
+// state the server reported.
 func waitProof(ctx context.Context, env Env, c adminClient, serial string, op provisioning.OpResponse, wait time.Duration) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	var cam store.Camera
+	tty := isTerminal(env.Stderr)
+	start := time.Now()
+	var last *store.Camera // the last answer; a poll cut short by the deadline leaves it alone
 	for {
-		cam = store.Camera{} // omitted fields must not keep the last poll's values
-		if err := c.do(ctx, "GET", "/api/v1/admin/cameras/"+url.PathEscape(serial), nil, &cam); err != nil && ctx.Err() == nil {
+		var cam store.Camera
+		err := c.do(ctx, "GET", "/api/v1/admin/cameras/"+url.PathEscape(serial), nil, &cam)
+		if err != nil && ctx.Err() == nil {
+			if tty {
+				fmt.Fprintln(env.Stderr)
+			}
 			return err
 		}
-		if cam.Version >= op.Version && cam.PendingOp == "" {
-			fmt.Fprintf(env.Stdout, "camera %s: %s version %d proven; state %s\n", serial, op.Op, op.Version, cam.State)
-			return nil
+		if err == nil {
+			last = &cam
+			if cam.Version >= op.Version && cam.PendingOp == "" {
+				if tty {
+					fmt.Fprint(env.Stderr, "\r\033[K")
+				}
+				fmt.Fprintf(env.Stdout, "camera %s: %s version %d proven; state %s\n", serial, op.Op, op.Version, cam.State)
+				return nil
+			}
+		}
+		if tty {
+			fmt.Fprintf(env.Stderr, "\r\033[Kcamera %s: waiting for the proof of %s version %d: %s  %s/%s",
+				serial, op.Op, op.Version, describeCamera(last), time.Since(start).Round(time.Second), wait)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("camera %s did not prove %s version %d within %s (state %s): is the camera online? the command stays queued and is resent when it connects",
-				serial, op.Op, op.Version, wait, cam.State)
+			if tty {
+				fmt.Fprintln(env.Stderr)
+			}
+			if parent.Err() != nil {
+				return fmt.Errorf("camera %s: stopped waiting for the proof of %s version %d (%s)", serial, op.Op, op.Version, describeCamera(last))
+			}
+			return fmt.Errorf("camera %s did not prove %s version %d within %s (%s): is the camera online? the command stays queued and is resent when it connects",
+				serial, op.Op, op.Version, wait, describeCamera(last))
 		case <-tick.C:
 		}
 	}
+}
+
+// describeCamera names a camera's state as the server reported it.
+func describeCamera(cam *store.Camera) string {
+	if cam == nil {
+		return "state unknown: the server did not answer in time"
+	}
+	d := "state " + string(cam.State)
+	if cam.PendingOp != "" {
+		d += ", " + string(cam.PendingOp) + " pending"
+	}
+	if cam.LastSeen != nil {
+		d += ", camera last seen " + cam.LastSeen.Format(time.RFC3339)
+	} else {
+		d += ", camera never seen"
+	}
+	return d
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func adminUser(ctx context.Context, env Env, c adminClient, args []string) error {

@@ -12,7 +12,7 @@ import (
 
 func runBench(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("bench: want verify or provision")
+		return usagef("bench: want verify, provision or reconnect")
 	}
 	// --cpuprofile FILE may follow the benchmark name: where the time goes.
 	var prof string
@@ -86,6 +86,25 @@ func runBench(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintln(env.Stdout, res)
 		}
 		return nil
+	case "reconnect":
+		fs := newFlags(env, "bench reconnect")
+		var cfg bench.ReconnectConfig
+		fs.IntVar(&cfg.Cameras, "cameras", 1000, "connected cameras when the server stops")
+		fs.DurationVar(&cfg.Down, "down", 20*time.Second, "how long the server stays down")
+		if err := parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		if cfg.Cameras < 1 || cfg.Down <= 0 {
+			return usagef("bench reconnect: --cameras must be ≥ 1, --down > 0")
+		}
+		cfg.Dir = dir
+		fmt.Fprintf(env.Stderr, "bench reconnect: %d cameras, server down %s …\n", cfg.Cameras, cfg.Down)
+		res, err := bench.Reconnect(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, res)
+		return nil
 	}
-	return usagef("bench: unknown benchmark %q (want verify or provision)", args[0])
+	return usagef("bench: unknown benchmark %q (want verify, provision or reconnect)", args[0])
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,8 +17,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/atomicfile"
@@ -38,10 +37,12 @@ type fleetSim struct {
 	assign   bool
 	workers  int
 	timeout  time.Duration
+	retries  int // further tries of an admin call the server did not answer
 	progress func(done, total int, elapsed time.Duration)
 
 	mu       sync.Mutex
 	failures []string
+	retried  int // admin calls tried again
 }
 
 func (f *fleetSim) fail(format string, a ...any) {
@@ -62,6 +63,7 @@ func runFleetSim(ctx context.Context, env Env, args []string) error {
 	fs.BoolVar(&f.assign, "assign", false, "create a user per camera (PREFIX-user-N) and assign the camera; passwords go to STATE/users.txt (0600)")
 	fs.IntVar(&f.workers, "concurrency", 16, "concurrent admin API calls")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up waiting for proofs after this long")
+	fs.IntVar(&f.retries, "retries", 8, "retry an admin call that failed because the server was down or overloaded this many times (jittered backoff, 250 ms doubling to 5 s)")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -69,8 +71,8 @@ func runFleetSim(ctx context.Context, env Env, args []string) error {
 	if f.model, err = device.ParseModel(*model); err != nil {
 		return usageError{err}
 	}
-	if f.n < 1 || f.workers < 1 || f.timeout <= 0 {
-		return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0")
+	if f.n < 1 || f.workers < 1 || f.timeout <= 0 || f.retries < 0 {
+		return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0, --retries ≥ 0")
 	}
 	if err := device.ValidateSerial(fmt.Sprintf("%s-%05d", f.prefix, 0)); err != nil {
 		return usagef("fleet-sim: --prefix: %v", err)
@@ -79,7 +81,7 @@ func runFleetSim(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	f.progress = plainProgress(env.Stderr)
-	if file, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
+	if isTerminal(env.Stderr) {
 		f.progress = barProgress(env.Stderr)
 	}
 	return f.run(ctx)
@@ -129,7 +131,9 @@ func (f *fleetSim) run(ctx context.Context) error {
 	// Register every camera (one already registered with the same key is fine).
 	f.each(ctx, serials, func(ctx context.Context, i int) {
 		pub := fleet.States[i].Identity().Public()
-		err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras", provisioning.CameraRequest{Serial: pub.Serial, Model: string(pub.Model), PublicKey: pub.PublicKey}, nil)
+		err := f.withRetry(ctx, func(bool) error {
+			return f.admin.do(ctx, "POST", "/api/v1/admin/cameras", provisioning.CameraRequest{Serial: pub.Serial, Model: string(pub.Model), PublicKey: pub.PublicKey}, nil)
+		})
 		var ae apiError
 		if errors.As(err, &ae) && ae.status == http.StatusConflict {
 			var cam store.Camera
@@ -175,7 +179,15 @@ func (f *fleetSim) run(ctx context.Context) error {
 		}
 	}
 	f.each(ctx, todo, func(ctx context.Context, i int) {
-		if err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+todo[i]+"/provision", nil, nil); err != nil && ctx.Err() == nil {
+		err := f.withRetry(ctx, func(retry bool) error {
+			err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+todo[i]+"/provision", nil, nil)
+			var ae apiError
+			if retry && errors.As(err, &ae) && ae.status == http.StatusConflict {
+				return nil // an earlier try reached the server and the camera proved it already
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
 			f.fail("provision %s: %v", todo[i], err)
 		}
 	})
@@ -198,6 +210,38 @@ func (f *fleetSim) run(ctx context.Context) error {
 		}
 	}
 	return f.report(fleet, res)
+}
+
+// withRetry runs call, and again up to f.retries times with jittered
+// backoff while it fails because the server could not be reached or
+// answered 5xx/429; call learns whether it is a retry.
+func (f *fleetSim) withRetry(ctx context.Context, call func(retry bool) error) error {
+	b := provisioning.Backoff{Base: 250 * time.Millisecond, Max: 5 * time.Second, Rand: mrand.Int64N}
+	err := call(false)
+	for try := 0; try < f.retries && err != nil && transient(err) && ctx.Err() == nil; try++ {
+		t := time.NewTimer(b.Next(time.Now()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		f.mu.Lock()
+		f.retried++
+		f.mu.Unlock()
+		err = call(true)
+	}
+	return err
+}
+
+// transient reports whether an admin call may succeed if tried again: the
+// server was unreachable, overloaded or failed inside.
+func transient(err error) bool {
+	var ae apiError
+	if errors.As(err, &ae) {
+		return ae.status >= 500 || ae.status == http.StatusTooManyRequests
+	}
+	return !errors.Is(err, context.Canceled)
 }
 
 // each runs fn for every index of items on f.workers goroutines until ctx ends.
@@ -385,6 +429,9 @@ func (f *fleetSim) report(fleet *bench.Fleet, res simResult) error {
 	stopped, done := res.stopped, res.done
 	if f.assign && stopped == "" {
 		fmt.Fprintf(out, "fleet-sim: users and passwords in %s\n", filepath.Join(f.dir, "users.txt"))
+	}
+	if f.retried > 0 {
+		fmt.Fprintf(out, "fleet-sim: %d admin calls retried (server down or busy)\n", f.retried)
 	}
 	fmt.Fprintf(out, "fleet-sim: %d failures\n", len(f.failures))
 	for i, msg := range f.failures {

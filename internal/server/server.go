@@ -253,6 +253,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Provisioning.SetPublisher(s.link)
+	// Commands whose publish failed while the link was down go out again.
+	s.link.OnReconnect(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Provisioning.ResendAll(ctx); err != nil {
+			cfg.Log.Warn("resend pending commands after reconnect", "err", err)
+		}
+	})
 	if err := s.Provisioning.ResendAll(ctx); err != nil {
 		cfg.Log.Warn("resend pending commands", "err", err)
 	}

@@ -1,0 +1,130 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// ErrLinkDown is returned by ServerLink.Publish while the server is not
+// connected to the broker; the command stays pending and is published again
+// when the link comes back.
+var ErrLinkDown = errors.New("MQTT link to the broker is down")
+
+// ServerLink is the server's own MQTT client: it publishes commands and
+// receives acks and status for every camera.
+//
+// It keeps nothing in paho's store (see noStore: paho v1.5.1 races on
+// resume otherwise); what is pending lives in the database, and the
+// function set with OnReconnect publishes it again after a reconnect.
+type ServerLink struct {
+	client      mqtt.Client
+	reconnected atomic.Pointer[func()]
+
+	mu        sync.Mutex
+	lost      chan struct{} // closed when the current connection is lost
+	connected bool          // the first connection came up
+}
+
+// Server MQTT identity on the embedded broker.
+const (
+	ServerClientID = "camotp-server"
+	ServerUsername = "camotp-server"
+)
+
+// DialServer connects the server's client (persistent session, so acks sent
+// while the server was down are delivered when it returns) and subscribes to
+// every camera's ack and status topics; onMessage receives them. It waits
+// until connected or ctx ends.
+func DialServer(ctx context.Context, cfg LinkConfig, username, password string, onMessage func(topic string, payload []byte)) (*ServerLink, error) {
+	l := &ServerLink{lost: make(chan struct{})}
+	opts := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID(ServerClientID).
+		SetCleanSession(false).SetOrderMatters(false).SetStore(noStore{}).
+		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { onMessage(m.Topic(), m.Payload()) }).
+		SetOnConnectHandler(l.onConnect).
+		SetConnectionLostHandler(func(mqtt.Client, error) { l.onLost() })
+	if username != "" {
+		opts.SetUsername(username).SetPassword(password)
+	}
+	if cfg.TLS != nil {
+		opts.SetTLSConfig(cfg.TLS)
+	}
+	l.client = mqtt.NewClient(opts)
+	t := l.client.Connect()
+	select {
+	case <-t.Done():
+		if err := t.Error(); err != nil {
+			return nil, fmt.Errorf("connect to MQTT broker %s: %w", cfg.Broker, err)
+		}
+	case <-ctx.Done():
+		go l.client.Disconnect(0)
+		return nil, fmt.Errorf("connect to MQTT broker %s: %w", cfg.Broker, ctx.Err())
+	}
+	return l, nil
+}
+
+// OnReconnect sets f to run (in its own goroutine) each time the link comes
+// back after a loss, once its subscriptions are renewed.
+func (l *ServerLink) OnReconnect(f func()) { l.reconnected.Store(&f) }
+
+func (l *ServerLink) onConnect(c mqtt.Client) {
+	l.mu.Lock()
+	select {
+	case <-l.lost:
+		l.lost = make(chan struct{})
+	default:
+	}
+	again := l.connected
+	l.connected = true
+	l.mu.Unlock()
+	t := c.SubscribeMultiple(map[string]byte{"cams/+/ack": 1, "cams/+/status": 1}, nil)
+	if again {
+		t.WaitTimeout(10 * time.Second)
+		if f := l.reconnected.Load(); f != nil {
+			(*f)()
+		}
+	}
+}
+
+func (l *ServerLink) onLost() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.lost:
+	default:
+		close(l.lost)
+	}
+}
+
+// Publish sends a QoS 1 message and waits for the broker's PUBACK, the loss
+// of the connection or ctx.
+func (l *ServerLink) Publish(ctx context.Context, topic string, payload []byte) error {
+	if !l.client.IsConnectionOpen() {
+		return ErrLinkDown
+	}
+	l.mu.Lock()
+	lost := l.lost
+	l.mu.Unlock()
+	t := l.client.Publish(topic, 1, false, payload)
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-lost:
+		return fmt.Errorf("publish on %s: %w", topic, errConnectionLost)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Connected reports whether the link is up.
+func (l *ServerLink) Connected() bool { return l.client.IsConnectionOpen() }
+
+// Close disconnects.
+func (l *ServerLink) Close() { l.client.Disconnect(250) }
