@@ -216,6 +216,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			MaxConnsPerIP:  cfg.MQTTMaxConnsPerIP,
 			ConnectTimeout: cfg.MQTTConnectTimeout,
 			Now:            cfg.Now,
+			Presence:       s.Provisioning.SetPresence,
 		}
 		soft, _, err := fdlimit.Current()
 		switch {
