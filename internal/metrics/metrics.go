@@ -93,7 +93,7 @@ var (
 	camerasDesc = prometheus.NewDesc("camotp_cameras",
 		"Registered cameras by provisioning state (pending:<op> while an operation is in flight).", []string{"state"}, nil)
 	onlineDesc = prometheus.NewDesc("camotp_cameras_online",
-		"Cameras whose last status message said online.", nil, nil)
+		"Cameras connected now: from the embedded broker's connect/disconnect events, or their last status message (online, offline or will) on an external broker.", nil, nil)
 	brokerGauges = map[string]*prometheus.Desc{
 		"clients":       prometheus.NewDesc("camotp_mqtt_clients_connected", "MQTT clients connected to the embedded broker.", nil, nil),
 		"subscriptions": prometheus.NewDesc("camotp_mqtt_subscriptions", "Active subscriptions on the embedded broker.", nil, nil),
