@@ -145,6 +145,23 @@ type Server struct {
 	mux      *http.ServeMux
 	closed   sync.Once
 	closeErr error
+	stop     chan struct{} // ends the janitor
+	janitor  sync.WaitGroup
+}
+
+// janitorInterval is how often expired tokens and idle throttle counters
+// are deleted.
+const janitorInterval = 10 * time.Minute
+
+// sweep deletes expired tokens and throttle counters with nothing left to
+// remember, so neither table grows with every name an attacker tries.
+func (s *Server) sweep(ctx context.Context, limits verifier.Limits) {
+	if err := s.Store.PurgeExpired(ctx); err != nil {
+		s.cfg.Log.Warn("purge expired tokens", "err", err)
+	}
+	if err := s.Store.PurgeThrottles(ctx, s.cfg.Now(), max(limits.Block, limits.AccountWindow, limits.BackoffMax)); err != nil {
+		s.cfg.Log.Warn("purge throttle counters", "err", err)
+	}
 }
 
 // cameraKeys adapts the store for the broker's auth hook.
@@ -325,6 +342,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Log.Error("http server", "err", err)
 		}
 	}()
+	s.stop = make(chan struct{})
+	s.janitor.Add(1)
+	go func() {
+		defer s.janitor.Done()
+		t := time.NewTicker(janitorInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.sweep(context.Background(), vcfg.Limits)
+			}
+		}
+	}()
 	s.ready.Store(true)
 	ok = true
 	return s, nil
@@ -414,6 +446,10 @@ func (s *Server) Close() error {
 
 func (s *Server) close() error {
 	s.ready.Store(false)
+	if s.stop != nil {
+		close(s.stop)
+		s.janitor.Wait()
+	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s.http.Shutdown(ctx)
