@@ -147,6 +147,24 @@ type Server struct {
 	closeErr error
 	stop     chan struct{} // ends the janitor
 	janitor  sync.WaitGroup
+
+	probeMu  sync.Mutex // one write probe at a time, its answer kept probeTTL
+	probeAt  time.Time
+	probeErr error
+}
+
+// probeTTL is how long a write probe's answer stands: /readyz needs no
+// authentication, and a flood of it must not become a flood of fsyncs.
+const probeTTL = time.Second
+
+// probeWrite is Store.ProbeWrite, at most once per probeTTL.
+func (s *Server) probeWrite(ctx context.Context) error {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if now := time.Now(); now.Sub(s.probeAt) >= probeTTL {
+		s.probeErr, s.probeAt = s.Store.ProbeWrite(ctx), now
+	}
+	return s.probeErr
 }
 
 // janitorInterval is how often expired tokens and idle throttle counters
@@ -374,7 +392,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.Store.Ping(ctx); err != nil {
 		problems = append(problems, "database: "+err.Error())
-	} else if err := s.Store.ProbeWrite(ctx); err != nil {
+	} else if err := s.probeWrite(ctx); err != nil {
 		problems = append(problems, "database writes: "+err.Error())
 	}
 	if s.link == nil || !s.link.Connected() {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -48,16 +50,50 @@ func classify(err error) error {
 	return &UnavailableError{Reason: reason, Err: err}
 }
 
-// ProbeWrite commits one tiny write, so a health check learns whether the
-// database takes writes now (a full disk or a read-only file system fails
-// it with an *UnavailableError).
+// probeSize is how much the write probe asks of the file system: enough
+// that a disk without room for the database to grow says so.
+const probeSize = 64 << 10
+
+// ProbeWrite tells whether the database can take writes now: it writes
+// and syncs probeSize bytes to a scratch file beside the database (SQLite
+// reuses WAL space it already has, so a tiny database write can succeed
+// for a long time on a full disk), then commits one tiny write. A full
+// disk, a read-only file system or an I/O error fails it with an
+// *UnavailableError.
 func (s *Store) ProbeWrite(ctx context.Context) error {
+	if err := probeFile(s.path + ".probe"); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
 	_, err := s.exec(ctx, `INSERT INTO health (id, probed_at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET probed_at = excluded.probed_at`,
 		s.now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("probe write: %w", err)
 	}
 	return nil
+}
+
+// probeFile writes, syncs and removes a scratch file of probeSize bytes.
+func probeFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.Write(make([]byte, probeSize))
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	os.Remove(path)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &UnavailableError{Reason: "disk full", Err: err}
+	case errors.Is(err, syscall.EROFS), errors.Is(err, os.ErrPermission):
+		return &UnavailableError{Reason: "read-only", Err: err}
+	}
+	return &UnavailableError{Reason: "I/O error", Err: err}
 }
 
 // SetAuditFailureHook sets fn to be told of every audit entry that could
