@@ -62,16 +62,6 @@ type Decision struct {
 func pairKey(kind, user, ip string) string { return kind + ":pair:" + user + "\x00" + ip }
 func acctKey(kind, user string) string     { return kind + ":acct:" + user }
 
-// UserKeyPrefixes are the prefixes of every throttle counter of user, for
-// an administrator clearing them.
-func UserKeyPrefixes(user string) []string {
-	var out []string
-	for _, kind := range []string{"password", "otp", "send"} {
-		out = append(out, kind+":pair:"+user+"\x00", acctKey(kind, user))
-	}
-	return out
-}
-
 // rules are the two counters of an attempt: the (account, IP) pair and
 // the account.
 func (r *Regulator) rules(kind, user, ip string) []store.ThrottleRule {

@@ -268,23 +268,6 @@ func (s *Store) ReleaseAttempt(ctx context.Context, rules ...ThrottleRule) error
 	return nil
 }
 
-// ClearThrottles deletes every counter whose key starts with one of
-// prefixes (an administrator unblocking a user).
-func (s *Store) ClearThrottles(ctx context.Context, prefixes ...string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for _, p := range prefixes {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM throttle WHERE substr(key, 1, length(?1)) = ?1`, p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("clear throttles: %w", err)
-	}
-	return nil
-}
-
 // PurgeThrottles deletes counters with nothing left to remember at now: no
 // block in force and no attempt within maxWindow.
 func (s *Store) PurgeThrottles(ctx context.Context, now time.Time, maxWindow time.Duration) error {
