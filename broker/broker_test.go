@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/camotp/camotp/internal/together"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -129,45 +131,6 @@ func ping(c net.Conn) error {
 	return nil
 }
 
-// flood opens n TCP connections to addr from goroutines released together
-// and returns them once all are open; each sends nothing (or prefix). A
-// connection the broker resets at once (over a cap) may fail to dial: it
-// is nil in the result.
-func flood(t *testing.T, addr string, n int, prefix []byte) []net.Conn {
-	t.Helper()
-	conns := make([]net.Conn, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			c, err := net.DialTimeout("tcp", addr, 15*time.Second)
-			if err == nil && prefix != nil {
-				_, err = c.Write(prefix)
-			}
-			conns[i], errs[i] = c, err
-		}()
-	}
-	close(start)
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	})
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-			t.Fatalf("flood dial: %v", err)
-		}
-	}
-	return conns
-}
-
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -200,7 +163,7 @@ func TestFloodOverCap(t *testing.T) {
 		c.MaxConns = limit
 		c.ConnectTimeout = time.Minute // nothing expires during the test
 	}, "CAM-A")
-	conns := flood(t, b.Addr(), n, nil)
+	conns := together.Flood(t, b.Addr(), n, nil)
 	eventually(t, "every flood connection accepted or refused", func() bool {
 		s := b.Stats()
 		return s.ConnsAccepted+s.ConnsRejectedCap == n
@@ -241,8 +204,8 @@ func TestConnectDeadline(t *testing.T) {
 		t.Fatalf("CAM-B: rc %d err %v", rc, err)
 	}
 	start := time.Now()
-	idle := flood(t, b.Addr(), 50, nil)
-	slow := flood(t, b.Addr(), 10, []byte{0x10, 0x20, 0x00}) // CONNECT header, 2 of 32 bytes
+	idle := together.Flood(t, b.Addr(), 50, nil)
+	slow := together.Flood(t, b.Addr(), 10, []byte{0x10, 0x20, 0x00}) // CONNECT header, 2 of 32 bytes
 	var wg sync.WaitGroup
 	errs := make(chan error, len(idle)+len(slow))
 	for _, c := range append(idle, slow...) {
@@ -279,7 +242,7 @@ func TestPerAddressCap(t *testing.T) {
 		c.MaxConnsPerIP = perIP
 		c.ConnectTimeout = time.Minute
 	}, "CAM-A")
-	flood(t, b.Addr(), n, nil) // from 127.0.0.1
+	together.Flood(t, b.Addr(), n, nil) // from 127.0.0.1
 	eventually(t, "every flood connection accepted or refused", func() bool {
 		s := b.Stats()
 		return s.ConnsAccepted+s.ConnsRejectedPerIP == n

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/camotp/camotp/internal/together"
+
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -54,7 +56,7 @@ func TestTLSListenerGuarded(t *testing.T) {
 		c.ConnectTimeout = 300 * time.Millisecond
 		c.MaxConns = 3
 	}, "CAM-A")
-	idle := flood(t, b.TLSAddr(), 3, nil) // no ClientHello: at the cap
+	idle := together.Flood(t, b.TLSAddr(), 3, nil) // no ClientHello: at the cap
 	eventually(t, "three TLS connections held", func() bool { return b.Stats().ConnsOpen == 3 })
 	for _, c := range idle {
 		if err := closedByPeer(c); err != nil {

@@ -1,13 +1,14 @@
 package verifier_test
 
 import (
+	"github.com/camotp/camotp/internal/together"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,19 +21,8 @@ const burstSize = 50
 
 // burst runs n requests released together and counts their statuses.
 func burst(n int, req func(i int) int) map[int]int {
-	start := make(chan struct{})
 	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[i] = req(i)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	together.Run(n, func(i int) { statuses[i] = req(i) })
 	out := map[int]int{}
 	for _, s := range statuses {
 		out[s]++

@@ -1,18 +1,17 @@
 package cli
 
 import (
+	"github.com/camotp/camotp/internal/together"
+
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -114,23 +113,7 @@ func TestServeFDExhaustionAndRecovery(t *testing.T) {
 	poll("ready before the flood", func(code int, body string) bool { return code == 200 })
 
 	// The flood: connections that never send CONNECT, released together.
-	conns := make([]net.Conn, floodSize)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range floodSize {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			c, err := net.DialTimeout("tcp", mqttAddr, 15*time.Second)
-			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("flood dial: %v", err)
-			}
-			conns[i] = c
-		}()
-	}
-	close(start)
-	wg.Wait()
+	conns := together.Flood(t, mqttAddr, floodSize, nil)
 	closeFlood := func() {
 		for _, c := range conns {
 			if c != nil {
@@ -187,30 +170,7 @@ func TestServeDefaultCapKeepsFDs(t *testing.T) {
 	if !strings.Contains(stderr.String(), "max_conns=64") {
 		t.Fatalf("default cap for an fd limit of %d is not 64:\n%s", fdLimit, stderr.String())
 	}
-	conns := make([]net.Conn, floodSize)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range floodSize {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			c, err := net.DialTimeout("tcp", mqttAddr, 15*time.Second)
-			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("flood dial: %v", err)
-			}
-			conns[i] = c
-		}()
-	}
-	close(start)
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	})
+	together.Flood(t, mqttAddr, floodSize, nil) // held until cleanup
 	// Each check opens a new HTTP connection: it needs a free descriptor.
 	deadline := time.Now().Add(60 * time.Second)
 	for {

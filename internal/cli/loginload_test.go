@@ -1,13 +1,14 @@
 package cli
 
 import (
+	"github.com/camotp/camotp/internal/together"
+
 	"bytes"
 	"fmt"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,29 +54,20 @@ func TestParallelLoginsMemoryBounded(t *testing.T) {
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 	const n = 100
 	statuses := make([]int, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			body := fmt.Sprintf(`{"username":"ghost-%d","password":"not the password"}`, i)
-			resp, err := client.Post(base+"/api/v1/auth/login", "application/json", strings.NewReader(body))
-			if err != nil {
-				t.Errorf("login %d: %v", i, err)
-				return
-			}
-			resp.Body.Close()
-			statuses[i] = resp.StatusCode
-			if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
-				t.Error("503 without Retry-After")
-			}
-		}()
-	}
 	t0 := time.Now()
-	close(start)
-	wg.Wait()
+	together.Run(n, func(i int) {
+		body := fmt.Sprintf(`{"username":"ghost-%d","password":"not the password"}`, i)
+		resp, err := client.Post(base+"/api/v1/auth/login", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Errorf("login %d: %v", i, err)
+			return
+		}
+		resp.Body.Close()
+		statuses[i] = resp.StatusCode
+		if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+	})
 	elapsed := time.Since(t0)
 	growth := statusKiB(t, pid, "VmHWM") - before
 	count := map[int]int{}

@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"sync"
+
+	"github.com/camotp/camotp/internal/together"
+
 	"errors"
 	"io"
 	"net"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,28 +27,13 @@ func TestMQTTFloodThenProvision(t *testing.T) {
 		c.MQTTMaxConns = limit
 		c.MQTTConnectTimeout = 300 * time.Millisecond
 	})
-	conns := make([]net.Conn, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			c, err := net.DialTimeout("tcp", srv.MQTTAddr(), 15*time.Second)
-			if err != nil && !errors.Is(err, syscall.ECONNRESET) { // reset at once: over the cap
-				t.Errorf("flood dial: %v", err)
-			}
-			conns[i] = c
-		}()
-	}
-	close(start)
-	wg.Wait()
+	conns := together.Flood(t, srv.MQTTAddr(), n, nil) // over the cap: reset at once
 	if t.Failed() {
 		return
 	}
 	// Every connection the broker took is closed by it within a generous bound.
 	errs := make(chan error, n)
+	var wg sync.WaitGroup
 	for _, c := range conns {
 		if c == nil {
 			continue

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/camotp/camotp/internal/together"
+
 	"context"
 	"os"
 	"path/filepath"
@@ -17,22 +19,6 @@ func pairRule(key string) ThrottleRule {
 	return ThrottleRule{Key: key, Limit: 3, Window: 10 * time.Minute, BlockBase: 10 * time.Minute, BlockMax: 10 * time.Minute}
 }
 
-// together runs fn n times at once (goroutines released together).
-func together(n int, fn func(i int)) {
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			fn(i)
-		}()
-	}
-	close(start)
-	wg.Wait()
-}
-
 // 32 callers race for the slots of one counter: exactly Limit win; their
 // failures block the counter exactly once.
 func TestReserveAttemptRace(t *testing.T) {
@@ -42,7 +28,7 @@ func TestReserveAttemptRace(t *testing.T) {
 	acct := ThrottleRule{Key: "otp:acct:alice", Limit: 10, Window: time.Hour, BlockBase: time.Minute, BlockMax: time.Hour, Sticky: true}
 	var mu sync.Mutex
 	granted := 0
-	together(32, func(int) {
+	together.Run(32, func(int) {
 		res, err := s.ReserveAttempt(ctx, t0, r, acct)
 		if err != nil {
 			t.Error(err)
@@ -60,7 +46,7 @@ func TestReserveAttemptRace(t *testing.T) {
 		t.Fatalf("%d of 32 granted, want 3", granted)
 	}
 	blocks := 0
-	together(3, func(int) {
+	together.Run(3, func(int) {
 		res, err := s.RecordFailure(ctx, t0, r, acct)
 		if err != nil {
 			t.Error(err)
@@ -93,8 +79,8 @@ func TestRecordFailureOneLevelPerCrossing(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	acct := ThrottleRule{Key: "password:acct:bob", Limit: 10, Window: time.Hour, BlockBase: time.Minute, BlockMax: time.Hour, Sticky: true}
-	together(40, func(int) { s.ReserveAttempt(ctx, t0, acct) })
-	together(40, func(int) {
+	together.Run(40, func(int) { s.ReserveAttempt(ctx, t0, acct) })
+	together.Run(40, func(int) {
 		if _, err := s.RecordFailure(ctx, t0, acct); err != nil {
 			t.Error(err)
 		}
