@@ -1,13 +1,14 @@
 package cli
 
 import (
+	"strconv"
+
 	"github.com/camotp/camotp/internal/together"
 
 	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -41,30 +42,12 @@ func (s *syncBuffer) String() string {
 // stops it at cleanup.
 func serveWithFDLimit(t *testing.T, limit int, args ...string) *syncBuffer {
 	t.Helper()
-	cmd := exec.Command("sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, itoa(limit), binary, "serve"}, args...)...)
+	cmd := exec.Command("sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(limit), binary, "serve"}, args...)...)
 	stderr := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("serve stderr:\n%s", stderr.String())
-		}
-	})
+	startUntilCleanup(t, cmd, "serve", stderr)
 	return stderr
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // readyz asks /readyz over c (which keeps its one connection alive, so the
 // request needs no new file descriptor in the server).

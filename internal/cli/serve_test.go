@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"net"
 	"net/http"
@@ -34,8 +35,16 @@ func freeAddr(t *testing.T) string {
 // startBinary starts a long-running camotp command and stops it at cleanup.
 func startBinary(t *testing.T, stdout *bytes.Buffer, args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	stderr := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	startUntilCleanup(t, cmd, args[0], stderr)
+	return cmd
+}
+
+// startUntilCleanup starts cmd and, at cleanup, interrupts it (killing it
+// after 15 s) and logs its stderr when the test failed.
+func startUntilCleanup(t *testing.T, cmd *exec.Cmd, name string, stderr fmt.Stringer) {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -45,14 +54,14 @@ func startBinary(t *testing.T, stdout *bytes.Buffer, args ...string) *exec.Cmd {
 		go func() { cmd.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(15 * time.Second):
 			cmd.Process.Kill()
+			<-done
 		}
 		if t.Failed() {
-			t.Logf("%s stderr:\n%s", args[0], stderr.String())
+			t.Logf("%s stderr:\n%s", name, stderr.String())
 		}
 	})
-	return cmd
 }
 
 func waitHealthy(t *testing.T, base string) {
