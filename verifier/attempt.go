@@ -34,24 +34,35 @@ func (s *Service) reserve(ctx context.Context, kind, user, ip string) (*attempt,
 }
 
 // fail records the attempt as failed and returns the decision after it,
-// telling the observer of a lockout it caused.
+// telling the observer of a lockout it caused. The attempt was evaluated:
+// it is recorded even when the client has gone away meanwhile (a request
+// dropped mid-check must not keep its slot without counting). When the
+// write fails the attempt stays unsettled, so release gives the slot back.
 func (a *attempt) fail(ctx context.Context) (Decision, error) {
+	d, err := a.s.reg.Fail(context.WithoutCancel(ctx), a.kind, a.user, a.ip, a.now)
+	if err != nil {
+		return Decision{}, err
+	}
 	a.settled = true
-	d, err := a.s.reg.Fail(ctx, a.kind, a.user, a.ip, a.now)
-	if err == nil && d.Lockout && a.s.obs != nil {
+	if d.Lockout && a.s.obs != nil {
 		a.s.obs.Lockout(a.kind)
 	}
-	return d, err
+	return d, nil
 }
 
-// succeed records the attempt as successful.
+// succeed records the attempt as successful (whether or not the client is
+// still there).
 func (a *attempt) succeed(ctx context.Context) error {
+	if err := a.s.reg.Succeed(context.WithoutCancel(ctx), a.kind, a.user, a.ip); err != nil {
+		return err
+	}
 	a.settled = true
-	return a.s.reg.Succeed(ctx, a.kind, a.user, a.ip)
+	return nil
 }
 
 // rules are the attempt's throttle counters, for a commit that records its
-// success together with other writes (set settled once it committed).
+// success together with other writes (give it a context that the client
+// cannot cancel, and set settled once it committed).
 func (a *attempt) rules() []store.ThrottleRule { return a.s.reg.rules(a.kind, a.user, a.ip) }
 
 // release gives the slot back unless the attempt was settled.

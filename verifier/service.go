@@ -217,7 +217,8 @@ func (s *Service) audit(ctx context.Context, user, action, method, result, ip, d
 	if step, ok := strings.CutPrefix(action, "login."); ok && s.obs != nil {
 		s.obs.SignIn(step, method, result)
 	}
-	return s.st.Audit(ctx, store.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail})
+	// What happened is recorded whether or not the client waits for it.
+	return s.st.Audit(context.WithoutCancel(ctx), store.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail})
 }
 
 // LoginResult is the outcome of a correct password.
@@ -460,7 +461,7 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 			if setup, err := s.mustSetUp(ctx, user); err != nil {
 				return "", err
 			} else if len(setup) > 0 {
-				tok, err := s.st.ExchangeToken(ctx, pending, store.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
+				tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, store.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
 					store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
 					a.rules()...)
 				if err != nil {
@@ -597,6 +598,9 @@ func (s *Service) startSession(ctx context.Context, pending, user, method, ip, d
 	var clear []store.ThrottleRule
 	if a != nil {
 		clear = a.rules()
+	}
+	if a != nil {
+		ctx = context.WithoutCancel(ctx) // the attempt was evaluated: settle it whatever the client does
 	}
 	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL,
 		store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}, clear...)
