@@ -15,7 +15,7 @@ type attempt struct {
 	s              *Service
 	kind, user, ip string
 	now            time.Time
-	left           int // attempts left if this one fails
+	taken          Decision // the reservation
 	settled        bool
 }
 
@@ -30,7 +30,7 @@ func (s *Service) reserve(ctx context.Context, kind, user, ip string) (*attempt,
 	if d.Blocked {
 		return nil, &BlockedError{RetryAfter: d.RetryAfter}
 	}
-	return &attempt{s: s, kind: kind, user: user, ip: ip, now: now, left: d.AttemptsLeft}, nil
+	return &attempt{s: s, kind: kind, user: user, ip: ip, now: now, taken: d}, nil
 }
 
 // fail records the attempt as failed and returns the decision after it,
@@ -71,7 +71,7 @@ func (a *attempt) release(ctx context.Context) {
 		return
 	}
 	a.settled = true
-	if err := a.s.reg.Release(context.WithoutCancel(ctx), a.kind, a.user, a.ip); err != nil {
+	if err := a.s.reg.Release(context.WithoutCancel(ctx), a.kind, a.user, a.ip, a.taken); err != nil {
 		a.s.log.Error("release throttle slot", "kind", a.kind, "err", err)
 	}
 }

@@ -15,7 +15,7 @@ type ThrottleStore interface {
 	ReserveAttempt(ctx context.Context, now time.Time, rules ...store.ThrottleRule) (store.Reservation, error)
 	RecordFailure(ctx context.Context, now time.Time, rules ...store.ThrottleRule) (store.FailureResult, error)
 	RecordSuccess(ctx context.Context, rules ...store.ThrottleRule) error
-	ReleaseAttempt(ctx context.Context, rules ...store.ThrottleRule) error
+	ReleaseAttempt(ctx context.Context, taken store.Reservation, rules ...store.ThrottleRule) error
 }
 
 // Limits configure throttling.
@@ -57,6 +57,8 @@ type Decision struct {
 	// Lockout says this failure is the one that blocked the pair or the
 	// account.
 	Lockout bool
+
+	taken store.Reservation // the slot Reserve took, for Release
 }
 
 func pairKey(kind, user, ip string) string { return kind + ":pair:" + user + "\x00" + ip }
@@ -85,7 +87,7 @@ func (r *Regulator) Reserve(ctx context.Context, kind, user, ip string, now time
 		return Decision{Blocked: true, RetryAfter: res.RetryAfter}, nil
 	}
 	// This attempt is counted already: if it fails, this many remain.
-	return Decision{AttemptsLeft: max(r.Limits.MaxFailures-res.Counters[0].Attempts, 0)}, nil
+	return Decision{AttemptsLeft: max(r.Limits.MaxFailures-res.Counters[0].Attempts, 0), taken: res}, nil
 }
 
 // Fail settles a reserved attempt as failed and returns the decision after
@@ -114,8 +116,8 @@ func (r *Regulator) Succeed(ctx context.Context, kind, user, ip string) error {
 	return r.Store.RecordSuccess(ctx, r.rules(kind, user, ip)...)
 }
 
-// Release gives back a reserved attempt that was never evaluated (an
-// error before the check): it counts neither way.
-func (r *Regulator) Release(ctx context.Context, kind, user, ip string) error {
-	return r.Store.ReleaseAttempt(ctx, r.rules(kind, user, ip)...)
+// Release gives back the attempt Reserve granted as taken that was never
+// evaluated (an error before the check): it counts neither way.
+func (r *Regulator) Release(ctx context.Context, kind, user, ip string, taken Decision) error {
+	return r.Store.ReleaseAttempt(ctx, taken.taken, r.rules(kind, user, ip)...)
 }

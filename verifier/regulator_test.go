@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/camotp/camotp/internal/store"
 )
 
 // failOnce takes a slot and fails it, as a wrong code does.
@@ -75,15 +77,29 @@ func TestRegulatorPairBlock(t *testing.T) {
 	if err := r.Succeed(ctx, "otp", "carol", "ip"); err != nil {
 		t.Fatal(err)
 	}
-	if d := reserve(t, r, "otp", "carol", "ip", now); d.AttemptsLeft != 2 {
-		t.Fatalf("after success: %+v", d)
+	taken := reserve(t, r, "otp", "carol", "ip", now)
+	if taken.AttemptsLeft != 2 {
+		t.Fatalf("after success: %+v", taken)
 	}
 	// A released slot counts neither way.
-	if err := r.Release(ctx, "otp", "carol", "ip"); err != nil {
+	if err := r.Release(ctx, "otp", "carol", "ip", taken); err != nil {
 		t.Fatal(err)
 	}
 	if d := reserve(t, r, "otp", "carol", "ip", now); d.AttemptsLeft != 2 {
 		t.Fatalf("after release: %+v", d)
+	}
+	// A slot held across the end of its window gives nothing back to the
+	// window that started since.
+	old := reserve(t, r, "otp", "erin", "ip", now)
+	later := now.Add(11 * time.Minute)
+	if d := reserve(t, r, "otp", "erin", "ip", later); d.AttemptsLeft != 2 {
+		t.Fatalf("new window: %+v", d)
+	}
+	if err := r.Release(ctx, "otp", "erin", "ip", old); err != nil {
+		t.Fatal(err)
+	}
+	if d := reserve(t, r, "otp", "erin", "ip", later); d.AttemptsLeft != 1 {
+		t.Fatalf("a release from the old window freed a slot of the new one: %+v", d)
 	}
 }
 
@@ -98,8 +114,8 @@ func TestRegulatorSlotsInFlight(t *testing.T) {
 		}
 	}
 	d := reserve(t, r, "otp", "dave", "ip", base.Add(time.Minute))
-	if !d.Blocked || d.RetryAfter != 9*time.Minute {
-		t.Fatalf("fourth attempt while three are in flight: %+v, want refused until the window ends", d)
+	if !d.Blocked || d.RetryAfter != store.InFlightRetry {
+		t.Fatalf("fourth attempt while three are in flight: %+v, want refused, ask again in %v", d, store.InFlightRetry)
 	}
 	// The three fail: exactly one of them blocks.
 	var lockouts int

@@ -483,7 +483,7 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		return sess, nil
 	case ClockOff:
 		s.audit(ctx, user, "login.mfa", method, "clock-off", ip, detail)
-		return "", &CodeError{ClockOff: true, AttemptsLeft: a.left + 1} // not counted: the slot is released
+		return "", &CodeError{ClockOff: true, AttemptsLeft: a.taken.AttemptsLeft + 1} // not counted: the slot is released
 	}
 	d, err := a.fail(ctx)
 	if err != nil {

@@ -71,6 +71,10 @@ func timeMs(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
+// InFlightRetry is the wait a refused attempt is told when every slot is
+// held by attempts still being evaluated.
+const InFlightRetry = 5 * time.Second
+
 // errRefused rolls back a reservation refused by one of its counters.
 var errRefused = errors.New("attempt refused")
 
@@ -153,9 +157,11 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...Thro
 		th := ths[i]
 		wait := th.BlockedUntil.Sub(now)
 		if !now.Before(th.BlockedUntil) && th.Attempts >= r.Limit {
-			// Every slot is taken by attempts still being evaluated: one
-			// frees up when the window ends, if none blocks it first.
-			wait = th.FirstAt.Add(r.Window).Sub(now)
+			// Every slot is held by attempts still being evaluated: within
+			// moments they either block the counter or free a slot, so
+			// the answer is to ask again shortly (never later than the
+			// window's end).
+			wait = min(InFlightRetry, th.FirstAt.Add(r.Window).Sub(now))
 		}
 		res.RetryAfter = max(res.RetryAfter, wait)
 	}
@@ -246,17 +252,22 @@ func (s *Store) writeStmts(ctx context.Context, qs ...string) ([]*sql.Stmt, erro
 	return out, nil
 }
 
-// ReleaseAttempt gives back a slot taken by ReserveAttempt whose attempt
-// was never evaluated (an error before the check).
-func (s *Store) ReleaseAttempt(ctx context.Context, rules ...ThrottleRule) error {
-	st, err := s.writeStmts(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`)
+// ReleaseAttempt gives back a slot taken by ReserveAttempt (taken is its
+// Reservation) whose attempt was never evaluated (an error before the
+// check). Only a slot of the window it was taken in is given back: a
+// window that has started over since owes nothing.
+func (s *Store) ReleaseAttempt(ctx context.Context, taken Reservation, rules ...ThrottleRule) error {
+	st, err := s.writeStmts(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0 AND first_at = ?`)
 	if err != nil {
 		return fmt.Errorf("release attempt: %w", err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		release := tx.StmtContext(ctx, st[0])
-		for _, r := range rules {
-			if _, err := release.ExecContext(ctx, r.Key); err != nil {
+		for i, r := range rules {
+			if i >= len(taken.Counters) {
+				break
+			}
+			if _, err := release.ExecContext(ctx, r.Key, timeMs(taken.Counters[i].FirstAt)); err != nil {
 				return err
 			}
 		}

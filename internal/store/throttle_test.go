@@ -38,8 +38,8 @@ func TestReserveAttemptRace(t *testing.T) {
 			mu.Lock()
 			granted++
 			mu.Unlock()
-		} else if res.RetryAfter != 10*time.Minute {
-			t.Errorf("refused with Retry-After %v, want the window's 10m", res.RetryAfter)
+		} else if res.RetryAfter != InFlightRetry {
+			t.Errorf("refused with Retry-After %v while slots are in flight, want %v", res.RetryAfter, InFlightRetry)
 		}
 	})
 	if granted != 3 {
