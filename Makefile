@@ -26,6 +26,23 @@ bench: build
 	./$(BIN) bench verify --duration 10s
 	./$(BIN) bench provision --cameras 1000
 
+# Every Fuzz* target in the repo, one after the other (go test -fuzz takes one
+# target per run) for FUZZTIME each; FUZZPARALLEL workers (default: one per
+# core). Their seed corpora (f.Add and testdata/fuzz/) run in `make test`.
+FUZZTIME     ?= 30s
+FUZZPARALLEL ?=
+fuzz:
+	@failed=""; \
+	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  dir=$$(dirname $$file); \
+	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+	    echo "== $$dir $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) \
+	      $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) $$dir/ || failed="$$failed $$dir:$$target"; \
+	  done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz failures:$$failed"; exit 1; fi
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)

@@ -133,7 +133,9 @@ func InitState(dir, serial string, model Model) (*State, error) {
 	return &State{dir: dir, id: Identity{Serial: serial, Model: model, Key: key}}, nil
 }
 
-// OpenState loads the camera in dir.
+// OpenState loads the camera in dir (the camera's start). It removes the
+// temporary files that writes interrupted by a crash left behind, so a
+// camera directory must be opened by one process at a time.
 func OpenState(dir string) (*State, error) {
 	data, err := os.ReadFile(filepath.Join(dir, identityName))
 	if err != nil {
@@ -155,6 +157,13 @@ func OpenState(dir string) (*State, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, identityName), err)
 	}
 	s := &State{dir: dir, id: Identity{Serial: idf.Serial, Model: model, Key: key}}
+	// Temp files of writes a crash interrupted: the real files are intact
+	// (every write is atomic), the leftovers only take space.
+	for _, name := range []string{seedName, pinName} {
+		if _, err := atomicfile.RemoveStale(filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("open camera state: %w", err)
+		}
+	}
 	data, err = os.ReadFile(filepath.Join(dir, seedName))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
