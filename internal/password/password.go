@@ -20,6 +20,8 @@ const (
 	threads = 2
 	keyLen  = 32
 	saltLen = 16
+	// maxMemory bounds the memory a stored hash may ask for (KiB).
+	maxMemory = 1024 * 1024
 )
 
 // MinLength and MaxLength bound a password.
@@ -46,25 +48,28 @@ func Hash(pw string) (string, error) {
 // Check reports whether pw matches the PHC string hash.
 func Check(hash, pw string) (bool, error) {
 	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || strings.ContainsAny(hash, "\r\n") {
 		return false, errors.New("unsupported password hash")
 	}
 	var v int
 	var m uint32
 	var t uint32
 	var p uint8
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
 		return false, errors.New("unsupported argon2 version")
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+	// Bounded: argon2 panics on t=0 or p=0, and m is memory to allocate.
+	if n, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || n != 3 ||
+		m < 1 || m > maxMemory || t < 1 || t > 16 || p < 1 ||
+		fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) != parts[3] {
 		return false, errors.New("malformed argon2 parameters")
 	}
-	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
-	if err != nil {
+	salt, err := base64.RawStdEncoding.Strict().DecodeString(parts[4])
+	if err != nil || len(salt) < 8 {
 		return false, errors.New("malformed salt")
 	}
-	want, err := base64.RawStdEncoding.DecodeString(parts[5])
-	if err != nil {
+	want, err := base64.RawStdEncoding.Strict().DecodeString(parts[5])
+	if err != nil || len(want) < 16 || len(want) > 64 {
 		return false, errors.New("malformed key")
 	}
 	if len(pw) > MaxLength {
