@@ -133,50 +133,92 @@ func InitState(dir, serial string, model Model) (*State, error) {
 	return &State{dir: dir, id: Identity{Serial: serial, Model: model, Key: key}}, nil
 }
 
-// OpenState loads the camera in dir.
+// OpenState loads the camera in dir (the camera's start). It removes the
+// temporary files that writes interrupted by a crash left behind, so a
+// camera directory must be opened by one process at a time.
 func OpenState(dir string) (*State, error) {
-	data, err := os.ReadFile(filepath.Join(dir, identityName))
+	var files stateFiles
+	var err error
+	files.identity, err = os.ReadFile(filepath.Join(dir, identityName))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no camera in %s: run 'camotp camera init --state %s' first", dir, dir)
 		}
 		return nil, fmt.Errorf("read camera identity: %w", err)
 	}
+	if files.seed, files.hasSeed, err = readOptional(filepath.Join(dir, seedName)); err != nil {
+		return nil, fmt.Errorf("read camera seed: %w", err)
+	}
+	if files.pin, files.hasPin, err = readOptional(filepath.Join(dir, pinName)); err != nil {
+		return nil, fmt.Errorf("read pinned server key: %w", err)
+	}
+	s, err := parseState(dir, files)
+	if err != nil {
+		return nil, err
+	}
+	// Temp files of writes a crash interrupted: the real files are intact
+	// (every write is atomic), the leftovers only take space.
+	for _, name := range []string{seedName, pinName} {
+		if _, err := atomicfile.RemoveStale(filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("open camera state: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// stateFiles is the content of a camera's state files.
+type stateFiles struct {
+	identity        []byte
+	seed, pin       []byte
+	hasSeed, hasPin bool // the file exists
+}
+
+// readOptional reads a file that may not exist.
+func readOptional(path string) (data []byte, exists bool, err error) {
+	data, err = os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	return data, err == nil, err
+}
+
+// parseState checks and decodes the state files of the camera in dir: the
+// files are the camera's own, but a corrupt or tampered one must not give
+// a camera with a bad serial (it is part of MQTT topics) or an unusable seed.
+func parseState(dir string, files stateFiles) (*State, error) {
 	var idf identityFile
-	if err := json.Unmarshal(data, &idf); err != nil {
+	if err := json.Unmarshal(files.identity, &idf); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, identityName), err)
+	}
+	if err := ValidateSerial(idf.Serial); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, identityName), err)
 	}
 	model, err := ParseModel(string(idf.Model))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, identityName), err)
 	}
 	key, err := camkey.ParsePrivate(idf.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, identityName), err)
 	}
 	s := &State{dir: dir, id: Identity{Serial: idf.Serial, Model: model, Key: key}}
-	data, err = os.ReadFile(filepath.Join(dir, seedName))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("read camera seed: %w", err)
-	default:
+	if files.hasSeed {
 		var sf seedFile
-		if err := json.Unmarshal(data, &sf); err != nil {
+		if err := json.Unmarshal(files.seed, &sf); err != nil {
 			return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, seedName), err)
+		}
+		if sf.Seed != nil {
+			if err := sf.Seed.Validate(); err != nil {
+				return nil, fmt.Errorf("%s: %w", filepath.Join(dir, seedName), err)
+			}
 		}
 		s.version, s.seed = sf.Version, sf.Seed
 	}
-	data, err = os.ReadFile(filepath.Join(dir, pinName))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("read pinned server key: %w", err)
-	default:
+	if files.hasPin {
 		var pf struct {
 			ServerKey []byte `json:"serverKey"`
 		}
-		if err := json.Unmarshal(data, &pf); err != nil || len(pf.ServerKey) == 0 {
+		if err := json.Unmarshal(files.pin, &pf); err != nil || len(pf.ServerKey) == 0 {
 			return nil, fmt.Errorf("parse %s: malformed", filepath.Join(dir, pinName))
 		}
 		s.pin = pf.ServerKey

@@ -1,7 +1,9 @@
 package device
 
 import (
+	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,8 +123,9 @@ func TestStateRejectsBadInput(t *testing.T) {
 }
 
 // A torn seed file is never produced: a crash leaves the old file and at most
-// a temp file, which OpenState ignores.
-func TestStateIgnoresLeftoverTemp(t *testing.T) {
+// a temp file, which the next start (OpenState) removes without touching
+// the real state.
+func TestStateRemovesStaleTemp(t *testing.T) {
 	dir := t.TempDir()
 	st, err := InitState(dir, "SN", Body4)
 	if err != nil {
@@ -133,15 +136,53 @@ func TestStateIgnoresLeftoverTemp(t *testing.T) {
 	if err := st.StoreSeed(s); err != nil {
 		t.Fatal(err)
 	}
-	// Simulate a power cut mid-write of the next seed.
-	if err := os.WriteFile(filepath.Join(dir, "."+seedName+".tmp-123"), []byte(`{"version":2,"se`), 0o600); err != nil {
+	if err := st.PinServerKey([]byte("server-key-0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]byte{}
+	for _, name := range []string{identityName, seedName, pinName} {
+		if before[name], err = os.ReadFile(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Simulate power cuts mid-write of the next seed and of the pin.
+	stale := []string{"." + seedName + ".tmp-123", "." + seedName + ".tmp-4567", "." + pinName + ".tmp-9"}
+	for _, name := range stale {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(`{"version":2,"se`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not ours: kept.
+	other := filepath.Join(dir, "notes.tmp-1")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	re, err := OpenState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := re.Seed(); err != nil || got.Version != 1 {
+	for _, name := range stale {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale %s after start: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("unrelated file removed: %v", err)
+	}
+	for name, want := range before {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s changed by start: %v\n%s\nwant\n%s", name, err, got, want)
+		}
+	}
+	if got, err := re.Seed(); err != nil || got.Version != 1 || !bytes.Equal(got.Secret, s.Secret) {
 		t.Fatalf("after simulated power cut: %+v %v", got, err)
+	}
+	if string(re.PinnedServerKey()) != "server-key-0123456789" {
+		t.Fatalf("pin after start: %q", re.PinnedServerKey())
+	}
+	// The next write works as usual.
+	s.Version = 2
+	if err := re.StoreSeed(s); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -126,8 +126,12 @@ func (b *BoardSim) draw() {
 		s.PutStrStyled(lx+1, 2+i, line, lcd)
 	}
 	led := map[byte]string{hw.LEDOff: "off", hw.LEDOn: "on", hw.LEDBlink: "blinking"}[b.sim.LED()]
+	link := ""
+	if b.sim.LinkLost() {
+		link = " · host silent"
+	}
 	st := b.sim.Stats()
-	s.PutStrStyled(x0+3, rows+4, fmt.Sprintf("LED %s · frames in %d · dropped %d", led, st.Frames, st.Dropped()), body)
+	s.PutStrStyled(x0+3, rows+4, fmt.Sprintf("LED %s%s · frames in %d · dropped %d", led, link, st.Frames, st.Dropped()), body)
 	y := rows + 7
 	for _, l := range append(append([]string{}, HelpLines...), b.Notes...) {
 		s.PutStrStyled(max((w-len([]rune(l)))/2, 0), y, l, tcell.StyleDefault)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,5 +64,106 @@ func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 	screen.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
 	if err := <-uiDone; err != nil {
 		t.Fatalf("board-sim UI: %v\n%s", err, text)
+	}
+}
+
+// manualClock is a clock the test moves by hand.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestBoardSimLinkLost: board-sim shows a camera's code; the camera
+// process stops talking (its port stays open, as when it hangs); after
+// hw.LinkTimeout by the board's clock (moved by hand, so a slow machine
+// changes nothing) board-sim shows "Link lost" and no code. A camera
+// that opens the port again gets its screen back on the board.
+func TestBoardSimLinkLost(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := hw.OpenPty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close() // p.Slave stays open: closing the host's port is silence, not an unplug
+	clock := &manualClock{t: time.Unix(1700000000, 0)}
+	sim := hw.NewSimClock(p.Master, "link-test", clock)
+	go sim.Run(ctx)
+	screen := tcell.NewSimulationScreen("UTF-8")
+	screen.SetSize(100, 30)
+	ui := NewBoardSim(screen, sim)
+	uiDone := make(chan error, 1)
+	go func() { uiDone <- ui.Run(ctx) }()
+	<-ui.Ready()
+
+	// host runs a camera on the board until stop is called.
+	host := func() (stop func()) {
+		hctx, hcancel := context.WithCancel(ctx)
+		board, err := hw.Open(hctx, hw.Config{Path: p.SlavePath, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cam, err := device.New(device.Config{Serial: "SIM-1", Model: device.Body4, Clock: device.FixedClock{T: time.Unix(1234567890, 0)}, Seeds: device.TestSeed{S: rfcSeed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		camDone := make(chan error, 1)
+		go func() { camDone <- cam.Run(hctx, board) }()
+		return func() {
+			hcancel()
+			<-camDone
+			board.Close()
+		}
+	}
+	stop := host()
+	waitFor(t, ui, "READY")
+	// Double-press Select, Volume Down, Select, stamped by the board's clock.
+	edge := func(b device.Button, down bool, after time.Duration) {
+		clock.Advance(after)
+		if err := sim.Edge(b, down); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edge(device.Select, true, 0)
+	edge(device.Select, false, 40*time.Millisecond)
+	edge(device.Select, true, 100*time.Millisecond)
+	edge(device.Select, false, 40*time.Millisecond)
+	waitFor(t, ui, "> Device Info")
+	edge(device.VolDown, true, time.Second)
+	edge(device.VolDown, false, 40*time.Millisecond)
+	waitFor(t, ui, "> Authenticator")
+	edge(device.Select, true, time.Second)
+	edge(device.Select, false, 40*time.Millisecond)
+	waitFor(t, ui, "005924")
+	waitFor(t, ui, "LED blinking")
+
+	stop() // the camera process stops talking
+	clock.Advance(hw.LinkTimeout)
+	text := waitFor(t, ui, hw.LinkLostText)
+	if strings.Contains(text, "005924") || !strings.Contains(text, "LED off · host silent") {
+		t.Fatalf("after the host went silent:\n%s", text)
+	}
+
+	stop = host() // a camera opens the port again
+	defer stop()
+	text = waitFor(t, ui, "READY")
+	if strings.Contains(text, hw.LinkLostText) || strings.Contains(text, "host silent") {
+		t.Fatalf("after the host came back:\n%s", text)
+	}
+	screen.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
+	if err := <-uiDone; err != nil {
+		t.Fatalf("board-sim UI: %v", err)
 	}
 }

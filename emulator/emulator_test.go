@@ -84,7 +84,7 @@ func runTUI(t *testing.T, model device.Model) (tcell.SimulationScreen, *TUI, fun
 
 func waitFor(t *testing.T, tui interface{ Text() string }, want string) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second) // generous: a loaded machine under -race
 	for {
 		text := tui.Text()
 		if strings.Contains(text, want) {
@@ -141,7 +141,7 @@ func TestTUIBody3LongPressAndQuit(t *testing.T) {
 	// Resize redraws at the new size.
 	sim.SetSize(60, 30)
 	sim.PostEvent(tcell.NewEventResize(60, 30))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second) // generous: a loaded machine under -race
 	for {
 		text := tui.Text()
 		if lines := strings.Split(text, "\n"); len(lines) == 31 && strings.Contains(text, "005924") {

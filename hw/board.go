@@ -136,7 +136,8 @@ type Board struct {
 	lastRx  time.Time
 	nonce   uint32
 	pongs   chan Pong
-	helloCh chan Hello
+	helloCh chan Hello // a Hello during a handshake
+	redraw  chan Hello // a Hello on a live link: the board lost its screen
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -210,7 +211,7 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 		cfg.Log = slog.Default()
 	}
 	b := &Board{cfg: cfg, log: cfg.Log, edges: make(chan device.Edge, 64),
-		pongs: make(chan Pong, 4), helloCh: make(chan Hello, 1), done: make(chan struct{})}
+		pongs: make(chan Pong, 4), helloCh: make(chan Hello, 1), redraw: make(chan Hello, 1), done: make(chan struct{})}
 	l, err := b.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -366,6 +367,8 @@ func (b *Board) serve(ctx context.Context, l *link) error {
 				err = errors.New("reader stopped")
 			}
 			return err
+		case h := <-b.redraw:
+			b.redrawAfterHello(h)
 		case <-t.C:
 			b.mu.Lock()
 			silent := time.Since(b.lastRx)
@@ -379,6 +382,25 @@ func (b *Board) serve(ctx context.Context, l *link) error {
 				return err
 			}
 		}
+	}
+}
+
+// redrawAfterHello answers a Hello the host did not ask for: the board
+// restarted, or blanked its screen after a link loss ("Link lost"), and
+// needs the screen again.
+func (b *Board) redrawAfterHello(h Hello) {
+	if h.Protocol != ProtocolVersion || h.Rows < 1 || h.Cols < 1 {
+		b.log.Warn("board sent an unusable hello; not redrawing", "port", b.cfg.Path, "protocol", h.Protocol,
+			"display", fmt.Sprintf("%dx%d", h.Cols, h.Rows))
+		return
+	}
+	b.mu.Lock()
+	b.hello, b.stats.BoardID = h, h.BoardID
+	screen := b.screen
+	b.mu.Unlock()
+	b.log.Info("board asked for the screen; redrawing", "port", b.cfg.Path, "board", h.BoardID)
+	if screen != nil {
+		b.Show(*screen)
 	}
 }
 
@@ -433,8 +455,15 @@ func (b *Board) handle(f Frame, now time.Time) {
 	case TypeHello:
 		var h Hello
 		if h, err = ParseHello(f.Payload); err == nil {
+			b.writeMu.Lock()
+			live := b.port != nil // attached: the handshake is over
+			b.writeMu.Unlock()
+			ch := b.helloCh
+			if live {
+				ch = b.redraw
+			}
 			select {
-			case b.helloCh <- h:
+			case ch <- h:
 			default:
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -189,22 +190,54 @@ func TestSharedVectors(t *testing.T) {
 	}
 }
 
-// FuzzDecoder: any byte stream is survived, bounded, and good frames fed
-// after it still decode.
+// FuzzDecoder checks what the Decoder promises for any byte stream:
+//
+//   - it never panics and buffers at most maxBlock bytes;
+//   - its output is that of the reference split: the stream cut at every
+//     0x00, each non-empty block of at most maxBlock bytes through
+//     ParseFrame, the good frames in order; bytes after the last 0x00 are a
+//     pending block, not a frame yet;
+//   - the output does not depend on how the stream is cut into Feed calls;
+//   - Stats count each completed non-empty block once: Frames good,
+//     Dropped() the rest;
+//   - every frame re-encodes to a frame that parses the same;
+//   - it resynchronises: one 0x00 completes at most the pending block (so
+//     at most one frame: a valid frame still missing its delimiter is one),
+//     and a good frame fed after it decodes alone.
 func FuzzDecoder(f *testing.F) {
 	for _, fr := range []Frame{Ping{Nonce: 1}.Frame(), Hello{Protocol: 1, Cols: 20, Rows: 6, Buttons: 5, BoardID: "x"}.Frame(), {Type: TypeHelloReq}} {
 		w, _ := fr.Marshal()
 		f.Add(w)
 		f.Add(w[:len(w)/2])
+		f.Add(w[:len(w)-1]) // a whole frame without its delimiter
 	}
 	f.Add([]byte{0, 0, 0})
 	f.Add(bytes.Repeat([]byte{0xFF}, 600))
 	f.Add([]byte{0x02, 0x01, 0x00, 0x03})
+	f.Add(append(bytes.Repeat([]byte{7}, maxBlock), 0))
+	f.Add(append(bytes.Repeat([]byte{7}, maxBlock+1), 0))
 	good, _ := ButtonEvent{Button: device.VolUp, Down: true, Millis: 42}.Frame().Marshal()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		want, blocks, pending := referenceSplit(data)
 		var dec Decoder
-		for _, fr := range dec.Feed(data) {
-			if len(fr.Payload) > MaxFrame {
+		got := dec.Feed(data)
+		if !sameFrames(got, want) {
+			t.Fatalf("decoded %+v, reference split gives %+v", got, want)
+		}
+		if st := dec.Stats(); st.Frames != uint64(len(want)) || st.Frames+st.Dropped() != uint64(blocks) {
+			t.Fatalf("stats %+v for %d frames of %d blocks", st, len(want), blocks)
+		}
+		if len(dec.buf) > maxBlock {
+			t.Fatalf("buffer grew to %d", len(dec.buf))
+		}
+		// Cut anywhere: the same frames.
+		cut := len(data) / 3
+		var split Decoder
+		if parts := append(split.Feed(data[:cut]), split.Feed(data[cut:])...); !sameFrames(parts, want) {
+			t.Fatalf("cut at %d: %+v, whole: %+v", cut, parts, want)
+		}
+		for _, fr := range got {
+			if len(fr.Payload) > MaxFrame-4 {
 				t.Fatalf("payload of %d bytes", len(fr.Payload))
 			}
 			// Whatever decodes re-encodes to something that decodes the same.
@@ -217,15 +250,55 @@ func FuzzDecoder(f *testing.F) {
 				t.Fatalf("re-encode: %+v %v", back, err)
 			}
 		}
-		if len(dec.buf) > MaxFrame+MaxFrame/254+1 {
-			t.Fatalf("buffer grew to %d", len(dec.buf))
+		// Resynchronises: the delimiter completes only the pending block...
+		flushed := dec.Feed([]byte{0})
+		if len(pending) > maxBlock && len(flushed) != 0 {
+			t.Fatalf("oversize pending block gave %+v", flushed)
 		}
-		// Resynchronises: a delimiter, then a good frame, decodes.
-		got := dec.Feed(append([]byte{0}, good...))
-		if len(got) != 1 || got[0].Type != TypeButton {
-			t.Fatalf("after fuzz input, good frame gave %+v", got)
+		if len(pending) <= maxBlock {
+			fr, err := ParseFrame(pending)
+			if len(pending) == 0 || err != nil {
+				if len(flushed) != 0 {
+					t.Fatalf("bad pending block % x gave %+v", pending, flushed)
+				}
+			} else if !sameFrames(flushed, []Frame{fr}) {
+				t.Fatalf("pending block % x gave %+v, want %+v", pending, flushed, fr)
+			}
+		}
+		// ... and a good frame then decodes alone.
+		after := dec.Feed(good)
+		if len(after) != 1 || after[0].Type != TypeButton {
+			t.Fatalf("after fuzz input and a delimiter, good frame gave %+v", after)
 		}
 	})
+}
+
+// maxBlock is the longest COBS block a decoded frame of MaxFrame bytes
+// needs; the Decoder buffers no more.
+const maxBlock = MaxFrame + MaxFrame/254 + 1
+
+// referenceSplit is the Decoder's specification: the stream cut at every
+// 0x00 into blocks, the good frames of the completed non-empty blocks, how
+// many such blocks there were, and the pending bytes after the last 0x00.
+func referenceSplit(data []byte) (frames []Frame, blocks int, pending []byte) {
+	parts := bytes.Split(data, []byte{0})
+	for _, block := range parts[:len(parts)-1] {
+		if len(block) == 0 {
+			continue
+		}
+		blocks++
+		if len(block) > maxBlock {
+			continue
+		}
+		if fr, err := ParseFrame(block); err == nil {
+			frames = append(frames, fr)
+		}
+	}
+	return frames, blocks, parts[len(parts)-1]
+}
+
+func sameFrames(a, b []Frame) bool {
+	return slices.EqualFunc(a, b, func(x, y Frame) bool { return x.Type == y.Type && bytes.Equal(x.Payload, y.Payload) })
 }
 
 // TestFirmwareCodec compiles the firmware's C codec for this host and runs

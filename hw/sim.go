@@ -17,30 +17,42 @@ import (
 
 // Sim is a board simulator: the board side of the protocol on any byte
 // stream (the master of a pty for `camotp board-sim` and the tests). Its
-// clock is milliseconds since it started, like a microcontroller's.
+// clock is milliseconds since it started, like a microcontroller's. Like
+// the reference firmware, it blanks its screen to LinkLostText when the
+// host sends nothing for LinkTimeout, and asks for a redraw when the host
+// is back.
 type Sim struct {
 	ID         string
 	Rows, Cols int
 
 	rw    io.ReadWriter
+	clock device.Clock
 	start time.Time
 
 	writeMu sync.Mutex
 	mu      sync.Mutex
-	draw    Draw
+	draw    Draw // what the display shows
 	led     byte
+	link    linkWatch
+	blanked bool // the display shows LinkLostText
 	stats   Stats
 	unknown uint64
-	changed chan struct{} // closed and replaced at every draw
+	changed chan struct{} // closed and replaced at every change of the display
 }
 
-// NewSim returns a simulated board with a 6×20 display on rw.
-func NewSim(rw io.ReadWriter, id string) *Sim {
-	return &Sim{ID: id, Rows: device.LCDHeight, Cols: device.LCDWidth, rw: rw, start: time.Now(), changed: make(chan struct{})}
+// NewSim returns a simulated board with a 6×20 display on rw, on the
+// system clock.
+func NewSim(rw io.ReadWriter, id string) *Sim { return NewSimClock(rw, id, device.SystemClock{}) }
+
+// NewSimClock returns a simulated board whose millisecond counter (button
+// and Pong stamps, the link timeout) runs on clock.
+func NewSimClock(rw io.ReadWriter, id string, clock device.Clock) *Sim {
+	return &Sim{ID: id, Rows: device.LCDHeight, Cols: device.LCDWidth, rw: rw, clock: clock, start: clock.Now(),
+		changed: make(chan struct{})}
 }
 
 // Millis is the board clock.
-func (s *Sim) Millis() uint32 { return uint32(time.Since(s.start) / time.Millisecond) }
+func (s *Sim) Millis() uint32 { return uint32(s.clock.Now().Sub(s.start) / time.Millisecond) }
 
 // Send writes one frame to the host.
 func (s *Sim) Send(f Frame) error {
@@ -78,11 +90,15 @@ func (s *Sim) hello() Frame {
 }
 
 // Run answers the host until ctx ends or the stream fails: Hello at start
-// and on request, Pong for Ping; it keeps the last Draw and LED state.
+// and on request, Pong for Ping; it keeps the last Draw and LED state. It
+// checks the link every LinkCheckInterval meanwhile.
 func (s *Sim) Run(ctx context.Context) error {
 	if err := s.Send(s.hello()); err != nil {
-		return err
+		return fmt.Errorf("board sim: send hello: %w", err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.watch(ctx)
 	var dec Decoder
 	buf := make([]byte, 512)
 	for ctx.Err() == nil {
@@ -98,12 +114,52 @@ func (s *Sim) Run(ctx context.Context) error {
 		s.stats = dec.Stats()
 		s.mu.Unlock()
 		for _, f := range frames {
+			s.mu.Lock()
+			hello := s.link.rx(s.Millis(), f.Type)
+			s.mu.Unlock()
+			if hello { // back after a loss: ask the host for the screen
+				if err := s.Send(s.hello()); err != nil {
+					return fmt.Errorf("board sim: send hello: %w", err)
+				}
+			}
 			if err := s.handle(f); err != nil {
-				return err
+				return fmt.Errorf("board sim: answer frame %#x: %w", f.Type, err)
 			}
 		}
 	}
 	return nil
+}
+
+// watch checks the link until ctx ends.
+func (s *Sim) watch(ctx context.Context) {
+	t := time.NewTicker(LinkCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.checkLink()
+		}
+	}
+}
+
+// checkLink blanks the display and the LED once the host has been silent
+// for LinkTimeout.
+func (s *Sim) checkLink() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.link.poll(s.Millis()) {
+		s.led, s.blanked = LEDOff, true
+		s.show(linkLostDraw(s.Rows, s.Cols))
+	}
+}
+
+// show puts d on the display; s.mu is held.
+func (s *Sim) show(d Draw) {
+	s.draw = d
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *Sim) handle(f Frame) error {
@@ -119,9 +175,8 @@ func (s *Sim) handle(f Frame) error {
 		d, err := ParseDraw(f.Payload)
 		if err == nil {
 			s.mu.Lock()
-			s.draw = d
-			close(s.changed)
-			s.changed = make(chan struct{})
+			s.blanked = false
+			s.show(d)
 			s.mu.Unlock()
 			return nil
 		}
@@ -140,14 +195,24 @@ func (s *Sim) handle(f Frame) error {
 	return nil
 }
 
-// Screen returns the last drawn screen and a channel closed at the next draw.
+// Screen returns what the display shows (the host's last Draw, or the
+// LinkLostText screen) and a channel closed at its next change.
 func (s *Sim) Screen() (Draw, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.draw, s.changed
 }
 
-// LED is the LED state the host set last.
+// LinkLost reports whether the display shows LinkLostText: the host went
+// silent for LinkTimeout and has not drawn since.
+func (s *Sim) LinkLost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blanked
+}
+
+// LED is the LED state: the one the host set last, or off while the link
+// is lost.
 func (s *Sim) LED() byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()

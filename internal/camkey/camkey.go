@@ -21,6 +21,19 @@ import (
 
 const prefix = "cam1:"
 
+// b64 is the encoding of keys and signatures.
+var b64 = base64.RawURLEncoding
+
+// decode64 decodes b64 so that one key or token has one spelling only: the
+// unused low bits of the last character must be zero, and line breaks
+// (which encoding/base64 skips even in strict mode) are refused.
+func decode64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line break inside base64")
+	}
+	return b64.Strict().DecodeString(s)
+}
+
 // PublicKey is the public half of a camera identity.
 type PublicKey struct {
 	Sign ed25519.PublicKey
@@ -68,7 +81,7 @@ func (p PublicKey) String() string {
 	buf := make([]byte, 0, 64)
 	buf = append(buf, p.Sign...)
 	buf = append(buf, p.Box[:]...)
-	return prefix + base64.RawURLEncoding.EncodeToString(buf)
+	return prefix + b64.EncodeToString(buf)
 }
 
 // ParsePublicKey parses the form String writes.
@@ -77,7 +90,7 @@ func ParsePublicKey(s string) (PublicKey, error) {
 	if !strings.HasPrefix(s, prefix) {
 		return PublicKey{}, errors.New("public key must start with \"cam1:\"")
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(s[len(prefix):])
+	raw, err := decode64(s[len(prefix):])
 	if err != nil {
 		return PublicKey{}, fmt.Errorf("public key is not base64url: %w", err)
 	}
@@ -95,12 +108,12 @@ func (k PrivateKey) MarshalPrivate() string {
 	buf := make([]byte, 0, 64)
 	buf = append(buf, k.Sign.Seed()...)
 	buf = append(buf, k.Box[:]...)
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return b64.EncodeToString(buf)
 }
 
 // ParsePrivate decodes what MarshalPrivate wrote.
 func ParsePrivate(s string) (PrivateKey, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	raw, err := decode64(s)
 	if err != nil || len(raw) != 64 {
 		return PrivateKey{}, errors.New("private key is malformed")
 	}
@@ -122,7 +135,7 @@ func tokenMessage(serial string, ts int64) []byte {
 func (k PrivateKey) Token(serial string, now time.Time) string {
 	ts := now.Unix()
 	sig := ed25519.Sign(k.Sign, tokenMessage(serial, ts))
-	return "v1." + strconv.FormatInt(ts, 10) + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return "v1." + strconv.FormatInt(ts, 10) + "." + b64.EncodeToString(sig)
 }
 
 // VerifyToken checks a token made by Token for serial against the public
@@ -133,13 +146,13 @@ func (p PublicKey) VerifyToken(serial, token string, now time.Time) error {
 		return errors.New("credential token is malformed")
 	}
 	ts, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
+	if err != nil || strconv.FormatInt(ts, 10) != parts[1] { // no "+", no leading zeros
 		return errors.New("credential token time is malformed")
 	}
 	if d := now.Sub(time.Unix(ts, 0)); d > TokenSkew || d < -TokenSkew {
 		return fmt.Errorf("credential token time is %s off", d.Round(time.Second))
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	sig, err := decode64(parts[2])
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return errors.New("credential token signature is malformed")
 	}

@@ -52,10 +52,19 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return fmt.Errorf("malformed JSON: %v", err)
 	}
-	if dec.More() {
+	// Only whitespace may follow, and the limit holds for it too: More()
+	// would stop at the limit and let a longer body (or data past the
+	// limit) through.
+	_, err := dec.Token()
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &mbe):
+		return fmt.Errorf("request body exceeds %d bytes", MaxBody)
+	default:
 		return errors.New("malformed JSON: trailing data after the object")
 	}
-	return nil
 }
 
 // ClientIP is the request's source address without the port.

@@ -87,12 +87,11 @@ type phc struct {
 
 func parse(hash string) (phc, error) {
 	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || strings.ContainsAny(hash, "\r\n") {
 		return phc{}, errors.New("unsupported password hash")
 	}
-	var v int
 	var h phc
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+	if parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
 		return phc{}, errors.New("unsupported argon2 version")
 	}
 	p := &h.params
@@ -102,10 +101,10 @@ func parse(hash string) (phc, error) {
 		return phc{}, errors.New("malformed argon2 parameters")
 	}
 	var err error
-	if h.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil || len(h.salt) < 8 {
+	if h.salt, err = base64.RawStdEncoding.Strict().DecodeString(parts[4]); err != nil || len(h.salt) < 8 {
 		return phc{}, errors.New("malformed salt")
 	}
-	if h.key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(h.key) < 16 || len(h.key) > 64 {
+	if h.key, err = base64.RawStdEncoding.Strict().DecodeString(parts[5]); err != nil || len(h.key) < 16 || len(h.key) > 64 {
 		return phc{}, errors.New("malformed key")
 	}
 	return h, nil

@@ -4,6 +4,8 @@
  * panel over USB serial. The host (camotp camera run --ui serial:PATH) runs
  * the camera; this board only draws what it is sent and reports button edges
  * stamped with its own millisecond clock (the board measures gesture timing).
+ * When the host goes silent for CAMOTP_LINK_TIMEOUT_MS it blanks the screen
+ * to "Link lost" (never a frozen code) until the host draws again.
  *
  * Wiring and build: hw/README.md. Protocol: docs/serial-protocol.md.
  * Libraries: Adafruit SSD1306, Adafruit GFX (Arduino Library Manager).
@@ -13,6 +15,7 @@
 #include <Wire.h>
 
 extern "C" {
+#include "src/camotp_link.h"
 #include "src/camotp_proto.h"
 }
 
@@ -36,6 +39,7 @@ static const uint8_t BUTTON_PINS[5] = {
 
 static Adafruit_SSD1306 oled(128, 64, &Wire, -1);
 static camotp_rx rx;
+static camotp_link host_link;
 static uint8_t wire_buf[CAMOTP_MAX_WIRE];
 static char board_id[33];
 static uint8_t led_state = 0;
@@ -92,6 +96,18 @@ static void draw(const uint8_t *p, size_t len) {
   oled.display();
 }
 
+/* The host is gone: the code it drew must not stay on screen. */
+static void draw_link_lost() {
+  oled.clearDisplay();
+  oled.setTextSize(1);
+  oled.setTextColor(SSD1306_WHITE);
+  oled.setCursor(37, 22); /* "Link lost", centred: 9 chars x 6 px */
+  oled.print("Link lost");
+  oled.setCursor(16, 34);
+  oled.print("waiting for host");
+  oled.display();
+}
+
 static void handle_frame() {
   switch (rx.type) {
     case CAMOTP_HELLO_REQ:
@@ -135,14 +151,24 @@ void setup() {
   oled.display();
   Serial.begin(115200); /* USB CDC: the baud is nominal */
   camotp_rx_init(&rx);
+  camotp_link_init(&host_link);
   send_hello();
 }
 
 void loop() {
   while (Serial.available() > 0) {
-    if (camotp_rx_feed(&rx, (uint8_t)Serial.read())) handle_frame();
+    if (camotp_rx_feed(&rx, (uint8_t)Serial.read())) {
+      /* Back after a loss: ask the host for the screen (it redraws on an
+       * unasked Hello); "Link lost" stays until its Draw. */
+      if (camotp_link_rx(&host_link, millis(), rx.type)) send_hello();
+      handle_frame();
+    }
   }
   uint32_t now = millis();
+  if (camotp_link_poll(&host_link, now)) {
+    draw_link_lost();
+    led_state = 0;
+  }
   for (int i = 0; i < 5; i++) {
     bool raw = digitalRead(BUTTON_PINS[i]) == LOW; /* pressed pulls to GND */
     if (raw != buttons[i].raw) {
