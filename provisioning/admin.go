@@ -40,11 +40,35 @@ type AdminAPI struct {
 	store AdminStore
 	ops   Operator
 	token []byte
+	hash  func(ctx context.Context, pw string) (string, error)
+}
+
+// SetPasswordHasher makes the API hash new passwords with hash (the
+// sign-in service's, so that every hash has the configured parameters and
+// counts against its memory budget); call it before serving. The default
+// is password.Hash.
+func (a *AdminAPI) SetPasswordHasher(hash func(ctx context.Context, pw string) (string, error)) {
+	a.hash = hash
+}
+
+// hashPassword hashes pw for a new or changed password and says why not:
+// 400 for a password that does not meet the rules, 503 when hashing is at
+// capacity. It reports whether it answered.
+func (a *AdminAPI) hashPassword(w http.ResponseWriter, r *http.Request, pw string) (string, bool) {
+	h, err := a.hash(r.Context(), pw)
+	if err != nil {
+		if !httpx.WriteUnavailable(w, err) {
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		}
+		return "", true
+	}
+	return h, false
 }
 
 // NewAdminAPI returns the API handler.
 func NewAdminAPI(st AdminStore, ops Operator, token string) *AdminAPI {
-	return &AdminAPI{store: st, ops: ops, token: []byte(token)}
+	return &AdminAPI{store: st, ops: ops, token: []byte(token),
+		hash: func(_ context.Context, pw string) (string, error) { return password.Hash(pw) }}
 }
 
 // Register adds the API's routes to mux.
@@ -248,13 +272,12 @@ func (a *AdminAPI) addUser(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "role must be user or admin")
 		return
 	}
-	hash, err := password.Hash(req.Password)
-	if err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+	hash, answered := a.hashPassword(w, r, req.Password)
+	if answered {
 		return
 	}
 	u := store.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: req.Role}
-	err = a.store.AddUser(r.Context(), u, hash)
+	err := a.store.AddUser(r.Context(), u, hash)
 	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
@@ -280,12 +303,11 @@ func (a *AdminAPI) setPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := r.PathValue("username")
-	hash, err := password.Hash(req.Password)
-	if err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+	hash, answered := a.hashPassword(w, r, req.Password)
+	if answered {
 		return
 	}
-	err = a.store.SetPassword(r.Context(), user, hash)
+	err := a.store.SetPassword(r.Context(), user, hash)
 	if err == nil {
 		err = a.store.DeleteTokens(r.Context(), user, "")
 	}

@@ -206,6 +206,12 @@ func (s *Service) rehash(ctx context.Context, user, pw string) {
 	s.log.Info("password re-hashed with current parameters", "user", user)
 }
 
+// HashPassword hashes pw for storing with the configured parameters,
+// within the hashing memory budget (password.ErrBusy past it).
+func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
+	return s.hasher.Hash(ctx, pw)
+}
+
 // Config returns the service's configuration.
 func (s *Service) Config() Config { return s.cfg }
 

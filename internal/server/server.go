@@ -314,6 +314,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Verifier, err = verifier.NewService(st, vcfg, cfg.Now, cfg.Log.With("component", "verifier")); err != nil {
 		return nil, err
 	}
+	adminAPI.SetPasswordHasher(s.Verifier.HashPassword)
 	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log}
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
