@@ -226,6 +226,7 @@ func (wb *Web) loginPost(w http.ResponseWriter, r *http.Request) {
 		wb.setCookie(w, r, cookiePending, res.Pending, wb.svc.cfg.PendingTTL)
 		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 	case errors.As(err, &blocked):
+		httpx.SetRetryAfter(w, blocked.RetryAfter)
 		wb.render(w, r, http.StatusTooManyRequests, "login.html", page{Error: err.Error(), Username: user})
 	case errors.Is(err, ErrBadCredentials):
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error(), Username: user})
@@ -295,7 +296,7 @@ func (wb *Web) setupPhonePost(w http.ResponseWriter, r *http.Request) {
 	phone := r.PostForm.Get("phone")
 	if err := wb.svc.SetupPhone(r.Context(), cookie(r, cookiePending), phone, httpx.ClientIP(r)); err != nil {
 		p.Error = err.Error()
-		wb.setupPage(w, r, p, statusOf(err))
+		wb.setupPage(w, r, p, statusOf(w, err))
 		return
 	}
 	p.Confirm = mask(phone)
@@ -316,9 +317,15 @@ func (wb *Web) serverError(w http.ResponseWriter, what string, err error) (int, 
 	return http.StatusInternalServerError, "internal error, try again"
 }
 
-func statusOf(err error) int {
-	if _, ok := httpx.AsUnavailable(err); ok {
+// statusOf is the status of a page answering err; it sets Retry-After
+// when err says when to come back (blocked, or the server unavailable).
+func statusOf(w http.ResponseWriter, err error) int {
+	if u, ok := httpx.AsUnavailable(err); ok {
+		httpx.SetRetryAfter(w, u.RetryAfter())
 		return http.StatusServiceUnavailable
+	}
+	if b := new(BlockedError); errors.As(err, &b) {
+		httpx.SetRetryAfter(w, b.RetryAfter)
 	}
 	switch {
 	case errors.As(err, new(*BlockedError)):
@@ -343,7 +350,7 @@ func (wb *Web) sendPost(w http.ResponseWriter, r *http.Request) {
 	to, err := wb.svc.SendCode(r.Context(), cookie(r, cookiePending), p.Method, httpx.ClientIP(r))
 	if err != nil {
 		p.Error = err.Error()
-		wb.render(w, r, statusOf(err), "mfa.html", p)
+		wb.render(w, r, statusOf(w, err), "mfa.html", p)
 		return
 	}
 	p.SentTo = to
@@ -353,7 +360,7 @@ func (wb *Web) sendPost(w http.ResponseWriter, r *http.Request) {
 func (wb *Web) phoneStart(w http.ResponseWriter, r *http.Request, user string) {
 	phone := r.PostForm.Get("phone")
 	if err := wb.svc.StartPhone(r.Context(), user, phone, httpx.ClientIP(r)); err != nil {
-		wb.security(w, r, user, page{Error: err.Error()}, statusOf(err))
+		wb.security(w, r, user, page{Error: err.Error()}, statusOf(w, err))
 		return
 	}
 	wb.security(w, r, user, page{Confirm: mask(phone)}, http.StatusOK)
@@ -361,7 +368,7 @@ func (wb *Web) phoneStart(w http.ResponseWriter, r *http.Request, user string) {
 
 func (wb *Web) phoneConfirm(w http.ResponseWriter, r *http.Request, user string) {
 	if err := wb.svc.ConfirmPhone(r.Context(), user, r.PostForm.Get("code"), httpx.ClientIP(r)); err != nil {
-		wb.security(w, r, user, page{Error: err.Error() + " — add the phone again"}, statusOf(err))
+		wb.security(w, r, user, page{Error: err.Error() + " — add the phone again"}, statusOf(w, err))
 		return
 	}
 	wb.security(w, r, user, page{Notice: "Phone set up for text messages and calls."}, http.StatusOK)
@@ -404,6 +411,7 @@ func (wb *Web) setupPost(w http.ResponseWriter, r *http.Request) {
 	var codeErr *CodeError
 	switch {
 	case errors.As(err, &blocked):
+		httpx.SetRetryAfter(w, blocked.RetryAfter)
 		wb.render(w, r, http.StatusTooManyRequests, "login.html", page{Error: err.Error()})
 	case errors.As(err, &codeErr), errors.Is(err, ErrNoEnrolment):
 		// Start again: a new app key (the one shown is not reused after a
@@ -447,6 +455,7 @@ func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
 		wb.setCookie(w, r, cookiePending, setup.Pending, wb.svc.cfg.PendingTTL)
 		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 	case errors.As(err, &blocked):
+		httpx.SetRetryAfter(w, blocked.RetryAfter)
 		p.Error = err.Error()
 		wb.render(w, r, http.StatusTooManyRequests, "mfa.html", p)
 	case errors.As(err, &codeErr):
@@ -506,7 +515,7 @@ func (wb *Web) appConfirm(w http.ResponseWriter, r *http.Request, user string) {
 	if err != nil {
 		status := http.StatusUnauthorized
 		if errors.As(err, new(*BlockedError)) {
-			status = http.StatusTooManyRequests
+			status = statusOf(w, err)
 		}
 		wb.security(w, r, user, page{Error: err.Error() + " — set up again"}, status)
 		return
@@ -537,7 +546,7 @@ func (wb *Web) passwordPost(w http.ResponseWriter, r *http.Request, user string)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.As(err, new(*BlockedError)) {
-			status = http.StatusTooManyRequests
+			status = statusOf(w, err)
 		}
 		wb.security(w, r, user, page{Error: err.Error()}, status)
 		return

@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -357,5 +358,28 @@ func TestWebAdminPage(t *testing.T) {
 	status, page, _ = b.post("/admin/users/chief/reset-mfa", url.Values{}, page)
 	if _, err := f.srv.Store.AppSeed(t.Context(), "chief"); status != 200 || err == nil {
 		t.Fatalf("reset from the page: %d %v", status, err)
+	}
+}
+
+// The page and the API share the counters: two wrong codes on the page and
+// one through the API block the pair; the page says so with Retry-After.
+func TestWebLockoutSharedWithAPI(t *testing.T) {
+	f := newFleet(t)
+	b := newBrowser(t, f)
+	_, page := b.get("/login")
+	_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
+	wrong := wrongCode(t, f, "alice")
+	for range 2 {
+		if status, _, _ := b.post("/mfa", url.Values{"code": {wrong}}, page); status != 401 {
+			t.Fatalf("wrong code on the page: %d", status)
+		}
+	}
+	if status, _ := f.verify(t, f.pending(t, "alice"), wrong); status != 429 {
+		t.Fatalf("third wrong code, through the API: %d, want 429", status)
+	}
+	status, body, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}}, page)
+	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if status != 429 || retry < 540 || retry > 600 || !strings.Contains(body, "try again in 10 minutes") {
+		t.Fatalf("right code on the page after the block: %d Retry-After %q\n%s", status, resp.Header.Get("Retry-After"), body)
 	}
 }
