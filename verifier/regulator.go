@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/camotp/camotp/internal/store"
@@ -61,7 +62,19 @@ type Decision struct {
 	taken store.Reservation // the slot Reserve took, for Release
 }
 
-func pairKey(kind, user, ip string) string { return kind + ":pair:" + user + "\x00" + ip }
+func pairKey(kind, user, ip string) string { return kind + ":pair:" + user + "\x00" + sourceOf(ip) }
+
+// sourceOf is the source an (account, source) counter keys on: the
+// address, or for IPv6 its /64 — one host, or one customer's network,
+// holds a whole /64, and would otherwise get a fresh counter per address.
+func sourceOf(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Unmap().Is6() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
 func acctKey(kind, user string) string     { return kind + ":acct:" + user }
 
 // rules are the two counters of an attempt: the (account, IP) pair and

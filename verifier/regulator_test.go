@@ -58,6 +58,16 @@ func TestRegulatorPairBlock(t *testing.T) {
 	if d := reserve(t, r, "password", "alice", "10.0.0.1", now); d.Blocked {
 		t.Fatal("otp block spilled over to password")
 	}
+	// An IPv6 source is its /64: a fresh address in it is the same source.
+	for _, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"} {
+		failOnce(t, r, "otp", "frank", ip, now)
+	}
+	if d := reserve(t, r, "otp", "frank", "2001:db8:1:2::77", now); !d.Blocked {
+		t.Fatalf("fourth address of one /64: %+v, want blocked", d)
+	}
+	if d := reserve(t, r, "otp", "frank", "2001:db8:1:3::1", now); d.Blocked {
+		t.Fatalf("another /64: %+v, want not blocked", d)
+	}
 	// Unblocked after 10 minutes, with a fresh count.
 	if d := reserve(t, r, "otp", "alice", "10.0.0.1", now.Add(10*time.Minute)); d.Blocked || d.AttemptsLeft != 2 {
 		t.Fatalf("after the block: %+v", d)

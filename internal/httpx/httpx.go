@@ -102,6 +102,19 @@ func ParsePrefixes(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// hopAddr parses one X-Forwarded-For hop: an address, or (as some
+// proxies write it) an address with a port, "1.2.3.4:5" or "[2001:db8::1]:5".
+func hopAddr(hop string) (netip.Addr, error) {
+	hop = strings.TrimSpace(hop)
+	if a, err := netip.ParseAddr(hop); err == nil {
+		return a, nil
+	}
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr(), nil
+	}
+	return netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(hop, "["), "]"))
+}
+
 // TrustedProxies makes the client address of requests that come through
 // one of trusted the address its proxies saw: when the direct peer is
 // inside trusted, the right-most X-Forwarded-For address not inside
@@ -132,7 +145,7 @@ func TrustedProxies(trusted []netip.Prefix, h http.Handler) http.Handler {
 			hops = append(hops, strings.Split(v, ",")...)
 		}
 		for i := len(hops) - 1; i >= 0; i-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			a, err := hopAddr(hops[i])
 			if err != nil {
 				break // garbage from further left cannot be trusted
 			}

@@ -25,6 +25,9 @@ func TestTrustedProxies(t *testing.T) {
 		{"only trusted hops", "10.1.2.3:4000", []string{"10.0.0.1"}, "10.0.0.1"},
 		{"ipv6 loopback proxy", "[::1]:4000", []string{"2001:db8::1"}, "2001:db8::1"},
 		{"single address is /32", "192.0.2.8:1", []string{"198.51.100.1"}, "192.0.2.8"},
+		{"hop with a port", "10.1.2.3:4000", []string{"198.51.100.1:5123"}, "198.51.100.1"},
+		{"ipv6 hop with a port", "10.1.2.3:4000", []string{"[2001:db8::7]:5123"}, "2001:db8::7"},
+		{"bracketed ipv6 hop", "10.1.2.3:4000", []string{"[2001:db8::7]"}, "2001:db8::7"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
