@@ -77,9 +77,14 @@ func newRig(t *testing.T, model device.Model) *rig {
 		}
 		board.Close()
 	})
-	r.wait("READY", 5*time.Second)
+	r.wait("READY", screenWait)
 	return r
 }
+
+// screenWait bounds a wait for a screen: generous, because on a loaded CI
+// machine a reopen and handshake can take seconds; a passing wait returns
+// as soon as the screen shows.
+const screenWait = 20 * time.Second
 
 func (r *rig) wait(text string, timeout time.Duration) Draw {
 	r.t.Helper()
@@ -118,11 +123,11 @@ func TestSerialBoardGestures(t *testing.T) {
 		t.Run(string(tc.model), func(t *testing.T) {
 			r := newRig(t, tc.model)
 			tc.open(r)
-			r.wait("> Device Info", 3*time.Second)
+			r.wait("> Device Info", screenWait)
 			r.press(device.VolDown)
-			r.wait("> Authenticator", 3*time.Second)
+			r.wait("> Authenticator", screenWait)
 			r.press(device.Select)
-			d := r.wait("005924", 3*time.Second)
+			d := r.wait("005924", screenWait)
 			if !strings.HasPrefix(d.Lines()[0], "AUTHENTICATOR") {
 				t.Errorf("screen:\n%s", joinLines(d.Lines()))
 			}
@@ -192,7 +197,7 @@ func TestSerialGarbage(t *testing.T) {
 	r.press(device.Select)
 	time.Sleep(60 * time.Millisecond)
 	r.press(device.Select)
-	r.wait("> Device Info", 3*time.Second)
+	r.wait("> Device Info", screenWait)
 	if !r.board.Stats().Connected {
 		t.Fatal("link dropped by garbage")
 	}
@@ -206,13 +211,13 @@ func TestSerialUnplugReplug(t *testing.T) {
 	r.press(device.Select)
 	time.Sleep(60 * time.Millisecond)
 	r.press(device.Select)
-	r.wait("> Device Info", 3*time.Second)
+	r.wait("> Device Info", screenWait)
 	r.press(device.VolDown)
 	r.press(device.Select)
-	r.wait("005924", 3*time.Second)
+	r.wait("005924", screenWait)
 
 	r.pty.Close()
-	deadline := time.Now().Add(DeadAfter + 2*time.Second)
+	deadline := time.Now().Add(DeadAfter + screenWait)
 	for r.board.Stats().Connected {
 		if time.Now().After(deadline) {
 			t.Fatal("unplug not noticed")
@@ -225,7 +230,7 @@ func TestSerialUnplugReplug(t *testing.T) {
 	time.Sleep(2 * ReopenInterval) // reopen attempts on a missing port fail quietly
 
 	r.plug("SIM-BOARD-2")
-	d := r.wait("005924", 5*time.Second) // redrawn without a button press
+	d := r.wait("005924", screenWait) // redrawn without a button press
 	if !strings.HasPrefix(d.Lines()[0], "AUTHENTICATOR") {
 		t.Fatalf("after replug:\n%s", joinLines(d.Lines()))
 	}
@@ -235,7 +240,7 @@ func TestSerialUnplugReplug(t *testing.T) {
 	}
 	// Buttons work on the new board.
 	r.press(device.Select)
-	r.wait("> Authenticator", 3*time.Second)
+	r.wait("> Authenticator", screenWait)
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -315,7 +315,7 @@ func TestSerialRedrawOnHello(t *testing.T) {
 	if err := r.sim.Send(r.sim.hello()); err != nil {
 		t.Fatal(err)
 	}
-	r.wait("READY", 5*time.Second)
+	r.wait("READY", screenWait)
 	if r.sim.LinkLost() {
 		t.Fatal("still blank after the redraw")
 	}
