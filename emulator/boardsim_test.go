@@ -27,7 +27,10 @@ func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	sim := hw.NewSim(p.Master, "ui-test")
+	// The board stamps button edges with its own clock: the test moves it,
+	// so a stalled machine cannot stretch a double-press past its window.
+	clock := &manualClock{t: time.Unix(1700000000, 0)}
+	sim := hw.NewSimClock(p.Master, "ui-test", clock)
 	go sim.Run(ctx)
 	screen := tcell.NewSimulationScreen("UTF-8")
 	screen.SetSize(100, 30)
@@ -49,16 +52,19 @@ func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 	go cam.Run(ctx, board)
 	waitFor(t, ui, "READY")
 
-	key := func(r rune) {
+	// key types r after gap on the board's clock; the real pause only lets
+	// the previous press (ShortHold) finish first.
+	key := func(r rune, gap time.Duration) {
+		clock.Advance(gap)
 		screen.InjectKey(tcell.KeyRune, r, tcell.ModNone)
-		time.Sleep(150 * time.Millisecond) // a person's pace; two 's' in 150 ms are a double-press
+		time.Sleep(ShortHold + 70*time.Millisecond)
 	}
-	key('s')
-	key('s')
+	key('s', 0)
+	key('s', 150*time.Millisecond) // two 's' 150 ms apart: a double-press
 	waitFor(t, ui, "> Device Info")
-	key('d')
+	key('d', device.DoublePressWindow)
 	waitFor(t, ui, "> Authenticator")
-	key('s')
+	key('s', device.DoublePressWindow) // a separate press, not a double
 	text := waitFor(t, ui, "005924")
 	waitFor(t, ui, "LED blinking")
 	screen.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
