@@ -147,7 +147,8 @@ type Service struct {
 	policy   atomic.Pointer[Policy] // cached organisation policy
 	policyMu sync.Mutex             // serialises loading and changing it
 	hasher   *password.Hasher
-	dummy    string // a hash checked for unknown users, so timing does not tell
+	dummy    string            // a hash checked for unknown users, so timing does not tell
+	methods  map[string]Method // the MFA methods by name
 }
 
 // NewService returns the verifier service.
@@ -181,11 +182,13 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		st: st, cfg: cfg, now: now, log: log, dummy: dummy, hasher: hasher,
 		checker: &Checker{Store: st, Window: cfg.Window, ResyncRange: cfg.ResyncRange},
 		reg:     &Regulator{Store: st, Limits: cfg.Limits},
-	}, nil
+	}
+	s.methods = s.newMethods()
+	return s, nil
 }
 
 // SetObserver sets the observer of sign-in outcomes; call it before serving.
@@ -386,6 +389,10 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 	if method == "" {
 		method = t.Method
 	}
+	m, ok := s.methods[method]
+	if !ok {
+		return "", ErrNoMethod
+	}
 	a, err := s.reserve(ctx, "otp", user, ip)
 	if err != nil {
 		if errors.As(err, new(*BlockedError)) {
@@ -394,64 +401,9 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 		return "", err
 	}
 	defer a.release(ctx)
-	now := a.now
-	var res CheckResult
-	var detail string
-	switch method {
-	case MethodBodycam:
-		cam, err := s.camera(ctx, user)
-		if err != nil {
-			return "", err
-		}
-		if err := s.enabled(ctx, MethodBodycam); err != nil {
-			return "", err
-		}
-		seed, err := s.st.ActiveSeed(ctx, cam.Serial)
-		if errors.Is(err, store.ErrNotFound) {
-			return "", ErrNoMethod
-		}
-		if err != nil {
-			return "", err
-		}
-		if res, err = s.checker.Check(ctx, "cam:"+cam.Serial, seed, code, now); err != nil {
-			return "", err
-		}
-		detail = fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset)
-	case MethodApp:
-		if err := s.enabled(ctx, MethodApp); err != nil {
-			return "", err
-		}
-		seed, err := s.st.AppSeed(ctx, user)
-		if errors.Is(err, store.ErrNotFound) {
-			return "", ErrNoMethod
-		}
-		if err != nil {
-			return "", err
-		}
-		if res, err = s.checker.Check(ctx, "app:"+user, seed, code, now); err != nil {
-			return "", err
-		}
-		detail = fmt.Sprintf("app offset %d", res.Offset)
-	case MethodSMS, MethodCall, MethodEmail:
-		if err := s.enabled(ctx, method); err != nil {
-			return "", err
-		}
-		if res, err = s.checkSent(ctx, user, method, code, ip); err != nil {
-			return "", err
-		}
-		detail = method + " code"
-	case MethodBackup:
-		ok, err := s.st.UseBackupCode(ctx, user, normalizeBackup(code))
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			res.Outcome = Accepted
-			left, _ := s.st.BackupCodesLeft(ctx, user)
-			detail = fmt.Sprintf("backup code used, %d left", left)
-		}
-	default:
-		return "", ErrNoMethod
+	res, detail, err := m.Check(ctx, user, code, ip, a.now)
+	if err != nil {
+		return "", err
 	}
 	switch res.Outcome {
 	case Accepted:
