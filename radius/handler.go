@@ -2,6 +2,7 @@ package radius
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -24,6 +25,7 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort) ([]
 	if err != nil {
 		return nil, ResultMalformed
 	}
+	length, _ := packetLength(raw)
 	client, ok, err := s.client(ctx, src.Addr())
 	if err != nil {
 		s.cfg.Log.Error("radius: read clients", "err", err)
@@ -49,7 +51,10 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort) ([]
 	}
 	// A retransmission gets the first copy's answer, never a second
 	// evaluation.
-	key := src.String() + "\x00" + string(raw[1:2]) + string(raw[4:20])
+	// The key is the whole packet, not only its Identifier and
+	// Authenticator: a retransmission is byte for byte the same.
+	sum := sha256.Sum256(raw[:length])
+	key := src.String() + "\x00" + string(sum[:])
 	cached, first := s.replies.begin(key, s.cfg.Now())
 	if !first {
 		return cached, ResultDuplicate
