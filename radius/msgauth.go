@@ -100,3 +100,47 @@ func signResponse(b []byte, off int, reqAuth [16]byte, secret []byte) {
 	h.Write(secret)
 	h.Sum(b[4:4:20])
 }
+
+// SignRequest fills in the Message-Authenticator of an encoded request
+// whose Message-Authenticator attribute is present and zeroed, as a NAS
+// does before sending (for tests, benchmarks and tools that play the NAS).
+func SignRequest(b, secret []byte) error {
+	off, err := findMessageAuthenticator(b)
+	if err != nil {
+		return err
+	}
+	if off == 0 {
+		return errors.New("radius: no Message-Authenticator attribute to fill in")
+	}
+	copy(b[off:off+md5.Size], messageAuthenticator(b, off, b[4:20], secret))
+	return nil
+}
+
+// CheckResponse verifies, as a NAS does, that resp answers req and was
+// made with secret: identifier, Response Authenticator, and the
+// Message-Authenticator, which camotp puts first in every response.
+func CheckResponse(resp, req, secret []byte) error {
+	if len(resp) < 20 || len(req) < 20 || resp[1] != req[1] {
+		return errors.New("radius: not an answer to this request")
+	}
+	off, err := findMessageAuthenticator(resp)
+	if err != nil {
+		return err
+	}
+	if off != 22 {
+		return errors.New("radius: Message-Authenticator missing or not the first attribute")
+	}
+	h := md5.New()
+	h.Write(resp[:4])
+	h.Write(req[4:20])
+	n := int(binary.BigEndian.Uint16(resp[2:4]))
+	h.Write(resp[20:n])
+	h.Write(secret)
+	if !hmac.Equal(h.Sum(nil), resp[4:20]) {
+		return errors.New("radius: bad Response Authenticator (wrong secret?)")
+	}
+	if !hmac.Equal(messageAuthenticator(resp, off, req[4:20], secret), resp[off:off+md5.Size]) {
+		return errors.New("radius: bad Message-Authenticator (wrong secret?)")
+	}
+	return nil
+}

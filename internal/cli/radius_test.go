@@ -94,3 +94,12 @@ func TestServeRadiusPortBusy(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
+
+// TestBenchRadius runs a small bench radius: both servers answer every
+// code step with Access-Accept (the bench fails otherwise).
+func TestBenchRadius(t *testing.T) {
+	out, errOut, code := run(t, "bench", "radius", "--users", "20", "--clients", "2", "--duration", "100ms")
+	if code != 0 || !strings.Contains(out, "real (verifier") || !strings.Contains(out, "no-op sign-in service") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
