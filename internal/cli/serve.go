@@ -23,6 +23,7 @@ import (
 const (
 	defaultHTTP   = "127.0.0.1:8080"
 	defaultMQTT   = "127.0.0.1:1883"
+	defaultRADIUS = "127.0.0.1:1812" // camotp demo only: serve has RADIUS off unless --radius
 	defaultServer = "http://" + defaultHTTP
 )
 
