@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/verifier"
 )
 
@@ -344,5 +346,102 @@ func TestLooksLikeCode(t *testing.T) {
 		if looksLikeCode(s) != want {
 			t.Errorf("looksLikeCode(%q) = %v", s, !want)
 		}
+	}
+}
+
+func TestParseCIDR(t *testing.T) {
+	for in, want := range map[string]string{"10.1.2.3/24": "10.1.2.0/24", "10.1.2.3": "10.1.2.3/32", " 192.0.2.1 ": "192.0.2.1/32",
+		"::ffff:10.0.0.0/104": "10.0.0.0/8", "::ffff:10.0.0.1": "10.0.0.1/32", "2001:db8::1": "2001:db8::1/128", "2001:db8::/32": "2001:db8::/32"} {
+		if p, err := ParseCIDR(in); err != nil || p.String() != want {
+			t.Errorf("ParseCIDR(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, bad := range []string{"", "vpn", "10.0.0.0/33", "10.0.0.0/"} {
+		if p, err := ParseCIDR(bad); err == nil {
+			t.Errorf("ParseCIDR(%q) = %v", bad, p)
+		}
+	}
+}
+
+// blockingSignIn holds every password step until release is closed.
+type blockingSignIn struct {
+	fakeSignIn
+	entered atomic.Int64
+	release chan struct{}
+}
+
+func (b *blockingSignIn) Login(ctx context.Context, user, pw, ip, trust string) (verifier.LoginResult, error) {
+	b.entered.Add(1)
+	<-b.release
+	return b.fakeSignIn.Login(ctx, user, pw, ip, trust)
+}
+
+type counts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (c *counts) RADIUSRequest(r string) { c.mu.Lock(); c.m[r]++; c.mu.Unlock() }
+func (c *counts) get(r string) int       { c.mu.Lock(); defer c.mu.Unlock(); return c.m[r] }
+
+// TestInFlightLimit: requests past MaxInFlight, sent at once over UDP,
+// are dropped as busy without reaching the sign-in service; a datagram
+// longer than a RADIUS packet may be is dropped as malformed.
+func TestInFlightLimit(t *testing.T) {
+	svc := &blockingSignIn{release: make(chan struct{})}
+	cnt := &counts{m: map[string]int{}}
+	s := New(svc, fakeClients{{Name: "lo", CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}},
+		Config{MaxInFlight: 4, Counter: cnt})
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 10
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = request(t, secret, papAttrs("alice", "pw"))
+	}
+	together.Run(n, func(i int) { conn.Write(reqs[i]) })
+	conn.Write(make([]byte, 4097))
+	waitFor(t, func() bool { return cnt.get(ResultBusy)+int(svc.entered.Load()) == n && cnt.get(ResultMalformed) == 1 })
+	close(svc.release)
+	if got := svc.entered.Load(); got != 4 {
+		t.Fatalf("%d password steps evaluated, want 4", got)
+	}
+	waitFor(t, func() bool { return cnt.get(ResultChallenge) == 4 })
+	if cnt.get(ResultBusy) != n-4 {
+		t.Fatalf("busy: %d", cnt.get(ResultBusy))
+	}
+}
+
+// waitFor polls cond (bounded): the server counts a request once it has
+// finished with it.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestChallengeTableBound(t *testing.T) {
+	cs := newChallenges(time.Minute, 2)
+	now := time.Now()
+	if cs.put(challenge{}, now) == nil || cs.put(challenge{}, now) == nil {
+		t.Fatal("room refused")
+	}
+	if cs.put(challenge{}, now) != nil {
+		t.Fatal("a third challenge past the bound")
+	}
+	if cs.put(challenge{}, now.Add(time.Minute)) == nil || cs.len() != 1 {
+		t.Fatalf("expired challenges not swept: %d held", cs.len())
 	}
 }

@@ -187,6 +187,10 @@ func (s *Server) Serve(conn net.PacketConn) error {
 		if !ok {
 			continue
 		}
+		if n > 4096 {
+			s.count(ResultMalformed) // longer than RFC 2865 allows
+			continue
+		}
 		src := ua.AddrPort()
 		raw := append([]byte(nil), buf[:n]...)
 		select {
