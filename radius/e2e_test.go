@@ -461,3 +461,24 @@ func TestParallelWrongCodes(t *testing.T) {
 		t.Fatalf("blocked pair: %+v", a)
 	}
 }
+
+// TestAdminRoutesNeedToken: the client routes are behind the admin token.
+func TestAdminRoutesNeedToken(t *testing.T) {
+	srv := testenv.Server(t, t.TempDir(), nil)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/api/v1/admin/radius/clients"},
+		{"POST", "/api/v1/admin/radius/clients"},
+		{"DELETE", "/api/v1/admin/radius/clients/x"},
+	} {
+		if code, _ := testenv.API(t, srv, "wrong-token", tc.method, tc.path, camradius.AddClientRequest{Name: "x", CIDR: "10.0.0.1"}); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without the admin token: %d", tc.method, tc.path, code)
+		}
+	}
+	if code, body := testenv.API(t, srv, srv.AdminToken, "POST", "/api/v1/admin/radius/clients", camradius.AddClientRequest{Name: "x", CIDR: "10.0.0.1"}); code != http.StatusCreated {
+		t.Fatalf("with the token: %d %v", code, body)
+	}
+	rows, _ := srv.Store.AuditLog(context.Background(), "x", 10)
+	if len(rows) != 1 || rows[0].Action != "radius.client.add" || strings.Contains(rows[0].Detail, "secret") {
+		t.Fatalf("audit: %+v", rows)
+	}
+}
