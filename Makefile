@@ -24,6 +24,7 @@ test:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	./$(BIN) bench verify --duration 10s
+	./$(BIN) bench radius
 	./$(BIN) bench provision --cameras 1000
 
 # Every Fuzz* target in the repo, one after the other (go test -fuzz takes one

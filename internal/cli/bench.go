@@ -12,7 +12,7 @@ import (
 
 func runBench(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("bench: want verify, provision or reconnect")
+		return usagef("bench: want verify, radius, provision or reconnect")
 	}
 	// --cpuprofile FILE may follow the benchmark name: where the time goes.
 	var prof string
@@ -55,6 +55,26 @@ func runBench(ctx context.Context, env Env, args []string) error {
 		cfg.Dir = dir
 		fmt.Fprintf(env.Stderr, "bench verify: %d cameras, %d clients, %s …\n", cfg.Cameras, cfg.Clients, cfg.Duration)
 		res, err := bench.Verify(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, res)
+		return nil
+	case "radius":
+		fs := newFlags(env, "bench radius")
+		var cfg bench.RadiusConfig
+		fs.IntVar(&cfg.Users, "users", 1000, "users with a provisioned camera (each answers one challenge per round)")
+		fs.IntVar(&cfg.Clients, "clients", 8, "concurrent NAS sockets")
+		fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "timed code steps per server (the real one, then the no-op one)")
+		if err := parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		if cfg.Users < 1 || cfg.Clients < 1 || cfg.Duration <= 0 {
+			return usagef("bench radius: --users and --clients must be ≥ 1, --duration > 0")
+		}
+		cfg.Dir = dir
+		fmt.Fprintf(env.Stderr, "bench radius: %d users, %d clients, %s per server …\n", cfg.Users, cfg.Clients, cfg.Duration)
+		res, err := bench.Radius(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -106,5 +126,5 @@ func runBench(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stdout, res)
 		return nil
 	}
-	return usagef("bench: unknown benchmark %q (want verify, provision or reconnect)", args[0])
+	return usagef("bench: unknown benchmark %q (want verify, radius, provision or reconnect)", args[0])
 }

@@ -48,7 +48,7 @@ func commands() []command {
 		{"board-sim", "board-sim [--link PATH]   a simulated serial board (display + buttons) on a pty, for camera run --ui serial:PATH", runBoardSim},
 		{"serve", "serve [--data DIR] [--http ADDR] [--mqtt ADDR]   the server: broker, registry, APIs", runServe},
 		{"demo", "demo [--headless] [--camera SERIAL]   the whole product: server, demo officers, provisioned cameras, emulator", runDemo},
-		{"bench", "bench verify|provision ...   measure verifications/s and fleet provisioning on this machine", runBench},
+		{"bench", "bench verify|radius|provision ...   measure verifications/s, RADIUS code steps/s and fleet provisioning on this machine", runBench},
 		{"fleet-sim", "fleet-sim [--server URL] [--broker URL] --cameras N [--assign]   N headless cameras registered and provisioned through the admin API", runFleetSim},
 		{"admin", "admin [--server URL] camera|user|audit ...   fleet administration", runAdmin},
 	}

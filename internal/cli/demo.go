@@ -24,6 +24,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data", ".camotp", "data directory (created on first run, reused after)")
 	fs.StringVar(&cfg.HTTPAddr, "http", defaultHTTP, "HTTP listen address")
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", defaultMQTT, "MQTT listen address")
+	fs.StringVar(&cfg.RADIUSAddr, "radius", defaultRADIUS, "RADIUS (UDP) listen address, with a demo client for 127.0.0.1 (\"\": off; a busy port turns it off with a note)")
 	headless := fs.Bool("headless", false, "no terminal UI: print each camera's code every step")
 	camera := fs.String("camera", "", "serial of the camera to show in the emulator (default: the first)")
 	if err := parse(fs, args, 0); err != nil {
@@ -99,9 +100,26 @@ func introLines(d *demo.Demo, shown demo.Camera, dataDir string) []string {
 	lines = append(lines,
 		fmt.Sprintf("Emulator shows %s. Other camera: camotp demo --camera SERIAL (make run CAMERA=SERIAL).", shown.Officer.Serial),
 		fmt.Sprintf("Codes sent by text, call or email: http://%s/dev/outbox", d.Server.HTTPAddr()),
-		fmt.Sprintf("Admin: CAMOTP_ADMIN_TOKEN=$(cat %s/admin-token) camotp admin camera list", dataDir),
-		"")
-	return lines
+		fmt.Sprintf("Admin: CAMOTP_ADMIN_TOKEN=$(cat %s/admin-token) camotp admin camera list", dataDir))
+	lines = append(lines, radiusLines(d)...)
+	return append(lines, "")
+}
+
+// radiusLines say how to try the demo's RADIUS server with radclient.
+func radiusLines(d *demo.Demo) []string {
+	if d.RADIUSNote != "" {
+		return []string{d.RADIUSNote}
+	}
+	addr := d.Server.RADIUSAddr()
+	if addr == "" {
+		return nil
+	}
+	o := d.Cameras[0].Officer
+	return []string{
+		fmt.Sprintf("RADIUS at %s, client %s (127.0.0.1), shared secret %s — try it (Debian freeradius-utils):", addr, demo.RADIUSClient, d.RADIUSSecret),
+		fmt.Sprintf(`  echo 'User-Name = "%s", User-Password = "%s", Message-Authenticator = 0x00' | radclient -x %s auth %s`, o.Username, o.Password, addr, d.RADIUSSecret),
+		`  → Access-Challenge: send again with User-Password = "<code>" and the State = 0x… it printed; or in one request: User-Password = "` + o.Password + `,<code>"`,
+	}
 }
 
 // printCodes prints every camera's current code at each step until ctx ends.

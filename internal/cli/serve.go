@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/verifier"
 )
 
@@ -21,6 +23,7 @@ import (
 const (
 	defaultHTTP   = "127.0.0.1:8080"
 	defaultMQTT   = "127.0.0.1:1883"
+	defaultRADIUS = "127.0.0.1:1812" // camotp demo only: serve has RADIUS off unless --radius
 	defaultServer = "http://" + defaultHTTP
 )
 
@@ -74,6 +77,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&smtpCfg.Username, "smtp-username", "", "SMTP login (password from CAMOTP_SMTP_PASSWORD)")
 	smsHook := fs.String("sms-webhook", "", "text codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
 	callHook := fs.String("call-webhook", "", "phone-call codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
+	radiusAddr := fs.String("radius", "", "serve RADIUS (UDP) on this address, e.g. 127.0.0.1:1812 (default off; clients: camotp admin radius add-client)")
+	radiusLegacy := fs.Bool("radius-allow-legacy", false, "accept RADIUS Access-Requests without a Message-Authenticator (exposed to BlastRADIUS, CVE-2024-3596)")
+	radiusSep := fs.String("radius-separator", radius.DefaultSeparator, "RADIUS: password<separator>code in one request, for clients that cannot answer a challenge (\"\" turns it off)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
 	err := parse(fs, args, 0)
 	if err != nil {
@@ -125,6 +131,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if cfg.MQTTMaxConns < -1 || cfg.MQTTMaxConnsPerIP < 0 || cfg.MQTTConnectTimeout <= 0 {
 		return usagef("serve: --mqtt-max-conns ≥ -1, --mqtt-max-conns-per-ip ≥ 0, --mqtt-connect-timeout > 0")
 	}
+	if *radiusAddr != "" {
+		cfg.RADIUS = &server.RADIUSConfig{Addr: *radiusAddr, AllowLegacy: *radiusLegacy, Separator: *radiusSep}
+	}
 	log, err := newLogger(env, *logFormat)
 	if err != nil {
 		return err
@@ -148,7 +157,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if mqttAddr == "" {
 		mqttAddr = cfg.MQTTExternal + " (external)"
 	}
-	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr,
+	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"),
 		"admin_token_file", fmt.Sprintf("%s/%s", cfg.DataDir, server.AdminTokenFile))
 	<-ctx.Done()
 	log.Info("camotp stopping")

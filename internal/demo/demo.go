@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/camotp/camotp/device"
@@ -22,6 +24,7 @@ import (
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
+	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/verifier"
 )
 
@@ -50,14 +53,23 @@ type Camera struct {
 type Demo struct {
 	Server  *server.Server
 	Cameras []Camera
+	// RADIUSSecret is the demo RADIUS client's shared secret ("" when
+	// RADIUS is off); RADIUSNote says why it is off when it was asked for.
+	RADIUSSecret, RADIUSNote string
 }
 
 // Config is what Start needs.
 type Config struct {
 	DataDir, HTTPAddr, MQTTAddr string
-	MasterKeyEnv                string
-	Log                         *slog.Logger
+	// RADIUSAddr turns RADIUS on ("" off) with a demo client for 127.0.0.1;
+	// an address in use leaves it off with a note instead of failing.
+	RADIUSAddr   string
+	MasterKeyEnv string
+	Log          *slog.Logger
 }
+
+// RADIUSClient is the demo's RADIUS client: the NAS on this host.
+const RADIUSClient = "demo-localhost"
 
 // Start brings the demo up: server, users, cameras connected and
 // provisioned, assignments. It is idempotent over the same DataDir.
@@ -96,8 +108,56 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 		}
 		d.Cameras = append(d.Cameras, cam)
 	}
+	if cfg.RADIUSAddr != "" {
+		if err := d.startRADIUS(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return d, nil
+}
+
+// startRADIUS serves RADIUS with the demo client (its secret kept 0600 in
+// the data directory so every run prints the same one). A busy port is
+// not fatal: the demo runs without RADIUS and says so.
+func (d *Demo) startRADIUS(ctx context.Context, cfg Config) error {
+	st := d.Server.Store
+	path := filepath.Join(cfg.DataDir, "demo-radius.secret")
+	secret, readErr := os.ReadFile(path)
+	list, err := st.RadiusClients(ctx)
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, c := range list {
+		if c.Name == RADIUSClient {
+			known = readErr == nil && string(c.Secret) == string(secret)
+		}
+	}
+	if !known {
+		if err := st.RemoveRadiusClient(ctx, RADIUSClient); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		secret = []byte(radius.NewSecret())
+		c := store.RadiusClient{Name: RADIUSClient, CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}
+		if err := st.AddRadiusClient(ctx, c); err != nil {
+			return fmt.Errorf("demo radius client: %w", err)
+		}
+		if err := atomicfile.WriteFile(path, secret, 0o600); err != nil {
+			return err
+		}
+	}
+	err = d.Server.StartRADIUS(server.RADIUSConfig{Addr: cfg.RADIUSAddr, Separator: radius.DefaultSeparator})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		d.RADIUSNote = fmt.Sprintf("RADIUS is off: %s is in use (another RADIUS server?). Free it, or: camotp demo --radius 127.0.0.1:11812", cfg.RADIUSAddr)
+		cfg.Log.Warn("demo radius off: address in use", "addr", cfg.RADIUSAddr)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d.RADIUSSecret = string(secret)
+	return nil
 }
 
 // loadCredentials returns the demo officers with passwords generated on the

@@ -36,6 +36,7 @@ type Metrics struct {
 	signIns       *prometheus.CounterVec
 	verifications *prometheus.CounterVec
 	lockouts      *prometheus.CounterVec
+	radius        *prometheus.CounterVec
 }
 
 // New registers every metric on a fresh registry.
@@ -57,8 +58,12 @@ func New(src Sources) *Metrics {
 			Name: "camotp_lockouts_total",
 			Help: "Times failures blocked an (account, IP) pair or an account, by step (password, otp, send).",
 		}, []string{"step"}),
+		radius: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "camotp_radius_requests_total",
+			Help: "RADIUS requests by result: accept, challenge, reject, status, or why one was dropped unanswered (unknown-client, bad-authenticator, no-message-authenticator, malformed, unsupported, duplicate, busy, error).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.signIns, m.verifications, m.lockouts,
+	m.reg.MustRegister(m.signIns, m.verifications, m.lockouts, m.radius,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.AuditFailures != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -83,6 +88,9 @@ func (m *Metrics) SignIn(step, method, result string) {
 
 // Lockout counts a lockout on step.
 func (m *Metrics) Lockout(step string) { m.lockouts.WithLabelValues(step).Inc() }
+
+// RADIUSRequest counts a RADIUS request by result.
+func (m *Metrics) RADIUSRequest(result string) { m.radius.WithLabelValues(result).Inc() }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

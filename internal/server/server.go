@@ -31,6 +31,7 @@ import (
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
+	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/verifier"
 )
 
@@ -91,8 +92,10 @@ type Config struct {
 	MetricsToken string
 	// MasterKeyEnv is the value of CAMOTP_MASTER_KEY ("" to use the key file).
 	MasterKeyEnv string
-	Log          *slog.Logger
-	Now          func() time.Time
+	// RADIUS, when set, serves RADIUS (off by default; see StartRADIUS).
+	RADIUS *RADIUSConfig
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // NotifyConfig selects the senders of one-time codes. A channel without a
@@ -128,6 +131,17 @@ func (n NotifyConfig) router(st *store.Store) notify.Router {
 	return r
 }
 
+// RADIUSConfig turns on the RADIUS server.
+type RADIUSConfig struct {
+	// Addr is the UDP listen address, e.g. 127.0.0.1:1812.
+	Addr string
+	// AllowLegacy accepts Access-Requests without a Message-Authenticator.
+	AllowLegacy bool
+	// Separator splits "password<sep>code" in one request ("" turns that
+	// mode off).
+	Separator string
+}
+
 // Server is a running camotp server.
 type Server struct {
 	Store        *store.Store
@@ -147,6 +161,8 @@ type Server struct {
 	closeErr error
 	stop     chan struct{} // ends the janitor
 	janitor  sync.WaitGroup
+
+	radius atomic.Pointer[radius.Server]
 
 	probeMu  sync.Mutex // one write probe at a time, its answer kept probeTTL
 	probeAt  time.Time
@@ -325,6 +341,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.Verifier.SetSender(cfg.Notify.router(st))
 	s.Verifier.RegisterAPI(s.mux)
 	s.Verifier.RegisterAdminAPI(s.mux, adminAPI.Auth)
+	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
+		if r := s.radius.Load(); r != nil {
+			r.InvalidateClients()
+		}
+	}, cfg.Log.With("component", "radius"))
 	web, err := verifier.NewWeb(s.Verifier)
 	if err != nil {
 		return nil, err
@@ -376,9 +397,39 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 		}
 	}()
+	if cfg.RADIUS != nil {
+		if err := s.StartRADIUS(*cfg.RADIUS); err != nil {
+			return nil, err
+		}
+	}
 	s.ready.Store(true)
 	ok = true
 	return s, nil
+}
+
+// StartRADIUS serves RADIUS on rc.Addr over the sign-in service, for the
+// clients registered in the database. An address in use is an error that
+// errors.Is matches with syscall.EADDRINUSE.
+func (s *Server) StartRADIUS(rc RADIUSConfig) error {
+	r := radius.New(s.Verifier, s.Store, radius.Config{AllowLegacy: rc.AllowLegacy, Separator: rc.Separator,
+		Now: s.cfg.Now, Log: s.cfg.Log.With("component", "radius"), Counter: s.Metrics})
+	if !s.radius.CompareAndSwap(nil, r) {
+		return errors.New("radius: already serving")
+	}
+	if err := r.Listen(rc.Addr); err != nil {
+		s.radius.Store(nil)
+		return err
+	}
+	s.cfg.Log.Info("radius serving", "addr", r.Addr(), "allow_legacy", rc.AllowLegacy, "separator", rc.Separator)
+	return nil
+}
+
+// RADIUSAddr is the RADIUS server's bound UDP address ("" when off).
+func (s *Server) RADIUSAddr() string {
+	if r := s.radius.Load(); r != nil {
+		return r.Addr()
+	}
+	return ""
 }
 
 // readyz answers 200 when the server takes traffic: started, database
@@ -465,6 +516,9 @@ func (s *Server) Close() error {
 
 func (s *Server) close() error {
 	s.ready.Store(false)
+	if r := s.radius.Load(); r != nil {
+		r.Close()
+	}
 	if s.stop != nil {
 		close(s.stop)
 		s.janitor.Wait()

@@ -292,6 +292,15 @@ var migrations = []string{
 	// counter holds attempts taken (in flight or failed), not failures.
 	`ALTER TABLE throttle RENAME COLUMN failures TO attempts;
 	CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at INTEGER NOT NULL);`,
+	// radius clients: the NASes (VPN concentrators, MDT gateways) allowed
+	// to ask the RADIUS server, by source CIDR, each with its shared secret
+	// sealed with the master key.
+	`CREATE TABLE radius_clients (
+		name       TEXT PRIMARY KEY,
+		cidr       TEXT NOT NULL UNIQUE,
+		secret     BLOB NOT NULL,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

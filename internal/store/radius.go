@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// RadiusClient is a NAS allowed to send RADIUS requests: requests from an
+// address inside CIDR are checked with Secret.
+type RadiusClient struct {
+	Name      string       `json:"name"`
+	CIDR      netip.Prefix `json:"cidr"`
+	CreatedAt time.Time    `json:"createdAt"`
+	// Secret is the shared secret, opened with the master key. It is never
+	// marshalled.
+	Secret []byte `json:"-"`
+}
+
+// radiusAAD binds a sealed shared secret to its client's name.
+func radiusAAD(name string) []byte { return []byte("radius-client:" + name) }
+
+// AddRadiusClient stores a client with its shared secret sealed with the
+// master key. ErrExists when the name or the CIDR is taken.
+func (s *Store) AddRadiusClient(ctx context.Context, c RadiusClient) error {
+	sealed, err := s.key.Seal(c.Secret, radiusAAD(c.Name))
+	if err != nil {
+		return fmt.Errorf("seal radius secret: %w", err)
+	}
+	_, err = s.exec(ctx, `INSERT INTO radius_clients (name, cidr, secret, created_at) VALUES (?,?,?,?)`,
+		c.Name, c.CIDR.Masked().String(), sealed, s.now().UnixMilli())
+	if isUnique(err) {
+		return fmt.Errorf("radius client %s or %s: %w", c.Name, c.CIDR.Masked(), ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("add radius client %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// RadiusClients lists every client by name, secrets opened.
+func (s *Store) RadiusClients(ctx context.Context) ([]RadiusClient, error) {
+	rows, err := s.query(ctx, `SELECT name, cidr, secret, created_at FROM radius_clients ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list radius clients: %w", err)
+	}
+	defer rows.Close()
+	var out []RadiusClient
+	for rows.Next() {
+		var c RadiusClient
+		var cidr string
+		var sealed []byte
+		var created int64
+		if err := rows.Scan(&c.Name, &cidr, &sealed, &created); err != nil {
+			return nil, fmt.Errorf("list radius clients: %w", err)
+		}
+		if c.CIDR, err = netip.ParsePrefix(cidr); err != nil {
+			return nil, fmt.Errorf("radius client %s: cidr %q: %w", c.Name, cidr, err)
+		}
+		if c.Secret, err = s.key.Open(sealed, radiusAAD(c.Name)); err != nil {
+			return nil, fmt.Errorf("radius client %s: open secret: %w", c.Name, err)
+		}
+		c.CreatedAt = time.UnixMilli(created).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// RemoveRadiusClient deletes a client; ErrNotFound when there is none.
+func (s *Store) RemoveRadiusClient(ctx context.Context, name string) error {
+	res, err := s.exec(ctx, `DELETE FROM radius_clients WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("remove radius client %s: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("remove radius client %s: %w", name, err)
+	} else if n == 0 {
+		return fmt.Errorf("radius client %s: %w", name, ErrNotFound)
+	}
+	return nil
+}
