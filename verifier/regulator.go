@@ -75,7 +75,7 @@ func sourceOf(ip string) string {
 	p, _ := a.Prefix(64)
 	return p.String()
 }
-func acctKey(kind, user string) string     { return kind + ":acct:" + user }
+func acctKey(kind, user string) string { return kind + ":acct:" + user }
 
 // rules are the two counters of an attempt: the (account, IP) pair and
 // the account.
