@@ -127,7 +127,10 @@ func TestAuthorizeRefusals(t *testing.T) {
 
 	for name, mod := range map[string]func(url.Values){
 		"no PKCE": func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") },
-		"plain":   func(q url.Values) { q.Set("code_challenge", q.Get("code_challenge")); q.Set("code_challenge_method", "plain") },
+		"plain": func(q url.Values) {
+			q.Set("code_challenge", q.Get("code_challenge"))
+			q.Set("code_challenge_method", "plain")
+		},
 	} {
 		u, _ := url.Parse(pub.authURL(nil))
 		q := u.Query()
