@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/camotp/camotp/internal/store"
@@ -111,3 +112,14 @@ func (wb *Web) landing(w http.ResponseWriter, r *http.Request, sess string) stri
 // SessionCookie is the name of the cookie holding a browser's session
 // token, for front doors on the same origin (end-session signs it out).
 const SessionCookie = cookieSession
+
+var originRe = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+
+// allowOrigin lets the page's forms end at origin: a sign-in form's answer
+// redirects to the application, and browsers hold redirects after a form
+// to its form-action. Every other directive stays as strict.
+func allowOrigin(w http.ResponseWriter, origin string) {
+	if originRe.MatchString(origin) {
+		w.Header().Set("Content-Security-Policy", csp("'self' "+origin))
+	}
+}

@@ -88,10 +88,15 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /logout", h(wb.csrf(wb.logout)))
 }
 
+// csp is the pages' Content-Security-Policy for a form-action.
+func csp(formAction string) string {
+	return "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action " + formAction + "; frame-ancestors 'none'; base-uri 'none'"
+}
+
 func headers(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("Content-Security-Policy", csp("'self'"))
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -200,6 +205,11 @@ var methodLabels = map[string]string{
 
 func (wb *Web) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	p.CSRF = wb.csrfToken(w, r)
+	if id := wb.handoffID(r); id != "" && p.Client == "" {
+		if hr, err := wb.Handoff.Describe(r.Context(), id); err == nil {
+			allowOrigin(w, hr.RedirectOrigin)
+		}
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := wb.tmpl.ExecuteTemplate(w, name, p); err != nil {
@@ -243,6 +253,7 @@ func (wb *Web) loginPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	wb.setCookie(w, r, cookieHandoff, id, wb.svc.cfg.PendingTTL)
+	allowOrigin(w, hr.RedirectOrigin)
 	wb.render(w, r, http.StatusOK, "login.html", page{Client: hr.Client})
 }
 
