@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/camotp/camotp/internal/testenv"
@@ -237,5 +238,46 @@ func TestDiscovery(t *testing.T) {
 	}
 	if m, _ := doc["code_challenge_methods_supported"].([]any); len(m) != 1 || m[0] != "S256" {
 		t.Errorf("code_challenge_methods_supported %v", doc["code_challenge_methods_supported"])
+	}
+}
+
+// rotate-key: ID tokens are then signed with the new ES256 key, and a
+// token signed before with the old RS256 key still verifies (the old key
+// stays in the JWKS until its tokens expire).
+func TestKeyRotation(t *testing.T) {
+	e := newEnv(t)
+	r := newRP(t, e, "records", false)
+	signIn := func() result {
+		b := newBrowser(t, e)
+		loc, _ := e.signIn(t, b, b.get(t, r.authURL(nil)), false)
+		res := r.deliver(t, loc)
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		return res
+	}
+	alg := func(res result) string {
+		raw, _ := res.token.Extra("id_token").(string)
+		jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jws.Signatures[0].Header.Algorithm
+	}
+	old := signIn()
+	if alg(old) != "RS256" {
+		t.Fatalf("first key signs %s", alg(old))
+	}
+	status, body := testenv.API(t, e.srv, e.srv.AdminToken, "POST", "/api/v1/admin/oidc/keys", map[string]string{"alg": "ES256"})
+	if status != http.StatusCreated {
+		t.Fatalf("rotate: %d %v", status, body)
+	}
+	e.clock.add(30 * time.Second)
+	if got := signIn(); alg(got) != "ES256" {
+		t.Fatalf("after rotation the ID token is signed %s", alg(got))
+	}
+	raw, _ := old.token.Extra("id_token").(string)
+	if _, err := r.verifier.Verify(context.Background(), raw); err != nil {
+		t.Fatalf("token signed before the rotation: %v", err)
 	}
 }

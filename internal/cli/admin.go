@@ -112,6 +112,8 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
   user add U --email E [--phone P] [--role admin] --password-stdin
   user list [--json] [--without-mfa] | password U --password-stdin | forget-devices U | reset-mfa U
   org show | methods --enable M[,M...] | require-mfa on|off
+  oidc add-client --id ID --redirect-uri URI [--redirect-uri URI...] [--public] [--json]
+  oidc list [--json] | remove ID | rotate-key [--alg RS256|ES256]
   outbox   (development outbox of serve --dev-outbox / camotp demo)
   audit [--subject S]`)
 	}
@@ -137,6 +139,8 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		return adminUser(ctx, env, c, rest[1:])
 	case "org":
 		return adminOrg(ctx, env, c, rest[1:])
+	case "oidc":
+		return adminOIDC(ctx, env, c, rest[1:])
 	case "outbox":
 		if err := parse(newFlags(env, "admin outbox"), rest[1:], 0); err != nil {
 			return err
@@ -172,7 +176,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		}
 		return tw.Flush()
 	}
-	return usagef("admin: unknown command %q (want camera, user, org, outbox or audit)", rest[0])
+	return usagef("admin: unknown command %q (want camera, user, org, oidc, outbox or audit)", rest[0])
 }
 
 // positional splits "SN --flag v" style args: the first non-flag argument

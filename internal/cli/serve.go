@@ -14,6 +14,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/verifier"
 )
 
@@ -74,10 +75,16 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&smtpCfg.Username, "smtp-username", "", "SMTP login (password from CAMOTP_SMTP_PASSWORD)")
 	smsHook := fs.String("sms-webhook", "", "text codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
 	callHook := fs.String("call-webhook", "", "phone-call codes by POSTing JSON to this URL (token from CAMOTP_WEBHOOK_TOKEN)")
+	fs.StringVar(&cfg.OIDCIssuer, "issuer", "", "turn on the OpenID Connect provider with this issuer URL (https://…; http only on a loopback host)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
 	err := parse(fs, args, 0)
 	if err != nil {
 		return err
+	}
+	if cfg.OIDCIssuer != "" {
+		if err := oidc.CheckIssuer(cfg.OIDCIssuer); err != nil {
+			return usagef("serve: --issuer: %v", err)
+		}
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return usagef("serve: --tls-cert and --tls-key go together")
@@ -147,6 +154,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	mqttAddr := srv.MQTTAddr()
 	if mqttAddr == "" {
 		mqttAddr = cfg.MQTTExternal + " (external)"
+	}
+	if srv.OIDC != nil {
+		log.Info("openid connect provider on", "issuer", srv.OIDC.Issuer(), "discovery", srv.OIDC.Issuer()+oidc.PathDiscovery)
 	}
 	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr,
 		"admin_token_file", fmt.Sprintf("%s/%s", cfg.DataDir, server.AdminTokenFile))
