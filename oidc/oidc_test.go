@@ -22,6 +22,7 @@ func TestCodeFlow(t *testing.T) {
 	e := newEnv(t)
 	r := newRP(t, e, "records", false)
 	b := newBrowser(t, e)
+	start := time.Now()
 	loc, mfa := e.signIn(t, b, b.get(t, r.authURL(nil)), false)
 	if !mfa {
 		t.Fatal("signed in without the second factor")
@@ -33,6 +34,7 @@ func TestCodeFlow(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
+	t.Logf("full OIDC sign-in over HTTP (authorize → password → camera code → token → verified ID token): %v", time.Since(start))
 	c := res.claims
 	if c.PreferredUsername != "alice" || c.Email != "alice@pd.example" || c.Sub == "" || c.Sub == "alice" {
 		t.Fatalf("claims %+v", c)
