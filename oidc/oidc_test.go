@@ -55,6 +55,16 @@ func TestCodeFlow(t *testing.T) {
 	if err != nil || ui.Subject != c.Sub || ui.Email != "alice@pd.example" {
 		t.Fatalf("userinfo %+v %v", ui, err)
 	}
+	// RP-initiated logout signs the browser out and returns to the client.
+	rawID, _ := res.token.Extra("id_token").(string)
+	out := b.get(t, e.issuer+"/oidc/end_session?"+url.Values{"id_token_hint": {rawID},
+		"post_logout_redirect_uri": {r.srv.URL + "/"}, "state": {"bye"}}.Encode())
+	if out.location == nil || out.location.String() != r.srv.URL+"/?state=bye" {
+		t.Fatalf("end session: %d %v\n%s", out.status, out.location, out.body)
+	}
+	if p := b.get(t, r.authURL(nil)); p.location != nil || p.url.Path != "/login" {
+		t.Fatalf("still signed in after end session: %v %s", p.location, p.url)
+	}
 	// The subject is stable: a second sign-in (next code) gives the same.
 	e.clock.add(30 * time.Second)
 	b2 := newBrowser(t, e)
