@@ -72,21 +72,12 @@ func (p *Provider) Finish(ctx context.Context, id, session string) (string, erro
 	if err != nil {
 		return "", verifier.ErrReauthenticate
 	}
-	now := p.cfg.Now()
 	begunForIt := !si.At.Before(ar.createdAt)
 	amr, acr := amrOf(si.Method)
-	if !begunForIt {
-		if slices.Contains(ar.req.Prompt, zoidc.PromptLogin) {
-			return "", verifier.ErrReauthenticate
-		}
-		if ar.req.MaxAge != nil && now.Sub(si.At) > time.Duration(*ar.req.MaxAge)*time.Second {
-			return "", verifier.ErrReauthenticate
-		}
+	if !begunForIt && !p.meets(ar.req, si) {
+		return "", verifier.ErrReauthenticate
 	}
 	if wantsMFA(ar.req) && acr != ACRMFA {
-		if !begunForIt {
-			return "", verifier.ErrReauthenticate
-		}
 		p.audit(ctx, si.Username, ar.req.ClientID, "denied: no second factor")
 		return p.errorRedirect(ar, zoidc.ErrAccessDenied().WithDescription("the client requires a second factor and the user has none"))
 	}
@@ -106,6 +97,20 @@ func (p *Provider) Finish(ctx context.Context, id, session string) (string, erro
 	}
 	p.audit(ctx, si.Username, ar.req.ClientID, "ok")
 	return PathCallback + "?id=" + url.QueryEscape(id), nil
+}
+
+// meets is true when a session begun before the request may answer it:
+// no prompt=login, within max_age, and a second factor passed when the
+// request asks for one.
+func (p *Provider) meets(req *zoidc.AuthRequest, si verifier.SignIn) bool {
+	if slices.Contains(req.Prompt, zoidc.PromptLogin) {
+		return false
+	}
+	if req.MaxAge != nil && p.cfg.Now().Sub(si.At) > time.Duration(*req.MaxAge)*time.Second {
+		return false
+	}
+	_, acr := amrOf(si.Method)
+	return !wantsMFA(req) || acr == ACRMFA
 }
 
 func (p *Provider) audit(ctx context.Context, user, clientID, result string) {

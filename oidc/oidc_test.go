@@ -195,6 +195,15 @@ func TestReauthentication(t *testing.T) {
 	if res := r.deliver(t, p.location); res.err != nil || res.claims.AuthTime != first.claims.AuthTime || !slices.Contains(res.claims.AMR, "otp") {
 		t.Fatalf("reused session: %+v %v", res.claims, res.err)
 	}
+	// prompt=none: straight back when signed in, login_required when not.
+	if p := b.get(t, r.authURL(url.Values{"prompt": {"none"}})); p.location == nil || p.location.Query().Get("code") == "" {
+		t.Fatalf("prompt=none, signed in: %v %s", p.location, p.url)
+	} else if res := r.deliver(t, p.location); res.err != nil {
+		t.Fatal(res.err)
+	}
+	if p := newBrowser(t, e).get(t, r.authURL(url.Values{"prompt": {"none"}})); p.location == nil || p.location.Query().Get("error") != "login_required" {
+		t.Fatalf("prompt=none, signed out: %v %s", p.location, p.url)
+	}
 	for name, extra := range map[string]url.Values{
 		"prompt=login": {"prompt": {"login"}},
 		"max_age=10":   {"max_age": {"10"}},

@@ -159,6 +159,14 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 	case !slices.Contains(req.Scopes, zoidc.ScopeOpenID):
 		return nil, zoidc.ErrInvalidScope().WithDescription("the openid scope is required")
 	}
+	if slices.Contains(req.Prompt, zoidc.PromptNone) {
+		// No page may be shown: only a session that meets the request
+		// answers it (the sign-in page then sends the browser straight back).
+		si, err := s.p.svc.SignIn(ctx, info(ctx).session)
+		if err != nil || !s.p.meets(req, si) {
+			return nil, zoidc.ErrLoginRequired()
+		}
+	}
 	id, err := randomID()
 	if err != nil {
 		return nil, err
