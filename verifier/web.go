@@ -41,6 +41,9 @@ type Web struct {
 	// Outbox, when set, serves the development outbox at /dev/outbox
 	// (never in production: it shows the codes sent).
 	Outbox func(ctx context.Context) ([]store.OutboxMessage, error)
+	// Handoff, when set, is the front door whose requests the sign-in
+	// pages answer (/login?authRequest=ID).
+	Handoff Handoff
 }
 
 // NewWeb returns the sign-in web UI.
@@ -85,10 +88,15 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /logout", h(wb.csrf(wb.logout)))
 }
 
+// csp is the pages' Content-Security-Policy for a form-action.
+func csp(formAction string) string {
+	return "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action " + formAction + "; frame-ancestors 'none'; base-uri 'none'"
+}
+
 func headers(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("Content-Security-Policy", csp("'self'"))
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -179,6 +187,8 @@ type page struct {
 	Without  bool
 	IsAdmin  bool
 	Password bool // the session passed no second factor
+	// Client is the application a handed-off sign-in continues to.
+	Client string
 }
 
 // option is another MFA method the challenge offers.
@@ -195,6 +205,11 @@ var methodLabels = map[string]string{
 
 func (wb *Web) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	p.CSRF = wb.csrfToken(w, r)
+	if id := wb.handoffID(r); id != "" && p.Client == "" {
+		if hr, err := wb.Handoff.Describe(r.Context(), id); err == nil {
+			allowOrigin(w, hr.RedirectOrigin)
+		}
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := wb.tmpl.ExecuteTemplate(w, name, p); err != nil {
@@ -211,17 +226,53 @@ func (wb *Web) root(w http.ResponseWriter, r *http.Request) {
 }
 
 func (wb *Web) loginPage(w http.ResponseWriter, r *http.Request) {
-	wb.render(w, r, http.StatusOK, "login.html", page{})
+	id := r.URL.Query().Get("authRequest")
+	if wb.Handoff == nil || id == "" {
+		if cookie(r, cookieHandoff) != "" {
+			wb.setCookie(w, r, cookieHandoff, "", -1)
+		}
+		wb.render(w, r, http.StatusOK, "login.html", page{})
+		return
+	}
+	hr, err := wb.Handoff.Describe(r.Context(), id)
+	if err != nil {
+		wb.setCookie(w, r, cookieHandoff, "", -1)
+		wb.render(w, r, http.StatusBadRequest, "login.html", page{Error: ErrHandoff.Error()})
+		return
+	}
+	if sess := cookie(r, cookieSession); sess != "" {
+		// Signed in already: back to the application when the session
+		// meets the request's demands.
+		to, err := wb.Handoff.Finish(r.Context(), id, sess)
+		if err == nil {
+			http.Redirect(w, r, to, http.StatusSeeOther)
+			return
+		}
+		if !errors.Is(err, ErrReauthenticate) {
+			wb.svc.log.Warn("hand sign-in back", "err", err)
+		}
+	}
+	wb.setCookie(w, r, cookieHandoff, id, wb.svc.cfg.PendingTTL)
+	allowOrigin(w, hr.RedirectOrigin)
+	wb.render(w, r, http.StatusOK, "login.html", page{Client: hr.Client})
 }
 
 func (wb *Web) loginPost(w http.ResponseWriter, r *http.Request) {
 	user := r.PostForm.Get("username")
-	res, err := wb.svc.Login(r.Context(), user, r.PostForm.Get("password"), httpx.ClientIP(r), cookie(r, cookieTrust))
+	trust := cookie(r, cookieTrust)
+	if id := wb.handoffID(r); id != "" {
+		// A trusted browser skips the second factor only when the
+		// application's request allows it.
+		if hr, err := wb.Handoff.Describe(r.Context(), id); err != nil || !hr.TrustAllowed {
+			trust = ""
+		}
+	}
+	res, err := wb.svc.Login(r.Context(), user, r.PostForm.Get("password"), httpx.ClientIP(r), trust)
 	var blocked *BlockedError
 	switch {
 	case err == nil && res.Session != "":
 		wb.setCookie(w, r, cookieSession, res.Session, wb.svc.cfg.SessionTTL)
-		http.Redirect(w, r, "/home", http.StatusSeeOther)
+		http.Redirect(w, r, wb.landing(w, r, res.Session), http.StatusSeeOther)
 	case err == nil:
 		wb.setCookie(w, r, cookiePending, res.Pending, wb.svc.cfg.PendingTTL)
 		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
@@ -435,7 +486,7 @@ func (wb *Web) signIn(w http.ResponseWriter, r *http.Request, user, sess string)
 			wb.setCookie(w, r, cookieTrust, tok, wb.svc.cfg.TrustFor)
 		}
 	}
-	http.Redirect(w, r, "/home", http.StatusSeeOther)
+	http.Redirect(w, r, wb.landing(w, r, sess), http.StatusSeeOther)
 }
 
 func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {

@@ -113,6 +113,8 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
   user list [--json] [--without-mfa] | password U --password-stdin | forget-devices U | reset-mfa U
   org show | methods --enable M[,M...] | require-mfa on|off
   radius add-client --name N --cidr CIDR [--json] | list [--json] | remove N
+  oidc add-client --id ID --redirect-uri URI [--redirect-uri URI...] [--public] [--json]
+  oidc list [--json] | remove ID | rotate-key [--alg RS256|ES256]
   outbox   (development outbox of serve --dev-outbox / camotp demo)
   audit [--subject S]`)
 	}
@@ -140,6 +142,8 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		return adminOrg(ctx, env, c, rest[1:])
 	case "radius":
 		return adminRadius(ctx, env, c, rest[1:])
+	case "oidc":
+		return adminOIDC(ctx, env, c, rest[1:])
 	case "outbox":
 		if err := parse(newFlags(env, "admin outbox"), rest[1:], 0); err != nil {
 			return err
@@ -175,7 +179,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		}
 		return tw.Flush()
 	}
-	return usagef("admin: unknown command %q (want camera, user, org, radius, outbox or audit)", rest[0])
+	return usagef("admin: unknown command %q (want camera, user, org, oidc, radius, outbox or audit)", rest[0])
 }
 
 // positional splits "SN --flag v" style args: the first non-flag argument

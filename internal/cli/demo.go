@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/camotp/camotp/emulator"
 	"github.com/camotp/camotp/internal/demo"
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/oidc"
 )
 
 func runDemo(ctx context.Context, env Env, args []string) error {
@@ -25,10 +27,17 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.HTTPAddr, "http", defaultHTTP, "HTTP listen address")
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", defaultMQTT, "MQTT listen address")
 	fs.StringVar(&cfg.RADIUSAddr, "radius", defaultRADIUS, "RADIUS (UDP) listen address, with a demo client for 127.0.0.1 (\"\": off; a busy port turns it off with a note)")
+	fs.StringVar(&cfg.Issuer, "issuer", "", "OpenID Connect issuer URL (default http://HTTP-ADDR; \"off\" turns the provider off)")
 	headless := fs.Bool("headless", false, "no terminal UI: print each camera's code every step")
 	camera := fs.String("camera", "", "serial of the camera to show in the emulator (default: the first)")
 	if err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	switch cfg.Issuer {
+	case "":
+		cfg.Issuer = "http://" + cfg.HTTPAddr
+	case "off":
+		cfg.Issuer = ""
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", cfg.DataDir, err)
@@ -101,6 +110,17 @@ func introLines(d *demo.Demo, shown demo.Camera, dataDir string) []string {
 		fmt.Sprintf("Emulator shows %s. Other camera: camotp demo --camera SERIAL (make run CAMERA=SERIAL).", shown.Officer.Serial),
 		fmt.Sprintf("Codes sent by text, call or email: http://%s/dev/outbox", d.Server.HTTPAddr()),
 		fmt.Sprintf("Admin: CAMOTP_ADMIN_TOKEN=$(cat %s/admin-token) camotp admin camera list", dataDir))
+	if c := d.Client; c != nil {
+		iss := d.Server.OIDC.Issuer()
+		q := url.Values{"client_id": {c.ID}, "response_type": {"code"}, "scope": {"openid profile email"},
+			"redirect_uri": {c.RedirectURI}, "state": {"demo-state"}, "nonce": {"demo-nonce"}}
+		lines = append(lines,
+			fmt.Sprintf("OpenID Connect: issuer %s (discovery %s%s)", iss, iss, oidc.PathDiscovery),
+			fmt.Sprintf("  demo client %s, secret %s, redirect URI %s", c.ID, c.Secret, c.RedirectURI),
+			fmt.Sprintf("  try it: open %s%s?%s", iss, oidc.PathAuthorize, q.Encode()),
+			"  sign in; the browser lands on the redirect URI with ?code=CODE (nothing listens there), then:",
+			fmt.Sprintf("  curl -su %s:%s -d grant_type=authorization_code -d redirect_uri=%s -d code=CODE %s%s", c.ID, c.Secret, c.RedirectURI, iss, oidc.PathToken))
+	}
 	lines = append(lines, radiusLines(d)...)
 	return append(lines, "")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/verifier"
 )
@@ -80,10 +81,16 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	radiusAddr := fs.String("radius", "", "serve RADIUS (UDP) on this address, e.g. 127.0.0.1:1812 (default off; clients: camotp admin radius add-client)")
 	radiusLegacy := fs.Bool("radius-allow-legacy", false, "accept RADIUS Access-Requests without a Message-Authenticator (exposed to BlastRADIUS, CVE-2024-3596)")
 	radiusSep := fs.String("radius-separator", radius.DefaultSeparator, "RADIUS: password<separator>code in one request, for clients that cannot answer a challenge (\"\" turns it off)")
+	fs.StringVar(&cfg.OIDCIssuer, "issuer", "", "turn on the OpenID Connect provider with this issuer URL (https://…; http only on a loopback host)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
 	err := parse(fs, args, 0)
 	if err != nil {
 		return err
+	}
+	if cfg.OIDCIssuer != "" {
+		if err := oidc.CheckIssuer(cfg.OIDCIssuer); err != nil {
+			return usagef("serve: --issuer: %v", err)
+		}
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return usagef("serve: --tls-cert and --tls-key go together")
@@ -156,6 +163,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	mqttAddr := srv.MQTTAddr()
 	if mqttAddr == "" {
 		mqttAddr = cfg.MQTTExternal + " (external)"
+	}
+	if srv.OIDC != nil {
+		log.Info("openid connect provider on", "issuer", srv.OIDC.Issuer(), "discovery", srv.OIDC.Issuer()+oidc.PathDiscovery)
 	}
 	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"),
 		"admin_token_file", fmt.Sprintf("%s/%s", cfg.DataDir, server.AdminTokenFile))

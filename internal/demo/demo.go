@@ -23,6 +23,7 @@ import (
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/verifier"
@@ -56,7 +57,23 @@ type Demo struct {
 	// RADIUSSecret is the demo RADIUS client's shared secret ("" when
 	// RADIUS is off); RADIUSNote says why it is off when it was asked for.
 	RADIUSSecret, RADIUSNote string
+	// Client is the demo OpenID Connect client (nil when OIDC is off).
+	Client *Client
 }
+
+// Client is the demo's OpenID Connect client, kept (0600) for the next run.
+type Client struct {
+	ID          string `json:"clientId"`
+	Secret      string `json:"secret"`
+	RedirectURI string `json:"redirectUri"`
+}
+
+// DemoClientID and DemoRedirectURI name the demo OpenID Connect client: any
+// relying party on that loopback port (oauth2-proxy, a test app) can use it.
+const (
+	DemoClientID    = "demo-rp"
+	DemoRedirectURI = "http://127.0.0.1:9999/callback"
+)
 
 // Config is what Start needs.
 type Config struct {
@@ -65,7 +82,10 @@ type Config struct {
 	// an address in use leaves it off with a note instead of failing.
 	RADIUSAddr   string
 	MasterKeyEnv string
-	Log          *slog.Logger
+	// Issuer, when set, turns on the OpenID Connect provider and registers
+	// the demo client.
+	Issuer string
+	Log    *slog.Logger
 }
 
 // RADIUSClient is the demo's RADIUS client: the NAS on this host.
@@ -75,7 +95,7 @@ const RADIUSClient = "demo-localhost"
 // provisioned, assignments. It is idempotent over the same DataDir.
 func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	srv, err := server.Start(ctx, server.Config{DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, MQTTAddr: cfg.MQTTAddr,
-		MasterKeyEnv: cfg.MasterKeyEnv, Log: cfg.Log, Notify: server.NotifyConfig{DevOutbox: true}})
+		MasterKeyEnv: cfg.MasterKeyEnv, Log: cfg.Log, Notify: server.NotifyConfig{DevOutbox: true}, OIDCIssuer: cfg.Issuer})
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +117,11 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 			d.Close()
 		}
 	}()
+	if cfg.Issuer != "" {
+		if d.Client, err = demoClient(ctx, srv.Store, filepath.Join(cfg.DataDir, "demo-oidc.json")); err != nil {
+			return nil, fmt.Errorf("demo oidc client: %w", err)
+		}
+	}
 	creds, err := loadCredentials(filepath.Join(cfg.DataDir, "demo-users.json"))
 	if err != nil {
 		return nil, err
@@ -259,4 +284,32 @@ func (d *Demo) Close() {
 		c.Agent.Stop()
 	}
 	d.Server.Close()
+}
+
+// demoClient returns the demo client, registering it (and keeping its
+// secret at path) on the first run, or again when either is missing.
+func demoClient(ctx context.Context, st *store.Store, path string) (*Client, error) {
+	var c Client
+	data, err := os.ReadFile(path)
+	if err == nil && json.Unmarshal(data, &c) == nil && c.Secret != "" {
+		if _, err := st.OIDCClient(ctx, c.ID); err == nil {
+			return &c, nil
+		}
+	}
+	if err := st.RemoveOIDCClient(ctx, DemoClientID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	reg, secret, err := oidc.NewClient(DemoClientID, []string{DemoRedirectURI}, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.AddOIDCClient(ctx, reg); err != nil {
+		return nil, err
+	}
+	c = Client{ID: DemoClientID, Secret: secret, RedirectURI: DemoRedirectURI}
+	data, _ = json.MarshalIndent(c, "", "  ")
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }

@@ -11,7 +11,7 @@ import (
 
 func TestDemoStartsAndRestarts(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: testenv.Log(t)}
+	cfg := Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: testenv.Log(t), Issuer: "http://127.0.0.1:8080"}
 	d, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +28,10 @@ func TestDemoStartsAndRestarts(t *testing.T) {
 		t.Fatalf("want a Body 4 and a Body 3 officer, got %+v", d.Cameras)
 	}
 	first := d.Cameras[0].Officer
+	client := d.Client
+	if client == nil || client.ID != DemoClientID || client.Secret == "" {
+		t.Fatalf("demo oidc client %+v", client)
+	}
 	d.Close()
 
 	// Second run: same data, no duplicate errors, nothing re-provisioned.
@@ -44,6 +48,9 @@ func TestDemoStartsAndRestarts(t *testing.T) {
 	}
 	if d.Cameras[0].Officer.Password != first.Password {
 		t.Fatal("demo passwords changed across runs")
+	}
+	if d.Client == nil || *d.Client != *client {
+		t.Fatalf("demo oidc client changed across runs: %+v → %+v", client, d.Client)
 	}
 	// An officer signs in with the code their camera shows.
 	code, body := testenv.API(t, d.Server, "", "POST", "/api/v1/auth/login", map[string]string{"username": first.Username, "password": first.Password})

@@ -30,6 +30,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/verifier"
@@ -94,8 +95,11 @@ type Config struct {
 	MasterKeyEnv string
 	// RADIUS, when set, serves RADIUS (off by default; see StartRADIUS).
 	RADIUS *RADIUSConfig
-	Log    *slog.Logger
-	Now    func() time.Time
+	// OIDCIssuer, when set, turns on the OpenID Connect provider with this
+	// issuer URL (https; http only on a loopback host).
+	OIDCIssuer string
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // NotifyConfig selects the senders of one-time codes. A channel without a
@@ -147,8 +151,10 @@ type Server struct {
 	Store        *store.Store
 	Provisioning *provisioning.Service
 	Verifier     *verifier.Service
-	AdminToken   string
-	Metrics      *metrics.Metrics
+	// OIDC is the OpenID Connect provider (nil when it is off).
+	OIDC       *oidc.Provider
+	AdminToken string
+	Metrics    *metrics.Metrics
 
 	cfg      Config
 	broker   *broker.Broker
@@ -361,6 +367,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			httpx.WriteJSON(w, http.StatusOK, msgs)
 		})))
+	}
+	(&oidc.Admin{St: st, Log: cfg.Log.With("component", "oidc")}).Register(s.mux, adminAPI.Auth)
+	if cfg.OIDCIssuer != "" {
+		var ck [32]byte
+		copy(ck[:], key.MAC("oidc-crypto-key", nil))
+		s.OIDC, err = oidc.New(ctx, oidc.Config{Issuer: cfg.OIDCIssuer, CryptoKey: ck, Now: cfg.Now, Log: cfg.Log.With("component", "oidc")}, st, s.Verifier)
+		if err != nil {
+			return nil, err
+		}
+		s.OIDC.Register(s.mux)
+		web.Handoff = s.OIDC
 	}
 	web.Register(s.mux)
 

@@ -292,7 +292,7 @@ var migrations = []string{
 	// counter holds attempts taken (in flight or failed), not failures.
 	`ALTER TABLE throttle RENAME COLUMN failures TO attempts;
 	CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at INTEGER NOT NULL);`,
-	// radius clients: the NASes (VPN concentrators, MDT gateways) allowed
+	// 6: radius clients: the NASes (VPN concentrators, MDT gateways) allowed
 	// to ask the RADIUS server, by source CIDR, each with its shared secret
 	// sealed with the master key.
 	`CREATE TABLE radius_clients (
@@ -301,6 +301,44 @@ var migrations = []string{
 		secret     BLOB NOT NULL,
 		created_at INTEGER NOT NULL
 	);`,
+	// 7: oidc clients, keys, auth requests; a stable random subject per
+	// user for ID tokens (never the username).
+	`ALTER TABLE users ADD COLUMN subject TEXT;
+	UPDATE users SET subject = lower(hex(randomblob(16)));
+	CREATE UNIQUE INDEX users_subject ON users(subject);
+	CREATE TABLE oidc_clients (
+		id            TEXT PRIMARY KEY,
+		secret_hash   BLOB,
+		public        INTEGER NOT NULL,
+		redirect_uris TEXT NOT NULL,
+		created_at    INTEGER NOT NULL
+	);
+	CREATE TABLE oidc_keys (
+		id         TEXT PRIMARY KEY,
+		alg        TEXT NOT NULL,
+		sealed     BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		retired_at INTEGER
+	);
+	CREATE TABLE oidc_auth_requests (
+		id         TEXT PRIMARY KEY,
+		client_id  TEXT NOT NULL,
+		request    TEXT NOT NULL,
+		signin     TEXT,
+		code_hash  BLOB UNIQUE,
+		code_used  INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE TABLE oidc_tokens (
+		id           TEXT PRIMARY KEY,
+		auth_request TEXT NOT NULL,
+		client_id    TEXT NOT NULL,
+		username     TEXT NOT NULL,
+		scopes       TEXT NOT NULL,
+		expires_at   INTEGER NOT NULL
+	);
+	CREATE INDEX oidc_tokens_request ON oidc_tokens(auth_request);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

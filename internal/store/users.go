@@ -18,6 +18,9 @@ type User struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// LastMethod is the MFA method the user last signed in with ("" when none).
 	LastMethod string `json:"lastMethod,omitempty"`
+	// Subject is the user's stable random identifier towards OpenID
+	// Connect clients (the ID token's sub), never the username.
+	Subject string `json:"subject,omitempty"`
 }
 
 // AddUser creates a user with an already hashed password. ErrExists for a
@@ -26,7 +29,8 @@ func (s *Store) AddUser(ctx context.Context, u User, passwordHash string) error 
 	if u.Role == "" {
 		u.Role = "user"
 	}
-	_, err := s.exec(ctx, `INSERT INTO users (username, email, phone, password_hash, role, created_at) VALUES (?,?,?,?,?,?)`,
+	_, err := s.exec(ctx, `INSERT INTO users (username, email, phone, password_hash, role, created_at, subject)
+		VALUES (?,?,?,?,?,?, lower(hex(randomblob(16))))`,
 		u.Username, u.Email, u.Phone, passwordHash, u.Role, s.now().UnixMilli())
 	if err != nil {
 		if isUnique(err) {
@@ -37,13 +41,13 @@ func (s *Store) AddUser(ctx context.Context, u User, passwordHash string) error 
 	return nil
 }
 
-const userCols = `u.username, u.email, u.phone, u.role, COALESCE(c.serial, ''), u.created_at, u.last_method`
+const userCols = `u.username, u.email, u.phone, u.role, COALESCE(c.serial, ''), u.created_at, u.last_method, COALESCE(u.subject, '')`
 
 // scanUser scans userCols, then extra columns into extra.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
 	var u User
 	var created int64
-	dest := append([]any{&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created, &u.LastMethod}, extra...)
+	dest := append([]any{&u.Username, &u.Email, &u.Phone, &u.Role, &u.Camera, &created, &u.LastMethod, &u.Subject}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return User{}, err
 	}
@@ -93,4 +97,17 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string) error {
 		return fmt.Errorf("user %s: %w", username, ErrNotFound)
 	}
 	return nil
+}
+
+// UserBySubject returns the user whose Subject is sub.
+func (s *Store) UserBySubject(ctx context.Context, sub string) (User, error) {
+	row := s.queryRow(ctx, `SELECT `+userCols+` FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username WHERE u.subject = ?`, sub)
+	u, err := scanUser(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("user with subject %s: %w", sub, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("read user by subject: %w", err)
+	}
+	return u, nil
 }

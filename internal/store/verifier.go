@@ -92,6 +92,7 @@ type Token struct {
 	Username  string
 	Method    string
 	IP        string
+	CreatedAt time.Time
 	ExpiresAt time.Time
 }
 
@@ -168,16 +169,16 @@ func (s *Store) LookupToken(ctx context.Context, kind, raw string) (Token, error
 		return Token{}, fmt.Errorf("token: %w", ErrNotFound)
 	}
 	var t Token
-	var exp int64
-	err := s.queryRow(ctx, `SELECT kind, username, method, ip, expires_at FROM tokens WHERE hash = ? AND kind = ? AND expires_at > ?`,
-		tokenHash(raw), kind, s.now().UnixMilli()).Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &exp)
+	var created, exp int64
+	err := s.queryRow(ctx, `SELECT kind, username, method, ip, created_at, expires_at FROM tokens WHERE hash = ? AND kind = ? AND expires_at > ?`,
+		tokenHash(raw), kind, s.now().UnixMilli()).Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, fmt.Errorf("token: %w", ErrNotFound)
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("read token: %w", err)
 	}
-	t.ExpiresAt = time.UnixMilli(exp)
+	t.CreatedAt, t.ExpiresAt = time.UnixMilli(created), time.UnixMilli(exp)
 	return t, nil
 }
 
@@ -193,8 +194,15 @@ func (s *Store) DeleteTokens(ctx context.Context, username, kind string) error {
 	return err
 }
 
-// PurgeExpired deletes expired tokens.
+// PurgeExpired deletes expired tokens, OpenID Connect auth requests and
+// access tokens.
 func (s *Store) PurgeExpired(ctx context.Context) error {
-	_, err := s.exec(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, s.now().UnixMilli())
-	return err
+	now := s.now().UnixMilli()
+	for _, q := range []string{`DELETE FROM tokens WHERE expires_at <= ?`, `DELETE FROM oidc_auth_requests WHERE expires_at <= ?`,
+		`DELETE FROM oidc_tokens WHERE expires_at <= ?`} {
+		if _, err := s.exec(ctx, q, now); err != nil {
+			return fmt.Errorf("purge expired: %w", err)
+		}
+	}
+	return nil
 }

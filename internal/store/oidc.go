@@ -1,0 +1,368 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// OIDCClient is a relying party registered to sign users in through
+// camotp's OpenID Connect provider.
+type OIDCClient struct {
+	ID string `json:"id"`
+	// SecretHash is the SHA-256 of the client secret (nil for a public
+	// client). The secret is 32 random bytes, so a fast hash suffices.
+	SecretHash   []byte    `json:"-"`
+	Public       bool      `json:"public"`
+	RedirectURIs []string  `json:"redirectUris"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+// AddOIDCClient registers c; ErrExists when its ID is taken.
+func (s *Store) AddOIDCClient(ctx context.Context, c OIDCClient) error {
+	uris, err := json.Marshal(c.RedirectURIs)
+	if err != nil {
+		return fmt.Errorf("add oidc client %s: %w", c.ID, err)
+	}
+	_, err = s.exec(ctx, `INSERT INTO oidc_clients (id, secret_hash, public, redirect_uris, created_at) VALUES (?,?,?,?,?)`,
+		c.ID, c.SecretHash, c.Public, string(uris), s.now().UnixMilli())
+	if isUnique(err) {
+		return fmt.Errorf("oidc client %s: %w", c.ID, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("add oidc client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+const oidcClientCols = `id, secret_hash, public, redirect_uris, created_at`
+
+func scanOIDCClient(row scanner) (OIDCClient, error) {
+	var c OIDCClient
+	var uris string
+	var created int64
+	if err := row.Scan(&c.ID, &c.SecretHash, &c.Public, &uris, &created); err != nil {
+		return OIDCClient{}, err
+	}
+	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
+		return OIDCClient{}, fmt.Errorf("redirect URIs of %s: %w", c.ID, err)
+	}
+	c.CreatedAt = time.UnixMilli(created).UTC()
+	return c, nil
+}
+
+// OIDCClient returns the client id; ErrNotFound when none.
+func (s *Store) OIDCClient(ctx context.Context, id string) (OIDCClient, error) {
+	c, err := scanOIDCClient(s.queryRow(ctx, `SELECT `+oidcClientCols+` FROM oidc_clients WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return OIDCClient{}, fmt.Errorf("oidc client %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return OIDCClient{}, fmt.Errorf("read oidc client %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// OIDCClients lists the registered clients by ID.
+func (s *Store) OIDCClients(ctx context.Context) ([]OIDCClient, error) {
+	rows, err := s.query(ctx, `SELECT `+oidcClientCols+` FROM oidc_clients ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list oidc clients: %w", err)
+	}
+	defer rows.Close()
+	var out []OIDCClient
+	for rows.Next() {
+		c, err := scanOIDCClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list oidc clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// RemoveOIDCClient deletes a client with its pending auth requests and
+// access tokens; ErrNotFound when there is none.
+func (s *Store) RemoveOIDCClient(ctx context.Context, id string) error {
+	st, err := s.writeStmts(ctx, `DELETE FROM oidc_clients WHERE id = ?`, `DELETE FROM oidc_auth_requests WHERE client_id = ?`,
+		`DELETE FROM oidc_tokens WHERE client_id = ?`)
+	if err != nil {
+		return fmt.Errorf("remove oidc client %s: %w", id, err)
+	}
+	var n int64
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		for i, q := range st {
+			res, err := tx.StmtContext(ctx, q).ExecContext(ctx, id)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				n, _ = res.RowsAffected()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove oidc client %s: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("oidc client %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// OIDCKey is a signing key of the OpenID Connect provider.
+type OIDCKey struct {
+	ID  string
+	Alg string // JOSE algorithm, e.g. RS256
+	// Private is the key in PKCS #8 DER; it is sealed with the master key
+	// at rest.
+	Private   []byte
+	CreatedAt time.Time
+	// RetiredAt is when a newer key replaced it (nil: the signing key).
+	RetiredAt *time.Time
+}
+
+func keyAD(id string) []byte { return []byte("oidc-key:" + id) }
+
+// AddOIDCKey stores k sealed with the master key and makes it the signing
+// key: every other key is retired now (it stays published until the
+// caller's verification window ends).
+func (s *Store) AddOIDCKey(ctx context.Context, k OIDCKey) error {
+	sealed, err := s.key.Seal(k.Private, keyAD(k.ID))
+	if err != nil {
+		return fmt.Errorf("seal oidc key: %w", err)
+	}
+	st, err := s.writeStmts(ctx, `UPDATE oidc_keys SET retired_at = ? WHERE retired_at IS NULL`,
+		`INSERT INTO oidc_keys (id, alg, sealed, created_at) VALUES (?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("add oidc key: %w", err)
+	}
+	now := s.now().UnixMilli()
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, now); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, k.ID, k.Alg, sealed, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add oidc key: %w", err)
+	}
+	return nil
+}
+
+// OIDCKeys returns the keys not retired before since (zero: all), newest
+// first, opened with the master key.
+func (s *Store) OIDCKeys(ctx context.Context, since time.Time) ([]OIDCKey, error) {
+	rows, err := s.query(ctx, `SELECT id, alg, sealed, created_at, retired_at FROM oidc_keys
+		WHERE retired_at IS NULL OR retired_at >= ? ORDER BY created_at DESC, rowid DESC`, since.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("read oidc keys: %w", err)
+	}
+	defer rows.Close()
+	var out []OIDCKey
+	for rows.Next() {
+		var k OIDCKey
+		var sealed []byte
+		var created int64
+		var retired sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Alg, &sealed, &created, &retired); err != nil {
+			return nil, fmt.Errorf("read oidc keys: %w", err)
+		}
+		if k.Private, err = s.key.Open(sealed, keyAD(k.ID)); err != nil {
+			return nil, fmt.Errorf("oidc key %s: %w", k.ID, err)
+		}
+		k.CreatedAt = time.UnixMilli(created).UTC()
+		if retired.Valid {
+			t := time.UnixMilli(retired.Int64).UTC()
+			k.RetiredAt = &t
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// OIDCAuthRequest is an authorization request between the client's
+// redirect to camotp and the exchange of its code. Request and SignIn are
+// the provider's own encodings.
+type OIDCAuthRequest struct {
+	ID        string
+	ClientID  string
+	Request   []byte
+	SignIn    []byte // nil until a sign-in completed it
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// CreateOIDCAuthRequest stores a new auth request valid for ttl.
+func (s *Store) CreateOIDCAuthRequest(ctx context.Context, id, clientID string, request []byte, ttl time.Duration) error {
+	now := s.now()
+	_, err := s.exec(ctx, `INSERT INTO oidc_auth_requests (id, client_id, request, created_at, expires_at) VALUES (?,?,?,?,?)`,
+		id, clientID, string(request), now.UnixMilli(), now.Add(ttl).UnixMilli())
+	if err != nil {
+		return fmt.Errorf("store auth request: %w", err)
+	}
+	return nil
+}
+
+const authRequestCols = `id, client_id, request, signin, created_at, expires_at`
+
+func scanAuthRequest(row scanner) (OIDCAuthRequest, error) {
+	var a OIDCAuthRequest
+	var req string
+	var signin sql.NullString
+	var created, exp int64
+	if err := row.Scan(&a.ID, &a.ClientID, &req, &signin, &created, &exp); err != nil {
+		return OIDCAuthRequest{}, err
+	}
+	a.Request = []byte(req)
+	if signin.Valid {
+		a.SignIn = []byte(signin.String)
+	}
+	a.CreatedAt, a.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(exp).UTC()
+	return a, nil
+}
+
+// OIDCAuthRequest returns the unexpired auth request id whose code was not
+// issued yet; ErrNotFound otherwise.
+func (s *Store) OIDCAuthRequest(ctx context.Context, id string) (OIDCAuthRequest, error) {
+	a, err := scanAuthRequest(s.queryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests
+		WHERE id = ? AND code_hash IS NULL AND expires_at > ?`, id, s.now().UnixMilli()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return OIDCAuthRequest{}, fmt.Errorf("auth request: %w", ErrNotFound)
+	}
+	if err != nil {
+		return OIDCAuthRequest{}, fmt.Errorf("read auth request: %w", err)
+	}
+	return a, nil
+}
+
+// CompleteOIDCAuthRequest records the sign-in that answers auth request
+// id, once: ErrNotFound when it is unknown, expired or already completed.
+func (s *Store) CompleteOIDCAuthRequest(ctx context.Context, id string, signin []byte) error {
+	res, err := s.exec(ctx, `UPDATE oidc_auth_requests SET signin = ? WHERE id = ? AND signin IS NULL AND expires_at > ?`,
+		string(signin), id, s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("complete auth request: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("auth request: %w", ErrNotFound)
+	}
+	return nil
+}
+
+func codeHash(code string) []byte {
+	h := sha256.Sum256([]byte(code))
+	return h[:]
+}
+
+// SaveOIDCCode attaches the authorization code to the completed auth
+// request id, once, valid for ttl from now: ErrNotFound when the request
+// is not completed, expired or has a code already.
+func (s *Store) SaveOIDCCode(ctx context.Context, id, code string, ttl time.Duration) error {
+	now := s.now()
+	res, err := s.exec(ctx, `UPDATE oidc_auth_requests SET code_hash = ?, expires_at = ?
+		WHERE id = ? AND signin IS NOT NULL AND code_hash IS NULL AND expires_at > ?`,
+		codeHash(code), now.Add(ttl).UnixMilli(), id, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save authorization code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("auth request: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// ErrReplayed is an authorization code used a second time.
+var ErrReplayed = errors.New("authorization code already used")
+
+// ConsumeOIDCCode marks code used and returns its auth request, once: the
+// database decides which of two concurrent exchanges wins. A code used
+// before is ErrReplayed, and the access tokens issued for it are revoked
+// (RFC 6749 §4.1.2); an unknown or expired code is ErrNotFound.
+func (s *Store) ConsumeOIDCCode(ctx context.Context, code string) (OIDCAuthRequest, error) {
+	h := codeHash(code)
+	res, err := s.exec(ctx, `UPDATE oidc_auth_requests SET code_used = 1 WHERE code_hash = ? AND code_used = 0 AND expires_at > ?`,
+		h, s.now().UnixMilli())
+	if err != nil {
+		return OIDCAuthRequest{}, fmt.Errorf("use authorization code: %w", err)
+	}
+	row := s.queryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests WHERE code_hash = ?`, h)
+	a, err := scanAuthRequest(row)
+	if n, _ := res.RowsAffected(); n == 1 && err == nil {
+		return a, nil
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return OIDCAuthRequest{}, fmt.Errorf("authorization code: %w", ErrNotFound)
+	case err != nil:
+		return OIDCAuthRequest{}, fmt.Errorf("read auth request: %w", err)
+	}
+	var used bool
+	if err := s.queryRow(ctx, `SELECT code_used FROM oidc_auth_requests WHERE code_hash = ?`, h).Scan(&used); err == nil && used {
+		if _, err := s.exec(ctx, `DELETE FROM oidc_tokens WHERE auth_request = ?`, a.ID); err != nil {
+			return OIDCAuthRequest{}, fmt.Errorf("revoke tokens of a replayed code: %w", err)
+		}
+		return OIDCAuthRequest{}, ErrReplayed
+	}
+	return OIDCAuthRequest{}, fmt.Errorf("authorization code: %w", ErrNotFound)
+}
+
+// DeleteOIDCAuthRequest removes an auth request (no error when absent).
+func (s *Store) DeleteOIDCAuthRequest(ctx context.Context, id string) error {
+	_, err := s.exec(ctx, `DELETE FROM oidc_auth_requests WHERE id = ? AND code_used = 0`, id)
+	return err
+}
+
+// OIDCToken is an opaque access token issued to a client.
+type OIDCToken struct {
+	ID          string
+	AuthRequest string
+	ClientID    string
+	Username    string
+	Scopes      []string
+	ExpiresAt   time.Time
+}
+
+// AddOIDCToken stores an access token.
+func (s *Store) AddOIDCToken(ctx context.Context, t OIDCToken) error {
+	scopes, _ := json.Marshal(t.Scopes)
+	_, err := s.exec(ctx, `INSERT INTO oidc_tokens (id, auth_request, client_id, username, scopes, expires_at) VALUES (?,?,?,?,?,?)`,
+		t.ID, t.AuthRequest, t.ClientID, t.Username, string(scopes), t.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("store access token: %w", err)
+	}
+	return nil
+}
+
+// OIDCToken returns the unexpired, unrevoked access token id.
+func (s *Store) OIDCToken(ctx context.Context, id string) (OIDCToken, error) {
+	var t OIDCToken
+	var scopes string
+	var exp int64
+	err := s.queryRow(ctx, `SELECT id, auth_request, client_id, username, scopes, expires_at FROM oidc_tokens WHERE id = ? AND expires_at > ?`,
+		id, s.now().UnixMilli()).Scan(&t.ID, &t.AuthRequest, &t.ClientID, &t.Username, &scopes, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return OIDCToken{}, fmt.Errorf("access token: %w", ErrNotFound)
+	}
+	if err != nil {
+		return OIDCToken{}, fmt.Errorf("read access token: %w", err)
+	}
+	json.Unmarshal([]byte(scopes), &t.Scopes)
+	t.ExpiresAt = time.UnixMilli(exp).UTC()
+	return t, nil
+}
+
+// RevokeOIDCToken deletes the access token id of clientID (no error when
+// absent: revocation of an unknown token succeeds, RFC 7009 §2.2).
+func (s *Store) RevokeOIDCToken(ctx context.Context, id, clientID string) error {
+	if _, err := s.exec(ctx, `DELETE FROM oidc_tokens WHERE id = ? AND client_id = ?`, id, clientID); err != nil {
+		return fmt.Errorf("revoke access token: %w", err)
+	}
+	return nil
+}
