@@ -77,11 +77,15 @@ func TestServeFDExhaustionAndRecovery(t *testing.T) {
 	if !strings.Contains(stderr.String(), "nofile_soft=128") {
 		t.Fatalf("serve did not log its open-file limit of %d:\n%s", fdLimit, stderr.String())
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	// One kept-alive connection asks /readyz throughout: during the
+	// exhaustion the server cannot accept a new one. A slow answer on a
+	// loaded machine must not make the client drop it, so the timeout is
+	// long.
+	hc := &http.Client{Timeout: 45 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	poll := func(what string, ok func(code int, body string) bool) time.Duration {
 		t.Helper()
 		start := time.Now()
-		deadline := start.Add(60 * time.Second)
+		deadline := start.Add(2 * time.Minute)
 		for {
 			code, body, err := readyz(hc, base)
 			if err == nil && ok(code, body) {
