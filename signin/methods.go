@@ -1,4 +1,4 @@
-package verifier
+package signin
 
 import (
 	"context"
@@ -50,6 +50,10 @@ var implemented = map[string]bool{MethodBodycam: true, MethodApp: true, MethodSM
 
 // sends are the methods that send a code.
 var sends = map[string]bool{MethodSMS: true, MethodCall: true, MethodEmail: true}
+
+// Sends tells whether method sends a code (text, call, email) that the
+// user asks for before typing it.
+func Sends(method string) bool { return sends[method] }
 
 // Organisation setting keys.
 const (
@@ -481,8 +485,8 @@ func newCode() (string, error) {
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
-// mask hides most of an address for the page ("a•••@pd.example", "•••4567").
-func mask(addr string) string {
+// Mask hides most of an address for showing ("a•••@pd.example", "•••4567").
+func Mask(addr string) string {
 	if at := strings.IndexByte(addr, '@'); at > 0 {
 		return addr[:1] + "•••" + addr[at:]
 	}
@@ -520,7 +524,7 @@ func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip str
 		m.Text = fmt.Sprintf("Your %s sign-in code is: %s. Again: %s.", s.cfg.Issuer, spaced(code), spaced(code))
 	}
 	err = s.sender.Send(ctx, m)
-	s.audit(ctx, user, "mfa.code.send", channel, store.Result(err), ip, purpose+" to "+mask(addr))
+	s.audit(ctx, user, "mfa.code.send", channel, store.Result(err), ip, purpose+" to "+Mask(addr))
 	if err != nil {
 		return fmt.Errorf("send the code: %w", err)
 	}
@@ -552,7 +556,7 @@ func (s *Service) SendCode(ctx context.Context, pending, method, ip string) (str
 	if err := s.send(ctx, t.Username, method, method, addr, ip); err != nil {
 		return "", err
 	}
-	return mask(addr), nil
+	return Mask(addr), nil
 }
 
 // checkSent consumes the code sent to user by method, when it matches.
@@ -606,6 +610,6 @@ func (s *Service) ConfirmPhone(ctx context.Context, user, code, ip string) error
 		}
 		return s.checkSent(ctx, user, "phone-setup", code, ip)
 	}, func() (string, error) {
-		return mask(phone), s.st.ConfirmPhone(ctx, user, phone)
+		return Mask(phone), s.st.ConfirmPhone(ctx, user, phone)
 	})
 }
