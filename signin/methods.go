@@ -16,7 +16,6 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/camotp/camotp/device"
-	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/store"
 )
 
@@ -99,9 +98,21 @@ type MethodStore interface {
 	Phone(ctx context.Context, username string) (string, error)
 }
 
-// Sender delivers codes by text, call and email (notify.Router).
+// Message is a code to deliver to a person.
+type Message struct {
+	// Channel is MethodSMS, MethodCall or MethodEmail.
+	Channel string
+	// To is an email address (email) or an E.164 phone number (sms, call).
+	To      string
+	Subject string
+	// Text is the message (for a call, what the voice says).
+	Text string
+}
+
+// Sender delivers codes by text, call and email (the server adapts
+// internal/notify's senders to it).
 type Sender interface {
-	Send(ctx context.Context, m notify.Message) error
+	Send(ctx context.Context, m Message) error
 	// Configured tells whether channel can be sent on.
 	Configured(channel string) bool
 }
@@ -518,7 +529,7 @@ func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip str
 	if err := s.st.PutSentCode(ctx, user, purpose, code, SentCodeTTL); err != nil {
 		return err
 	}
-	m := notify.Message{Channel: channel, To: addr, Subject: "Your sign-in code",
+	m := Message{Channel: channel, To: addr, Subject: "Your sign-in code",
 		Text: fmt.Sprintf("Your %s sign-in code is %s. It expires in %d seconds. If you did not try to sign in, tell your administrator.", s.cfg.Issuer, code, int(SentCodeTTL/time.Second))}
 	if channel == MethodCall {
 		m.Text = fmt.Sprintf("Your %s sign-in code is: %s. Again: %s.", s.cfg.Issuer, spaced(code), spaced(code))

@@ -137,6 +137,15 @@ func (n NotifyConfig) router(st *store.Store) notify.Router {
 	return r
 }
 
+// senders adapts the notify senders to the sign-in service.
+type senders struct{ r notify.Router }
+
+func (s senders) Send(ctx context.Context, m signin.Message) error {
+	return s.r.Send(ctx, notify.Message{Channel: m.Channel, To: m.To, Subject: m.Subject, Text: m.Text})
+}
+
+func (s senders) Configured(channel string) bool { return s.r.Configured(channel) }
+
 // RADIUSConfig turns on the RADIUS server.
 type RADIUSConfig struct {
 	// Addr is the UDP listen address, e.g. 127.0.0.1:1812.
@@ -347,7 +356,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.Metrics = metrics.New(src)
 	s.SignIn.SetObserver(s.Metrics)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
-	s.SignIn.SetSender(cfg.Notify.router(st))
+	s.SignIn.SetSender(senders{cfg.Notify.router(st)})
 	jsonAPI := api.New(s.SignIn, signinLog)
 	jsonAPI.Register(s.mux)
 	jsonAPI.RegisterAdmin(s.mux, adminAPI.Auth)
