@@ -234,55 +234,35 @@ type UserMethods struct {
 	Email string `json:"email,omitempty"`
 }
 
-// Methods returns what user can do at the MFA step under the policy.
+// Methods returns what user can do at the MFA step under the policy: each
+// method says whether it is available to the user, in challenge order.
 func (s *Service) Methods(ctx context.Context, user string) (UserMethods, error) {
 	pol, err := s.Policy(ctx)
 	if err != nil {
 		return UserMethods{}, err
 	}
 	var um UserMethods
-	if pol.Enabled(MethodBodycam) {
-		cam, err := s.camera(ctx, user)
-		switch {
-		case err == nil:
-			um.Available, um.Camera = append(um.Available, MethodBodycam), cam.Model
-		case !errors.Is(err, ErrNoMethod):
-			return UserMethods{}, err
-		}
-	}
 	if um.Registered, err = s.st.Methods(ctx, user); err != nil {
 		return UserMethods{}, err
-	}
-	if pol.Enabled(MethodApp) {
-		if slices.Contains(um.Registered, MethodApp) {
-			um.Available = append(um.Available, MethodApp)
-		} else {
-			um.CanSetUp = append(um.CanSetUp, MethodApp)
-		}
-	}
-	if pol.Enabled(MethodSMS) || pol.Enabled(MethodCall) {
-		if slices.Contains(um.Registered, SetupPhone) {
-			for _, m := range []string{MethodSMS, MethodCall} {
-				if pol.Enabled(m) {
-					um.Available = append(um.Available, m)
-				}
-			}
-		} else {
-			um.CanSetUp = append(um.CanSetUp, SetupPhone)
-		}
 	}
 	u, _, err := s.st.User(ctx, user) // profile email and last method
 	if err != nil {
 		return UserMethods{}, err
 	}
-	if pol.Enabled(MethodEmail) && u.Email != "" {
-		um.Available, um.Email = append(um.Available, MethodEmail), u.Email
-	}
-	if um.BackupCodes, err = s.st.BackupCodesLeft(ctx, user); err != nil {
-		return UserMethods{}, err
-	}
-	if um.BackupCodes > 0 {
-		um.Available = append(um.Available, MethodBackup)
+	acct := Account{Username: user, Profile: u, Policy: pol, Registered: um.Registered}
+	for _, m := range s.order {
+		ok, err := m.Available(ctx, acct, &um)
+		if err != nil {
+			return UserMethods{}, err
+		}
+		if ok {
+			um.Available = append(um.Available, m.Name())
+		}
+		if e, isE := m.(Enrollable); isE {
+			if what, can := e.SetUp(acct); can && !slices.Contains(um.CanSetUp, what) {
+				um.CanSetUp = append(um.CanSetUp, what)
+			}
+		}
 	}
 	if slices.Contains(um.Available, u.LastMethod) {
 		um.Default = u.LastMethod

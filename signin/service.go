@@ -149,6 +149,7 @@ type Service struct {
 	hasher   *password.Hasher
 	dummy    string            // a hash checked for unknown users, so timing does not tell
 	methods  map[string]Method // the MFA methods by name
+	order    []Method          // the same in challenge order
 }
 
 // NewService returns the verifier service.
@@ -187,7 +188,11 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 		checker: &Checker{Store: st, Window: cfg.Window, ResyncRange: cfg.ResyncRange},
 		reg:     &Regulator{Store: st, Limits: cfg.Limits},
 	}
-	s.methods = s.newMethods()
+	s.order = s.newMethods()
+	s.methods = map[string]Method{}
+	for _, m := range s.order {
+		s.methods[m.Name()] = m
+	}
 	return s, nil
 }
 
