@@ -203,7 +203,7 @@ func (s *Server) access(ctx context.Context, req *radius.Packet, client store.Ra
 
 // verify checks code for a pending sign-in.
 func (s *Server) verify(ctx context.Context, pending, method, code, source string) answer {
-	if _, err := s.svc.VerifyMethod(ctx, pending, method, code, source); err != nil {
+	if err := s.svc.VerifyOnly(ctx, pending, method, code, source); err != nil {
 		return s.refused(err, store.RadiusClient{})
 	}
 	return accept

@@ -35,12 +35,12 @@ func (f *fakeSignIn) Login(_ context.Context, user, pw, _, _ string) (signin.Log
 		Methods: signin.UserMethods{Available: []string{signin.MethodBodycam}}}, nil
 }
 
-func (f *fakeSignIn) VerifyMethod(_ context.Context, pending, method, code, _ string) (string, error) {
+func (f *fakeSignIn) VerifyOnly(_ context.Context, pending, method, code, _ string) error {
 	f.codes.Add(1)
 	if code == "123456" && method == signin.MethodBodycam && strings.HasPrefix(pending, "pending-") {
-		return "session", nil
+		return nil
 	}
-	return "", &signin.CodeError{AttemptsLeft: 2}
+	return &signin.CodeError{AttemptsLeft: 2}
 }
 
 func (f *fakeSignIn) SendCode(context.Context, string, string, string) (string, error) {

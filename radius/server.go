@@ -30,7 +30,9 @@ import (
 // satisfies it.
 type SignIn interface {
 	Login(ctx context.Context, username, pw, ip, trust string) (signin.LoginResult, error)
-	VerifyMethod(ctx context.Context, pending, method, code, ip string) (string, error)
+	// VerifyOnly checks a code and starts no camotp session: the NAS
+	// keeps its own.
+	VerifyOnly(ctx context.Context, pending, method, code, ip string) error
 	SendCode(ctx context.Context, pending, method, ip string) (string, error)
 }
 

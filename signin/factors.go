@@ -13,9 +13,9 @@ import (
 // Method is one MFA method: whether a user has it, and checking its
 // codes. Each method is implemented once, here; Methods asks each in
 // challenge order what the user can do, and every front door (pages, JSON
-// API, OpenID Connect, RADIUS) reaches Check through VerifyMethod, which
-// holds the rules all methods share: the pending sign-in, the throttle
-// slot, the session and the audit row.
+// API, OpenID Connect, RADIUS) reaches Check through VerifyMethod or
+// VerifyOnly, which hold the rules all methods share: the pending
+// sign-in, the throttle slot, the session (or none) and the audit row.
 type Method interface {
 	// Name is the method's name as the API, the audit log and the metrics
 	// spell it.

@@ -76,9 +76,7 @@ func (noopSignIn) Login(_ context.Context, user, _, _, _ string) (signin.LoginRe
 	return signin.LoginResult{Username: user, Pending: "noop", Method: signin.MethodBodycam, Model: device.Body4,
 		Methods: signin.UserMethods{Available: []string{signin.MethodBodycam}}}, nil
 }
-func (noopSignIn) VerifyMethod(context.Context, string, string, string, string) (string, error) {
-	return "session", nil
-}
+func (noopSignIn) VerifyOnly(context.Context, string, string, string, string) error { return nil }
 func (noopSignIn) SendCode(context.Context, string, string, string) (string, error) { return "", nil }
 
 // Radius measures Access-Requests per second for the code step: each
