@@ -16,7 +16,7 @@ import (
 	"github.com/camotp/camotp/internal/store"
 )
 
-// Directory is what the verifier reads about users and their cameras.
+// Directory is what the sign-in service reads about users and their cameras.
 type Directory interface {
 	User(ctx context.Context, username string) (store.User, string, error)
 	CameraOf(ctx context.Context, username string) (store.Camera, error)
@@ -40,7 +40,7 @@ type Auditor interface {
 	Audit(ctx context.Context, e store.AuditEntry) error
 }
 
-// Store is everything the verifier keeps; *store.Store satisfies it.
+// Store is everything the sign-in service keeps; *store.Store satisfies it.
 type Store interface {
 	Directory
 	TokenStore
@@ -73,7 +73,7 @@ type Observer interface {
 	Lockout(step string)
 }
 
-// Config tunes the verifier.
+// Config tunes the sign-in service.
 type Config struct {
 	// PendingTTL bounds the time between password and code (≤ 5 min).
 	PendingTTL time.Duration
@@ -136,7 +136,8 @@ func (e *CodeError) Error() string {
 	return fmt.Sprintf("Invalid one-time password (attempts left: %d)", e.AttemptsLeft)
 }
 
-// Service runs the sign-in flow for the web page and the API.
+// Service runs the sign-in flow for every front door (pages, JSON API,
+// OpenID Connect, RADIUS).
 type Service struct {
 	st       Store
 	checker  *Checker
@@ -154,7 +155,7 @@ type Service struct {
 	order    []Method          // the same in challenge order
 }
 
-// NewService returns the verifier service.
+// NewService returns the sign-in service.
 func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*Service, error) {
 	if now == nil {
 		now = time.Now
