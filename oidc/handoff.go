@@ -13,10 +13,11 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/camotp/camotp/internal/store"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
+	"github.com/camotp/camotp/web"
 )
 
-var _ verifier.Handoff = (*Provider)(nil)
+var _ web.Handoff = (*Provider)(nil)
 
 // wantsMFA is true when the client asked for a second factor (acr_values).
 func wantsMFA(req *zoidc.AuthRequest) bool {
@@ -32,7 +33,7 @@ func fresh(req *zoidc.AuthRequest) bool {
 func (p *Provider) request(ctx context.Context, id string) (*authRequest, error) {
 	a, err := p.st.OIDCAuthRequest(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, verifier.ErrHandoff
+		return nil, web.ErrHandoff
 	}
 	if err != nil {
 		return nil, err
@@ -41,15 +42,15 @@ func (p *Provider) request(ctx context.Context, id string) (*authRequest, error)
 }
 
 // Describe tells the sign-in pages what auth request id demands.
-func (p *Provider) Describe(ctx context.Context, id string) (verifier.HandoffRequest, error) {
+func (p *Provider) Describe(ctx context.Context, id string) (web.HandoffRequest, error) {
 	ar, err := p.request(ctx, id)
 	if err != nil {
-		return verifier.HandoffRequest{}, err
+		return web.HandoffRequest{}, err
 	}
 	if ar.Done() {
-		return verifier.HandoffRequest{}, verifier.ErrHandoff
+		return web.HandoffRequest{}, web.ErrHandoff
 	}
-	hr := verifier.HandoffRequest{Client: ar.req.ClientID, TrustAllowed: !fresh(ar.req) && !wantsMFA(ar.req)}
+	hr := web.HandoffRequest{Client: ar.req.ClientID, TrustAllowed: !fresh(ar.req) && !wantsMFA(ar.req)}
 	if u, err := url.Parse(ar.req.RedirectURI); err == nil {
 		hr.RedirectOrigin = u.Scheme + "://" + u.Host
 	}
@@ -60,7 +61,7 @@ func (p *Provider) Describe(ctx context.Context, id string) (verifier.HandoffReq
 // provider's callback, which sends the code to the client. A session
 // that began before the request does not do when the request asks for a
 // fresh sign-in (prompt=login, max_age exceeded) or for a second factor
-// the session did not pass: verifier.ErrReauthenticate. A session begun
+// the session did not pass: web.ErrReauthenticate. A session begun
 // for this request that still lacks the second factor asked for (the
 // user has none) ends the request with access_denied.
 func (p *Provider) Finish(ctx context.Context, id, session string) (string, error) {
@@ -68,21 +69,21 @@ func (p *Provider) Finish(ctx context.Context, id, session string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	si, err := p.svc.SignIn(ctx, session)
+	si, err := p.svc.SessionInfo(ctx, session)
 	if err != nil {
-		return "", verifier.ErrReauthenticate
+		return "", web.ErrReauthenticate
 	}
 	begunForIt := !si.At.Before(ar.createdAt)
 	amr, acr := amrOf(si.Method)
 	if !begunForIt && !p.meets(ar.req, si) {
-		return "", verifier.ErrReauthenticate
+		return "", web.ErrReauthenticate
 	}
 	if wantsMFA(ar.req) && acr != ACRMFA {
 		p.audit(ctx, si.Username, ar.req.ClientID, "denied: no second factor")
 		return p.errorRedirect(ar, zoidc.ErrAccessDenied().WithDescription("the client requires a second factor and the user has none"))
 	}
 	rec := signIn{Username: si.Username, Subject: si.Subject, Email: si.Email, AuthTime: si.At, Method: si.Method, AMR: amr, ACR: acr}
-	if si.Method == verifier.MethodBodycam && si.Camera != nil {
+	if si.Method == signin.MethodBodycam && si.Camera != nil {
 		rec.CameraModel, rec.CameraSerial = si.Camera.Model.DisplayName(), si.Camera.Serial
 	}
 	data, err := json.Marshal(rec)
@@ -91,7 +92,7 @@ func (p *Provider) Finish(ctx context.Context, id, session string) (string, erro
 	}
 	if err := p.st.CompleteOIDCAuthRequest(ctx, id, data); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return "", verifier.ErrHandoff
+			return "", web.ErrHandoff
 		}
 		return "", err
 	}
@@ -102,7 +103,7 @@ func (p *Provider) Finish(ctx context.Context, id, session string) (string, erro
 // meets is true when a session begun before the request may answer it:
 // no prompt=login, within max_age, and a second factor passed when the
 // request asks for one.
-func (p *Provider) meets(req *zoidc.AuthRequest, si verifier.SignIn) bool {
+func (p *Provider) meets(req *zoidc.AuthRequest, si signin.SessionInfo) bool {
 	if slices.Contains(req.Prompt, zoidc.PromptLogin) {
 		return false
 	}

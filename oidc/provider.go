@@ -4,9 +4,9 @@
 // revocation; authorization-code flow with PKCE) is
 // github.com/zitadel/oidc/v3/pkg/op, an OpenID Certified implementation;
 // this package only stores its state (internal/store) and sends browsers
-// to the sign-in pages of package verifier, whose service checks the
-// password and second factor with every rule it has. Nothing here parses
-// or signs a JWT by hand.
+// to the sign-in pages (package web), whose sign-in service (package
+// signin) checks the password and second factor with every rule it has.
+// Nothing here parses or signs a JWT by hand.
 package oidc
 
 import (
@@ -26,7 +26,8 @@ import (
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/store"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
+	"github.com/camotp/camotp/web"
 )
 
 // Paths of the provider's endpoints under the issuer.
@@ -99,7 +100,7 @@ type Store interface {
 type Provider struct {
 	cfg     Config
 	st      Store
-	svc     *verifier.Service
+	svc     *signin.Service
 	op      *op.Provider
 	handler http.Handler
 }
@@ -127,7 +128,7 @@ func loopback(host string) bool {
 
 // New returns the provider, generating its first signing key (RS256) when
 // the store has none.
-func New(ctx context.Context, cfg Config, st Store, svc *verifier.Service) (*Provider, error) {
+func New(ctx context.Context, cfg Config, st Store, svc *signin.Service) (*Provider, error) {
 	if err := CheckIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func info(ctx context.Context) reqInfo {
 }
 
 func sessionCookie(r *http.Request) string {
-	c, err := r.Cookie(verifier.SessionCookie)
+	c, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return ""
 	}

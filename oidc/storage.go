@@ -13,7 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/camotp/camotp/internal/store"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // signIn is the sign-in that answered an auth request, as the ID token
@@ -162,7 +162,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 	if slices.Contains(req.Prompt, zoidc.PromptNone) {
 		// No page may be shown: only a session that meets the request
 		// answers it (the sign-in page then sends the browser straight back).
-		si, err := s.p.svc.SignIn(ctx, info(ctx).session)
+		si, err := s.p.svc.SessionInfo(ctx, info(ctx).session)
 		if err != nil || !s.p.meets(req, si) {
 			return nil, zoidc.ErrLoginRequired()
 		}
@@ -254,7 +254,7 @@ func (s *storage) TerminateSession(ctx context.Context, subject, clientID string
 	if in.session == "" || subject == "" {
 		return nil
 	}
-	si, err := s.p.svc.SignIn(ctx, in.session)
+	si, err := s.p.svc.SessionInfo(ctx, in.session)
 	if err != nil || si.Subject != subject {
 		return nil
 	}
@@ -393,11 +393,11 @@ func (s *storage) Health(context.Context) error { return nil }
 // amr and acr of a sign-in by method (RFC 8176).
 func amrOf(method string) ([]string, string) {
 	switch method {
-	case verifier.MethodBodycam, verifier.MethodApp, verifier.MethodBackup, verifier.MethodEmail:
+	case signin.MethodBodycam, signin.MethodApp, signin.MethodBackup, signin.MethodEmail:
 		return []string{"pwd", "otp", "mfa"}, ACRMFA
-	case verifier.MethodSMS:
+	case signin.MethodSMS:
 		return []string{"pwd", "sms", "mfa"}, ACRMFA
-	case verifier.MethodCall:
+	case signin.MethodCall:
 		return []string{"pwd", "tel", "mfa"}, ACRMFA
 	}
 	// A trusted browser skipped the second factor, or none was required.

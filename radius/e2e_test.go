@@ -243,6 +243,12 @@ func TestRadclient(t *testing.T) {
 		if len(ok) == 0 || ok[0].SourceIP != "203.0.113.7@127.0.0.1" {
 			t.Fatalf("audit of the accepted code: %+v", ok)
 		}
+		// The NAS keeps its own session: camotp starts none, and the
+		// pending sign-in is gone.
+		var tokens int
+		if err := f.srv.Store.DB().QueryRow(`SELECT count(*) FROM tokens WHERE username = 'alice'`).Scan(&tokens); err != nil || tokens != 0 {
+			t.Fatalf("%d camotp tokens of alice after Access-Accept (%v), want none", tokens, err)
+		}
 		// The State was used: answering it again is refused.
 		again := radclient(t, addr, f.secret, wait, false, `User-Name = "alice"`, `User-Password = `+quote(code), "State = 0x"+hex.EncodeToString(r.state))
 		if again.code != "Access-Reject" || !strings.Contains(again.message, "expired or unknown") {

@@ -14,7 +14,7 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/camotp/camotp/internal/store"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // handle answers one datagram from src: the encoded reply (nil: none) and
@@ -156,12 +156,12 @@ func (s *Server) access(ctx context.Context, req *radius.Packet, client store.Ra
 	if state := rfc2865.State_Get(req); state != nil {
 		ch, ok := s.challenges.take(state, s.cfg.Now())
 		if !ok || ch.client != client.Name || ch.user != user {
-			return reject(verifier.ErrBadToken.Error())
+			return reject(signin.ErrBadToken.Error())
 		}
 		code := strings.TrimSpace(pw)
 		method := ch.method
 		if ch.backup && !isOTP(code) {
-			method = verifier.MethodBackup
+			method = signin.MethodBackup
 		}
 		return s.verify(ctx, ch.pending, method, code, source)
 	}
@@ -178,14 +178,14 @@ func (s *Server) access(ctx context.Context, req *radius.Packet, client store.Ra
 	if res.Session != "" { // no second factor needed for this user
 		return accept
 	}
-	if res.Method == verifier.MethodSetup {
-		return reject(verifier.ErrSetupRequired.Error() + " on the camotp sign-in page, then try again")
+	if res.Method == signin.MethodSetup {
+		return reject(signin.ErrSetupRequired.Error() + " on the camotp sign-in page, then try again")
 	}
 	method := typedMethod(res)
-	backup := slices.Contains(res.Methods.Available, verifier.MethodBackup)
+	backup := slices.Contains(res.Methods.Available, signin.MethodBackup)
 	if code != "" {
 		if backup && !isOTP(code) {
-			method = verifier.MethodBackup
+			method = signin.MethodBackup
 		}
 		return s.verify(ctx, res.Pending, method, code, source)
 	}
@@ -203,7 +203,7 @@ func (s *Server) access(ctx context.Context, req *radius.Packet, client store.Ra
 
 // verify checks code for a pending sign-in.
 func (s *Server) verify(ctx context.Context, pending, method, code, source string) answer {
-	if _, err := s.svc.VerifyMethod(ctx, pending, method, code, source); err != nil {
+	if err := s.svc.VerifyOnly(ctx, pending, method, code, source); err != nil {
 		return s.refused(err, store.RadiusClient{})
 	}
 	return accept
@@ -213,15 +213,15 @@ func (s *Server) verify(ctx context.Context, pending, method, code, source strin
 // what the web page would say; a server-side failure gets no answer, so
 // the NAS retransmits or fails over.
 func (s *Server) refused(err error, client store.RadiusClient) answer {
-	var blocked *verifier.BlockedError
-	var bad *verifier.CodeError
+	var blocked *signin.BlockedError
+	var bad *signin.CodeError
 	switch {
 	case errors.As(err, &blocked), errors.As(err, &bad),
-		errors.Is(err, verifier.ErrBadCredentials), errors.Is(err, verifier.ErrBadToken),
-		errors.Is(err, verifier.ErrNoMethod), errors.Is(err, verifier.ErrNotEnabled):
+		errors.Is(err, signin.ErrBadCredentials), errors.Is(err, signin.ErrBadToken),
+		errors.Is(err, signin.ErrNoMethod), errors.Is(err, signin.ErrNotEnabled):
 		return reject(err.Error())
-	case errors.Is(err, verifier.ErrSetupRequired):
-		return reject(verifier.ErrSetupRequired.Error() + " on the camotp sign-in page, then try again")
+	case errors.Is(err, signin.ErrSetupRequired):
+		return reject(signin.ErrSetupRequired.Error() + " on the camotp sign-in page, then try again")
 	}
 	s.cfg.Log.Error("radius: sign-in failed", "client", client.Name, "err", err)
 	return answer{result: ResultError}
@@ -230,12 +230,12 @@ func (s *Server) refused(err error, client store.RadiusClient) answer {
 // typedMethod is the method a RADIUS user types a code for: the one the
 // challenge opens with when it is the body camera or the app, else the
 // first of those the user has; else the default (a sent code or backup).
-func typedMethod(res verifier.LoginResult) string {
-	if res.Method == verifier.MethodBodycam || res.Method == verifier.MethodApp {
+func typedMethod(res signin.LoginResult) string {
+	if res.Method == signin.MethodBodycam || res.Method == signin.MethodApp {
 		return res.Method
 	}
 	for _, m := range res.Methods.Available {
-		if m == verifier.MethodBodycam || m == verifier.MethodApp {
+		if m == signin.MethodBodycam || m == signin.MethodApp {
 			return m
 		}
 	}
@@ -244,25 +244,25 @@ func typedMethod(res verifier.LoginResult) string {
 
 // prompt is the challenge's Reply-Message for method; for a method that
 // sends a code, the code is sent now.
-func (s *Server) prompt(ctx context.Context, res verifier.LoginResult, method string, backup bool, source string) (string, error) {
+func (s *Server) prompt(ctx context.Context, res signin.LoginResult, method string, backup bool, source string) (string, error) {
 	var p string
 	switch method {
-	case verifier.MethodBodycam:
+	case signin.MethodBodycam:
 		m := res.Model
 		p = fmt.Sprintf("Enter the code shown on your %s camera. %s: %s", m.DisplayName(), m.DisplayName(), strings.Join(m.HowTo(), " "))
-	case verifier.MethodApp:
+	case signin.MethodApp:
 		p = "Enter the 6-digit code from your authenticator app."
-	case verifier.MethodSMS, verifier.MethodCall, verifier.MethodEmail:
+	case signin.MethodSMS, signin.MethodCall, signin.MethodEmail:
 		to, err := s.svc.SendCode(ctx, res.Pending, method, source)
 		if err != nil {
 			return "", err
 		}
-		how := map[string]string{verifier.MethodSMS: "texted", verifier.MethodCall: "read out in a call", verifier.MethodEmail: "emailed"}[method]
+		how := map[string]string{signin.MethodSMS: "texted", signin.MethodCall: "read out in a call", signin.MethodEmail: "emailed"}[method]
 		p = fmt.Sprintf("Enter the 6-digit code %s to %s.", how, to)
-	case verifier.MethodBackup:
+	case signin.MethodBackup:
 		return "Enter one of your backup codes.", nil
 	default:
-		return "", verifier.ErrNoMethod
+		return "", signin.ErrNoMethod
 	}
 	if backup {
 		p += " Or enter one of your backup codes."

@@ -18,7 +18,7 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/internal/together"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // fakeSignIn stands in for the sign-in service: password "pw", code
@@ -27,24 +27,24 @@ type fakeSignIn struct {
 	codes atomic.Int64
 }
 
-func (f *fakeSignIn) Login(_ context.Context, user, pw, _, _ string) (verifier.LoginResult, error) {
+func (f *fakeSignIn) Login(_ context.Context, user, pw, _, _ string) (signin.LoginResult, error) {
 	if pw != "pw" {
-		return verifier.LoginResult{}, verifier.ErrBadCredentials
+		return signin.LoginResult{}, signin.ErrBadCredentials
 	}
-	return verifier.LoginResult{Username: user, Pending: "pending-" + user, Method: verifier.MethodBodycam, Model: device.Body4,
-		Methods: verifier.UserMethods{Available: []string{verifier.MethodBodycam}}}, nil
+	return signin.LoginResult{Username: user, Pending: "pending-" + user, Method: signin.MethodBodycam, Model: device.Body4,
+		Methods: signin.UserMethods{Available: []string{signin.MethodBodycam}}}, nil
 }
 
-func (f *fakeSignIn) VerifyMethod(_ context.Context, pending, method, code, _ string) (string, error) {
+func (f *fakeSignIn) VerifyOnly(_ context.Context, pending, method, code, _ string) error {
 	f.codes.Add(1)
-	if code == "123456" && method == verifier.MethodBodycam && strings.HasPrefix(pending, "pending-") {
-		return "session", nil
+	if code == "123456" && method == signin.MethodBodycam && strings.HasPrefix(pending, "pending-") {
+		return nil
 	}
-	return "", &verifier.CodeError{AttemptsLeft: 2}
+	return &signin.CodeError{AttemptsLeft: 2}
 }
 
 func (f *fakeSignIn) SendCode(context.Context, string, string, string) (string, error) {
-	return "", verifier.ErrNoMethod
+	return "", signin.ErrNoMethod
 }
 
 type fakeClients []store.RadiusClient
@@ -370,7 +370,7 @@ type blockingSignIn struct {
 	release chan struct{}
 }
 
-func (b *blockingSignIn) Login(ctx context.Context, user, pw, ip, trust string) (verifier.LoginResult, error) {
+func (b *blockingSignIn) Login(ctx context.Context, user, pw, ip, trust string) (signin.LoginResult, error) {
 	b.entered.Add(1)
 	<-b.release
 	return b.fakeSignIn.Login(ctx, user, pw, ip, trust)

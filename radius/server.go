@@ -1,6 +1,6 @@
 // Package radius is camotp's RADIUS server (RFC 2865, PAP): a thin front
 // door for VPN concentrators and in-car laptops (MDTs) over the sign-in
-// service (*verifier.Service). The password check, the methods, the
+// service (*signin.Service). The password check, the methods, the
 // throttles, replay and drift records and the audit log are the sign-in
 // service's; this package only turns Access-Requests into its calls and
 // its answers into Access-Challenge, Access-Accept and Access-Reject.
@@ -23,14 +23,16 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/store"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
-// SignIn is the sign-in service the server fronts; *verifier.Service
+// SignIn is the sign-in service the server fronts; *signin.Service
 // satisfies it.
 type SignIn interface {
-	Login(ctx context.Context, username, pw, ip, trust string) (verifier.LoginResult, error)
-	VerifyMethod(ctx context.Context, pending, method, code, ip string) (string, error)
+	Login(ctx context.Context, username, pw, ip, trust string) (signin.LoginResult, error)
+	// VerifyOnly checks a code and starts no camotp session: the NAS
+	// keeps its own.
+	VerifyOnly(ctx context.Context, pending, method, code, ip string) error
 	SendCode(ctx context.Context, pending, method, ip string) (string, error)
 }
 

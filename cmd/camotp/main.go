@@ -1,5 +1,5 @@
 // Command camotp is the body-camera TOTP system: camera emulator, fleet
-// server with embedded MQTT broker, provisioning and sign-in verifier. Run
+// server with embedded MQTT broker, provisioning and sign-in service. Run
 // "camotp help" for its subcommands.
 package main
 

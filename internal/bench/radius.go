@@ -21,7 +21,7 @@ import (
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
 	camradius "github.com/camotp/camotp/radius"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // RadiusConfig sizes the RADIUS benchmark.
@@ -52,33 +52,31 @@ func (r RadiusResult) String() string {
 		return fmt.Sprintf("  %-44s %6d requests in %s: %6.0f/s, p50 %s, p99 %s", name, x.Requests, x.Elapsed.Round(time.Millisecond), x.PerSecond, x.P50, x.P99)
 	}
 	return fmt.Sprintf("radius: Access-Requests answering a challenge with the camera code (UDP loopback)\n%s\n%s\n  the real code step runs at %.2fx the no-op's rate",
-		line("real (verifier: throttle, seed, replay, audit)", r.Real), line("no-op sign-in service", r.Noop), r.Real.PerSecond/r.Noop.PerSecond)
+		line("real (sign-in service: throttle, seed, replay, audit)", r.Real), line("no-op sign-in service", r.Noop), r.Real.PerSecond/r.Noop.PerSecond)
 }
 
 // quickPassword stands in for the password step, which is not what is
 // measured (its argon2id hash would dominate): it issues the pending
 // token the real Login would, and the code step is the real one.
 type quickPassword struct {
-	*verifier.Service
+	*signin.Service
 	st *store.Store
 }
 
-func (q quickPassword) Login(ctx context.Context, user, _, ip, _ string) (verifier.LoginResult, error) {
-	tok, err := q.st.CreateToken(ctx, store.TokenPending, user, verifier.MethodBodycam, ip, 5*time.Minute)
-	return verifier.LoginResult{Username: user, Pending: tok, Method: verifier.MethodBodycam, Model: device.Body4,
-		Methods: verifier.UserMethods{Available: []string{verifier.MethodBodycam}, Camera: device.Body4}}, err
+func (q quickPassword) Login(ctx context.Context, user, _, ip, _ string) (signin.LoginResult, error) {
+	tok, err := q.st.CreateToken(ctx, store.TokenPending, user, signin.MethodBodycam, ip, 5*time.Minute)
+	return signin.LoginResult{Username: user, Pending: tok, Method: signin.MethodBodycam, Model: device.Body4,
+		Methods: signin.UserMethods{Available: []string{signin.MethodBodycam}, Camera: device.Body4}}, err
 }
 
 // noopSignIn accepts every password and every code without any work.
 type noopSignIn struct{}
 
-func (noopSignIn) Login(_ context.Context, user, _, _, _ string) (verifier.LoginResult, error) {
-	return verifier.LoginResult{Username: user, Pending: "noop", Method: verifier.MethodBodycam, Model: device.Body4,
-		Methods: verifier.UserMethods{Available: []string{verifier.MethodBodycam}}}, nil
+func (noopSignIn) Login(_ context.Context, user, _, _, _ string) (signin.LoginResult, error) {
+	return signin.LoginResult{Username: user, Pending: "noop", Method: signin.MethodBodycam, Model: device.Body4,
+		Methods: signin.UserMethods{Available: []string{signin.MethodBodycam}}}, nil
 }
-func (noopSignIn) VerifyMethod(context.Context, string, string, string, string) (string, error) {
-	return "session", nil
-}
+func (noopSignIn) VerifyOnly(context.Context, string, string, string, string) error { return nil }
 func (noopSignIn) SendCode(context.Context, string, string, string) (string, error) { return "", nil }
 
 // Radius measures Access-Requests per second for the code step: each
@@ -98,7 +96,7 @@ func Radius(ctx context.Context, cfg RadiusConfig) (RadiusResult, error) {
 		return RadiusResult{}, err
 	}
 	defer st.Close()
-	svc, err := verifier.NewService(st, verifier.DefaultConfig(), clock.Now, nil)
+	svc, err := signin.NewService(st, signin.DefaultConfig(), clock.Now, nil)
 	if err != nil {
 		return RadiusResult{}, err
 	}

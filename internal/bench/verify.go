@@ -1,5 +1,5 @@
 // Package bench measures camotp end to end on this machine: verifications
-// through the real verifier path, and provisioning of a fleet through a real
+// through the real sign-in service, and provisioning of a fleet through a real
 // broker. "camotp bench" prints what it returns.
 package bench
 
@@ -19,7 +19,7 @@ import (
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // VerifyConfig sizes the verification benchmark.
@@ -71,7 +71,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 		return VerifyResult{}, err
 	}
 	defer st.Close()
-	svc, err := verifier.NewService(st, verifier.DefaultConfig(), clock.Now, nil)
+	svc, err := signin.NewService(st, signin.DefaultConfig(), clock.Now, nil)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -118,7 +118,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 		// A round: every user has passed the password step (not timed) …
 		clock.ns.Add(int64(30 * time.Second))
 		for i, u := range users {
-			if tokens[i], err = st.CreateToken(ctx, store.TokenPending, u, verifier.MethodBodycam, "127.0.0.1", 5*time.Minute); err != nil {
+			if tokens[i], err = st.CreateToken(ctx, store.TokenPending, u, signin.MethodBodycam, "127.0.0.1", 5*time.Minute); err != nil {
 				return VerifyResult{}, err
 			}
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // adminClient calls the admin API.
@@ -451,7 +451,7 @@ func adminUser(ctx context.Context, env Env, c adminClient, args []string) error
 			return err
 		}
 		if *without {
-			var list []verifier.UserMFA
+			var list []signin.UserMFA
 			if err := c.do(ctx, "GET", "/api/v1/admin/mfa/users?without=1", nil, &list); err != nil {
 				return err
 			}
@@ -498,7 +498,7 @@ func adminOrg(ctx context.Context, env Env, c adminClient, args []string) error 
 	if len(args) == 0 {
 		return usagef("admin org: want show, methods or require-mfa")
 	}
-	var pol verifier.Policy
+	var pol signin.Policy
 	if err := c.do(ctx, "GET", "/api/v1/admin/org/policy", nil, &pol); err != nil {
 		return err
 	}
@@ -509,7 +509,7 @@ func adminOrg(ctx context.Context, env Env, c adminClient, args []string) error 
 		}
 	case "methods":
 		f := newFlags(env, "admin org methods")
-		enable := f.String("enable", "", "comma-separated methods to enable ("+strings.Join(verifier.OrgMethods, ", ")+"); the others are disabled")
+		enable := f.String("enable", "", "comma-separated methods to enable ("+strings.Join(signin.OrgMethods, ", ")+"); the others are disabled")
 		if err := parse(f, args[1:], 0); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/radius"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // Defaults of serve and the clients that talk to it.
@@ -53,7 +53,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&cfg.MQTTMaxConnsPerIP, "mqtt-max-conns-per-ip", 0, "cap on the embedded broker's open connections from one address (0: no cap)")
 	fs.DurationVar(&cfg.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "close an MQTT connection that has not sent CONNECT within this time")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
-	vc := verifier.DefaultConfig()
+	vc := signin.DefaultConfig()
 	fs.DurationVar(&vc.TrustFor, "trust-for", vc.TrustFor, "how long \"Keep me signed in\" skips MFA on a browser")
 	fs.DurationVar(&vc.SessionTTL, "session-ttl", vc.SessionTTL, "session lifetime")
 	fs.Int64Var(&vc.Window, "window", vc.Window, "accepted steps either side of the expected one")
@@ -109,7 +109,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if cfg.TrustedProxies, err = httpx.ParsePrefixes(*proxies); err != nil {
 		return usagef("serve: --trusted-proxies: %v", err)
 	}
-	cfg.Verifier = &vc
+	cfg.SignIn = &vc
 	if smtpCfg.Host != "" {
 		if smtpCfg.From == "" {
 			return usagef("serve: --smtp-host needs --smtp-from")

@@ -26,7 +26,7 @@ import (
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // Officer is a demo user with a camera.
@@ -101,11 +101,11 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	}
 	// The demo organisation enables every method (codes by text, call and
 	// email land in the development outbox), unless its admin changed that.
-	if set, err := srv.Verifier.PolicyChosen(ctx); err != nil {
+	if set, err := srv.SignIn.PolicyChosen(ctx); err != nil {
 		srv.Close()
 		return nil, err
 	} else if !set {
-		if err := srv.Verifier.SetPolicy(ctx, verifier.Policy{RequireMFA: true, Methods: verifier.OrgMethods}, "demo", ""); err != nil {
+		if err := srv.SignIn.SetPolicy(ctx, signin.Policy{RequireMFA: true, Methods: signin.OrgMethods}, "demo", ""); err != nil {
 			srv.Close()
 			return nil, err
 		}

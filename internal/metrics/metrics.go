@@ -30,7 +30,7 @@ type Sources struct {
 }
 
 // Metrics holds the counters and the registry they are served from. It
-// implements verifier.Observer.
+// implements signin.Observer.
 type Metrics struct {
 	reg           *prometheus.Registry
 	signIns       *prometheus.CounterVec

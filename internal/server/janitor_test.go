@@ -9,7 +9,7 @@ import (
 
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/testenv"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // Wrong passwords for made-up names leave throttle counters behind; once
@@ -38,7 +38,7 @@ func TestJanitorPurgesIdleThrottles(t *testing.T) {
 		}
 		return n
 	}
-	limits := verifier.DefaultLimits()
+	limits := signin.DefaultLimits()
 	server.Sweep(srv, context.Background(), limits)
 	if n := count(); n != 5 {
 		t.Fatalf("%d counters before they expire, want 5", n)

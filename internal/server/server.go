@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/camotp/camotp/api"
 	"github.com/camotp/camotp/broker"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/fdlimit"
@@ -33,7 +34,8 @@ import (
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
+	"github.com/camotp/camotp/web"
 )
 
 // MQTTFDReserve is how many file descriptors the default MQTT connection
@@ -78,8 +80,8 @@ type Config struct {
 	// embedded broker; MQTTUsername/Password authenticate the server there.
 	MQTTExternal               string
 	MQTTUsername, MQTTPassword string
-	// Verifier tunes sign-in (zero value: verifier.DefaultConfig()).
-	Verifier *verifier.Config
+	// SignIn tunes sign-in (zero value: signin.DefaultConfig()).
+	SignIn *signin.Config
 	// SecureCookies forces Secure cookies (TLS terminated by a proxy).
 	SecureCookies bool
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
@@ -135,6 +137,15 @@ func (n NotifyConfig) router(st *store.Store) notify.Router {
 	return r
 }
 
+// senders adapts the notify senders to the sign-in service.
+type senders struct{ r notify.Router }
+
+func (s senders) Send(ctx context.Context, m signin.Message) error {
+	return s.r.Send(ctx, notify.Message{Channel: m.Channel, To: m.To, Subject: m.Subject, Text: m.Text})
+}
+
+func (s senders) Configured(channel string) bool { return s.r.Configured(channel) }
+
 // RADIUSConfig turns on the RADIUS server.
 type RADIUSConfig struct {
 	// Addr is the UDP listen address, e.g. 127.0.0.1:1812.
@@ -150,7 +161,7 @@ type RADIUSConfig struct {
 type Server struct {
 	Store        *store.Store
 	Provisioning *provisioning.Service
-	Verifier     *verifier.Service
+	SignIn       *signin.Service
 	// OIDC is the OpenID Connect provider (nil when it is off).
 	OIDC       *oidc.Provider
 	AdminToken string
@@ -195,7 +206,7 @@ const janitorInterval = 10 * time.Minute
 
 // sweep deletes expired tokens and throttle counters with nothing left to
 // remember, so neither table grows with every name an attacker tries.
-func (s *Server) sweep(ctx context.Context, limits verifier.Limits) {
+func (s *Server) sweep(ctx context.Context, limits signin.Limits) {
 	if err := s.Store.PurgeExpired(ctx); err != nil {
 		s.cfg.Log.Warn("purge expired tokens", "err", err)
 	}
@@ -329,36 +340,38 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	adminAPI := provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken)
 	adminAPI.Register(s.mux)
-	vcfg := verifier.DefaultConfig()
-	if cfg.Verifier != nil {
-		vcfg = *cfg.Verifier
+	vcfg := signin.DefaultConfig()
+	if cfg.SignIn != nil {
+		vcfg = *cfg.SignIn
 	}
-	if s.Verifier, err = verifier.NewService(st, vcfg, cfg.Now, cfg.Log.With("component", "verifier")); err != nil {
+	signinLog := cfg.Log.With("component", "signin")
+	if s.SignIn, err = signin.NewService(st, vcfg, cfg.Now, signinLog); err != nil {
 		return nil, err
 	}
-	adminAPI.SetPasswordHasher(s.Verifier.HashPassword)
+	adminAPI.SetPasswordHasher(s.SignIn.HashPassword)
 	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log}
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
 	}
 	s.Metrics = metrics.New(src)
-	s.Verifier.SetObserver(s.Metrics)
+	s.SignIn.SetObserver(s.Metrics)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
-	s.Verifier.SetSender(cfg.Notify.router(st))
-	s.Verifier.RegisterAPI(s.mux)
-	s.Verifier.RegisterAdminAPI(s.mux, adminAPI.Auth)
+	s.SignIn.SetSender(senders{cfg.Notify.router(st)})
+	jsonAPI := api.New(s.SignIn, signinLog)
+	jsonAPI.Register(s.mux)
+	jsonAPI.RegisterAdmin(s.mux, adminAPI.Auth)
 	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
 		if r := s.radius.Load(); r != nil {
 			r.InvalidateClients()
 		}
 	}, cfg.Log.With("component", "radius"))
-	web, err := verifier.NewWeb(s.Verifier)
+	pages, err := web.New(s.SignIn, signinLog)
 	if err != nil {
 		return nil, err
 	}
-	web.SecureCookies = cfg.SecureCookies
+	pages.SecureCookies = cfg.SecureCookies
 	if cfg.Notify.DevOutbox {
-		web.Outbox = func(ctx context.Context) ([]store.OutboxMessage, error) { return st.Outbox(ctx, 50) }
+		pages.Outbox = func(ctx context.Context) ([]store.OutboxMessage, error) { return st.Outbox(ctx, 50) }
 		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			msgs, err := st.Outbox(r.Context(), 50)
 			if err != nil {
@@ -372,14 +385,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.OIDCIssuer != "" {
 		var ck [32]byte
 		copy(ck[:], key.MAC("oidc-crypto-key", nil))
-		s.OIDC, err = oidc.New(ctx, oidc.Config{Issuer: cfg.OIDCIssuer, CryptoKey: ck, Now: cfg.Now, Log: cfg.Log.With("component", "oidc")}, st, s.Verifier)
+		s.OIDC, err = oidc.New(ctx, oidc.Config{Issuer: cfg.OIDCIssuer, CryptoKey: ck, Now: cfg.Now, Log: cfg.Log.With("component", "oidc")}, st, s.SignIn)
 		if err != nil {
 			return nil, err
 		}
 		s.OIDC.Register(s.mux)
-		web.Handoff = s.OIDC
+		pages.Handoff = s.OIDC
 	}
-	web.Register(s.mux)
+	pages.Register(s.mux)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -428,7 +441,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // clients registered in the database. An address in use is an error that
 // errors.Is matches with syscall.EADDRINUSE.
 func (s *Server) StartRADIUS(rc RADIUSConfig) error {
-	r := radius.New(s.Verifier, s.Store, radius.Config{AllowLegacy: rc.AllowLegacy, Separator: rc.Separator,
+	r := radius.New(s.SignIn, s.Store, radius.Config{AllowLegacy: rc.AllowLegacy, Separator: rc.Separator,
 		Now: s.cfg.Now, Log: s.cfg.Log.With("component", "radius"), Counter: s.Metrics})
 	if !s.radius.CompareAndSwap(nil, r) {
 		return errors.New("radius: already serving")

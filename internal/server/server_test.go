@@ -13,7 +13,7 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/testenv"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 func get(t *testing.T, url, token string) (int, string) {
@@ -78,11 +78,11 @@ func TestHealthAndReadiness(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	const token = "metrics-secret"
-	vc := verifier.DefaultConfig()
+	vc := signin.DefaultConfig()
 	vc.Limits.MaxFailures = 3
 	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) {
 		c.MetricsToken = token
-		c.Verifier = &vc
+		c.SignIn = &vc
 	})
 	url := "http://" + srv.HTTPAddr() + "/metrics"
 	for _, tok := range []string{"", "wrong"} {

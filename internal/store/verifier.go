@@ -163,6 +163,31 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	return raw, nil
 }
 
+// ConsumeToken deletes the token old, appends e to the audit log and
+// records the success of the attempt on the throttle counters of clear,
+// all in one commit: ExchangeToken for a passed sign-in step that starts
+// no session (a front door that keeps its own, such as a RADIUS NAS).
+func (s *Store) ConsumeToken(ctx context.Context, old string, e AuditEntry, clear ...ThrottleRule) error {
+	// Prepared before the transaction: the writer's connection is busy in it.
+	st, err := s.writeStmts(ctx, deleteToken, insertAudit, successSQL[0], successSQL[1])
+	if err != nil {
+		return fmt.Errorf("consume token: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, tokenHash(old)); err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
+			return err
+		}
+		return recordSuccess(ctx, tx, st[2:], clear)
+	})
+	if err != nil {
+		return fmt.Errorf("consume token: %w", err)
+	}
+	return nil
+}
+
 // LookupToken returns the unexpired token of kind; ErrNotFound otherwise.
 func (s *Store) LookupToken(ctx context.Context, kind, raw string) (Token, error) {
 	if raw == "" || len(raw) > 128 {

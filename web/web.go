@@ -1,4 +1,10 @@
-package verifier
+// Package web is the sign-in pages' front door of the sign-in service:
+// server-rendered forms (no JavaScript needed) for the password, the MFA
+// challenge with the camera's how-to steps, the first-time set-up, the
+// Security page and the admin page, and the hand-off through which the
+// OpenID Connect provider sends browsers here to sign in. Its handlers call
+// package signin and render its answers; no rule lives here.
+package web
 
 import (
 	"context"
@@ -8,6 +14,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,6 +22,7 @@ import (
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/signin"
 )
 
 //go:embed templates/*.html
@@ -33,7 +41,9 @@ const maxForm = 16 * 1024
 
 // Web serves the sign-in pages (server-rendered, no JavaScript needed).
 type Web struct {
-	svc  *Service
+	svc  *signin.Service
+	cfg  signin.Config // the service's: the lifetimes of the cookies
+	log  *slog.Logger
 	tmpl *template.Template
 	// SecureCookies forces the Secure flag (behind a TLS-terminating proxy);
 	// it is always set on requests that arrived over TLS.
@@ -46,13 +56,17 @@ type Web struct {
 	Handoff Handoff
 }
 
-// NewWeb returns the sign-in web UI.
-func NewWeb(svc *Service) (*Web, error) {
+// New returns the sign-in pages over svc; log gets server-side failures
+// (nil: slog.Default()).
+func New(svc *signin.Service, log *slog.Logger) (*Web, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	t, err := template.ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	return &Web{svc: svc, tmpl: t}, nil
+	return &Web{svc: svc, cfg: svc.Config(), log: log, tmpl: t}, nil
 }
 
 // Register adds the pages to mux, with cross-origin protection on every
@@ -172,7 +186,7 @@ type page struct {
 	Secret string
 	QR     template.URL
 	// Security page.
-	Methods UserMethods
+	Methods signin.UserMethods
 	Codes   []string
 	// Codes sent by text, call or email: where the last one went; the
 	// phone being confirmed.
@@ -181,9 +195,9 @@ type page struct {
 	Confirm string
 	Outbox  []store.OutboxMessage
 	// Admin page.
-	Policy   Policy
+	Policy   signin.Policy
 	All      []string
-	Users    []UserMFA
+	Users    []signin.UserMFA
 	Without  bool
 	IsAdmin  bool
 	Password bool // the session passed no second factor
@@ -195,12 +209,12 @@ type page struct {
 type option struct{ ID, Label string }
 
 var methodLabels = map[string]string{
-	MethodBodycam: "Body camera code",
-	MethodApp:     "Authenticator app code",
-	MethodSMS:     "Text message to your phone",
-	MethodCall:    "Phone call",
-	MethodEmail:   "Email",
-	MethodBackup:  "Backup code",
+	signin.MethodBodycam: "Body camera code",
+	signin.MethodApp:     "Authenticator app code",
+	signin.MethodSMS:     "Text message to your phone",
+	signin.MethodCall:    "Phone call",
+	signin.MethodEmail:   "Email",
+	signin.MethodBackup:  "Backup code",
 }
 
 func (wb *Web) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
@@ -213,7 +227,7 @@ func (wb *Web) render(w http.ResponseWriter, r *http.Request, status int, name s
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := wb.tmpl.ExecuteTemplate(w, name, p); err != nil {
-		wb.svc.log.Error("render page", "page", name, "err", err)
+		wb.log.Error("render page", "page", name, "err", err)
 	}
 }
 
@@ -249,10 +263,10 @@ func (wb *Web) loginPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !errors.Is(err, ErrReauthenticate) {
-			wb.svc.log.Warn("hand sign-in back", "err", err)
+			wb.log.Warn("hand sign-in back", "err", err)
 		}
 	}
-	wb.setCookie(w, r, cookieHandoff, id, wb.svc.cfg.PendingTTL)
+	wb.setCookie(w, r, cookieHandoff, id, wb.cfg.PendingTTL)
 	allowOrigin(w, hr.RedirectOrigin)
 	wb.render(w, r, http.StatusOK, "login.html", page{Client: hr.Client})
 }
@@ -268,20 +282,20 @@ func (wb *Web) loginPost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res, err := wb.svc.Login(r.Context(), user, r.PostForm.Get("password"), httpx.ClientIP(r), trust)
-	var blocked *BlockedError
+	var blocked *signin.BlockedError
 	switch {
 	case err == nil && res.Session != "":
-		wb.setCookie(w, r, cookieSession, res.Session, wb.svc.cfg.SessionTTL)
+		wb.setCookie(w, r, cookieSession, res.Session, wb.cfg.SessionTTL)
 		http.Redirect(w, r, wb.landing(w, r, res.Session), http.StatusSeeOther)
 	case err == nil:
-		wb.setCookie(w, r, cookiePending, res.Pending, wb.svc.cfg.PendingTTL)
+		wb.setCookie(w, r, cookiePending, res.Pending, wb.cfg.PendingTTL)
 		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 	case errors.As(err, &blocked):
 		httpx.SetRetryAfter(w, blocked.RetryAfter)
 		wb.render(w, r, http.StatusTooManyRequests, "login.html", page{Error: err.Error(), Username: user})
-	case errors.Is(err, ErrBadCredentials):
+	case errors.Is(err, signin.ErrBadCredentials):
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error(), Username: user})
-	case errors.Is(err, ErrNoMethod):
+	case errors.Is(err, signin.ErrNoMethod):
 		wb.render(w, r, http.StatusForbidden, "login.html", page{Error: err.Error(), Username: user})
 	default:
 		status, msg := wb.serverError(w, "web login", err)
@@ -297,11 +311,11 @@ func (wb *Web) mfaData(r *http.Request, method string) (page, error) {
 		return page{}, err
 	}
 	p := page{Username: user, Model: um.Camera.DisplayName(), HowTo: um.Camera.HowTo(),
-		TrustFor: humanDuration(wb.svc.cfg.TrustFor), Method: um.Default, Methods: um}
-	if um.Default != MethodSetup && slices.Contains(um.Available, method) {
+		TrustFor: humanDuration(wb.cfg.TrustFor), Method: um.Default, Methods: um}
+	if um.Default != signin.MethodSetup && slices.Contains(um.Available, method) {
 		p.Method = method
 	}
-	p.Sends = sends[p.Method]
+	p.Sends = signin.Sends(p.Method)
 	for _, m := range um.Available {
 		if m != p.Method {
 			p.Others = append(p.Others, option{ID: m, Label: methodLabels[m]})
@@ -316,7 +330,7 @@ func (wb *Web) mfaPage(w http.ResponseWriter, r *http.Request) {
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
 		return
 	}
-	if p.Method == MethodSetup {
+	if p.Method == signin.MethodSetup {
 		wb.setupPage(w, r, p, http.StatusOK)
 		return
 	}
@@ -326,7 +340,7 @@ func (wb *Web) mfaPage(w http.ResponseWriter, r *http.Request) {
 // setupPage shows a new authenticator-app key to a user who must set up a
 // method before finishing sign-in.
 func (wb *Web) setupPage(w http.ResponseWriter, r *http.Request, p page, status int) {
-	if slices.Contains(p.Methods.CanSetUp, MethodApp) {
+	if slices.Contains(p.Methods.CanSetUp, signin.MethodApp) {
 		enr, err := wb.svc.SetupApp(r.Context(), cookie(r, cookiePending))
 		if err != nil {
 			wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
@@ -350,7 +364,7 @@ func (wb *Web) setupPhonePost(w http.ResponseWriter, r *http.Request) {
 		wb.setupPage(w, r, p, statusOf(w, err))
 		return
 	}
-	p.Confirm = mask(phone)
+	p.Confirm = signin.Mask(phone)
 	wb.setupPage(w, r, p, http.StatusOK)
 }
 
@@ -360,11 +374,11 @@ func (wb *Web) setupPhonePost(w http.ResponseWriter, r *http.Request) {
 // at capacity or cannot store, else 500 (the details go to the log only).
 func (wb *Web) serverError(w http.ResponseWriter, what string, err error) (int, string) {
 	if u, ok := httpx.AsUnavailable(err); ok {
-		wb.svc.log.Warn(what, "err", err)
+		wb.log.Warn(what, "err", err)
 		httpx.SetRetryAfter(w, u.RetryAfter())
 		return http.StatusServiceUnavailable, u.Error() + " — try again shortly"
 	}
-	wb.svc.log.Error(what, "err", err)
+	wb.log.Error(what, "err", err)
 	return http.StatusInternalServerError, "internal error, try again"
 }
 
@@ -375,17 +389,17 @@ func statusOf(w http.ResponseWriter, err error) int {
 		httpx.SetRetryAfter(w, u.RetryAfter())
 		return http.StatusServiceUnavailable
 	}
-	if b := new(BlockedError); errors.As(err, &b) {
+	if b := new(signin.BlockedError); errors.As(err, &b) {
 		httpx.SetRetryAfter(w, b.RetryAfter)
 	}
 	switch {
-	case errors.As(err, new(*BlockedError)):
+	case errors.As(err, new(*signin.BlockedError)):
 		return http.StatusTooManyRequests
-	case errors.As(err, new(*CodeError)), errors.Is(err, ErrBadToken), errors.Is(err, ErrNoEnrolment):
+	case errors.As(err, new(*signin.CodeError)), errors.Is(err, signin.ErrBadToken), errors.Is(err, signin.ErrNoEnrolment):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrBadInput):
+	case errors.Is(err, signin.ErrBadInput):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled):
+	case errors.Is(err, signin.ErrNoMethod), errors.Is(err, signin.ErrNotEnabled):
 		return http.StatusForbidden
 	}
 	return http.StatusBadGateway
@@ -414,7 +428,7 @@ func (wb *Web) phoneStart(w http.ResponseWriter, r *http.Request, user string) {
 		wb.security(w, r, user, page{Error: err.Error()}, statusOf(w, err))
 		return
 	}
-	wb.security(w, r, user, page{Confirm: mask(phone)}, http.StatusOK)
+	wb.security(w, r, user, page{Confirm: signin.Mask(phone)}, http.StatusOK)
 }
 
 func (wb *Web) phoneConfirm(w http.ResponseWriter, r *http.Request, user string) {
@@ -426,7 +440,7 @@ func (wb *Web) phoneConfirm(w http.ResponseWriter, r *http.Request, user string)
 }
 
 func (wb *Web) phoneRemove(w http.ResponseWriter, r *http.Request, user string) {
-	if err := wb.svc.RemoveMethod(r.Context(), user, SetupPhone, httpx.ClientIP(r)); err != nil {
+	if err := wb.svc.RemoveMethod(r.Context(), user, signin.SetupPhone, httpx.ClientIP(r)); err != nil {
 		wb.security(w, r, user, page{Error: err.Error()}, http.StatusBadRequest)
 		return
 	}
@@ -458,13 +472,13 @@ func (wb *Web) setupPost(w http.ResponseWriter, r *http.Request) {
 		wb.signIn(w, r, p.Username, sess)
 		return
 	}
-	var blocked *BlockedError
-	var codeErr *CodeError
+	var blocked *signin.BlockedError
+	var codeErr *signin.CodeError
 	switch {
 	case errors.As(err, &blocked):
 		httpx.SetRetryAfter(w, blocked.RetryAfter)
 		wb.render(w, r, http.StatusTooManyRequests, "login.html", page{Error: err.Error()})
-	case errors.As(err, &codeErr), errors.Is(err, ErrNoEnrolment):
+	case errors.As(err, &codeErr), errors.Is(err, signin.ErrNoEnrolment):
 		// Start again: a new app key (the one shown is not reused after a
 		// wrong code), or the phone number again.
 		p.Error = err.Error() + " — start again below"
@@ -480,10 +494,10 @@ func (wb *Web) setupPost(w http.ResponseWriter, r *http.Request) {
 func (wb *Web) signIn(w http.ResponseWriter, r *http.Request, user, sess string) {
 	wb.setCookie(w, r, cookiePending, "", -1)
 	// A fresh session cookie on sign-in (never reuse a pre-login value).
-	wb.setCookie(w, r, cookieSession, sess, wb.svc.cfg.SessionTTL)
+	wb.setCookie(w, r, cookieSession, sess, wb.cfg.SessionTTL)
 	if r.PostForm.Get("keep") == "on" {
 		if tok, err := wb.svc.Trust(r.Context(), user, httpx.ClientIP(r)); err == nil {
-			wb.setCookie(w, r, cookieTrust, tok, wb.svc.cfg.TrustFor)
+			wb.setCookie(w, r, cookieTrust, tok, wb.cfg.TrustFor)
 		}
 	}
 	http.Redirect(w, r, wb.landing(w, r, sess), http.StatusSeeOther)
@@ -496,14 +510,14 @@ func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, err := wb.svc.VerifyMethod(r.Context(), cookie(r, cookiePending), p.Method, r.PostForm.Get("code"), httpx.ClientIP(r))
-	var blocked *BlockedError
-	var codeErr *CodeError
-	var setup *SetupNeeded
+	var blocked *signin.BlockedError
+	var codeErr *signin.CodeError
+	var setup *signin.SetupNeeded
 	switch {
 	case err == nil:
 		wb.signIn(w, r, p.Username, sess)
 	case errors.As(err, &setup):
-		wb.setCookie(w, r, cookiePending, setup.Pending, wb.svc.cfg.PendingTTL)
+		wb.setCookie(w, r, cookiePending, setup.Pending, wb.cfg.PendingTTL)
 		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 	case errors.As(err, &blocked):
 		httpx.SetRetryAfter(w, blocked.RetryAfter)
@@ -512,7 +526,7 @@ func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &codeErr):
 		p.Error = err.Error()
 		wb.render(w, r, http.StatusUnauthorized, "mfa.html", p)
-	case errors.Is(err, ErrBadToken), errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled), errors.Is(err, ErrSetupRequired):
+	case errors.Is(err, signin.ErrBadToken), errors.Is(err, signin.ErrNoMethod), errors.Is(err, signin.ErrNotEnabled), errors.Is(err, signin.ErrSetupRequired):
 		wb.render(w, r, http.StatusUnauthorized, "login.html", page{Error: err.Error()})
 	default:
 		var status int
@@ -538,7 +552,7 @@ func (wb *Web) signedIn(next func(w http.ResponseWriter, r *http.Request, user s
 func (wb *Web) security(w http.ResponseWriter, r *http.Request, user string, p page, status int) {
 	um, err := wb.svc.Methods(r.Context(), user)
 	if err != nil {
-		wb.svc.log.Error("security page", "err", err)
+		wb.log.Error("security page", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -565,7 +579,7 @@ func (wb *Web) appConfirm(w http.ResponseWriter, r *http.Request, user string) {
 	err := wb.svc.ConfirmApp(r.Context(), user, r.PostForm.Get("code"), httpx.ClientIP(r))
 	if err != nil {
 		status := http.StatusUnauthorized
-		if errors.As(err, new(*BlockedError)) {
+		if errors.As(err, new(*signin.BlockedError)) {
 			status = statusOf(w, err)
 		}
 		wb.security(w, r, user, page{Error: err.Error() + " — set up again"}, status)
@@ -575,7 +589,7 @@ func (wb *Web) appConfirm(w http.ResponseWriter, r *http.Request, user string) {
 }
 
 func (wb *Web) appRemove(w http.ResponseWriter, r *http.Request, user string) {
-	if err := wb.svc.RemoveMethod(r.Context(), user, MethodApp, httpx.ClientIP(r)); err != nil {
+	if err := wb.svc.RemoveMethod(r.Context(), user, signin.MethodApp, httpx.ClientIP(r)); err != nil {
 		wb.security(w, r, user, page{Error: err.Error()}, http.StatusBadRequest)
 		return
 	}
@@ -596,14 +610,14 @@ func (wb *Web) passwordPost(w http.ResponseWriter, r *http.Request, user string)
 	sess, err := wb.svc.ChangePassword(r.Context(), user, r.PostForm.Get("current"), r.PostForm.Get("new"), httpx.ClientIP(r))
 	if err != nil {
 		status := http.StatusBadRequest
-		if errors.As(err, new(*BlockedError)) {
+		if errors.As(err, new(*signin.BlockedError)) {
 			status = statusOf(w, err)
 		}
 		wb.security(w, r, user, page{Error: err.Error()}, status)
 		return
 	}
 	wb.setCookie(w, r, cookieTrust, "", -1)
-	wb.setCookie(w, r, cookieSession, sess, wb.svc.cfg.SessionTTL)
+	wb.setCookie(w, r, cookieSession, sess, wb.cfg.SessionTTL)
 	wb.security(w, r, user, page{Notice: "Password changed. Other sessions and trusted browsers were signed out."}, http.StatusOK)
 }
 
@@ -637,7 +651,7 @@ func (wb *Web) asAdmin(next func(w http.ResponseWriter, r *http.Request, admin s
 	return func(w http.ResponseWriter, r *http.Request) {
 		admin, err := wb.svc.AdminSession(r.Context(), cookie(r, cookieSession))
 		switch {
-		case errors.Is(err, ErrBadToken):
+		case errors.Is(err, signin.ErrBadToken):
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 		case err != nil:
 			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: admin, Error: err.Error()})
@@ -661,19 +675,19 @@ func (wb *Web) admin(w http.ResponseWriter, r *http.Request, admin string, p pag
 		p.Users, err = wb.svc.MFAUsers(ctx, p.Without)
 	}
 	if err != nil {
-		wb.svc.log.Error("admin page", "err", err)
+		wb.log.Error("admin page", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	p.Username, p.Policy, p.All = admin, pol, OrgMethods
+	p.Username, p.Policy, p.All = admin, pol, signin.OrgMethods
 	wb.render(w, r, status, "admin.html", p)
 }
 
 func (wb *Web) adminPolicy(w http.ResponseWriter, r *http.Request, admin string) {
-	p := Policy{RequireMFA: r.PostForm.Get("require") == "on", Methods: r.PostForm["method"]}
+	p := signin.Policy{RequireMFA: r.PostForm.Get("require") == "on", Methods: r.PostForm["method"]}
 	if err := wb.svc.SetPolicy(r.Context(), p, admin, httpx.ClientIP(r)); err != nil {
 		status := http.StatusInternalServerError
-		if errors.Is(err, ErrBadInput) {
+		if errors.Is(err, signin.ErrBadInput) {
 			status = http.StatusBadRequest
 		}
 		wb.admin(w, r, admin, page{Error: err.Error()}, status)

@@ -1,4 +1,4 @@
-package verifier_test
+package api_test
 
 import (
 	"net/http"
@@ -10,7 +10,7 @@ import (
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/testenv"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // BenchmarkPasswordLoginHTTP is the password step of sign-in over HTTP
@@ -27,9 +27,9 @@ func BenchmarkPasswordLoginHTTP(b *testing.B) {
 		{"owasp-m19-t2-p1", password.DefaultParams()},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			vc := verifier.DefaultConfig()
+			vc := signin.DefaultConfig()
 			vc.Argon2, vc.HashBudget, vc.HashWait = tc.p, 1<<30, time.Minute
-			srv := testenv.Server(b, b.TempDir(), func(c *server.Config) { c.Verifier = &vc })
+			srv := testenv.Server(b, b.TempDir(), func(c *server.Config) { c.SignIn = &vc })
 			testenv.User(b, srv, "officer", "officer-password")
 			hash, err := password.HashWith(tc.p, "officer-password")
 			if err != nil {

@@ -1,4 +1,4 @@
-package verifier_test
+package web_test
 
 import (
 	"io"
@@ -20,9 +20,9 @@ type browser struct {
 	c    *http.Client
 }
 
-func newBrowser(t *testing.T, f *fleet) *browser {
+func newBrowser(t *testing.T, f *testenv.Fleet) *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, base: "http://" + f.srv.HTTPAddr(), c: &http.Client{Jar: jar}}
+	return &browser{t: t, base: "http://" + f.Srv.HTTPAddr(), c: &http.Client{Jar: jar}}
 }
 
 func (b *browser) get(path string) (int, string) {
@@ -55,7 +55,7 @@ func (b *browser) post(path string, form url.Values, page string) (int, string, 
 }
 
 func TestWebSignInFlow(t *testing.T) {
-	f := newFleet(t)
+	f := testenv.NewFleet(t)
 	b := newBrowser(t, f)
 	_, page := b.get("/login")
 	status, page, resp := b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
@@ -74,7 +74,7 @@ func TestWebSignInFlow(t *testing.T) {
 	if status != 401 || !strings.Contains(page, "Invalid one-time password (attempts left: 2)") {
 		t.Fatalf("wrong code: %d\n%s", status, page)
 	}
-	code := testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())
+	code := testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())
 	status, page, resp = b.post("/mfa", url.Values{"code": {code}}, page)
 	if status != 200 || resp.Request.URL.Path != "/home" || !strings.Contains(page, "signed in as <strong>alice</strong>") {
 		t.Fatalf("code: %d at %s\n%s", status, resp.Request.URL.Path, page)
@@ -99,7 +99,7 @@ func TestWebSignInFlow(t *testing.T) {
 }
 
 func TestWebHowToPerModel(t *testing.T) {
-	f := newFleet(t)
+	f := testenv.NewFleet(t)
 	b := newBrowser(t, f)
 	_, page := b.get("/login")
 	_, page, _ = b.post("/login", url.Values{"username": {"bob"}, "password": {"pw-bob-long"}}, page)
@@ -109,11 +109,11 @@ func TestWebHowToPerModel(t *testing.T) {
 }
 
 func TestWebKeepMeSignedIn(t *testing.T) {
-	f := newFleet(t)
+	f := testenv.NewFleet(t)
 	b := newBrowser(t, f)
 	_, page := b.get("/login")
 	_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
-	code := testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())
+	code := testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())
 	_, page, _ = b.post("/mfa", url.Values{"code": {code}, "keep": {"on"}}, page)
 	_, _, _ = b.post("/logout", url.Values{}, page)
 	// Next sign-in on this browser skips MFA.
@@ -133,8 +133,8 @@ func TestWebKeepMeSignedIn(t *testing.T) {
 	b2 := newBrowser(t, f)
 	_, page = b2.get("/login")
 	_, page, _ = b2.post("/login", url.Values{"username": {"bob"}, "password": {"pw-bob-long"}}, page)
-	_, page, _ = b2.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["bob"], f.clock.Now())}, "keep": {"on"}}, page)
-	f.clock.add(7*24*time.Hour + time.Minute)
+	_, page, _ = b2.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.Cams["bob"], f.Clock.Now())}, "keep": {"on"}}, page)
+	f.Clock.Add(7*24*time.Hour + time.Minute)
 	b2.post("/logout", url.Values{}, page)
 	_, page = b2.get("/login")
 	_, _, resp = b2.post("/login", url.Values{"username": {"bob"}, "password": {"pw-bob-long"}}, page)
@@ -144,7 +144,7 @@ func TestWebKeepMeSignedIn(t *testing.T) {
 }
 
 func TestWebCSRF(t *testing.T) {
-	f := newFleet(t)
+	f := testenv.NewFleet(t)
 	b := newBrowser(t, f)
 	_, page := b.get("/login")
 	// Missing or wrong token.
@@ -189,7 +189,7 @@ func TestWebCSRF(t *testing.T) {
 
 // Trust ends when an admin forgets the user's devices or changes the password.
 func TestWebTrustEndsOnAdminActions(t *testing.T) {
-	f := newFleet(t)
+	f := testenv.NewFleet(t)
 	for _, action := range []struct {
 		path string
 		body any
@@ -201,15 +201,15 @@ func TestWebTrustEndsOnAdminActions(t *testing.T) {
 		b := newBrowser(t, f)
 		_, page := b.get("/login")
 		_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {currentPW(f)}}, page)
-		f.clock.add(31 * time.Second) // a fresh code for each round
-		_, page, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}, "keep": {"on"}}, page)
+		f.Clock.Add(31 * time.Second) // a fresh code for each round
+		_, page, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())}, "keep": {"on"}}, page)
 		if resp.Request.URL.Path != "/home" {
 			t.Fatalf("sign-in failed before %s", action.path)
 		}
-		if status, body := testenv.API(t, f.srv, f.srv.AdminToken, "POST", action.path, action.body); status != 200 {
+		if status, body := testenv.API(t, f.Srv, f.Srv.AdminToken, "POST", action.path, action.body); status != 200 {
 			t.Fatalf("%s: %d %v", action.path, status, body)
 		}
-		f.pw = action.pw
+		f.PW = action.pw
 		// The session ended too.
 		if _, home := b.get("/home"); !strings.Contains(home, "Sign in") {
 			t.Fatalf("session survived %s", action.path)
@@ -222,9 +222,9 @@ func TestWebTrustEndsOnAdminActions(t *testing.T) {
 	}
 }
 
-func currentPW(f *fleet) string {
-	if f.pw != "" {
-		return f.pw
+func currentPW(f *testenv.Fleet) string {
+	if f.PW != "" {
+		return f.PW
 	}
 	return "pw-alice-long"
 }
@@ -235,11 +235,11 @@ var secretRE = regexp.MustCompile(`<code id="secret">([A-Z2-7]+)</code>`)
 // (remove + set up again), removes it, and changes her password, which
 // ends her other sessions and trusted browsers.
 func TestWebSecurityPage(t *testing.T) {
-	f := newFleet(t)
+	f := testenv.NewFleet(t)
 	b := newBrowser(t, f)
 	_, page := b.get("/login")
 	_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
-	_, page, _ = b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}, "keep": {"on"}}, page)
+	_, page, _ = b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())}, "keep": {"on"}}, page)
 	status, page := b.get("/security")
 	if status != 200 || !strings.Contains(page, `id="m-bodycam"`) || !strings.Contains(page, "Body 4") || strings.Contains(page, `id="m-app"`) {
 		t.Fatalf("security page: %d\n%s", status, page)
@@ -251,8 +251,8 @@ func TestWebSecurityPage(t *testing.T) {
 		if m == nil || !strings.Contains(page, `src="data:image/png;base64,`) {
 			t.Fatalf("no key or QR code:\n%s", page)
 		}
-		f.clock.add(30 * time.Second) // a fresh step for each first code
-		status, page, _ := b.post("/security/app/confirm", url.Values{"code": {appCode(t, m[1], f.clock.Now())}}, page)
+		f.Clock.Add(30 * time.Second) // a fresh step for each first code
+		status, page, _ := b.post("/security/app/confirm", url.Values{"code": {testenv.AppCode(t, m[1], f.Clock.Now())}}, page)
 		if status != 200 || !strings.Contains(page, "Authenticator app set up.") || !strings.Contains(page, `id="m-app"`) {
 			t.Fatalf("confirm: %d\n%s", status, page)
 		}
@@ -263,7 +263,7 @@ func TestWebSecurityPage(t *testing.T) {
 	if first == second {
 		t.Fatal("switching apps reused the key")
 	}
-	seed, err := f.srv.Store.AppSeed(t.Context(), "alice")
+	seed, err := f.Srv.Store.AppSeed(t.Context(), "alice")
 	if err != nil || seed.Base32() != second {
 		t.Fatalf("stored app is not the second one (%v)", err)
 	}
@@ -279,8 +279,8 @@ func TestWebSecurityPage(t *testing.T) {
 	other := newBrowser(t, f) // a second session of alice
 	_, p2 := other.get("/login")
 	_, p2, _ = other.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, p2)
-	f.clock.add(30 * time.Second)
-	other.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}}, p2)
+	f.Clock.Add(30 * time.Second)
+	other.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())}}, p2)
 	if _, p := other.get("/home"); !strings.Contains(p, "signed in as") {
 		t.Fatal("second session did not start")
 	}
@@ -294,7 +294,7 @@ func TestWebSecurityPage(t *testing.T) {
 	if _, p := b.get("/home"); !strings.Contains(p, "signed in as") {
 		t.Fatal("the session that changed the password was signed out")
 	}
-	if status, _ := f.login(t, "alice", "a brand new long password"); status != 200 {
+	if status, _ := f.Login(t, "alice", "a brand new long password"); status != 200 {
 		t.Fatalf("new password: %d", status)
 	}
 }
@@ -303,15 +303,15 @@ func TestWebSecurityPage(t *testing.T) {
 // users; a non-admin, or an admin signed in with the password alone (MFA
 // off), is refused.
 func TestWebAdminPage(t *testing.T) {
-	f := newFleet(t)
-	status, body := testenv.API(t, f.srv, f.srv.AdminToken, "POST", "/api/v1/admin/users",
+	f := testenv.NewFleet(t)
+	status, body := testenv.API(t, f.Srv, f.Srv.AdminToken, "POST", "/api/v1/admin/users",
 		map[string]string{"username": "chief", "email": "chief@pd.example", "password": "pw-chief-long", "role": "admin"})
 	if status != 201 {
 		t.Fatalf("add admin: %d %v", status, body)
 	}
-	svc := f.srv.Verifier
+	svc := f.Srv.SignIn
 	enr, _ := svc.StartApp(t.Context(), "chief")
-	if err := svc.ConfirmApp(t.Context(), "chief", appCode(t, enr.Secret, f.clock.Now()), ""); err != nil {
+	if err := svc.ConfirmApp(t.Context(), "chief", testenv.AppCode(t, enr.Secret, f.Clock.Now()), ""); err != nil {
 		t.Fatal(err)
 	}
 	signIn := func(user, code string) *browser {
@@ -324,11 +324,11 @@ func TestWebAdminPage(t *testing.T) {
 		return b
 	}
 	// alice is no admin.
-	if status, _ := signIn("alice", testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())).get("/admin"); status != 403 {
+	if status, _ := signIn("alice", testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())).get("/admin"); status != 403 {
 		t.Fatalf("non-admin: %d", status)
 	}
-	f.clock.add(30 * time.Second)
-	b := signIn("chief", appCode(t, enr.Secret, f.clock.Now()))
+	f.Clock.Add(30 * time.Second)
+	b := signIn("chief", testenv.AppCode(t, enr.Secret, f.Clock.Now()))
 	status, page := b.get("/admin")
 	if status != 200 || !strings.Contains(page, `id="user-carol"`) || !strings.Contains(page, `id="method-app" checked`) {
 		t.Fatalf("admin page: %d\n%s", status, page)
@@ -348,7 +348,7 @@ func TestWebAdminPage(t *testing.T) {
 	}
 	// With MFA off, dave (no method) signs in with his password alone; as an
 	// admin such a session would not reach the admin page. Make dave admin.
-	if _, err := f.srv.Store.DB().Exec(`UPDATE users SET role = 'admin' WHERE username = 'dave'`); err != nil {
+	if _, err := f.Srv.Store.DB().Exec(`UPDATE users SET role = 'admin' WHERE username = 'dave'`); err != nil {
 		t.Fatal(err)
 	}
 	if status, page := signIn("dave", "").get("/admin"); status != 403 || !strings.Contains(page, "signed in with a second factor") {
@@ -356,7 +356,7 @@ func TestWebAdminPage(t *testing.T) {
 	}
 	// Reset MFA of chief's own app from the page.
 	status, page, _ = b.post("/admin/users/chief/reset-mfa", url.Values{}, page)
-	if _, err := f.srv.Store.AppSeed(t.Context(), "chief"); status != 200 || err == nil {
+	if _, err := f.Srv.Store.AppSeed(t.Context(), "chief"); status != 200 || err == nil {
 		t.Fatalf("reset from the page: %d %v", status, err)
 	}
 }
@@ -364,20 +364,20 @@ func TestWebAdminPage(t *testing.T) {
 // The page and the API share the counters: two wrong codes on the page and
 // one through the API block the pair; the page says so with Retry-After.
 func TestWebLockoutSharedWithAPI(t *testing.T) {
-	f := newFleet(t)
+	f := testenv.NewFleet(t)
 	b := newBrowser(t, f)
 	_, page := b.get("/login")
 	_, page, _ = b.post("/login", url.Values{"username": {"alice"}, "password": {"pw-alice-long"}}, page)
-	wrong := wrongCode(t, f, "alice")
+	wrong := f.WrongCode(t, "alice")
 	for range 2 {
 		if status, _, _ := b.post("/mfa", url.Values{"code": {wrong}}, page); status != 401 {
 			t.Fatalf("wrong code on the page: %d", status)
 		}
 	}
-	if status, _ := f.verify(t, f.pending(t, "alice"), wrong); status != 429 {
+	if status, _ := f.Verify(t, f.Pending(t, "alice"), wrong); status != 429 {
 		t.Fatalf("third wrong code, through the API: %d, want 429", status)
 	}
-	status, body, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())}}, page)
+	status, body, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())}}, page)
 	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 	if status != 429 || retry < 540 || retry > 600 || !strings.Contains(body, "try again in 10 minutes") {
 		t.Fatalf("right code on the page after the block: %d Retry-After %q\n%s", status, resp.Header.Get("Retry-After"), body)

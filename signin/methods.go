@@ -1,4 +1,4 @@
-package verifier
+package signin
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/camotp/camotp/device"
-	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/store"
 )
 
@@ -50,6 +49,10 @@ var implemented = map[string]bool{MethodBodycam: true, MethodApp: true, MethodSM
 
 // sends are the methods that send a code.
 var sends = map[string]bool{MethodSMS: true, MethodCall: true, MethodEmail: true}
+
+// Sends tells whether method sends a code (text, call, email) that the
+// user asks for before typing it.
+func Sends(method string) bool { return sends[method] }
 
 // Organisation setting keys.
 const (
@@ -95,9 +98,21 @@ type MethodStore interface {
 	Phone(ctx context.Context, username string) (string, error)
 }
 
-// Sender delivers codes by text, call and email (notify.Router).
+// Message is a code to deliver to a person.
+type Message struct {
+	// Channel is MethodSMS, MethodCall or MethodEmail.
+	Channel string
+	// To is an email address (email) or an E.164 phone number (sms, call).
+	To      string
+	Subject string
+	// Text is the message (for a call, what the voice says).
+	Text string
+}
+
+// Sender delivers codes by text, call and email (the server adapts
+// internal/notify's senders to it).
 type Sender interface {
-	Send(ctx context.Context, m notify.Message) error
+	Send(ctx context.Context, m Message) error
 	// Configured tells whether channel can be sent on.
 	Configured(channel string) bool
 }
@@ -219,55 +234,35 @@ type UserMethods struct {
 	Email string `json:"email,omitempty"`
 }
 
-// Methods returns what user can do at the MFA step under the policy.
+// Methods returns what user can do at the MFA step under the policy: each
+// method says whether it is available to the user, in challenge order.
 func (s *Service) Methods(ctx context.Context, user string) (UserMethods, error) {
 	pol, err := s.Policy(ctx)
 	if err != nil {
 		return UserMethods{}, err
 	}
 	var um UserMethods
-	if pol.Enabled(MethodBodycam) {
-		cam, err := s.camera(ctx, user)
-		switch {
-		case err == nil:
-			um.Available, um.Camera = append(um.Available, MethodBodycam), cam.Model
-		case !errors.Is(err, ErrNoMethod):
-			return UserMethods{}, err
-		}
-	}
 	if um.Registered, err = s.st.Methods(ctx, user); err != nil {
 		return UserMethods{}, err
-	}
-	if pol.Enabled(MethodApp) {
-		if slices.Contains(um.Registered, MethodApp) {
-			um.Available = append(um.Available, MethodApp)
-		} else {
-			um.CanSetUp = append(um.CanSetUp, MethodApp)
-		}
-	}
-	if pol.Enabled(MethodSMS) || pol.Enabled(MethodCall) {
-		if slices.Contains(um.Registered, SetupPhone) {
-			for _, m := range []string{MethodSMS, MethodCall} {
-				if pol.Enabled(m) {
-					um.Available = append(um.Available, m)
-				}
-			}
-		} else {
-			um.CanSetUp = append(um.CanSetUp, SetupPhone)
-		}
 	}
 	u, _, err := s.st.User(ctx, user) // profile email and last method
 	if err != nil {
 		return UserMethods{}, err
 	}
-	if pol.Enabled(MethodEmail) && u.Email != "" {
-		um.Available, um.Email = append(um.Available, MethodEmail), u.Email
-	}
-	if um.BackupCodes, err = s.st.BackupCodesLeft(ctx, user); err != nil {
-		return UserMethods{}, err
-	}
-	if um.BackupCodes > 0 {
-		um.Available = append(um.Available, MethodBackup)
+	acct := Account{Username: user, Profile: u, Policy: pol, Registered: um.Registered}
+	for _, m := range s.order {
+		ok, err := m.Available(ctx, acct, &um)
+		if err != nil {
+			return UserMethods{}, err
+		}
+		if ok {
+			um.Available = append(um.Available, m.Name())
+		}
+		if e, isE := m.(Enrollable); isE {
+			if what, can := e.SetUp(acct); can && !slices.Contains(um.CanSetUp, what) {
+				um.CanSetUp = append(um.CanSetUp, what)
+			}
+		}
 	}
 	if slices.Contains(um.Available, u.LastMethod) {
 		um.Default = u.LastMethod
@@ -481,8 +476,8 @@ func newCode() (string, error) {
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
-// mask hides most of an address for the page ("a•••@pd.example", "•••4567").
-func mask(addr string) string {
+// Mask hides most of an address for showing ("a•••@pd.example", "•••4567").
+func Mask(addr string) string {
 	if at := strings.IndexByte(addr, '@'); at > 0 {
 		return addr[:1] + "•••" + addr[at:]
 	}
@@ -514,13 +509,13 @@ func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip str
 	if err := s.st.PutSentCode(ctx, user, purpose, code, SentCodeTTL); err != nil {
 		return err
 	}
-	m := notify.Message{Channel: channel, To: addr, Subject: "Your sign-in code",
+	m := Message{Channel: channel, To: addr, Subject: "Your sign-in code",
 		Text: fmt.Sprintf("Your %s sign-in code is %s. It expires in %d seconds. If you did not try to sign in, tell your administrator.", s.cfg.Issuer, code, int(SentCodeTTL/time.Second))}
 	if channel == MethodCall {
 		m.Text = fmt.Sprintf("Your %s sign-in code is: %s. Again: %s.", s.cfg.Issuer, spaced(code), spaced(code))
 	}
 	err = s.sender.Send(ctx, m)
-	s.audit(ctx, user, "mfa.code.send", channel, store.Result(err), ip, purpose+" to "+mask(addr))
+	s.audit(ctx, user, "mfa.code.send", channel, store.Result(err), ip, purpose+" to "+Mask(addr))
 	if err != nil {
 		return fmt.Errorf("send the code: %w", err)
 	}
@@ -552,7 +547,7 @@ func (s *Service) SendCode(ctx context.Context, pending, method, ip string) (str
 	if err := s.send(ctx, t.Username, method, method, addr, ip); err != nil {
 		return "", err
 	}
-	return mask(addr), nil
+	return Mask(addr), nil
 }
 
 // checkSent consumes the code sent to user by method, when it matches.
@@ -606,6 +601,6 @@ func (s *Service) ConfirmPhone(ctx context.Context, user, code, ip string) error
 		}
 		return s.checkSent(ctx, user, "phone-setup", code, ip)
 	}, func() (string, error) {
-		return mask(phone), s.st.ConfirmPhone(ctx, user, phone)
+		return Mask(phone), s.st.ConfirmPhone(ctx, user, phone)
 	})
 }

@@ -1,4 +1,4 @@
-package verifier_test
+package web_test
 
 import (
 	"context"
@@ -41,8 +41,8 @@ func chromium(t *testing.T) context.Context {
 // A real browser signs in with the code read off the camera, after reading
 // the model's "Show me how to find it" steps, for a Body 4 and a Body 3 user.
 func TestBrowserSignIn(t *testing.T) {
-	f := newFleet(t)
-	base := "http://" + f.srv.HTTPAddr()
+	f := testenv.NewFleet(t)
+	base := "http://" + f.Srv.HTTPAddr()
 	tests := []struct {
 		user, model, step string
 	}{
@@ -88,7 +88,7 @@ func TestBrowserSignIn(t *testing.T) {
 				os.WriteFile(filepath.Join(os.Getenv("CAMOTP_SCREENSHOTS"), tc.user+".png"), png, 0o644)
 			}
 			// Then the code read off the camera.
-			code := testenv.ScreenCode(t, f.cams[tc.user], f.clock.Now())
+			code := testenv.ScreenCode(t, f.Cams[tc.user], f.Clock.Now())
 			err = chromedp.Do(ctx,
 				chromedp.SendKeys(chromedp.ID("code"), code),
 				chromedp.Click(chromedp.ID("verify")),
@@ -124,8 +124,8 @@ func signInPassword(ctx context.Context, base, user, pw, waitID string) error {
 // again with the app, then once more with a backup code through "Other
 // options".
 func TestBrowserAppEnrolmentAndBackupCode(t *testing.T) {
-	f := newFleet(t)
-	base := "http://" + f.srv.HTTPAddr()
+	f := testenv.NewFleet(t)
+	base := "http://" + f.Srv.HTTPAddr()
 	ctx := chromium(t)
 	if err := signInPassword(ctx, base, "dave", "pw-dave-long", "secret"); err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestBrowserAppEnrolmentAndBackupCode(t *testing.T) {
 		t.Fatalf("QR image not rendered (natural width %d, %v)", qrWidth, err)
 	}
 	err = chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("code"), appCode(t, secret, f.clock.Now())),
+		chromedp.SendKeys(chromedp.ID("code"), testenv.AppCode(t, secret, f.Clock.Now())),
 		chromedp.Click(chromedp.ID("verify")),
 		chromedp.WaitVisible(chromedp.ID("who")),
 		chromedp.Click(chromedp.ID("security")),
@@ -173,9 +173,9 @@ func TestBrowserAppEnrolmentAndBackupCode(t *testing.T) {
 	if err := signInPassword(ctx, base, "dave", "pw-dave-long", "other"); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.add(30 * time.Second)
+	f.Clock.Add(30 * time.Second)
 	err = chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("code"), appCode(t, secret, f.clock.Now())),
+		chromedp.SendKeys(chromedp.ID("code"), testenv.AppCode(t, secret, f.Clock.Now())),
 		chromedp.Click(chromedp.ID("verify")),
 		chromedp.WaitVisible(chromedp.ID("signout")),
 		chromedp.Click(chromedp.ID("signout")),
@@ -208,7 +208,7 @@ func TestBrowserAppEnrolmentAndBackupCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := f.srv.Store.BackupCodesLeft(context.Background(), "dave"); n != 9 {
+	if n, _ := f.Srv.Store.BackupCodesLeft(context.Background(), "dave"); n != 9 {
 		t.Fatalf("%d backup codes left, want 9", n)
 	}
 }

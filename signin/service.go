@@ -1,4 +1,4 @@
-package verifier
+package signin
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/camotp/camotp/internal/store"
 )
 
-// Directory is what the verifier reads about users and their cameras.
+// Directory is what the sign-in service reads about users and their cameras.
 type Directory interface {
 	User(ctx context.Context, username string) (store.User, string, error)
 	CameraOf(ctx context.Context, username string) (store.Camera, error)
@@ -31,6 +31,8 @@ type TokenStore interface {
 	// ExchangeToken atomically deletes old, creates a token, writes e and
 	// records a success on the throttle counters of clear.
 	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e store.AuditEntry, clear ...store.ThrottleRule) (string, error)
+	// ConsumeToken is ExchangeToken creating no token.
+	ConsumeToken(ctx context.Context, old string, e store.AuditEntry, clear ...store.ThrottleRule) error
 }
 
 // Auditor appends to the audit log.
@@ -38,7 +40,7 @@ type Auditor interface {
 	Audit(ctx context.Context, e store.AuditEntry) error
 }
 
-// Store is everything the verifier keeps; *store.Store satisfies it.
+// Store is everything the sign-in service keeps; *store.Store satisfies it.
 type Store interface {
 	Directory
 	TokenStore
@@ -71,7 +73,7 @@ type Observer interface {
 	Lockout(step string)
 }
 
-// Config tunes the verifier.
+// Config tunes the sign-in service.
 type Config struct {
 	// PendingTTL bounds the time between password and code (≤ 5 min).
 	PendingTTL time.Duration
@@ -134,7 +136,8 @@ func (e *CodeError) Error() string {
 	return fmt.Sprintf("Invalid one-time password (attempts left: %d)", e.AttemptsLeft)
 }
 
-// Service runs the sign-in flow for the web page and the API.
+// Service runs the sign-in flow for every front door (pages, JSON API,
+// OpenID Connect, RADIUS).
 type Service struct {
 	st       Store
 	checker  *Checker
@@ -149,9 +152,10 @@ type Service struct {
 	hasher   *password.Hasher
 	dummy    string            // a hash checked for unknown users, so timing does not tell
 	methods  map[string]Method // the MFA methods by name
+	order    []Method          // the same in challenge order
 }
 
-// NewService returns the verifier service.
+// NewService returns the sign-in service.
 func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*Service, error) {
 	if now == nil {
 		now = time.Now
@@ -187,7 +191,11 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 		checker: &Checker{Store: st, Window: cfg.Window, ResyncRange: cfg.ResyncRange},
 		reg:     &Regulator{Store: st, Limits: cfg.Limits},
 	}
-	s.methods = s.newMethods()
+	s.order = s.newMethods()
+	s.methods = map[string]Method{}
+	for _, m := range s.order {
+		s.methods[m.Name()] = m
+	}
 	return s, nil
 }
 
@@ -378,6 +386,21 @@ func (s *Service) Verify(ctx context.Context, pending, code, ip string) (string,
 // token. A camera code is checked against the seed of the camera assigned
 // to this user, and no other; an app code against the user's own app.
 func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip string) (string, error) {
+	return s.verify(ctx, pending, method, code, ip, true)
+}
+
+// VerifyOnly is VerifyMethod for a front door that keeps no camotp
+// session (the RADIUS server: the NAS keeps its own): the same checks,
+// throttles, replay records and audit row, and a passed step ends the
+// pending sign-in — token, audit row and throttle counters in one commit —
+// without starting a session.
+func (s *Service) VerifyOnly(ctx context.Context, pending, method, code, ip string) error {
+	_, err := s.verify(ctx, pending, method, code, ip, false)
+	return err
+}
+
+// verify runs VerifyMethod, starting a session when session is set.
+func (s *Service) verify(ctx context.Context, pending, method, code, ip string, session bool) (string, error) {
 	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
 	if err != nil {
 		return "", ErrBadToken
@@ -429,7 +452,7 @@ func (s *Service) VerifyMethod(ctx context.Context, pending, method, code, ip st
 				return "", &SetupNeeded{Pending: tok, Methods: setup}
 			}
 		}
-		sess, err := s.startSession(ctx, pending, user, method, ip, detail, a)
+		sess, err := s.finish(ctx, pending, user, method, ip, detail, a, session)
 		if err != nil {
 			return "", err
 		}
@@ -545,14 +568,15 @@ func (s *Service) FinishSetup(ctx context.Context, pending, method, code, ip str
 	if err := s.st.SetLastMethod(ctx, user, last); err != nil {
 		s.log.Warn("record last method", "user", user, "err", err)
 	}
-	return s.startSession(ctx, pending, user, last, ip, method+" set up at sign-in", nil)
+	return s.finish(ctx, pending, user, last, ip, method+" set up at sign-in", nil, true)
 }
 
-// startSession ends a passed MFA step: the pending token becomes a session,
-// the audit log says so and the successful attempt a (nil when settled
-// already) clears its throttle counters, in one commit; the observer is
-// told.
-func (s *Service) startSession(ctx context.Context, pending, user, method, ip, detail string, a *attempt) (string, error) {
+// finish ends a passed MFA step: the pending token becomes a session (or,
+// without session, simply ends), the audit log says so and the successful
+// attempt a (nil when settled already) clears its throttle counters, in
+// one commit; the observer is told. It returns the session token ("" when
+// none was asked for).
+func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail string, a *attempt, session bool) (string, error) {
 	var clear []store.ThrottleRule
 	if a != nil {
 		clear = a.rules()
@@ -560,8 +584,14 @@ func (s *Service) startSession(ctx context.Context, pending, user, method, ip, d
 	if a != nil {
 		ctx = context.WithoutCancel(ctx) // the attempt was evaluated: settle it whatever the client does
 	}
-	sess, err := s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL,
-		store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}, clear...)
+	e := store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}
+	var sess string
+	var err error
+	if session {
+		sess, err = s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL, e, clear...)
+	} else {
+		err = s.st.ConsumeToken(ctx, pending, e, clear...)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -1,9 +1,12 @@
-// Package verifier is the sign-in side of camotp: password, then the MFA
+// Package signin is camotp's sign-in service: password, then the MFA
 // challenge in which the officer types the code read off the body camera
-// assigned to them. It checks the code against that camera's seed only,
-// with replay protection, clock-drift learning and resync, and throttling;
-// it serves the sign-in web page and the JSON API.
-package verifier
+// assigned to them (or uses another method the organisation enabled). It
+// checks the code against that camera's seed only, with replay protection,
+// clock-drift learning and resync, and throttling, and writes the audit
+// log. It knows no transport: the web pages (package web), the JSON API
+// (package api), the OpenID Connect provider (package oidc) and the RADIUS
+// server (package radius) are front doors over it.
+package signin
 
 import (
 	"context"

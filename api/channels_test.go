@@ -1,4 +1,4 @@
-package verifier_test
+package api_test
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,7 +26,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/testenv"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // mailSink is a real SMTP server on loopback (emersion/go-smtp) with
@@ -136,13 +135,13 @@ var codeRE = regexp.MustCompile(`\b[0-9]{6}\b`)
 
 // channelFleet is a fleet whose server sends email to a real SMTP sink
 // (STARTTLS) and texts/calls to a real webhook server.
-func channelFleet(t *testing.T) (*fleet, *mailSink, *hookSink) {
+func channelFleet(t *testing.T) (*testenv.Fleet, *mailSink, *hookSink) {
 	t.Helper()
 	sink, port, pool := startMailSink(t)
 	hooks := &hookSink{}
 	hs := httptest.NewServer(hooks)
 	t.Cleanup(hs.Close)
-	clk := &shiftClock{}
+	clk := &testenv.ShiftClock{}
 	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) {
 		c.Now = clk.Now
 		c.Notify.SMTP = &notify.SMTP{Host: "127.0.0.1", Port: port, From: "camotp@pd.example", Security: "starttls",
@@ -150,15 +149,10 @@ func channelFleet(t *testing.T) (*fleet, *mailSink, *hookSink) {
 		c.Notify.SMSWebhook = &notify.Webhook{URL: hs.URL + "/sms", Token: "gw-token"}
 		c.Notify.CallWebhook = &notify.Webhook{URL: hs.URL + "/call", Token: "gw-token"}
 	})
-	f := &fleet{srv: srv, clock: clk}
+	f := &testenv.Fleet{Srv: srv, Clock: clk}
 	testenv.User(t, srv, "dave", "pw-dave-long")
-	f.setPolicy(t, true, verifier.OrgMethods...)
+	f.SetPolicy(t, true, signin.OrgMethods...)
 	return f, sink, hooks
-}
-
-func (f *fleet) send(t *testing.T, tok, method string) (int, map[string]any) {
-	t.Helper()
-	return f.post(t, "/api/v1/auth/send", map[string]string{"token": tok, "method": method})
 }
 
 // TestEmailCodes: in an organisation without body cameras a user signs in
@@ -166,17 +160,17 @@ func (f *fleet) send(t *testing.T, tok, method string) (int, map[string]any) {
 // live 60 s, work once, and a resend kills the earlier one.
 func TestEmailCodes(t *testing.T) {
 	f, mail, _ := channelFleet(t)
-	f.setPolicy(t, true, "app", "sms", "call", "email")
-	_, body := f.login(t, "dave", "pw-dave-long")
+	f.SetPolicy(t, true, "app", "sms", "call", "email")
+	_, body := f.Login(t, "dave", "pw-dave-long")
 	if body["authenticator"] != "email" || body["setupMethods"] != nil {
 		t.Fatalf("email first, no forced set-up: %v", body)
 	}
 	// Real senders: no development outbox is served.
-	if resp, err := http.Get("http://" + f.srv.HTTPAddr() + "/dev/outbox"); err != nil || resp.StatusCode != 404 {
+	if resp, err := http.Get("http://" + f.Srv.HTTPAddr() + "/dev/outbox"); err != nil || resp.StatusCode != 404 {
 		t.Fatalf("/dev/outbox without --dev-outbox: %v %v", resp.StatusCode, err)
 	}
 	tok := body["token"].(string)
-	status, sent := f.send(t, tok, "email")
+	status, sent := f.Send(t, tok, "email")
 	if status != 200 || sent["sentTo"] != "d•••@pd.example" || sent["expiresIn"] != 60.0 {
 		t.Fatalf("send: %d %v", status, sent)
 	}
@@ -185,28 +179,28 @@ func TestEmailCodes(t *testing.T) {
 		t.Fatalf("mail: %+v", m)
 	}
 	first := codeRE.FindString(m.data)
-	f.send(t, tok, "email") // resend: the first code dies
+	f.Send(t, tok, "email") // resend: the first code dies
 	second := codeRE.FindString(mail.last(t).data)
 	if first == second {
 		t.Skip("two random codes collided")
 	}
-	if status, _ := f.verify(t, tok, first); status != 401 {
+	if status, _ := f.Verify(t, tok, first); status != 401 {
 		t.Fatalf("code replaced by a resend still works: %d", status)
 	}
-	if status, body := f.verify(t, tok, second); status != 200 || body["sessionToken"] == nil {
+	if status, body := f.Verify(t, tok, second); status != 200 || body["sessionToken"] == nil {
 		t.Fatalf("email code: %d %v", status, body)
 	}
 	// Used once: a new sign-in cannot reuse it.
-	_, body = f.login(t, "dave", "pw-dave-long")
+	_, body = f.Login(t, "dave", "pw-dave-long")
 	tok = body["token"].(string)
-	if status, _ := f.verify(t, tok, second); status != 401 {
+	if status, _ := f.Verify(t, tok, second); status != 401 {
 		t.Fatalf("email code reused: %d", status)
 	}
 	// Expiry: 60 s.
-	f.send(t, tok, "email")
+	f.Send(t, tok, "email")
 	late := codeRE.FindString(mail.last(t).data)
-	f.clock.add(61 * time.Second)
-	if status, _ := f.verify(t, tok, late); status != 401 {
+	f.Clock.Add(61 * time.Second)
+	if status, _ := f.Verify(t, tok, late); status != 401 {
 		t.Fatalf("expired code accepted: %d", status)
 	}
 }
@@ -216,7 +210,7 @@ func TestEmailCodes(t *testing.T) {
 // is a clear 502; a flood of sends is throttled.
 func TestPhoneCodes(t *testing.T) {
 	f, _, hooks := channelFleet(t)
-	svc := f.srv.Verifier
+	svc := f.Srv.SignIn
 	ctx := context.Background()
 	if err := svc.StartPhone(ctx, "dave", "555 1234", "127.0.0.1"); err == nil {
 		t.Fatal("phone without country code accepted")
@@ -239,9 +233,9 @@ func TestPhoneCodes(t *testing.T) {
 	if err := svc.RemoveMethod(ctx, "dave", "email", ""); err == nil {
 		t.Fatal("email removed")
 	}
-	_, body := f.login(t, "dave", "pw-dave-long")
+	_, body := f.Login(t, "dave", "pw-dave-long")
 	tok := body["token"].(string)
-	if status, _ := f.send(t, tok, "call"); status != 200 {
+	if status, _ := f.Send(t, tok, "call"); status != 200 {
 		t.Fatalf("call: %d", status)
 	}
 	call := hooks.last(t)
@@ -250,7 +244,7 @@ func TestPhoneCodes(t *testing.T) {
 	if call.Channel != "call" || call.To != "+15551234567" || len(codeRE.FindAllString(spoken, -1)) != 2 {
 		t.Fatalf("call text %q", call.Text)
 	}
-	status, out := f.post(t, "/api/v1/auth/verify", map[string]string{"token": tok, "method": "call", "code": codeRE.FindString(spoken)})
+	status, out := f.Post(t, "/api/v1/auth/verify", map[string]string{"token": tok, "method": "call", "code": codeRE.FindString(spoken)})
 	if status != 200 {
 		t.Fatalf("call code: %d %v", status, out)
 	}
@@ -258,49 +252,17 @@ func TestPhoneCodes(t *testing.T) {
 	hooks.mu.Lock()
 	hooks.status = 500
 	hooks.mu.Unlock()
-	_, body = f.login(t, "dave", "pw-dave-long")
+	_, body = f.Login(t, "dave", "pw-dave-long")
 	tok = body["token"].(string)
-	if status, out := f.send(t, tok, "sms"); status != 502 || !strings.Contains(out["error"].(string), "could not be sent") {
+	if status, out := f.Send(t, tok, "sms"); status != 502 || !strings.Contains(out["error"].(string), "could not be sent") {
 		t.Fatalf("gateway down: %d %v", status, out)
 	}
 	// Flooding: after 3 sends without a successful code, sending is blocked.
 	for range 2 {
-		f.send(t, tok, "sms")
+		f.Send(t, tok, "sms")
 	}
-	if status, _ := f.send(t, tok, "sms"); status != 429 {
+	if status, _ := f.Send(t, tok, "sms"); status != 429 {
 		t.Fatalf("send flood not throttled: %d", status)
-	}
-}
-
-// TestWebEmailCodeAndOutbox: the page's Send code button, with the
-// development outbox as the sender, and /dev/outbox showing the message.
-func TestWebEmailCodeAndOutbox(t *testing.T) {
-	clk := &shiftClock{}
-	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) { c.Now = clk.Now; c.Notify.DevOutbox = true })
-	f := &fleet{srv: srv, clock: clk}
-	testenv.User(t, srv, "dave", "pw-dave-long")
-	f.setPolicy(t, true, "bodycam", "email")
-	b := newBrowser(t, f)
-	_, page := b.get("/login")
-	_, page, _ = b.post("/login", url.Values{"username": {"dave"}, "password": {"pw-dave-long"}}, page)
-	if !strings.Contains(page, `id="send"`) || !strings.Contains(page, "We email a code to dave@pd.example") {
-		t.Fatalf("email challenge:\n%s", page)
-	}
-	status, page, _ := b.post("/mfa/send", url.Values{"method": {"email"}}, page)
-	if status != 200 || !strings.Contains(page, "Code sent to d•••@pd.example") || !strings.Contains(page, "Resend code") {
-		t.Fatalf("send: %d\n%s", status, page)
-	}
-	msgs, _ := srv.Store.Outbox(context.Background(), 10)
-	if len(msgs) != 1 || msgs[0].Address != "dave@pd.example" {
-		t.Fatalf("outbox: %+v", msgs)
-	}
-	_, outbox := b.get("/dev/outbox")
-	if !strings.Contains(outbox, msgs[0].Body) {
-		t.Fatalf("/dev/outbox lacks the message:\n%s", outbox)
-	}
-	status, page, resp := b.post("/mfa", url.Values{"method": {"email"}, "code": {codeRE.FindString(msgs[0].Body)}}, page)
-	if status != 200 || resp.Request.URL.Path != "/home" {
-		t.Fatalf("email code on the page: %d\n%s", status, page)
 	}
 }
 
@@ -309,22 +271,22 @@ func TestWebEmailCodeAndOutbox(t *testing.T) {
 // a method (app or phone) before the sign-in finishes.
 func TestCameraOrgEmailThenSetup(t *testing.T) {
 	f, mail, _ := channelFleet(t) // every method enabled
-	_, body := f.login(t, "dave", "pw-dave-long")
+	_, body := f.Login(t, "dave", "pw-dave-long")
 	if body["authenticator"] != "email" {
 		t.Fatalf("login: %v", body)
 	}
 	tok := body["token"].(string)
-	f.send(t, tok, "email")
-	status, out := f.verify(t, tok, codeRE.FindString(mail.last(t).data))
+	f.Send(t, tok, "email")
+	status, out := f.Verify(t, tok, codeRE.FindString(mail.last(t).data))
 	if status != 200 || out["authenticator"] != "setup" || out["sessionToken"] != nil || fmt.Sprint(out["setupMethods"]) != "[app phone]" {
 		t.Fatalf("after email: %d %v", status, out)
 	}
 	setupTok := out["token"].(string)
-	if status, _ := f.verify(t, tok, "123456"); status != 401 {
+	if status, _ := f.Verify(t, tok, "123456"); status != 401 {
 		t.Fatalf("the email-step token still works: %d", status)
 	}
-	_, setup := f.post(t, "/api/v1/auth/setup/app", map[string]string{"token": setupTok})
-	status, done := f.post(t, "/api/v1/auth/setup/confirm", map[string]string{"token": setupTok, "code": appCode(t, setup["secret"].(string), f.clock.Now())})
+	_, setup := f.Post(t, "/api/v1/auth/setup/app", map[string]string{"token": setupTok})
+	status, done := f.Post(t, "/api/v1/auth/setup/confirm", map[string]string{"token": setupTok, "code": testenv.AppCode(t, setup["secret"].(string), f.Clock.Now())})
 	if status != 200 || done["sessionToken"] == nil {
 		t.Fatalf("set-up: %d %v", status, done)
 	}

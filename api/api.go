@@ -1,12 +1,33 @@
-package verifier
+// Package api is the JSON front door of the sign-in service: the sign-in
+// API (/api/v1/auth/...) and the MFA administration routes
+// (/api/v1/admin/...). Its handlers decode requests, call package signin
+// and map its answers and errors to HTTP statuses; no rule lives here.
+package api
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/signin"
 )
+
+// API serves the JSON API over the sign-in service.
+type API struct {
+	svc *signin.Service
+	log *slog.Logger
+}
+
+// New returns the JSON API over svc; log gets server-side failures
+// (nil: slog.Default()).
+func New(svc *signin.Service, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &API{svc: svc, log: log}
+}
 
 // LoginRequest is the body of POST /api/v1/auth/login.
 type LoginRequest struct {
@@ -65,29 +86,29 @@ type CodeErrorResponse struct {
 	AttemptsLeft int    `json:"attemptsLeft"`
 }
 
-// RegisterAPI adds the JSON sign-in API to mux.
-func (s *Service) RegisterAPI(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/auth/login", s.apiLogin)
-	mux.HandleFunc("POST /api/v1/auth/verify", s.apiVerify)
-	mux.HandleFunc("POST /api/v1/auth/setup/app", s.apiSetupApp)
-	mux.HandleFunc("POST /api/v1/auth/setup/phone", s.apiSetupPhone)
-	mux.HandleFunc("POST /api/v1/auth/setup/confirm", s.apiSetupConfirm)
-	mux.HandleFunc("POST /api/v1/auth/send", s.apiSend)
+// Register adds the JSON sign-in API to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/auth/login", a.apiLogin)
+	mux.HandleFunc("POST /api/v1/auth/verify", a.apiVerify)
+	mux.HandleFunc("POST /api/v1/auth/setup/app", a.apiSetupApp)
+	mux.HandleFunc("POST /api/v1/auth/setup/phone", a.apiSetupPhone)
+	mux.HandleFunc("POST /api/v1/auth/setup/confirm", a.apiSetupConfirm)
+	mux.HandleFunc("POST /api/v1/auth/send", a.apiSend)
 }
 
-func writeBlocked(w http.ResponseWriter, b *BlockedError) {
+func writeBlocked(w http.ResponseWriter, b *signin.BlockedError) {
 	httpx.SetRetryAfter(w, b.RetryAfter)
 	httpx.WriteError(w, http.StatusTooManyRequests, b.Error())
 }
 
-func (s *Service) apiLogin(w http.ResponseWriter, r *http.Request) {
+func (a *API) apiLogin(w http.ResponseWriter, r *http.Request) {
 	var req LoginRequest
 	if err := httpx.Decode(w, r, &req); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	res, err := s.Login(r.Context(), req.Username, req.Password, httpx.ClientIP(r), "")
-	var blocked *BlockedError
+	res, err := a.svc.Login(r.Context(), req.Username, req.Password, httpx.ClientIP(r), "")
+	var blocked *signin.BlockedError
 	switch {
 	case err == nil && res.Session != "":
 		httpx.WriteJSON(w, http.StatusOK, LoginResponse{SessionToken: res.Session, Methods: []string{}})
@@ -96,40 +117,40 @@ func (s *Service) apiLogin(w http.ResponseWriter, r *http.Request) {
 		if resp.Methods == nil {
 			resp.Methods = []string{}
 		}
-		if res.Method == MethodSetup {
+		if res.Method == signin.MethodSetup {
 			resp.SetupMethods = res.Methods.CanSetUp
 		}
 		httpx.WriteJSON(w, http.StatusOK, resp)
 	case errors.As(err, &blocked):
 		writeBlocked(w, blocked)
-	case errors.Is(err, ErrBadCredentials):
+	case errors.Is(err, signin.ErrBadCredentials):
 		httpx.WriteError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, ErrNoMethod):
+	case errors.Is(err, signin.ErrNoMethod):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		httpx.ServerError(w, s.log, "api login", err)
+		httpx.ServerError(w, a.log, "api login", err)
 	}
 }
 
-func (s *Service) apiVerify(w http.ResponseWriter, r *http.Request) {
+func (a *API) apiVerify(w http.ResponseWriter, r *http.Request) {
 	var req VerifyRequest
 	if err := httpx.Decode(w, r, &req); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	sess, err := s.VerifyMethod(r.Context(), req.Token, req.Method, req.Code, httpx.ClientIP(r))
-	s.writeSession(w, sess, err, "api verify")
+	sess, err := a.svc.VerifyMethod(r.Context(), req.Token, req.Method, req.Code, httpx.ClientIP(r))
+	a.writeSession(w, sess, err, "api verify")
 }
 
 // writeSession answers a code check: the session token, or the error.
-func (s *Service) writeSession(w http.ResponseWriter, sess string, err error, what string) {
-	var setup *SetupNeeded
+func (a *API) writeSession(w http.ResponseWriter, sess string, err error, what string) {
+	var setup *signin.SetupNeeded
 	if errors.As(err, &setup) {
-		httpx.WriteJSON(w, http.StatusOK, LoginResponse{Token: setup.Pending, Authenticator: MethodSetup, Methods: []string{}, SetupMethods: setup.Methods})
+		httpx.WriteJSON(w, http.StatusOK, LoginResponse{Token: setup.Pending, Authenticator: signin.MethodSetup, Methods: []string{}, SetupMethods: setup.Methods})
 		return
 	}
-	var blocked *BlockedError
-	var codeErr *CodeError
+	var blocked *signin.BlockedError
+	var codeErr *signin.CodeError
 	switch {
 	case err == nil:
 		httpx.WriteJSON(w, http.StatusOK, VerifyResponse{SessionToken: sess})
@@ -137,12 +158,12 @@ func (s *Service) writeSession(w http.ResponseWriter, sess string, err error, wh
 		writeBlocked(w, blocked)
 	case errors.As(err, &codeErr):
 		httpx.WriteJSON(w, http.StatusUnauthorized, CodeErrorResponse{Error: codeErr.Error(), AttemptsLeft: codeErr.AttemptsLeft})
-	case errors.Is(err, ErrBadToken), errors.Is(err, ErrNoEnrolment):
+	case errors.Is(err, signin.ErrBadToken), errors.Is(err, signin.ErrNoEnrolment):
 		httpx.WriteError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled), errors.Is(err, ErrSetupRequired):
+	case errors.Is(err, signin.ErrNoMethod), errors.Is(err, signin.ErrNotEnabled), errors.Is(err, signin.ErrSetupRequired):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		httpx.ServerError(w, s.log, what, err)
+		httpx.ServerError(w, a.log, what, err)
 	}
 }
 
@@ -154,53 +175,53 @@ type SetupAppResponse struct {
 	QRPNG []byte `json:"qrPng"`
 }
 
-func (s *Service) apiSetupApp(w http.ResponseWriter, r *http.Request) {
+func (a *API) apiSetupApp(w http.ResponseWriter, r *http.Request) {
 	var req SetupRequest
 	if err := httpx.Decode(w, r, &req); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	enr, err := s.SetupApp(r.Context(), req.Token)
+	enr, err := a.svc.SetupApp(r.Context(), req.Token)
 	switch {
 	case err == nil:
 		httpx.WriteJSON(w, http.StatusOK, SetupAppResponse{Secret: enr.Secret, URI: enr.URI, QRPNG: enr.QRPNG})
-	case errors.Is(err, ErrBadToken):
+	case errors.Is(err, signin.ErrBadToken):
 		httpx.WriteError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, ErrNotEnabled):
+	case errors.Is(err, signin.ErrNotEnabled):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		httpx.ServerError(w, s.log, "api setup app", err)
+		httpx.ServerError(w, a.log, "api setup app", err)
 	}
 }
 
-func (s *Service) apiSetupConfirm(w http.ResponseWriter, r *http.Request) {
+func (a *API) apiSetupConfirm(w http.ResponseWriter, r *http.Request) {
 	var req SetupRequest
 	if err := httpx.Decode(w, r, &req); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	sess, err := s.FinishSetup(r.Context(), req.Token, req.Method, req.Code, httpx.ClientIP(r))
-	s.writeSession(w, sess, err, "api setup confirm")
+	sess, err := a.svc.FinishSetup(r.Context(), req.Token, req.Method, req.Code, httpx.ClientIP(r))
+	a.writeSession(w, sess, err, "api setup confirm")
 }
 
-func (s *Service) apiSetupPhone(w http.ResponseWriter, r *http.Request) {
+func (a *API) apiSetupPhone(w http.ResponseWriter, r *http.Request) {
 	var req SetupRequest
 	if err := httpx.Decode(w, r, &req); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	err := s.SetupPhone(r.Context(), req.Token, req.Phone, httpx.ClientIP(r))
-	s.writeSent(w, "", err, "api setup phone")
+	err := a.svc.SetupPhone(r.Context(), req.Token, req.Phone, httpx.ClientIP(r))
+	a.writeSent(w, "", err, "api setup phone")
 }
 
-func (s *Service) apiSend(w http.ResponseWriter, r *http.Request) {
+func (a *API) apiSend(w http.ResponseWriter, r *http.Request) {
 	var req SendRequest
 	if err := httpx.Decode(w, r, &req); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	to, err := s.SendCode(r.Context(), req.Token, req.Method, httpx.ClientIP(r))
-	s.writeSent(w, to, err, "api send")
+	to, err := a.svc.SendCode(r.Context(), req.Token, req.Method, httpx.ClientIP(r))
+	a.writeSent(w, to, err, "api send")
 }
 
 // SentResponse says where a code went (masked).
@@ -209,21 +230,21 @@ type SentResponse struct {
 	ExpiresIn int    `json:"expiresIn"`
 }
 
-func (s *Service) writeSent(w http.ResponseWriter, to string, err error, what string) {
-	var blocked *BlockedError
+func (a *API) writeSent(w http.ResponseWriter, to string, err error, what string) {
+	var blocked *signin.BlockedError
 	switch {
 	case err == nil:
-		httpx.WriteJSON(w, http.StatusOK, SentResponse{SentTo: to, ExpiresIn: int(SentCodeTTL / time.Second)})
+		httpx.WriteJSON(w, http.StatusOK, SentResponse{SentTo: to, ExpiresIn: int(signin.SentCodeTTL / time.Second)})
 	case errors.As(err, &blocked):
 		writeBlocked(w, blocked)
-	case errors.Is(err, ErrBadToken):
+	case errors.Is(err, signin.ErrBadToken):
 		httpx.WriteError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, ErrBadInput):
+	case errors.Is(err, signin.ErrBadInput):
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrNoMethod), errors.Is(err, ErrNotEnabled):
+	case errors.Is(err, signin.ErrNoMethod), errors.Is(err, signin.ErrNotEnabled):
 		httpx.WriteError(w, http.StatusForbidden, err.Error())
 	default:
-		s.log.Error(what, "err", err)
+		a.log.Error(what, "err", err)
 		httpx.WriteError(w, http.StatusBadGateway, "the code could not be sent; try again or use another method")
 	}
 }

@@ -1,55 +1,11 @@
-package verifier
+package web
 
 import (
 	"context"
 	"errors"
 	"net/http"
 	"regexp"
-	"time"
-
-	"github.com/camotp/camotp/internal/store"
 )
-
-// SignIn is how a session was signed in, for front doors that report it to
-// others (the OpenID Connect provider's ID token).
-type SignIn struct {
-	Username string
-	Email    string
-	// Subject is the user's stable random identifier (not the username).
-	Subject string
-	// Method is the second factor passed (MethodBodycam, MethodApp, …),
-	// MethodTrustedBrowser when a trusted browser skipped it, or
-	// MethodPassword when none was required.
-	Method string
-	// At is when the session began (the password and second factor).
-	At time.Time
-	// Camera is the body camera whose code was read (Method MethodBodycam).
-	Camera *store.Camera
-}
-
-// SignIn returns how the session token was signed in; ErrBadToken when it
-// is unknown or expired.
-func (s *Service) SignIn(ctx context.Context, session string) (SignIn, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenSession, session)
-	if err != nil {
-		return SignIn{}, ErrBadToken
-	}
-	u, _, err := s.st.User(ctx, t.Username)
-	if err != nil {
-		return SignIn{}, err
-	}
-	si := SignIn{Username: u.Username, Email: u.Email, Subject: u.Subject, Method: t.Method, At: t.CreatedAt}
-	if t.Method == MethodBodycam {
-		cam, err := s.st.CameraOf(ctx, u.Username)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return SignIn{}, err
-		}
-		if err == nil {
-			si.Camera = &cam
-		}
-	}
-	return si, nil
-}
 
 // Handoff is a front door that sends browsers to these pages to sign in
 // and takes them back afterwards (the OpenID Connect provider's authorize
@@ -103,7 +59,7 @@ func (wb *Web) landing(w http.ResponseWriter, r *http.Request, sess string) stri
 	wb.setCookie(w, r, cookieHandoff, "", -1)
 	to, err := wb.Handoff.Finish(r.Context(), id, sess)
 	if err != nil {
-		wb.svc.log.Warn("hand sign-in back", "err", err)
+		wb.log.Warn("hand sign-in back", "err", err)
 		return "/home"
 	}
 	return to

@@ -1,4 +1,4 @@
-package verifier_test
+package signin_test
 
 import (
 	"strings"
@@ -7,15 +7,15 @@ import (
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/testenv"
-	"github.com/camotp/camotp/verifier"
+	"github.com/camotp/camotp/signin"
 )
 
 // Every new hash has the configured parameters (also one an admin sets),
 // and a user whose hash has others is re-hashed at the next sign-in.
 func TestPasswordParametersAndRehash(t *testing.T) {
-	vc := verifier.DefaultConfig()
+	vc := signin.DefaultConfig()
 	vc.Argon2 = password.Params{Memory: 12 << 10, Time: 1, Threads: 1}
-	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) { c.Verifier = &vc })
+	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) { c.SignIn = &vc })
 	testenv.User(t, srv, "officer", "officer-password")
 	hashOf := func() string {
 		_, h, err := srv.Store.User(t.Context(), "officer")

@@ -1,4 +1,4 @@
-package verifier_test
+package api_test
 
 import (
 	"github.com/camotp/camotp/internal/together"
@@ -68,9 +68,9 @@ func (p *poster) post(path, xff string, body any) int {
 }
 
 // auditCount counts user's audit rows of action with result.
-func auditCount(t *testing.T, f *fleet, user, action, result string) int {
+func auditCount(t *testing.T, f *testenv.Fleet, user, action, result string) int {
 	t.Helper()
-	log, err := f.srv.Store.AuditLog(context.Background(), user, 10000)
+	log, err := f.Srv.Store.AuditLog(context.Background(), user, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,28 +83,14 @@ func auditCount(t *testing.T, f *fleet, user, action, result string) int {
 	return n
 }
 
-// wrongCode is a code that no step of the camera near now shows (so it is
-// neither accepted nor taken for a camera whose clock is off).
-func wrongCode(t *testing.T, f *fleet, user string) string {
-	near := map[string]bool{}
-	for k := -12; k <= 12; k++ {
-		near[testenv.ScreenCode(t, f.cams[user], f.clock.Now().Add(time.Duration(k)*30*time.Second))] = true
-	}
-	for i := 0; ; i++ {
-		if c := fmt.Sprintf("%06d", i*7919%1000000); !near[c] {
-			return c
-		}
-	}
-}
-
 // One account, one source, 50 wrong codes at once: three are evaluated,
 // the rest refused with 429 before any evaluation; the pair is blocked and
 // the account's backoff is untouched.
 func TestBurstWrongCodes(t *testing.T) {
-	f := newFleet(t)
-	tok := f.pending(t, "alice")
-	code := wrongCode(t, f, "alice")
-	p := newPoster(t, f.srv)
+	f := testenv.NewFleet(t)
+	tok := f.Pending(t, "alice")
+	code := f.WrongCode(t, "alice")
+	p := newPoster(t, f.Srv)
 	got := burst(burstSize, func(int) int {
 		return p.post("/api/v1/auth/verify", "", map[string]string{"token": tok, "code": code})
 	})
@@ -113,7 +99,7 @@ func TestBurstWrongCodes(t *testing.T) {
 	if evaluated != 3 || got[401]+got[429] != burstSize || got[401] > 3 {
 		t.Fatalf("statuses %v, %d codes evaluated; want at most 3 evaluated (401 or the 429 of the one that blocks) and the rest 429", got, evaluated)
 	}
-	ths, err := f.srv.Store.GetThrottles(t.Context(), "otp:acct:alice")
+	ths, err := f.Srv.Store.GetThrottles(t.Context(), "otp:acct:alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +107,7 @@ func TestBurstWrongCodes(t *testing.T) {
 		t.Fatalf("account counter after one burst: %+v, want 3 attempts, no block, level 0", ths[0])
 	}
 	// Still blocked for the right code, from this source.
-	if status, _ := f.verify(t, tok, testenv.ScreenCode(t, f.cams["alice"], f.clock.Now())); status != 429 {
+	if status, _ := f.Verify(t, tok, testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())); status != 429 {
 		t.Fatalf("right code after the burst: %d, want 429", status)
 	}
 }
@@ -130,8 +116,8 @@ func TestBurstWrongCodes(t *testing.T) {
 // from 50 sources (behind a trusted proxy) the account ceiling admits ten,
 // and the account backoff rises exactly one level.
 func TestBurstWrongPasswords(t *testing.T) {
-	f := newFleet(t, func(c *server.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
-	p := newPoster(t, f.srv)
+	f := testenv.NewFleet(t, func(c *server.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+	p := newPoster(t, f.Srv)
 	got := burst(burstSize, func(int) int {
 		return p.post("/api/v1/auth/login", "", map[string]string{"username": "alice", "password": "wrong password"})
 	})
@@ -148,7 +134,7 @@ func TestBurstWrongPasswords(t *testing.T) {
 	if evaluated != 10 || got[401]+got[429] != burstSize {
 		t.Fatalf("statuses %v, %d evaluated; want the account ceiling (10) evaluated, the rest 429", got, evaluated)
 	}
-	ths, err := f.srv.Store.GetThrottles(t.Context(), "password:acct:bob")
+	ths, err := f.Srv.Store.GetThrottles(t.Context(), "password:acct:bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +142,7 @@ func TestBurstWrongPasswords(t *testing.T) {
 		t.Fatalf("account counter after one burst: %+v, want level 1, blocked for at most 1 minute", ths[0])
 	}
 	// The audit rows carry the addresses the proxy saw.
-	log, _ := f.srv.Store.AuditLog(t.Context(), "bob", 100)
+	log, _ := f.Srv.Store.AuditLog(t.Context(), "bob", 100)
 	for _, e := range log {
 		if e.Action == "login.password" && !netip.MustParsePrefix("198.51.100.0/24").Contains(netip.MustParseAddr(e.SourceIP)) {
 			t.Fatalf("audit source %q, want the forwarded client address", e.SourceIP)

@@ -1,0 +1,191 @@
+package signin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/camotp/camotp/internal/store"
+)
+
+// Method is one MFA method: whether a user has it, and checking its
+// codes. Each method is implemented once, here; Methods asks each in
+// challenge order what the user can do, and every front door (pages, JSON
+// API, OpenID Connect, RADIUS) reaches Check through VerifyMethod or
+// VerifyOnly, which hold the rules all methods share: the pending
+// sign-in, the throttle slot, the session (or none) and the audit row.
+type Method interface {
+	// Name is the method's name as the API, the audit log and the metrics
+	// spell it.
+	Name() string
+	// Available tells whether the user of acct can pass MFA with the
+	// method now. It may note in um what the challenge shows for it (the
+	// camera's model, the address codes go to, the backup codes left).
+	Available(ctx context.Context, acct Account, um *UserMethods) (bool, error)
+	// Check checks code typed by user at now. detail is what the audit log
+	// says of the check (never a secret). An error means the code could
+	// not be checked (ErrNoMethod, ErrNotEnabled, a store failure).
+	Check(ctx context.Context, user, code, ip string, now time.Time) (res CheckResult, detail string, err error)
+}
+
+// Enrollable is a Method the user sets up themselves (the body camera is
+// assigned by the fleet administrator, backup codes are simply made).
+type Enrollable interface {
+	// SetUp names what the user of acct would set up to get the method
+	// (MethodApp; SetupPhone for text and call) and whether they can now.
+	SetUp(acct Account) (string, bool)
+}
+
+// Account is what decides which methods a user has, read once per
+// Methods call.
+type Account struct {
+	Username string
+	// Profile is the user's record (email, last method used).
+	Profile store.User
+	Policy  Policy
+	// Registered are the methods the user set up (MethodApp, SetupPhone).
+	Registered []string
+}
+
+// newMethods are the service's MFA methods in challenge order (backup
+// codes last).
+func (s *Service) newMethods() []Method {
+	return []Method{bodycamMethod{s}, appMethod{s}, sentMethod{s, MethodSMS}, sentMethod{s, MethodCall},
+		sentMethod{s, MethodEmail}, backupMethod{s}}
+}
+
+// bodycamMethod checks a code against the seed of the camera assigned to
+// the user, and no other.
+type bodycamMethod struct{ s *Service }
+
+func (bodycamMethod) Name() string { return MethodBodycam }
+
+// Available: the organisation uses body cameras and a provisioned camera
+// is assigned to the user.
+func (m bodycamMethod) Available(ctx context.Context, acct Account, um *UserMethods) (bool, error) {
+	if !acct.Policy.Enabled(MethodBodycam) {
+		return false, nil
+	}
+	cam, err := m.s.camera(ctx, acct.Username)
+	if errors.Is(err, ErrNoMethod) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	um.Camera = cam.Model
+	return true, nil
+}
+
+func (m bodycamMethod) Check(ctx context.Context, user, code, _ string, now time.Time) (CheckResult, string, error) {
+	cam, err := m.s.camera(ctx, user)
+	if err != nil {
+		return CheckResult{}, "", err
+	}
+	if err := m.s.enabled(ctx, MethodBodycam); err != nil {
+		return CheckResult{}, "", err
+	}
+	seed, err := m.s.st.ActiveSeed(ctx, cam.Serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return CheckResult{}, "", ErrNoMethod
+	}
+	if err != nil {
+		return CheckResult{}, "", err
+	}
+	res, err := m.s.checker.Check(ctx, "cam:"+cam.Serial, seed, code, now)
+	return res, fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset), err
+}
+
+// appMethod checks a code against the user's own authenticator app.
+type appMethod struct{ s *Service }
+
+func (appMethod) Name() string { return MethodApp }
+
+// Available: enabled, and the user set up an app.
+func (appMethod) Available(_ context.Context, acct Account, _ *UserMethods) (bool, error) {
+	return acct.Policy.Enabled(MethodApp) && slices.Contains(acct.Registered, MethodApp), nil
+}
+
+// SetUp: an app, when enabled and the user has none.
+func (appMethod) SetUp(acct Account) (string, bool) {
+	return MethodApp, acct.Policy.Enabled(MethodApp) && !slices.Contains(acct.Registered, MethodApp)
+}
+
+func (m appMethod) Check(ctx context.Context, user, code, _ string, now time.Time) (CheckResult, string, error) {
+	if err := m.s.enabled(ctx, MethodApp); err != nil {
+		return CheckResult{}, "", err
+	}
+	seed, err := m.s.st.AppSeed(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return CheckResult{}, "", ErrNoMethod
+	}
+	if err != nil {
+		return CheckResult{}, "", err
+	}
+	res, err := m.s.checker.Check(ctx, "app:"+user, seed, code, now)
+	return res, fmt.Sprintf("app offset %d", res.Offset), err
+}
+
+// sentMethod checks the code last sent to the user by text, call or email.
+type sentMethod struct {
+	s       *Service
+	channel string
+}
+
+func (m sentMethod) Name() string { return m.channel }
+
+// Available: enabled, and for text and call a confirmed phone, for email
+// an address in the user's profile.
+func (m sentMethod) Available(_ context.Context, acct Account, um *UserMethods) (bool, error) {
+	if !acct.Policy.Enabled(m.channel) {
+		return false, nil
+	}
+	if m.channel == MethodEmail {
+		if acct.Profile.Email == "" {
+			return false, nil
+		}
+		um.Email = acct.Profile.Email
+		return true, nil
+	}
+	return slices.Contains(acct.Registered, SetupPhone), nil
+}
+
+// SetUp: a phone (text and call together), when text or call is enabled
+// and the user has none; email is the profile's address, not set up here.
+func (m sentMethod) SetUp(acct Account) (string, bool) {
+	return SetupPhone, m.channel != MethodEmail && acct.Policy.Enabled(m.channel) && !slices.Contains(acct.Registered, SetupPhone)
+}
+
+func (m sentMethod) Check(ctx context.Context, user, code, ip string, _ time.Time) (CheckResult, string, error) {
+	if err := m.s.enabled(ctx, m.channel); err != nil {
+		return CheckResult{}, "", err
+	}
+	res, err := m.s.checkSent(ctx, user, m.channel, code, ip)
+	return res, m.channel + " code", err
+}
+
+// backupMethod uses up one of the user's single-use backup codes.
+type backupMethod struct{ s *Service }
+
+func (backupMethod) Name() string { return MethodBackup }
+
+// Available: the user has unused backup codes (whatever the policy).
+func (m backupMethod) Available(ctx context.Context, acct Account, um *UserMethods) (bool, error) {
+	n, err := m.s.st.BackupCodesLeft(ctx, acct.Username)
+	if err != nil {
+		return false, err
+	}
+	um.BackupCodes = n
+	return n > 0, nil
+}
+
+func (m backupMethod) Check(ctx context.Context, user, code, _ string, _ time.Time) (CheckResult, string, error) {
+	ok, err := m.s.st.UseBackupCode(ctx, user, normalizeBackup(code))
+	if err != nil || !ok {
+		return CheckResult{}, "", err
+	}
+	left, _ := m.s.st.BackupCodesLeft(ctx, user)
+	return CheckResult{Outcome: Accepted}, fmt.Sprintf("backup code used, %d left", left), nil
+}
