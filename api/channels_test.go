@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"github.com/camotp/camotp/internal/testclock"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -141,7 +143,7 @@ func channelFleet(t *testing.T) (*testenv.Fleet, *mailSink, *hookSink) {
 	hooks := &hookSink{}
 	hs := httptest.NewServer(hooks)
 	t.Cleanup(hs.Close)
-	clk := &testenv.ShiftClock{}
+	clk := &testclock.Shift{}
 	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) {
 		c.Now = clk.Now
 		c.Notify.SMTP = &notify.SMTP{Host: "127.0.0.1", Port: port, From: "camotp@pd.example", Security: "starttls",

@@ -1,11 +1,12 @@
 package emulator
 
 import (
+	"github.com/camotp/camotp/internal/testclock"
+
 	"context"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 	defer p.Close()
 	// The board stamps button edges with its own clock: the test moves it,
 	// so a stalled machine cannot stretch a double-press past its window.
-	clock := &manualClock{t: time.Unix(1700000000, 0)}
+	clock := testclock.NewManual(time.Unix(1700000000, 0))
 	sim := hw.NewSimClock(p.Master, "ui-test", clock)
 	go sim.Run(ctx)
 	screen := tcell.NewSimulationScreen("UTF-8")
@@ -73,24 +74,6 @@ func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 	}
 }
 
-// manualClock is a clock the test moves by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestBoardSimLinkLost: board-sim shows a camera's code; the camera
 // process stops talking (its port stays open, as when it hangs); after
 // hw.LinkTimeout by the board's clock (moved by hand, so a slow machine
@@ -104,7 +87,7 @@ func TestBoardSimLinkLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close() // p.Slave stays open: closing the host's port is silence, not an unplug
-	clock := &manualClock{t: time.Unix(1700000000, 0)}
+	clock := testclock.NewManual(time.Unix(1700000000, 0))
 	sim := hw.NewSimClock(p.Master, "link-test", clock)
 	go sim.Run(ctx)
 	screen := tcell.NewSimulationScreen("UTF-8")

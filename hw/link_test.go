@@ -1,6 +1,8 @@
 package hw
 
 import (
+	"github.com/camotp/camotp/internal/testclock"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -10,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,24 +137,6 @@ func TestFirmwareLinkTimeout(t *testing.T) {
 	}
 }
 
-// manualClock is a clock the test moves by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fakeHost is the host end of a pty, speaking the protocol with the real
 // codec: the test decides when the host talks and when it goes quiet.
 type fakeHost struct {
@@ -236,7 +219,7 @@ func TestSimLinkLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	clock := &manualClock{t: rfcTime}
+	clock := testclock.NewManual(rfcTime)
 	sim := NewSimClock(p.Master, "LINK-1", clock)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -3,7 +3,6 @@ package oidc_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,30 +14,6 @@ import (
 	"github.com/camotp/camotp/internal/testenv"
 )
 
-// chromium starts headless Debian Chromium, or skips when it is absent
-// (CI installs it).
-func chromium(t *testing.T) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed (Debian package chromium); CI installs it")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
-}
-
 // A real browser goes from the records system to camotp's sign-in page
 // (which names the application), types the password, reads the Body 4
 // how-to, types the code read off the camera, and lands back at the
@@ -47,7 +22,7 @@ func chromium(t *testing.T) context.Context {
 func TestBrowserOIDCSignIn(t *testing.T) {
 	e := newEnv(t)
 	r := newRP(t, e, "records", false)
-	ctx := chromium(t)
+	ctx := testenv.Chromium(t)
 	// Start the browser outside the timing.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatal(err)

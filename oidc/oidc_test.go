@@ -66,7 +66,7 @@ func TestCodeFlow(t *testing.T) {
 		t.Fatalf("still signed in after end session: %v %s", p.location, p.url)
 	}
 	// The subject is stable: a second sign-in (next code) gives the same.
-	e.clock.add(30 * time.Second)
+	e.clock.Add(30 * time.Second)
 	b2 := newBrowser(t, e)
 	loc, _ = e.signIn(t, b2, b2.get(t, r.authURL(nil)), false)
 	if res2 := r.deliver(t, loc); res2.err != nil || res2.claims.Sub != c.Sub {
@@ -112,9 +112,9 @@ func TestCodeReplayAndExpiry(t *testing.T) {
 	if _, err := r.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(first.token)); err == nil {
 		t.Fatal("the access token of a replayed code still works")
 	}
-	e.clock.add(30 * time.Second)
+	e.clock.Add(30 * time.Second)
 	code, f = start()
-	e.clock.add(61 * time.Second)
+	e.clock.Add(61 * time.Second)
 	if late := r.exchange(context.Background(), code, f); late.err == nil || !strings.Contains(late.err.Error(), "invalid_grant") {
 		t.Fatalf("expired code: %v", late.err)
 	}
@@ -187,7 +187,7 @@ func TestReauthentication(t *testing.T) {
 		t.Fatal(first.err)
 	}
 	// Signed in: no page at all.
-	e.clock.add(30 * time.Second)
+	e.clock.Add(30 * time.Second)
 	p := b.get(t, r.authURL(nil))
 	if p.location == nil {
 		t.Fatalf("signed-in browser shown %s", p.url)
@@ -208,7 +208,7 @@ func TestReauthentication(t *testing.T) {
 		"prompt=login": {"prompt": {"login"}},
 		"max_age=10":   {"max_age": {"10"}},
 	} {
-		e.clock.add(30 * time.Second)
+		e.clock.Add(30 * time.Second)
 		p := b.get(t, r.authURL(extra))
 		loc, mfa := e.signIn(t, b, p, true)
 		if !mfa {
@@ -227,7 +227,7 @@ func TestReauthentication(t *testing.T) {
 		t.Fatalf("trusted browser: mfa %v, %+v %v", mfa, res.claims, res.err)
 	}
 	b.c.Jar.SetCookies(mustURL(e.issuer), []*http.Cookie{{Name: "camotp_session", Value: "", MaxAge: -1, Path: "/"}})
-	e.clock.add(30 * time.Second)
+	e.clock.Add(30 * time.Second)
 	loc, mfa = e.signIn(t, b, b.get(t, r.authURL(url.Values{"acr_values": {"mfa"}})), false)
 	res = r.deliver(t, loc)
 	if !mfa || res.err != nil || res.claims.ACR != "mfa" {
@@ -293,7 +293,7 @@ func TestKeyRotation(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("rotate: %d %v", status, body)
 	}
-	e.clock.add(30 * time.Second)
+	e.clock.Add(30 * time.Second)
 	if got := signIn(); alg(got) != "ES256" {
 		t.Fatalf("after rotation the ID token is signed %s", alg(got))
 	}

@@ -284,7 +284,7 @@ func TestOAuth2Proxy(t *testing.T) {
 		t.Fatalf("the upstream was reached %d times without a sign-in", n)
 	}
 
-	ctx := chromium(t)
+	ctx := testenv.Chromium(t)
 	start := time.Now()
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(px.url+"/cases/42?tab=video"),

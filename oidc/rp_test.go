@@ -1,6 +1,8 @@
 package oidc_test
 
 import (
+	"github.com/camotp/camotp/internal/testclock"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -26,30 +28,11 @@ import (
 	"github.com/camotp/camotp/internal/testenv"
 )
 
-// shiftClock is real time plus a shift the test moves (the ID token's
-// exp and iat are the library's real time; codes and expiry are camotp's).
-type shiftClock struct {
-	mu    sync.Mutex
-	shift time.Duration
-}
-
-func (c *shiftClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.shift)
-}
-
-func (c *shiftClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.shift += d
-	c.mu.Unlock()
-}
-
 // env is a camotp server with OpenID Connect on, alice with a Body 4
 // camera, and the relying parties registered.
 type env struct {
 	srv    *server.Server
-	clock  *shiftClock
+	clock  *testclock.Shift
 	cam    *device.State
 	issuer string
 }
@@ -69,7 +52,7 @@ func freeAddr(t *testing.T) string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	clk := &shiftClock{}
+	clk := &testclock.Shift{}
 	addr := freeAddr(t)
 	e := &env{clock: clk, issuer: "http://" + addr}
 	e.srv = testenv.Server(t, t.TempDir(), func(c *server.Config) {

@@ -1,6 +1,8 @@
 package radius_test
 
 import (
+	"github.com/camotp/camotp/internal/testclock"
+
 	"bufio"
 	"context"
 	"encoding/hex"
@@ -11,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,38 +27,19 @@ import (
 	camradius "github.com/camotp/camotp/radius"
 )
 
-// shiftClock is real time plus a shift the test moves (the cameras' codes
-// are read at the same clock).
-type shiftClock struct {
-	mu    sync.Mutex
-	shift time.Duration
-}
-
-func (c *shiftClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.shift)
-}
-
-func (c *shiftClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.shift += d
-	c.mu.Unlock()
-}
-
 // fixture is a server with RADIUS on a loopback port, one client for
 // 127.0.0.1, and two officers with provisioned cameras: alice (Body 4)
 // and bob (Body 3).
 type fixture struct {
 	srv    *server.Server
-	clock  *shiftClock
+	clock  *testclock.Shift
 	secret string
 	cams   map[string]*device.State
 }
 
 func newFixture(t *testing.T, rc server.RADIUSConfig) *fixture {
 	t.Helper()
-	clk := &shiftClock{}
+	clk := &testclock.Shift{}
 	rc.Addr = "127.0.0.1:0"
 	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) {
 		c.Now = clk.Now
@@ -264,7 +246,7 @@ func TestRadclient(t *testing.T) {
 	})
 
 	t.Run("wrong code then reused code", func(t *testing.T) {
-		f.clock.add(90 * time.Second) // a step alice has not used
+		f.clock.Add(90 * time.Second) // a step alice has not used
 		r := radclient(t, addr, f.secret, wait, false, `User-Name = "alice"`, `User-Password = "pw-alice-long"`)
 		bad := radclient(t, addr, f.secret, wait, false, `User-Name = "alice"`, `User-Password = "000000"`, "State = 0x"+hex.EncodeToString(r.state))
 		if bad.code != "Access-Reject" || !strings.Contains(bad.message, "attempts left: 2") {
@@ -286,7 +268,7 @@ func TestRadclient(t *testing.T) {
 	})
 
 	t.Run("password and code in one request", func(t *testing.T) {
-		f.clock.add(90 * time.Second)
+		f.clock.Add(90 * time.Second)
 		r := radclient(t, addr, f.secret, wait, false, `User-Name = "bob"`, `User-Password = `+quote("pw-bob-long,"+f.code(t, "bob")))
 		if r.code != "Access-Accept" {
 			t.Fatalf("password,code: %+v", r)

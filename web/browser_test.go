@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,30 +12,6 @@ import (
 
 	"github.com/camotp/camotp/internal/testenv"
 )
-
-// chromium starts headless Debian Chromium, or skips when it is absent
-// (CI installs it).
-func chromium(t *testing.T) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed (Debian package chromium); CI installs it")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
-}
 
 // A real browser signs in with the code read off the camera, after reading
 // the model's "Show me how to find it" steps, for a Body 4 and a Body 3 user.
@@ -51,7 +26,7 @@ func TestBrowserSignIn(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.user, func(t *testing.T) {
-			ctx := chromium(t)
+			ctx := testenv.Chromium(t)
 			if err := signInPassword(ctx, base, tc.user, "pw-"+tc.user+"-long", "code"); err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +101,7 @@ func signInPassword(ctx context.Context, base, user, pw, waitID string) error {
 func TestBrowserAppEnrolmentAndBackupCode(t *testing.T) {
 	f := testenv.NewFleet(t)
 	base := "http://" + f.Srv.HTTPAddr()
-	ctx := chromium(t)
+	ctx := testenv.Chromium(t)
 	if err := signInPassword(ctx, base, "dave", "pw-dave-long", "secret"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"github.com/camotp/camotp/internal/testclock"
+
 	"context"
 	"net/url"
 	"regexp"
@@ -17,7 +19,7 @@ var codeRE = regexp.MustCompile(`\b[0-9]{6}\b`)
 // TestWebEmailCodeAndOutbox: the page's Send code button, with the
 // development outbox as the sender, and /dev/outbox showing the message.
 func TestWebEmailCodeAndOutbox(t *testing.T) {
-	clk := &testenv.ShiftClock{}
+	clk := &testclock.Shift{}
 	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) { c.Now = clk.Now; c.Notify.DevOutbox = true })
 	f := &testenv.Fleet{Srv: srv, Clock: clk}
 	testenv.User(t, srv, "dave", "pw-dave-long")

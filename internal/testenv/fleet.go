@@ -1,12 +1,13 @@
 package testenv
 
 import (
+	"github.com/camotp/camotp/internal/testclock"
+
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,31 +17,11 @@ import (
 	"github.com/camotp/camotp/internal/server"
 )
 
-// ShiftClock is real time plus a shift the test moves.
-type ShiftClock struct {
-	mu    sync.Mutex
-	shift time.Duration
-}
-
-// Now is the shifted time.
-func (c *ShiftClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.shift)
-}
-
-// Add moves the clock by d.
-func (c *ShiftClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.shift += d
-	c.mu.Unlock()
-}
-
 // Fleet is a server with officers, for the sign-in front doors' end-to-end
 // tests (JSON API, pages, browser).
 type Fleet struct {
 	Srv   *server.Server
-	Clock *ShiftClock
+	Clock *testclock.Shift
 	// Cams are the officers' cameras by user.
 	Cams map[string]*device.State
 	PW   string // alice's password when a test changed it
@@ -52,7 +33,7 @@ type Fleet struct {
 // "pw-USER-long".
 func NewFleet(t *testing.T, mods ...func(*server.Config)) *Fleet {
 	t.Helper()
-	clk := &ShiftClock{}
+	clk := &testclock.Shift{}
 	srv := Server(t, t.TempDir(), func(c *server.Config) {
 		c.Now = clk.Now
 		for _, m := range mods {
