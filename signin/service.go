@@ -580,8 +580,6 @@ func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail 
 	var clear []store.ThrottleRule
 	if a != nil {
 		clear = a.rules()
-	}
-	if a != nil {
 		ctx = context.WithoutCancel(ctx) // the attempt was evaluated: settle it whatever the client does
 	}
 	e := store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}
