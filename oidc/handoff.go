@@ -75,7 +75,11 @@ func (p *Provider) Finish(ctx context.Context, id, session string) (string, erro
 	}
 	begunForIt := !si.At.Before(ar.createdAt)
 	amr, acr := amrOf(si.Method)
-	if !begunForIt && !p.meets(ar.req, si) {
+	// A session that skipped the second factor on a trusted browser never
+	// answers a request that forbids that (prompt=login, max_age,
+	// acr_values=mfa), however recent it is: the user signs in again.
+	trustedSkip := si.Method == signin.MethodTrustedBrowser && (fresh(ar.req) || wantsMFA(ar.req))
+	if trustedSkip || (!begunForIt && !p.meets(ar.req, si)) {
 		return "", web.ErrReauthenticate
 	}
 	if wantsMFA(ar.req) && acr != ACRMFA {

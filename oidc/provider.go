@@ -11,8 +11,11 @@ package oidc
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -193,9 +196,60 @@ func New(ctx context.Context, cfg Config, st Store, svc *signin.Service) (*Provi
 		ctx := context.WithValue(r.Context(), reqKey{}, reqInfo{session: sessionCookie(r), ip: httpx.ClientIP(r)})
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		switch r.URL.Path {
+		case PathAuthorize:
+			w = &bindingWriter{ResponseWriter: w, p: p}
+		case PathCallback:
+			if !p.Owns(r, r.URL.Query().Get("id")) {
+				http.Error(w, errOtherBrowser.Error(), http.StatusForbidden)
+				return
+			}
+		}
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 	return p, nil
+}
+
+// An auth request is bound to the browser that made it: the answer to
+// /oidc/authorize that sends the browser to the sign-in page also sets a
+// cookie holding a MAC of the request's id, and only a browser holding it
+// may sign the request in and collect its code. Without it anyone could
+// start a request in their own browser, get a signed-in officer's browser
+// to open its sign-in link, and collect a code for the officer's account.
+const bindingCookie = "camotp_ar_"
+
+// errOtherBrowser refuses a request started in another browser.
+var errOtherBrowser = errors.New("this sign-in was started in another browser: start again from the application")
+
+// binding is the cookie value that binds auth request id to a browser.
+func (p *Provider) binding(id string) string {
+	m := hmac.New(sha256.New, p.cfg.CryptoKey[:])
+	m.Write([]byte("camotp oidc browser binding\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Owns tells whether r comes from the browser that made auth request id.
+func (p *Provider) Owns(r *http.Request, id string) bool {
+	c, err := r.Cookie(bindingCookie + id)
+	return err == nil && id != "" && hmac.Equal([]byte(c.Value), []byte(p.binding(id)))
+}
+
+// bindingWriter sets the binding cookie on the authorize endpoint's
+// redirect to the sign-in page.
+type bindingWriter struct {
+	http.ResponseWriter
+	p *Provider
+}
+
+func (w *bindingWriter) WriteHeader(status int) {
+	if u, err := url.Parse(w.Header().Get("Location")); err == nil && u.Path == "/login" {
+		if id := u.Query().Get("authRequest"); id != "" {
+			http.SetCookie(w, &http.Cookie{Name: bindingCookie + id, Value: w.p.binding(id), Path: "/",
+				MaxAge: int(w.p.cfg.RequestTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+				Secure: strings.HasPrefix(w.p.cfg.Issuer, "https://")})
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
 }
 
 type reqKey struct{}

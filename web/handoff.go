@@ -17,6 +17,10 @@ type Handoff interface {
 	// the request's demands, and returns where to send the browser;
 	// ErrReauthenticate when the user must sign in (again) first.
 	Finish(ctx context.Context, id, session string) (string, error)
+	// Owns tells whether r comes from the browser that made request id:
+	// only that browser may sign it in (no one can hand a signed-in
+	// officer a link that signs the officer into someone else's request).
+	Owns(r *http.Request, id string) bool
 }
 
 // HandoffRequest is what a handed-off sign-in demands.
@@ -34,6 +38,10 @@ type HandoffRequest struct {
 // ErrReauthenticate says an existing session does not meet a handed-off
 // request's demands: the user signs in with password and second factor.
 var ErrReauthenticate = errors.New("sign in again with your password and second factor")
+
+// ErrOtherBrowser refuses a handed-off request opened in a browser other
+// than the one the application sent to camotp.
+var ErrOtherBrowser = errors.New("this sign-in was started in another browser: start again from the application, in this browser")
 
 // ErrHandoff is a handed-off request that is unknown or expired.
 var ErrHandoff = errors.New("the application's sign-in request is unknown or expired: start again from the application")

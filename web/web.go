@@ -254,6 +254,11 @@ func (wb *Web) loginPage(w http.ResponseWriter, r *http.Request) {
 		wb.render(w, r, http.StatusBadRequest, "login.html", page{Error: ErrHandoff.Error()})
 		return
 	}
+	if !wb.Handoff.Owns(r, id) {
+		wb.setCookie(w, r, cookieHandoff, "", -1)
+		wb.render(w, r, http.StatusForbidden, "login.html", page{Error: ErrOtherBrowser.Error()})
+		return
+	}
 	if sess := cookie(r, cookieSession); sess != "" {
 		// Signed in already: back to the application when the session
 		// meets the request's demands.
