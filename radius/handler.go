@@ -21,34 +21,60 @@ import (
 // the result it is counted under. Nothing in raw is trusted before the
 // client's secret has checked it.
 func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort) ([]byte, string) {
+	sc, result := s.screen(ctx, raw, src)
+	if result != "" {
+		return nil, result
+	}
+	return s.answer(ctx, raw, src, sc)
+}
+
+// screened is a request that passed the cheap checks.
+type screened struct {
+	client store.RadiusClient
+	code   radius.Code
+	length int
+}
+
+// screen runs the checks that cost no more than an HMAC — well formed, a
+// known client, a supported code, a valid Message-Authenticator — and
+// returns the result that drops the request, or "" when it passed. The
+// read loop runs it before a request takes one of the in-flight slots, so
+// junk cannot crowd out real requests.
+func (s *Server) screen(ctx context.Context, raw []byte, src netip.AddrPort) (screened, string) {
 	maOff, err := findMessageAuthenticator(raw)
 	if err != nil {
-		return nil, ResultMalformed
+		return screened{}, ResultMalformed
 	}
 	length, _ := packetLength(raw)
 	client, ok, err := s.client(ctx, src.Addr())
 	if err != nil {
 		s.cfg.Log.Error("radius: read clients", "err", err)
-		return nil, ResultError
+		return screened{}, ResultError
 	}
 	if !ok {
 		s.cfg.Log.Debug("radius: request from an unknown client dropped", "from", src.String())
-		return nil, ResultUnknownClient
+		return screened{}, ResultUnknownClient
 	}
 	code := radius.Code(raw[0])
 	if code != radius.CodeAccessRequest && code != radius.CodeStatusServer {
-		return nil, ResultUnsupported
+		return screened{}, ResultUnsupported
 	}
 	switch {
 	case maOff != 0:
 		if !checkRequest(raw, maOff, client.Secret) {
 			s.cfg.Log.Debug("radius: bad Message-Authenticator (wrong secret?) dropped", "client", client.Name, "from", src.String())
-			return nil, ResultBadAuthenticator
+			return screened{}, ResultBadAuthenticator
 		}
 	case code == radius.CodeStatusServer || !s.cfg.AllowLegacy:
 		s.cfg.Log.Debug("radius: request without Message-Authenticator dropped", "client", client.Name, "from", src.String())
-		return nil, ResultNoAuthenticator
+		return screened{}, ResultNoAuthenticator
 	}
+	return screened{client: client, code: code, length: length}, ""
+}
+
+// answer evaluates a screened request and returns the reply (nil: none).
+func (s *Server) answer(ctx context.Context, raw []byte, src netip.AddrPort, sc screened) ([]byte, string) {
+	client, code, length := sc.client, sc.code, sc.length
 	// A retransmission gets the first copy's answer, never a second
 	// evaluation.
 	// The key is the whole packet, not only its Identifier and

@@ -445,3 +445,40 @@ func TestChallengeTableBound(t *testing.T) {
 		t.Fatalf("expired challenges not swept: %d held", cs.len())
 	}
 }
+
+// TestJunkTakesNoSlot: with every in-flight slot held by real requests
+// being evaluated, a flood of packets with a wrong Message-Authenticator
+// (and from unknown sources) is dropped as such before it asks for a slot —
+// none of it is counted busy, so junk never crowds out a real request
+// (found by attack: 40,000 of a 200,000-packet junk flood took slots).
+func TestJunkTakesNoSlot(t *testing.T) {
+	svc := &blockingSignIn{release: make(chan struct{})}
+	cnt := &counts{m: map[string]int{}}
+	s := New(svc, fakeClients{{Name: "lo", CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}},
+		Config{MaxInFlight: 2, Counter: cnt})
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 2 { // both slots held
+		conn.Write(request(t, secret, papAttrs("alice", "pw")))
+	}
+	waitFor(t, func() bool { return svc.entered.Load() == 2 })
+	const junk = 100
+	bad := make([][]byte, junk)
+	for i := range bad {
+		bad[i] = request(t, []byte("not the secret"), papAttrs("alice", "pw"))
+	}
+	together.Run(junk, func(i int) { conn.Write(bad[i]) })
+	waitFor(t, func() bool { return cnt.get(ResultBadAuthenticator) == junk })
+	close(svc.release)
+	waitFor(t, func() bool { return cnt.get(ResultChallenge) == 2 })
+	if b := cnt.get(ResultBusy); b != 0 {
+		t.Fatalf("%d junk packets took (or waited for) an in-flight slot", b)
+	}
+}

@@ -195,6 +195,13 @@ func (s *Server) Serve(conn net.PacketConn) error {
 		}
 		src := ua.AddrPort()
 		raw := append([]byte(nil), buf[:n]...)
+		// Junk (unknown source, bad Message-Authenticator) is dropped here,
+		// before it can take an in-flight slot from a real request.
+		sc, result := s.screen(s.ctx, raw, src)
+		if result != "" {
+			s.count(result)
+			continue
+		}
 		select {
 		case s.sem <- struct{}{}:
 		default:
@@ -205,7 +212,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.sem }()
-			reply, result := s.handle(s.ctx, raw, src)
+			reply, result := s.answer(s.ctx, raw, src, sc)
 			s.count(result)
 			if reply != nil {
 				if _, err := conn.WriteTo(reply, from); err != nil && s.ctx.Err() == nil {
