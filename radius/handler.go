@@ -180,8 +180,8 @@ func (s *Server) access(ctx context.Context, req *radius.Packet, client store.Ra
 	}
 	source := sourceOf(src.Addr(), rfc2865.CallingStationID_GetString(req))
 	if state := rfc2865.State_Get(req); state != nil {
-		ch, ok := s.challenges.take(state, s.cfg.Now())
-		if !ok || ch.client != client.Name || ch.user != user {
+		ch, ok := s.challenges.take(state, client.Name, user, s.cfg.Now())
+		if !ok {
 			return reject(signin.ErrBadToken.Error())
 		}
 		code := strings.TrimSpace(pw)

@@ -209,21 +209,25 @@ func TestChallengeFlow(t *testing.T) {
 	if p, _ := answer(st, "alice", "123456", nas, secret); p.Code != radius.CodeAccessReject {
 		t.Fatal("a State was answered twice")
 	}
+	// Another user or another client cannot answer alice's State — nor
+	// burn it: alice answers it afterwards (the State travels in clear).
 	st = challenge()
 	if p, _ := answer(st, "bob", "123456", nas, secret); p.Code != radius.CodeAccessReject {
 		t.Fatal("another user answered alice's State")
 	}
-	st = challenge()
 	if p, _ := answer(st, "alice", "123456", other, []byte("net-secret")); p.Code != radius.CodeAccessReject {
 		t.Fatal("another client answered vpn1's State")
+	}
+	if p, _ := answer(st, "alice", "123456", nas, secret); p.Code != radius.CodeAccessAccept {
+		t.Fatal("a State tried by another user and another client no longer worked for alice")
 	}
 	st = challenge()
 	clk.add(5*time.Minute + time.Second)
 	if p, _ := answer(st, "alice", "123456", nas, secret); p.Code != radius.CodeAccessReject || !strings.Contains(rfc2865.ReplyMessage_GetString(p), "expired") {
 		t.Fatal("an expired State was accepted")
 	}
-	if n := svc.codes.Load(); n != 1 {
-		t.Fatalf("%d codes evaluated; only the first answer reaches the sign-in service", n)
+	if n := svc.codes.Load(); n != 2 {
+		t.Fatalf("%d codes evaluated; only alice's own answers reach the sign-in service", n)
 	}
 	if n := s.challenges.len(); n != 0 {
 		t.Fatalf("%d challenges left over", n)

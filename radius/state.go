@@ -62,12 +62,16 @@ func (cs *challenges) put(c challenge, now time.Time) []byte {
 	return state
 }
 
-// take removes and returns the challenge of state, if it has not expired.
-func (cs *challenges) take(state []byte, now time.Time) (challenge, bool) {
+// take removes and returns the challenge of state when it was made for
+// client and user and has not expired. A State presented by another
+// client or for another user is refused and left in place: the State
+// travels in clear text, and a NAS that saw it must not be able to cancel
+// someone else's sign-in.
+func (cs *challenges) take(state []byte, client, user string, now time.Time) (challenge, bool) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c, ok := cs.m[string(state)]
-	if !ok {
+	if !ok || c.client != client || c.user != user {
 		return challenge{}, false
 	}
 	delete(cs.m, string(state))

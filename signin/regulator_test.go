@@ -239,3 +239,22 @@ func TestRegulatorDistributedGuesserBudget(t *testing.T) {
 		t.Fatalf("schedule changed: %v in an hour, %v in a day; update docs/api.md", evaluated[time.Hour], evaluated[24*time.Hour])
 	}
 }
+
+// The wait a refused attempt is told: minutes for a block, seconds while
+// attempts are in flight (not "1 minute" for a 5-second wait).
+func TestBlockedErrorWording(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{10 * time.Minute, "too many failed attempts: try again in 10 minutes"},
+		{61 * time.Second, "too many failed attempts: try again in 2 minutes"},
+		{time.Minute, "too many failed attempts: try again in 1 minute"},
+		{5 * time.Second, "too many attempts: try again in 5 seconds"},
+		{300 * time.Millisecond, "too many attempts: try again in 1 second"},
+	} {
+		if got := (&BlockedError{RetryAfter: tc.d}).Error(); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

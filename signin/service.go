@@ -114,6 +114,13 @@ var (
 type BlockedError struct{ RetryAfter time.Duration }
 
 func (e *BlockedError) Error() string {
+	if e.RetryAfter < time.Minute { // e.g. while attempts are in flight
+		n := max(int((e.RetryAfter+time.Second-1)/time.Second), 1)
+		if n == 1 {
+			return "too many attempts: try again in 1 second"
+		}
+		return fmt.Sprintf("too many attempts: try again in %d seconds", n)
+	}
 	m := int((e.RetryAfter + time.Minute - 1) / time.Minute)
 	unit := "minutes"
 	if m == 1 {
