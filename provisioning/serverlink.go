@@ -76,11 +76,14 @@ func (l *ServerLink) OnReconnect(f func()) { l.reconnected.Store(&f) }
 
 func (l *ServerLink) onConnect(c mqtt.Client) {
 	l.mu.Lock()
+	// Each connection has its own loss signal: publishes still waiting on
+	// the previous one learn it is gone.
 	select {
 	case <-l.lost:
-		l.lost = make(chan struct{})
 	default:
+		close(l.lost)
 	}
+	l.lost = make(chan struct{})
 	again := l.connected
 	l.connected = true
 	l.mu.Unlock()
@@ -96,6 +99,12 @@ func (l *ServerLink) onConnect(c mqtt.Client) {
 func (l *ServerLink) onLost() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// paho runs the reconnect and this handler in separate goroutines: a
+	// loss reported after the next connection is up belongs to the old
+	// one, which onConnect has signalled already.
+	if l.client.IsConnectionOpen() {
+		return
+	}
 	select {
 	case <-l.lost:
 	default:

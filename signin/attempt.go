@@ -37,13 +37,15 @@ func (s *Service) reserve(ctx context.Context, kind, user, ip string) (*attempt,
 // telling the observer of a lockout it caused. The attempt was evaluated:
 // it is recorded even when the client has gone away meanwhile (a request
 // dropped mid-check must not keep its slot without counting). When the
-// write fails the attempt stays unsettled, so release gives the slot back.
+// write fails, the slot stays taken all the same (fail closed: an evaluated
+// guess is never given back, so storage trouble cannot become a free
+// guessing window).
 func (a *attempt) fail(ctx context.Context) (Decision, error) {
+	a.settled = true
 	d, err := a.s.reg.Fail(context.WithoutCancel(ctx), a.kind, a.user, a.ip, a.now)
 	if err != nil {
 		return Decision{}, err
 	}
-	a.settled = true
 	if d.Lockout && a.s.obs != nil {
 		a.s.obs.Lockout(a.kind)
 	}

@@ -68,3 +68,41 @@ func TestDroppedRequestSettlesItsSlot(t *testing.T) {
 		t.Fatalf("%d failures audited, want 10", failed)
 	}
 }
+
+// failingStore is the real store, except that recording a failure fails.
+type failingStore struct{ *store.Store }
+
+func (failingStore) RecordFailure(context.Context, time.Time, ...store.ThrottleRule) (store.FailureResult, error) {
+	return store.FailureResult{}, errors.New("disk on fire")
+}
+
+// An evaluated wrong guess whose failure cannot be recorded keeps its slot
+// (fail closed): storage trouble must not hand out free guesses.
+func TestFailedFailureKeepsTheSlot(t *testing.T) {
+	st := newStore(t, t.TempDir(), func() time.Time { return base })
+	weak := password.Params{Memory: 8 << 10, Time: 1, Threads: 1}
+	hash, err := password.HashWith(weak, "right password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddUser(context.Background(), store.User{Username: "victim"}, hash); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Argon2 = weak
+	svc, err := NewService(st, cfg, func() time.Time { return base }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.reg.Store = failingStore{st}
+	if _, err := svc.Login(context.Background(), "victim", "wrong password", "10.0.0.1", ""); err == nil {
+		t.Fatal("a failure that could not be recorded was answered as a plain refusal")
+	}
+	ths, err := st.GetThrottles(context.Background(), pairKey("password", "victim", "10.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ths[0].Attempts != 1 {
+		t.Fatalf("pair counter %+v: the evaluated guess was given back", ths[0])
+	}
+}

@@ -181,23 +181,50 @@ type Server struct {
 
 	radius atomic.Pointer[radius.Server]
 
-	probeMu  sync.Mutex // one write probe at a time, its answer kept probeTTL
-	probeAt  time.Time
-	probeErr error
+	probing    sync.Mutex                  // held by the one write probe running
+	probeStart atomic.Int64                // unix ns when the running probe began
+	probe      atomic.Pointer[probeResult] // the last probe's answer
+}
+
+// probeResult is a write probe's answer and when it came.
+type probeResult struct {
+	err error
+	at  time.Time
 }
 
 // probeTTL is how long a write probe's answer stands: /readyz needs no
 // authentication, and a flood of it must not become a flood of fsyncs.
 const probeTTL = time.Second
 
-// probeWrite is Store.ProbeWrite, at most once per probeTTL.
-func (s *Server) probeWrite(ctx context.Context) error {
-	s.probeMu.Lock()
-	defer s.probeMu.Unlock()
-	if now := time.Now(); now.Sub(s.probeAt) >= probeTTL {
-		s.probeErr, s.probeAt = s.Store.ProbeWrite(ctx), now
+// probeStuck is how long a running probe may take before /readyz reports
+// the storage as not answering.
+const probeStuck = 5 * time.Second
+
+// probeWrite is Store.ProbeWrite, at most once per probeTTL and never two
+// at once: other callers get the last answer without waiting, so a stalled
+// disk holds one goroutine, not every /readyz request; a probe running
+// longer than probeStuck is an answer in itself. The probe runs on its own
+// context: a client hanging up is not a storage fault.
+func (s *Server) probeWrite() error {
+	if r := s.probe.Load(); r != nil && time.Since(r.at) < probeTTL {
+		return r.err
 	}
-	return s.probeErr
+	if !s.probing.TryLock() {
+		if d := time.Since(time.Unix(0, s.probeStart.Load())); d > probeStuck {
+			return fmt.Errorf("storage write probe has not finished in %s", d.Round(time.Second))
+		}
+		if r := s.probe.Load(); r != nil {
+			return r.err
+		}
+		return nil
+	}
+	defer s.probing.Unlock()
+	s.probeStart.Store(time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), probeStuck)
+	defer cancel()
+	err := s.Store.ProbeWrite(ctx)
+	s.probe.Store(&probeResult{err: err, at: time.Now()})
+	return err
 }
 
 // janitorInterval is how often expired tokens and idle throttle counters
@@ -423,7 +450,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			case <-s.stop:
 				return
 			case <-t.C:
-				s.sweep(context.Background(), vcfg.Limits)
+				// Bounded, so a wedged disk cannot hold up Close.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				s.sweep(ctx, vcfg.Limits)
+				cancel()
 			}
 		}
 	}()
@@ -474,7 +504,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.Store.Ping(ctx); err != nil {
 		problems = append(problems, "database: "+err.Error())
-	} else if err := s.probeWrite(ctx); err != nil {
+	} else if err := s.probeWrite(); err != nil {
 		problems = append(problems, "database writes: "+err.Error())
 	}
 	if s.link == nil || !s.link.Connected() {
