@@ -325,12 +325,13 @@ func (a *Agent) deliver(c *agentConn, key string, p pendingAck) {
 	}
 	a.mu.Lock()
 	cur, ok := a.outbox[key]
-	if ok && bytes.Equal(cur.data, p.data) {
+	ok = ok && bytes.Equal(cur.data, p.data)
+	if ok {
 		delete(a.outbox, key)
 	}
 	a.mu.Unlock()
 	if !ok {
-		return // another connection delivered it first
+		return // delivered by another connection first, or replaced by a newer ack (reported when that one is delivered)
 	}
 	a.cfg.Log.Info("provisioning command applied", "serial", serial, "op", p.ack.Op, "version", p.ack.Version, "result", p.ack.Result)
 	if a.Applied != nil {
