@@ -39,8 +39,9 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	online map[string]struct{} // serials whose last status was online
+	mu       sync.Mutex
+	online   map[string]struct{} // serials connected now
+	byBroker bool                // presence comes from SetPresence only
 }
 
 // NewService returns a provisioning service. boxKey is the server's X25519
@@ -82,7 +83,14 @@ func (s *Service) setOnline(serial string, on bool) {
 // messages (an explicit "offline" before a clean disconnect, the will
 // otherwise) carry the same news. It is cheap and safe to call from any
 // goroutine.
+//
+// Once it has been called, it is the only source of presence: status
+// messages reach the server through the broker in no fixed order, and a
+// late "online" must not undo the broker's own word that a camera left.
 func (s *Service) SetPresence(serial string, online bool) {
+	s.mu.Lock()
+	s.byBroker = true
+	s.mu.Unlock()
 	s.setOnline(serial, online)
 }
 
@@ -201,7 +209,12 @@ func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byt
 		if err := s.reg.Touch(ctx, sn, s.now()); err != nil {
 			s.log.Warn("record last seen", "serial", sn, "err", err)
 		}
-		s.setOnline(sn, string(payload) == StatusOnline)
+		s.mu.Lock()
+		byBroker := s.byBroker
+		s.mu.Unlock()
+		if !byBroker {
+			s.setOnline(sn, string(payload) == StatusOnline)
+		}
 		if string(payload) == StatusOnline {
 			if err := s.resend(ctx, sn); err != nil {
 				s.log.Warn("resend on reconnect", "serial", sn, "err", err)
