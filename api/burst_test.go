@@ -149,3 +149,28 @@ func TestBurstWrongPasswords(t *testing.T) {
 		}
 	}
 }
+
+// One host flooding logins for made-up names (no per-account counter
+// stops those) gets at most its share of the password checks; an officer
+// at another address signs in meanwhile without waiting behind the flood.
+func TestLoginFloodFromOneSourceLeavesRoom(t *testing.T) {
+	f := testenv.NewFleet(t, func(c *server.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+	p := newPoster(t, f.Srv)
+	officer := make(chan int, 1)
+	got := burst(burstSize+1, func(i int) int {
+		if i == burstSize {
+			time.Sleep(20 * time.Millisecond) // once the flood holds what it can
+			status := p.post("/api/v1/auth/login", "203.0.113.50", map[string]string{"username": "alice", "password": "pw-alice-long"})
+			officer <- status
+			return status
+		}
+		return p.post("/api/v1/auth/login", "198.51.100.66", map[string]string{"username": fmt.Sprintf("ghost-%d", i), "password": "not the password"})
+	})
+	t.Logf("flood of %d from one source plus one officer: statuses %v", burstSize, got)
+	if status := <-officer; status != 200 {
+		t.Fatalf("the officer's sign-in during the flood: %d, want 200", status)
+	}
+	if got[503] == 0 {
+		t.Fatalf("statuses %v: the flooding source was never refused its share", got)
+	}
+}

@@ -3,11 +3,13 @@ package signin
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/together"
 )
 
 // hangUpStore is the real store, except that the client "hangs up" (its
@@ -104,5 +106,36 @@ func TestFailedFailureKeepsTheSlot(t *testing.T) {
 	}
 	if ths[0].Attempts != 1 {
 		t.Fatalf("pair counter %+v: the evaluated guess was given back", ths[0])
+	}
+}
+
+// The per-source share of password checks holds when 50 callers from one
+// source arrive at once: never more than the share in progress.
+func TestSourceShareParallel(t *testing.T) {
+	sh := newSourceShare(4)
+	var mu sync.Mutex
+	in, peak, refused := 0, 0, 0
+	together.Run(50, func(int) {
+		if !sh.take("198.51.100.7") {
+			mu.Lock()
+			refused++
+			mu.Unlock()
+			return
+		}
+		mu.Lock()
+		in++
+		peak = max(peak, in)
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // hold it a moment, as a hash does
+		mu.Lock()
+		in--
+		mu.Unlock()
+		sh.done("198.51.100.7")
+	})
+	if peak > 4 || peak < 1 {
+		t.Fatalf("peak %d in progress (%d refused); want 1 to 4", peak, refused)
+	}
+	if !sh.take("203.0.113.1") || len(sh.n) != 1 {
+		t.Fatalf("another source refused, or counters left behind: %v", sh.n)
 	}
 }

@@ -95,6 +95,10 @@ type Config struct {
 	// for room before it is refused as busy (zero: password.DefaultWait).
 	HashBudget int64
 	HashWait   time.Duration
+	// HashesPerSource bounds the password checks one source (address, or
+	// IPv6 /64) may have in progress at once (zero:
+	// DefaultHashesPerSource); past it a sign-in is refused as busy (503).
+	HashesPerSource int
 }
 
 // DefaultConfig returns the product defaults.
@@ -160,6 +164,7 @@ type Service struct {
 	dummy    string            // a hash checked for unknown users, so timing does not tell
 	methods  map[string]Method // the MFA methods by name
 	order    []Method          // the same in challenge order
+	share    *sourceShare      // password checks in progress per source
 }
 
 // NewService returns the sign-in service.
@@ -185,6 +190,9 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 	if cfg.HashWait == 0 {
 		cfg.HashWait = password.DefaultWait
 	}
+	if cfg.HashesPerSource <= 0 {
+		cfg.HashesPerSource = DefaultHashesPerSource
+	}
 	hasher, err := password.NewHasher(cfg.Argon2, cfg.HashBudget, cfg.HashWait)
 	if err != nil {
 		return nil, err
@@ -194,7 +202,7 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 		return nil, err
 	}
 	s := &Service{
-		st: st, cfg: cfg, now: now, log: log, dummy: dummy, hasher: hasher,
+		st: st, cfg: cfg, now: now, log: log, dummy: dummy, hasher: hasher, share: newSourceShare(cfg.HashesPerSource),
 		checker: &Checker{Store: st, Window: cfg.Window, ResyncRange: cfg.ResyncRange},
 		reg:     &Regulator{Store: st, Limits: cfg.Limits},
 	}
@@ -285,7 +293,12 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 	if !known {
 		hash = s.dummy
 	}
+	src := sourceOf(ip)
+	if !s.share.take(src) {
+		return LoginResult{}, password.ErrBusy // the slot is released: not a guess
+	}
 	ok, stale, err := s.hasher.Check(ctx, hash, pw)
+	s.share.done(src)
 	if err != nil {
 		return LoginResult{}, err
 	}

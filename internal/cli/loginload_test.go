@@ -43,7 +43,9 @@ func statusKiB(t *testing.T, pid int, name string) int64 {
 func TestParallelLoginsMemoryBounded(t *testing.T) {
 	httpAddr := freeAddr(t)
 	var out bytes.Buffer
-	cmd := startBinary(t, &out, "serve", "--data", t.TempDir(), "--http", httpAddr, "--mqtt", freeAddr(t))
+	// Each login comes from its own address (through a trusted proxy): the
+	// per-source share does not stop them, so the budget must.
+	cmd := startBinary(t, &out, "serve", "--data", t.TempDir(), "--http", httpAddr, "--mqtt", freeAddr(t), "--trusted-proxies", "127.0.0.1/32")
 	base := "http://" + httpAddr
 	waitHealthy(t, base)
 	pid := cmd.Process.Pid
@@ -57,7 +59,10 @@ func TestParallelLoginsMemoryBounded(t *testing.T) {
 	t0 := time.Now()
 	together.Run(n, func(i int) {
 		body := fmt.Sprintf(`{"username":"ghost-%d","password":"not the password"}`, i)
-		resp, err := client.Post(base+"/api/v1/auth/login", "application/json", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", base+"/api/v1/auth/login", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", i/200, i%200+1))
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Errorf("login %d: %v", i, err)
 			return

@@ -70,6 +70,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	argonTime := fs.Uint("argon2-time", uint(argon.Time), "argon2id passes (OWASP: 2)")
 	argonThreads := fs.Uint("argon2-threads", uint(argon.Threads), "argon2id parallelism (OWASP: 1)")
 	hashBudget := fs.Int("hash-memory-budget", password.DefaultBudget>>20, "MiB that concurrent password hashing may use; sign-ins past it wait, then get 503")
+	fs.IntVar(&vc.HashesPerSource, "hashes-per-source", signin.DefaultHashesPerSource, "password checks one client address (IPv6: /64) may have in progress at once; past it a sign-in gets 503")
 	var smtpCfg notify.SMTP
 	fs.StringVar(&smtpCfg.Host, "smtp-host", "", "email codes through this SMTP server")
 	fs.IntVar(&smtpCfg.Port, "smtp-port", 587, "SMTP port")
