@@ -388,23 +388,41 @@ type counts struct {
 func (c *counts) RADIUSRequest(r string) { c.mu.Lock(); c.m[r]++; c.mu.Unlock() }
 func (c *counts) get(r string) int       { c.mu.Lock(); defer c.mu.Unlock(); return c.m[r] }
 
+// blockingServer serves RADIUS on loopback for 127.0.0.1 with maxInFlight
+// slots over a sign-in service that holds every password step until its
+// release closes; it returns the service, the result counts and a socket
+// to the server (all closed at cleanup).
+func blockingServer(t *testing.T, maxInFlight int) (*blockingSignIn, *counts, net.Conn) {
+	t.Helper()
+	svc := &blockingSignIn{release: make(chan struct{})}
+	cnt := &counts{m: map[string]int{}}
+	s := New(svc, fakeClients{{Name: "lo", CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}},
+		Config{MaxInFlight: maxInFlight, Counter: cnt})
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select { // a test that failed early has not released the held steps
+		case <-svc.release:
+		default:
+			close(svc.release)
+		}
+		conn.Close()
+		s.Close()
+	})
+	return svc, cnt, conn
+}
+
 // TestInFlightLimit: requests past MaxInFlight, sent at once over UDP,
 // are dropped as busy without reaching the sign-in service; a datagram
 // longer than a RADIUS packet may be is dropped as malformed.
 func TestInFlightLimit(t *testing.T) {
-	svc := &blockingSignIn{release: make(chan struct{})}
-	cnt := &counts{m: map[string]int{}}
-	s := New(svc, fakeClients{{Name: "lo", CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}},
-		Config{MaxInFlight: 4, Counter: cnt})
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	conn, err := net.Dial("udp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	svc, cnt, conn := blockingServer(t, 4)
 	const n = 10
 	reqs := make([][]byte, n)
 	for i := range reqs {
@@ -456,19 +474,7 @@ func TestChallengeTableBound(t *testing.T) {
 // none of it is counted busy, so junk never crowds out a real request
 // (found by attack: 40,000 of a 200,000-packet junk flood took slots).
 func TestJunkTakesNoSlot(t *testing.T) {
-	svc := &blockingSignIn{release: make(chan struct{})}
-	cnt := &counts{m: map[string]int{}}
-	s := New(svc, fakeClients{{Name: "lo", CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}},
-		Config{MaxInFlight: 2, Counter: cnt})
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	conn, err := net.Dial("udp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	svc, cnt, conn := blockingServer(t, 2)
 	for range 2 { // both slots held
 		conn.Write(request(t, secret, papAttrs("alice", "pw")))
 	}
