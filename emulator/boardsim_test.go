@@ -16,6 +16,37 @@ import (
 	"github.com/camotp/camotp/hw"
 )
 
+// simRig is board-sim's UI on a simulation screen over a simulated board
+// on a pty, the board's clock a manual one the test moves.
+type simRig struct {
+	p      *hw.Pty
+	clock  *testclock.Manual
+	sim    *hw.Sim
+	screen tcell.SimulationScreen
+	ui     *BoardSim
+	uiDone chan error // the UI's result
+}
+
+// startBoardSim starts a simRig for board id that runs until ctx ends; the
+// pty is closed at cleanup.
+func startBoardSim(t *testing.T, ctx context.Context, id string) simRig {
+	t.Helper()
+	p, err := hw.OpenPty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	r := simRig{p: p, clock: testclock.NewManual(time.Unix(1700000000, 0)), screen: tcell.NewSimulationScreen("UTF-8"),
+		uiDone: make(chan error, 1)}
+	r.sim = hw.NewSimClock(p.Master, id, r.clock)
+	go r.sim.Run(ctx)
+	r.screen.SetSize(100, 30)
+	r.ui = NewBoardSim(r.screen, r.sim)
+	go func() { r.uiDone <- r.ui.Run(ctx) }()
+	<-r.ui.Ready()
+	return r
+}
+
 // TestBoardSimDrivesCameraOverSerial: keys typed into board-sim's screen
 // become the simulated board's button edges; a camera on the other end of
 // the pty (through go.bug.st/serial) opens its menu and shows the code, and
@@ -23,22 +54,10 @@ import (
 func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := hw.OpenPty()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
 	// The board stamps button edges with its own clock: the test moves it,
 	// so a stalled machine cannot stretch a double-press past its window.
-	clock := testclock.NewManual(time.Unix(1700000000, 0))
-	sim := hw.NewSimClock(p.Master, "ui-test", clock)
-	go sim.Run(ctx)
-	screen := tcell.NewSimulationScreen("UTF-8")
-	screen.SetSize(100, 30)
-	ui := NewBoardSim(screen, sim)
-	uiDone := make(chan error, 1)
-	go func() { uiDone <- ui.Run(ctx) }()
-	<-ui.Ready()
+	r := startBoardSim(t, ctx, "ui-test")
+	p, clock, screen, ui, uiDone := r.p, r.clock, r.screen, r.ui, r.uiDone
 	waitFor(t, ui, "waiting for host")
 
 	board, err := hw.Open(ctx, hw.Config{Path: p.SlavePath, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -82,20 +101,9 @@ func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 func TestBoardSimLinkLost(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := hw.OpenPty()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close() // p.Slave stays open: closing the host's port is silence, not an unplug
-	clock := testclock.NewManual(time.Unix(1700000000, 0))
-	sim := hw.NewSimClock(p.Master, "link-test", clock)
-	go sim.Run(ctx)
-	screen := tcell.NewSimulationScreen("UTF-8")
-	screen.SetSize(100, 30)
-	ui := NewBoardSim(screen, sim)
-	uiDone := make(chan error, 1)
-	go func() { uiDone <- ui.Run(ctx) }()
-	<-ui.Ready()
+	// p.Slave stays open: closing the host's port is silence, not an unplug.
+	r := startBoardSim(t, ctx, "link-test")
+	p, clock, sim, screen, ui, uiDone := r.p, r.clock, r.sim, r.screen, r.ui, r.uiDone
 
 	// host runs a camera on the board until stop is called.
 	host := func() (stop func()) {
