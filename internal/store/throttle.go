@@ -117,7 +117,6 @@ func scanThrottle(sc scanner) (Throttle, error) {
 // call RecordFailure, RecordSuccess or ReleaseAttempt.
 func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...ThrottleRule) (Reservation, error) {
 	res := Reservation{Counters: make([]Throttle, len(rules))}
-	var refused []ThrottleRule
 	st, err := s.writeStmts(ctx, reserveSQL)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve attempt: %w", err)
@@ -127,16 +126,12 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...Thro
 		for i, r := range rules {
 			th, err := scanThrottle(reserve.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
 			if errors.Is(err, sql.ErrNoRows) {
-				refused = append(refused, r)
-				continue
+				return errRefused // the savepoint undoes the slots taken before
 			}
 			if err != nil {
 				return err
 			}
 			res.Counters[i] = th
-		}
-		if len(refused) > 0 {
-			return errRefused
 		}
 		return nil
 	})
