@@ -3,7 +3,6 @@ package radius
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,12 +41,12 @@ type AddClientRequest struct {
 	CIDR string `json:"cidr"`
 }
 
-// NewSecret makes a shared secret: 24 random bytes, base64url (32
-// printable characters, which every NAS we know accepts).
+// NewSecret makes a shared secret: 26 characters of the base32 alphabet
+// (A–Z, 2–7; 128 random bits). Letters and digits only: every NAS form
+// and command line takes it as typed — a base64url secret could start
+// with "-", which radclient and other getopt tools read as an option.
 func NewSecret() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return rand.Text()
 }
 
 // ParseCIDR reads a client's address range: a CIDR, or an address for one

@@ -97,7 +97,12 @@ func radclient(t *testing.T, addr, secret string, wait time.Duration, noMA bool,
 	}
 	cmd := exec.Command(bin, "-x", "-r", "1", "-t", strconv.FormatFloat(wait.Seconds(), 'f', 1, 64), addr, "auth", secret)
 	cmd.Stdin = strings.NewReader(strings.Join(attrs, ", ") + "\n")
-	out, _ := cmd.CombinedOutput() // exit status 1 when no answer came
+	out, err := cmd.CombinedOutput() // exit status 1 when no answer came
+	if !regexp.MustCompile(`(?m)^Sent Access-Request Id`).Match(out) {
+		// radclient refused its arguments or input: not a silent
+		// "no answer".
+		t.Fatalf("radclient sent nothing (%v):\n%s", err, out)
+	}
 	var r reply
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	received := regexp.MustCompile(`^Received (Access-\w+) Id`)
