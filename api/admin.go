@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"github.com/camotp/camotp/internal/httpx"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -60,7 +60,7 @@ func (a *API) adminMFAUsers(w http.ResponseWriter, r *http.Request) {
 func (a *API) adminResetMFA(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("username")
 	if err := a.svc.CheckUser(r.Context(), user); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			httpx.WriteError(w, http.StatusNotFound, err.Error())
 			return
 		}

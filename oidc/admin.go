@@ -7,14 +7,15 @@ import (
 	"net/http"
 
 	"github.com/camotp/camotp/internal/httpx"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // AdminStore is what client and key administration needs.
 type AdminStore interface {
 	ClientStore
-	AddOIDCKey(ctx context.Context, k store.OIDCKey) error
-	Audit(ctx context.Context, e store.AuditEntry) error
+	AddOIDCKey(ctx context.Context, k model.OIDCKey) error
+	Audit(ctx context.Context, e model.AuditEntry) error
 }
 
 // Admin serves the OpenID Connect administration routes of the admin API
@@ -35,7 +36,7 @@ type ClientRequest struct {
 // ClientResponse is a registered client; Secret is set once, in the answer
 // to the registration of a confidential client.
 type ClientResponse struct {
-	store.OIDCClient
+	model.OIDCClient
 	Secret string `json:"secret,omitempty"`
 }
 
@@ -60,8 +61,8 @@ func (a *Admin) Register(mux *http.ServeMux, auth func(http.Handler) http.Handle
 }
 
 func (a *Admin) audit(r *http.Request, action, subject string, err error, detail string) {
-	a.St.Audit(context.WithoutCancel(r.Context()), store.AuditEntry{Actor: "admin", Action: action, Subject: subject,
-		Result: store.Result(err), SourceIP: httpx.ClientIP(r), Detail: detail})
+	a.St.Audit(context.WithoutCancel(r.Context()), model.AuditEntry{Actor: "admin", Action: action, Subject: subject,
+		Result: model.Result(err), SourceIP: httpx.ClientIP(r), Detail: detail})
 }
 
 func (a *Admin) addClient(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +79,7 @@ func (a *Admin) addClient(w http.ResponseWriter, r *http.Request) {
 	err = a.St.AddOIDCClient(r.Context(), c)
 	a.audit(r, "oidc.client.add", c.ID, err, "")
 	switch {
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, storage.ErrExists):
 		httpx.WriteError(w, http.StatusConflict, err.Error())
 		return
 	case err != nil:
@@ -98,7 +99,7 @@ func (a *Admin) listClients(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cs == nil {
-		cs = []store.OIDCClient{}
+		cs = []model.OIDCClient{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, cs)
 }
@@ -108,7 +109,7 @@ func (a *Admin) removeClient(w http.ResponseWriter, r *http.Request) {
 	err := a.St.RemoveOIDCClient(r.Context(), id)
 	a.audit(r, "oidc.client.remove", id, err, "")
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		httpx.ServerError(w, a.Log, "remove oidc client", err)

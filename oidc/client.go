@@ -14,14 +14,14 @@ import (
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
-// ClientStore keeps registered clients; *store.Store satisfies it.
+// ClientStore keeps registered clients; a storage.Store satisfies it.
 type ClientStore interface {
-	AddOIDCClient(ctx context.Context, c store.OIDCClient) error
-	OIDCClient(ctx context.Context, id string) (store.OIDCClient, error)
-	OIDCClients(ctx context.Context) ([]store.OIDCClient, error)
+	AddOIDCClient(ctx context.Context, c model.OIDCClient) error
+	OIDCClient(ctx context.Context, id string) (model.OIDCClient, error)
+	OIDCClients(ctx context.Context) ([]model.OIDCClient, error)
 	RemoveOIDCClient(ctx context.Context, id string) error
 }
 
@@ -45,25 +45,25 @@ func CheckRedirectURI(raw string) error {
 
 // NewClient checks a registration and returns the client to store with
 // its secret ("" for a public client), shown once: only its hash is kept.
-func NewClient(id string, redirectURIs []string, public bool) (store.OIDCClient, string, error) {
+func NewClient(id string, redirectURIs []string, public bool) (model.OIDCClient, string, error) {
 	if !clientIDRe.MatchString(id) {
-		return store.OIDCClient{}, "", fmt.Errorf("%w: client ID %q: 1-64 of A-Z a-z 0-9 . _ ~ -", ErrBadClient, id)
+		return model.OIDCClient{}, "", fmt.Errorf("%w: client ID %q: 1-64 of A-Z a-z 0-9 . _ ~ -", ErrBadClient, id)
 	}
 	if len(redirectURIs) == 0 {
-		return store.OIDCClient{}, "", fmt.Errorf("%w: at least one redirect URI", ErrBadClient)
+		return model.OIDCClient{}, "", fmt.Errorf("%w: at least one redirect URI", ErrBadClient)
 	}
 	for _, u := range redirectURIs {
 		if err := CheckRedirectURI(u); err != nil {
-			return store.OIDCClient{}, "", err
+			return model.OIDCClient{}, "", err
 		}
 	}
-	c := store.OIDCClient{ID: id, Public: public, RedirectURIs: slices.Compact(slices.Clone(redirectURIs))}
+	c := model.OIDCClient{ID: id, Public: public, RedirectURIs: slices.Compact(slices.Clone(redirectURIs))}
 	if public {
 		return c, "", nil
 	}
 	secret, err := randomID()
 	if err != nil {
-		return store.OIDCClient{}, "", err
+		return model.OIDCClient{}, "", err
 	}
 	c.SecretHash = secretHash(secret)
 	return c, secret, nil
@@ -76,13 +76,13 @@ func secretHash(secret string) []byte {
 
 // checkSecret compares a presented secret with the stored hash in
 // constant time.
-func checkSecret(c store.OIDCClient, secret string) bool {
+func checkSecret(c model.OIDCClient, secret string) bool {
 	return !c.Public && len(c.SecretHash) == sha256.Size && subtle.ConstantTimeCompare(secretHash(secret), c.SecretHash) == 1
 }
 
 // client is a registered client as the library sees it.
 type client struct {
-	c   store.OIDCClient
+	c   model.OIDCClient
 	ttl time.Duration
 }
 

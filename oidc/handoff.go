@@ -12,7 +12,8 @@ import (
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/signin"
 	"github.com/camotp/camotp/web"
 )
@@ -32,7 +33,7 @@ func fresh(req *zoidc.AuthRequest) bool {
 
 func (p *Provider) request(ctx context.Context, id string) (*authRequest, error) {
 	a, err := p.st.OIDCAuthRequest(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, web.ErrHandoff
 	}
 	if err != nil {
@@ -95,7 +96,7 @@ func (p *Provider) Finish(ctx context.Context, id, session string) (string, erro
 		return "", fmt.Errorf("encode sign-in: %w", err)
 	}
 	if err := p.st.CompleteOIDCAuthRequest(ctx, id, data); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			return "", web.ErrHandoff
 		}
 		return "", err
@@ -119,7 +120,7 @@ func (p *Provider) meets(req *zoidc.AuthRequest, si signin.SessionInfo) bool {
 }
 
 func (p *Provider) audit(ctx context.Context, user, clientID, result string) {
-	p.st.Audit(context.WithoutCancel(ctx), store.AuditEntry{Actor: user, Action: "oidc.authorize", Subject: user, Result: result,
+	p.st.Audit(context.WithoutCancel(ctx), model.AuditEntry{Actor: user, Action: "oidc.authorize", Subject: user, Result: result,
 		Detail: "client " + clientID})
 }
 

@@ -16,7 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // Signing algorithms of ID tokens.
@@ -27,7 +27,7 @@ const (
 
 // NewKey generates a signing key for alg (AlgRS256: RSA 2048; AlgES256:
 // P-256) with a random key ID.
-func NewKey(alg string) (store.OIDCKey, error) {
+func NewKey(alg string) (model.OIDCKey, error) {
 	var priv crypto.Signer
 	var err error
 	switch alg {
@@ -36,18 +36,18 @@ func NewKey(alg string) (store.OIDCKey, error) {
 	case AlgES256:
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	default:
-		return store.OIDCKey{}, fmt.Errorf("signing algorithm %q: want %s or %s", alg, AlgRS256, AlgES256)
+		return model.OIDCKey{}, fmt.Errorf("signing algorithm %q: want %s or %s", alg, AlgRS256, AlgES256)
 	}
 	if err != nil {
-		return store.OIDCKey{}, fmt.Errorf("generate %s key: %w", alg, err)
+		return model.OIDCKey{}, fmt.Errorf("generate %s key: %w", alg, err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return store.OIDCKey{}, fmt.Errorf("encode %s key: %w", alg, err)
+		return model.OIDCKey{}, fmt.Errorf("encode %s key: %w", alg, err)
 	}
 	id := make([]byte, 8)
 	rand.Read(id)
-	return store.OIDCKey{ID: hex.EncodeToString(id), Alg: alg, Private: der}, nil
+	return model.OIDCKey{ID: hex.EncodeToString(id), Alg: alg, Private: der}, nil
 }
 
 // key is a stored key as the library wants it: signing (private) or
@@ -58,7 +58,7 @@ type key struct {
 	signer crypto.Signer
 }
 
-func parseKey(k store.OIDCKey) (*key, error) {
+func parseKey(k model.OIDCKey) (*key, error) {
 	priv, err := x509.ParsePKCS8PrivateKey(k.Private)
 	if err != nil {
 		return nil, fmt.Errorf("oidc key %s: %w", k.ID, err)

@@ -3,7 +3,7 @@
 // protocol (discovery, authorize, token, JWKS, userinfo, end-session,
 // revocation; authorization-code flow with PKCE) is
 // github.com/zitadel/oidc/v3/pkg/op, an OpenID Certified implementation;
-// this package only stores its state (internal/store) and sends browsers
+// this package only stores its state (internal/storage) and sends browsers
 // to the sign-in pages (package web), whose sign-in service (package
 // signin) checks the password and second factor with every rule it has.
 // Nothing here parses or signs a JWT by hand.
@@ -28,7 +28,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/camotp/camotp/internal/httpx"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/signin"
 	"github.com/camotp/camotp/web"
 )
@@ -80,23 +80,23 @@ type Config struct {
 	Log       *slog.Logger
 }
 
-// Store is what the provider keeps; *store.Store satisfies it.
+// Store is what the provider keeps; a storage.Store satisfies it.
 type Store interface {
 	ClientStore
-	OIDCKeys(ctx context.Context, since time.Time) ([]store.OIDCKey, error)
-	AddOIDCKey(ctx context.Context, k store.OIDCKey) error
+	OIDCKeys(ctx context.Context, since time.Time) ([]model.OIDCKey, error)
+	AddOIDCKey(ctx context.Context, k model.OIDCKey) error
 	CreateOIDCAuthRequest(ctx context.Context, id, clientID string, request []byte, ttl time.Duration) error
-	OIDCAuthRequest(ctx context.Context, id string) (store.OIDCAuthRequest, error)
+	OIDCAuthRequest(ctx context.Context, id string) (model.OIDCAuthRequest, error)
 	CompleteOIDCAuthRequest(ctx context.Context, id string, signin []byte) error
 	SaveOIDCCode(ctx context.Context, id, code string, ttl time.Duration) error
-	ConsumeOIDCCode(ctx context.Context, code string) (store.OIDCAuthRequest, error)
+	ConsumeOIDCCode(ctx context.Context, code string) (model.OIDCAuthRequest, error)
 	DeleteOIDCAuthRequest(ctx context.Context, id string) error
-	AddOIDCToken(ctx context.Context, t store.OIDCToken) error
-	OIDCToken(ctx context.Context, id string) (store.OIDCToken, error)
+	AddOIDCToken(ctx context.Context, t model.OIDCToken) error
+	OIDCToken(ctx context.Context, id string) (model.OIDCToken, error)
 	RevokeOIDCToken(ctx context.Context, id, clientID string) error
-	User(ctx context.Context, username string) (store.User, string, error)
-	UserBySubject(ctx context.Context, sub string) (store.User, error)
-	Audit(ctx context.Context, e store.AuditEntry) error
+	User(ctx context.Context, username string) (model.User, string, error)
+	UserBySubject(ctx context.Context, sub string) (model.User, error)
+	Audit(ctx context.Context, e model.AuditEntry) error
 }
 
 // Provider is the OpenID Connect provider.
@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config, st Store, svc *signin.Service) (*Provi
 	if strings.HasPrefix(cfg.Issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())
 	}
-	p.op, err = op.NewProvider(opCfg, &storage{p: p}, op.StaticIssuer(cfg.Issuer), opts...)
+	p.op, err = op.NewProvider(opCfg, &opStorage{p: p}, op.StaticIssuer(cfg.Issuer), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("oidc provider: %w", err)
 	}

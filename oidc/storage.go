@@ -12,7 +12,8 @@ import (
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -38,7 +39,7 @@ type authRequest struct {
 	createdAt time.Time
 }
 
-func decodeAuthRequest(a store.OIDCAuthRequest) (*authRequest, error) {
+func decodeAuthRequest(a model.OIDCAuthRequest) (*authRequest, error) {
 	ar := &authRequest{id: a.ID, req: new(zoidc.AuthRequest), createdAt: a.CreatedAt}
 	if err := json.Unmarshal(a.Request, ar.req); err != nil {
 		return nil, fmt.Errorf("auth request %s: %w", a.ID, err)
@@ -122,15 +123,15 @@ func (a *authRequest) GetSubject() string {
 // Done is true once a sign-in answered the request.
 func (a *authRequest) Done() bool { return a.signin != nil }
 
-// storage implements op.Storage over the store and the sign-in service.
-type storage struct{ p *Provider }
+// opStorage implements op.Storage over the store and the sign-in service.
+type opStorage struct{ p *Provider }
 
-var _ op.Storage = (*storage)(nil)
-var _ op.CanSetUserinfoFromRequest = (*storage)(nil)
+var _ op.Storage = (*opStorage)(nil)
+var _ op.CanSetUserinfoFromRequest = (*opStorage)(nil)
 
-func (s *storage) client(ctx context.Context, id string) (*client, error) {
+func (s *opStorage) client(ctx context.Context, id string) (*client, error) {
 	c, err := s.p.st.OIDCClient(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, err // a plain error: an unknown client
 	}
 	if err != nil {
@@ -143,7 +144,7 @@ func (s *storage) client(ctx context.Context, id string) (*client, error) {
 // rules on top of the library's: the redirect URI matches exactly (also
 // for native apps' loopback ports), PKCE uses S256 only, and a public
 // client must use it.
-func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest, _ string) (op.AuthRequest, error) {
+func (s *opStorage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	c, err := s.client(ctx, req.ClientID)
 	if err != nil {
 		return nil, zoidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client")
@@ -183,7 +184,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest,
 
 // AuthRequestByID returns a pending or completed request whose code was
 // not issued yet.
-func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
 	a, err := s.p.st.OIDCAuthRequest(ctx, id)
 	if err != nil {
 		return nil, err
@@ -193,11 +194,11 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 
 // AuthRequestByCode uses the code, once (a conditional update in the
 // store): a second exchange fails and revokes what the first got.
-func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	a, err := s.p.st.ConsumeOIDCCode(ctx, code)
-	if errors.Is(err, store.ErrReplayed) {
+	if errors.Is(err, storage.ErrReplayed) {
 		s.p.cfg.Log.Warn("oidc authorization code replayed: tokens issued for it revoked")
-		s.p.st.Audit(context.WithoutCancel(ctx), store.AuditEntry{Actor: "oidc", Action: "oidc.token", Result: "replayed code", SourceIP: info(ctx).ip})
+		s.p.st.Audit(context.WithoutCancel(ctx), model.AuditEntry{Actor: "oidc", Action: "oidc.token", Result: "replayed code", SourceIP: info(ctx).ip})
 	}
 	if err != nil {
 		return nil, err
@@ -206,18 +207,18 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 }
 
 // SaveAuthCode attaches the code to a completed request, once.
-func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
+func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return s.p.st.SaveOIDCCode(ctx, id, code, s.p.cfg.CodeTTL)
 }
 
 // DeleteAuthRequest removes a request whose code was not used; a used
 // code's row stays until it expires, so a replay is recognised.
-func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
+func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 	return s.p.st.DeleteOIDCAuthRequest(ctx, id)
 }
 
 // CreateAccessToken stores an opaque access token for the request.
-func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	ar, ok := req.(*authRequest)
 	if !ok || ar.signin == nil {
 		return "", time.Time{}, zoidc.ErrUnsupportedGrantType()
@@ -227,29 +228,29 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		return "", time.Time{}, err
 	}
 	exp := s.p.cfg.Now().Add(s.p.cfg.TokenTTL)
-	err = s.p.st.AddOIDCToken(ctx, store.OIDCToken{ID: id, AuthRequest: ar.id, ClientID: ar.req.ClientID,
+	err = s.p.st.AddOIDCToken(ctx, model.OIDCToken{ID: id, AuthRequest: ar.id, ClientID: ar.req.ClientID,
 		Username: ar.signin.Username, Scopes: ar.req.Scopes, ExpiresAt: exp})
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	s.p.st.Audit(context.WithoutCancel(ctx), store.AuditEntry{Actor: ar.signin.Username, Action: "oidc.token", Subject: ar.signin.Username,
+	s.p.st.Audit(context.WithoutCancel(ctx), model.AuditEntry{Actor: ar.signin.Username, Action: "oidc.token", Subject: ar.signin.Username,
 		Result: "ok", SourceIP: info(ctx).ip, Detail: "client " + ar.req.ClientID})
 	return id, exp, nil
 }
 
 // CreateAccessAndRefreshTokens is not offered: no refresh tokens.
-func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
+func (s *opStorage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
 	return "", "", time.Time{}, zoidc.ErrUnsupportedGrantType()
 }
 
 // TokenRequestByRefreshToken: no refresh tokens.
-func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
+func (s *opStorage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
 	return nil, op.ErrInvalidRefreshToken
 }
 
 // TerminateSession signs out the browser's camotp session when it belongs
 // to the user named by the id_token_hint (RP-initiated logout).
-func (s *storage) TerminateSession(ctx context.Context, subject, clientID string) error {
+func (s *opStorage) TerminateSession(ctx context.Context, subject, clientID string) error {
 	in := info(ctx)
 	if in.session == "" || subject == "" {
 		return nil
@@ -263,7 +264,7 @@ func (s *storage) TerminateSession(ctx context.Context, subject, clientID string
 }
 
 // RevokeToken revokes an access token of clientID (RFC 7009).
-func (s *storage) RevokeToken(ctx context.Context, tokenID, _, clientID string) *zoidc.Error {
+func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _, clientID string) *zoidc.Error {
 	if err := s.p.st.RevokeOIDCToken(ctx, tokenID, clientID); err != nil {
 		return zoidc.ErrServerError().WithParent(err)
 	}
@@ -271,33 +272,33 @@ func (s *storage) RevokeToken(ctx context.Context, tokenID, _, clientID string) 
 }
 
 // GetRefreshTokenInfo: no refresh tokens.
-func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
+func (s *opStorage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
 	return "", "", op.ErrInvalidRefreshToken
 }
 
 // SigningKey is the newest key.
-func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	return s.p.signingKey(ctx)
 }
 
 // SignatureAlgorithms are RS256 and ES256 (an admin chooses the signing
 // key's with rotate-key).
-func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
 	return []jose.SignatureAlgorithm{jose.RS256, jose.ES256}, nil
 }
 
 // KeySet is the JWKS.
-func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) { return s.p.published(ctx) }
+func (s *opStorage) KeySet(ctx context.Context) ([]op.Key, error) { return s.p.published(ctx) }
 
 // GetClientByClientID returns a registered client.
-func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	return s.client(ctx, id)
 }
 
 // AuthorizeClientIDSecret checks a confidential client's secret.
-func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
 	c, err := s.p.st.OIDCClient(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return errors.New("unknown client")
 	}
 	if err != nil {
@@ -311,13 +312,13 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 
 // SetUserinfoFromScopes is deprecated in the library; see
 // SetUserinfoFromRequest.
-func (s *storage) SetUserinfoFromScopes(context.Context, *zoidc.UserInfo, string, string, []string) error {
+func (s *opStorage) SetUserinfoFromScopes(context.Context, *zoidc.UserInfo, string, string, []string) error {
 	return nil
 }
 
 // SetUserinfoFromRequest fills the ID token's user claims and, for a body
 // camera sign-in, the camera's model and serial.
-func (s *storage) SetUserinfoFromRequest(_ context.Context, ui *zoidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+func (s *opStorage) SetUserinfoFromRequest(_ context.Context, ui *zoidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	ar, ok := req.(*authRequest)
 	if !ok || ar.signin == nil {
 		return nil
@@ -342,7 +343,7 @@ func fill(ui *zoidc.UserInfo, sub, username, email string, scopes []string) {
 }
 
 // SetUserinfoFromToken answers the userinfo endpoint for a live token.
-func (s *storage) SetUserinfoFromToken(ctx context.Context, ui *zoidc.UserInfo, tokenID, subject, _ string) error {
+func (s *opStorage) SetUserinfoFromToken(ctx context.Context, ui *zoidc.UserInfo, tokenID, subject, _ string) error {
 	t, err := s.p.st.OIDCToken(ctx, tokenID)
 	if err != nil {
 		return err
@@ -359,7 +360,7 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, ui *zoidc.UserInfo, 
 }
 
 // SetIntrospectionFromToken answers introspection for a live token.
-func (s *storage) SetIntrospectionFromToken(ctx context.Context, ir *zoidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, ir *zoidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	t, err := s.p.st.OIDCToken(ctx, tokenID)
 	if err != nil || t.ClientID != clientID {
 		return errors.New("token inactive")
@@ -373,22 +374,22 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, ir *zoidc.Intro
 }
 
 // GetPrivateClaimsFromScopes adds none to access tokens (they are opaque).
-func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
 	return nil, nil
 }
 
 // GetKeyByIDAndClientID: no JWT client authentication.
-func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
 	return nil, errors.New("JWT profile not supported")
 }
 
 // ValidateJWTProfileScopes: no JWT profile grant.
-func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
 	return nil, errors.New("JWT profile not supported")
 }
 
 // Health is always fine (the server's /readyz checks the database).
-func (s *storage) Health(context.Context) error { return nil }
+func (s *opStorage) Health(context.Context) error { return nil }
 
 // amr and acr of a sign-in by method (RFC 8176).
 func amrOf(method string) ([]string, string) {

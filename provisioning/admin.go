@@ -10,28 +10,29 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // AdminStore is what the admin API reads and changes.
 type AdminStore interface {
 	AddCamera(ctx context.Context, serial string, model device.Model, publicKey string) error
-	Camera(ctx context.Context, serial string) (store.Camera, error)
-	Cameras(ctx context.Context) ([]store.Camera, error)
+	Camera(ctx context.Context, serial string) (model.Camera, error)
+	Cameras(ctx context.Context) ([]model.Camera, error)
 	Assign(ctx context.Context, serial, username string) error
 	Unassign(ctx context.Context, serial string) error
-	AddUser(ctx context.Context, u store.User, passwordHash string) error
-	Users(ctx context.Context) ([]store.User, error)
+	AddUser(ctx context.Context, u model.User, passwordHash string) error
+	Users(ctx context.Context) ([]model.User, error)
 	SetPassword(ctx context.Context, username, hash string) error
 	DeleteTokens(ctx context.Context, username, kind string) error
-	Audit(ctx context.Context, e store.AuditEntry) error
-	AuditLog(ctx context.Context, subject string, limit int) ([]store.AuditEntry, error)
+	Audit(ctx context.Context, e model.AuditEntry) error
+	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
 }
 
 // Operator starts provisioning operations.
 type Operator interface {
-	Start(ctx context.Context, serial string, op store.Op, actor, ip string) (uint64, error)
+	Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error)
 }
 
 // AdminAPI is the fleet admin JSON API under /api/v1/admin/, protected by
@@ -77,9 +78,9 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/admin/cameras", h(a.addCamera))
 	mux.Handle("GET /api/v1/admin/cameras", h(a.listCameras))
 	mux.Handle("GET /api/v1/admin/cameras/{serial}", h(a.getCamera))
-	mux.Handle("POST /api/v1/admin/cameras/{serial}/provision", h(a.op(store.OpProvision)))
-	mux.Handle("POST /api/v1/admin/cameras/{serial}/rotate", h(a.op(store.OpRotate)))
-	mux.Handle("POST /api/v1/admin/cameras/{serial}/wipe", h(a.op(store.OpWipe)))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/provision", h(a.op(model.OpProvision)))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/rotate", h(a.op(model.OpRotate)))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/wipe", h(a.op(model.OpWipe)))
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/assign", h(a.assign))
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/unassign", h(a.unassign))
 	mux.Handle("POST /api/v1/admin/users", h(a.addUser))
@@ -99,7 +100,7 @@ func (a *AdminAPI) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(tok), a.token) != 1 {
-			a.store.Audit(r.Context(), store.AuditEntry{Actor: "anonymous", Action: "admin.auth", Subject: r.URL.Path, Result: "error: bad admin token", SourceIP: httpx.ClientIP(r)})
+			a.store.Audit(r.Context(), model.AuditEntry{Actor: "anonymous", Action: "admin.auth", Subject: r.URL.Path, Result: "error: bad admin token", SourceIP: httpx.ClientIP(r)})
 			w.Header().Set("WWW-Authenticate", `Bearer realm="camotp-admin"`)
 			httpx.WriteError(w, http.StatusUnauthorized, "missing or wrong admin token")
 			return
@@ -111,9 +112,9 @@ func (a *AdminAPI) auth(next http.Handler) http.Handler {
 // writeErr maps store errors to statuses.
 func writeErr(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
+	case errors.Is(err, storage.ErrExists), errors.Is(err, storage.ErrConflict):
 		httpx.WriteError(w, http.StatusConflict, err.Error())
 	case httpx.WriteUnavailable(w, err): // disk full, read-only: 503 with the reason
 	default:
@@ -138,7 +139,7 @@ func (a *AdminAPI) addCamera(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	model, err := device.ParseModel(req.Model)
+	camModel, err := device.ParseModel(req.Model)
 	if err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
@@ -148,8 +149,8 @@ func (a *AdminAPI) addCamera(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "publicKey: "+err.Error())
 		return
 	}
-	err = a.store.AddCamera(r.Context(), req.Serial, model, pub.String())
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.add", Subject: req.Serial, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
+	err = a.store.AddCamera(r.Context(), req.Serial, camModel, pub.String())
+	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "camera.add", Subject: req.Serial, Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -169,7 +170,7 @@ func (a *AdminAPI) listCameras(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cams == nil {
-		cams = []store.Camera{}
+		cams = []model.Camera{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, cams)
 }
@@ -186,11 +187,11 @@ func (a *AdminAPI) getCamera(w http.ResponseWriter, r *http.Request) {
 // OpResponse answers a provisioning operation.
 type OpResponse struct {
 	Serial  string   `json:"serial"`
-	Op      store.Op `json:"op"`
+	Op      model.Op `json:"op"`
 	Version uint64   `json:"version"`
 }
 
-func (a *AdminAPI) op(op store.Op) http.HandlerFunc {
+func (a *AdminAPI) op(op model.Op) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		serial := r.PathValue("serial")
 		v, err := a.ops.Start(r.Context(), serial, op, adminActor, httpx.ClientIP(r))
@@ -215,7 +216,7 @@ func (a *AdminAPI) assign(w http.ResponseWriter, r *http.Request) {
 	}
 	serial := r.PathValue("serial")
 	err := a.store.Assign(r.Context(), serial, req.User)
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.assign", Subject: serial, Result: store.Result(err), SourceIP: httpx.ClientIP(r), Detail: "user " + req.User})
+	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "camera.assign", Subject: serial, Result: model.Result(err), SourceIP: httpx.ClientIP(r), Detail: "user " + req.User})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -226,7 +227,7 @@ func (a *AdminAPI) assign(w http.ResponseWriter, r *http.Request) {
 func (a *AdminAPI) unassign(w http.ResponseWriter, r *http.Request) {
 	serial := r.PathValue("serial")
 	err := a.store.Unassign(r.Context(), serial)
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "camera.unassign", Subject: serial, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
+	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "camera.unassign", Subject: serial, Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -276,9 +277,9 @@ func (a *AdminAPI) addUser(w http.ResponseWriter, r *http.Request) {
 	if answered {
 		return
 	}
-	u := store.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: req.Role}
+	u := model.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: req.Role}
 	err := a.store.AddUser(r.Context(), u, hash)
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
+	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -311,7 +312,7 @@ func (a *AdminAPI) setPassword(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = a.store.DeleteTokens(r.Context(), user, "")
 	}
-	a.store.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "user.password", Subject: user, Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
+	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "user.password", Subject: user, Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -326,7 +327,7 @@ func (a *AdminAPI) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if users == nil {
-		users = []store.User{}
+		users = []model.User{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, users)
 }
@@ -338,7 +339,7 @@ func (a *AdminAPI) audit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if entries == nil {
-		entries = []store.AuditEntry{}
+		entries = []model.AuditEntry{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, entries)
 }

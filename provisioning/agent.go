@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/camotp/camotp/device"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // CameraState is what the agent needs of a camera's state directory.
@@ -46,7 +46,7 @@ func Apply(st CameraState, payload []byte) (Ack, error) {
 	}
 	ack := Ack{V: ProtocolVersion, Serial: id.Serial, Op: in.Op, Version: in.Version, Result: ResultOK}
 	switch in.Op {
-	case store.OpProvision, store.OpRotate:
+	case model.OpProvision, model.OpRotate:
 		err = st.StoreSeed(*in.Seed)
 		if errors.Is(err, device.ErrStaleVersion) {
 			// A resend of what was applied is answered again; an older one is refused.
@@ -62,7 +62,7 @@ func Apply(st CameraState, payload []byte) (Ack, error) {
 			return ack, nil
 		}
 		ack.Proof = SeedProof(*in.Seed, id.Serial, in.Version, in.Challenge)
-	case store.OpWipe:
+	case model.OpWipe:
 		err = st.WipeSeed(in.Version)
 		if errors.Is(err, device.ErrStaleVersion) {
 			_, serr := st.Seed()

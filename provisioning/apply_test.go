@@ -10,7 +10,7 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/camkey"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 type testServer struct{ pub, priv [32]byte }
@@ -22,7 +22,7 @@ func newTestServer(t testing.TB) testServer {
 	return s
 }
 
-func (s testServer) command(t testing.TB, cam *device.State, op store.Op, version uint64, seed *device.Seed) []byte {
+func (s testServer) command(t testing.TB, cam *device.State, op model.Op, version uint64, seed *device.Seed) []byte {
 	t.Helper()
 	in := Instruction{Op: op, Serial: cam.Identity().Serial, Version: version, Challenge: bytes.Repeat([]byte{byte(version)}, ChallengeBytes)}
 	if seed != nil {
@@ -51,8 +51,8 @@ func TestApply(t *testing.T) {
 	other := newState(t, "CAM-2")
 	s1, _ := NewSeed()
 	s2, _ := NewSeed()
-	cmd1 := srv.command(t, cam, store.OpProvision, 1, &s1)
-	cmd2 := srv.command(t, cam, store.OpRotate, 2, &s2)
+	cmd1 := srv.command(t, cam, model.OpProvision, 1, &s1)
+	cmd2 := srv.command(t, cam, model.OpRotate, 2, &s2)
 
 	ack, err := Apply(cam, cmd1)
 	if err != nil || ack.Result != ResultOK {
@@ -84,7 +84,7 @@ func TestApply(t *testing.T) {
 	// Commands that must be dropped unanswered.
 	otherSrv := newTestServer(t)
 	s3, _ := NewSeed()
-	forOther := srv.command(t, other, store.OpProvision, 3, &s3)
+	forOther := srv.command(t, other, model.OpProvision, 3, &s3)
 	var env Command
 	json.Unmarshal(forOther, &env)
 	env.Serial = "CAM-1" // re-addressed envelope: the box is sealed to CAM-2's key
@@ -95,7 +95,7 @@ func TestApply(t *testing.T) {
 	}{
 		{"addressed to another camera", forOther},
 		{"sealed to another camera", readdressed},
-		{"from an unpinned server key", otherSrv.command(t, cam, store.OpWipe, 9, nil)},
+		{"from an unpinned server key", otherSrv.command(t, cam, model.OpWipe, 9, nil)},
 		{"malformed", []byte("{")},
 		{"unknown field", []byte(`{"v":1,"serial":"CAM-1","x":1}`)},
 		{"oversized", bytes.Repeat([]byte(" "), MaxPayload+1)},
@@ -116,10 +116,10 @@ func TestApply(t *testing.T) {
 	}
 
 	// Wipe, then its resend, then an old provision replay.
-	wipe := srv.command(t, cam, store.OpWipe, 4, nil)
+	wipe := srv.command(t, cam, model.OpWipe, 4, nil)
 	for i := 0; i < 2; i++ {
 		ack, err := Apply(cam, wipe)
-		if err != nil || ack.Result != ResultOK || !VerifyProof(store.Pending{Op: store.OpWipe, Version: 4, Challenge: bytes.Repeat([]byte{4}, ChallengeBytes)}, cam.Identity().Key.Public(), "CAM-1", ack.Proof) {
+		if err != nil || ack.Result != ResultOK || !VerifyProof(model.Pending{Op: model.OpWipe, Version: 4, Challenge: bytes.Repeat([]byte{4}, ChallengeBytes)}, cam.Identity().Key.Public(), "CAM-1", ack.Proof) {
 			t.Fatalf("wipe #%d: %+v %v", i, ack, err)
 		}
 	}
@@ -139,8 +139,8 @@ func FuzzApply(f *testing.F) {
 	srv := newTestServer(f)
 	cam := newState(f, "FUZZ-1")
 	seed, _ := NewSeed()
-	f.Add(srv.command(f, cam, store.OpProvision, 1, &seed))
-	f.Add(srv.command(f, cam, store.OpWipe, 2, nil))
+	f.Add(srv.command(f, cam, model.OpProvision, 1, &seed))
+	f.Add(srv.command(f, cam, model.OpWipe, 2, nil))
 	f.Add([]byte(`{"v":1,"serial":"FUZZ-1","spk":"AAAA","nonce":"AAAA","box":"AAAA"}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`null`))

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/provisioning"
 )
@@ -54,7 +54,7 @@ func BenchmarkProvisionFleet(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				for _, sn := range serials {
-					if _, err := srv.Provisioning.Start(ctx, sn, store.OpProvision, "bench", ""); err != nil {
+					if _, err := srv.Provisioning.Start(ctx, sn, model.OpProvision, "bench", ""); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -65,7 +65,7 @@ func BenchmarkProvisionFleet(b *testing.B) {
 					}
 					done := 0
 					for _, c := range cams {
-						if c.State == store.StateProvisioned {
+						if c.State == model.StateProvisioned {
 							done++
 						}
 					}

@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/provisioning"
 )
@@ -34,7 +35,7 @@ func TestProvisionRotateWipeEndToEnd(t *testing.T) {
 	ctx := context.Background()
 
 	v1 := testenv.Op(t, srv, "BC4-0001", "provision")
-	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v1)
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", model.StateProvisioned, v1)
 	if agent.Status() != "connected" {
 		t.Fatalf("agent status %q", agent.Status())
 	}
@@ -62,7 +63,7 @@ func TestProvisionRotateWipeEndToEnd(t *testing.T) {
 
 	// Rotate: the old seed dies once the new proof is verified.
 	v2 := testenv.Op(t, srv, "BC4-0001", "rotate")
-	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v2)
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", model.StateProvisioned, v2)
 	server2, _ := srv.Store.ActiveSeed(ctx, "BC4-0001")
 	if bytes.Equal(server2.Secret, server1.Secret) || !bytes.Equal(mustSeed(t, cam).Secret, server2.Secret) {
 		t.Fatal("rotate did not replace the seed on both sides")
@@ -70,10 +71,10 @@ func TestProvisionRotateWipeEndToEnd(t *testing.T) {
 
 	// Wipe: the server stops verifying at once; the camera erases and acks.
 	v3 := testenv.Op(t, srv, "BC4-0001", "wipe")
-	if _, err := srv.Store.ActiveSeed(ctx, "BC4-0001"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := srv.Store.ActiveSeed(ctx, "BC4-0001"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("seed still active after wipe request: %v", err)
 	}
-	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateWiped, v3)
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", model.StateWiped, v3)
 	if _, err := cam.Seed(); !errors.Is(err, device.ErrNoSeed) {
 		t.Fatalf("camera still holds a seed after wipe: %v", err)
 	}
@@ -82,7 +83,7 @@ func TestProvisionRotateWipeEndToEnd(t *testing.T) {
 	}
 	// Re-provisioning a wiped camera works.
 	v4 := testenv.Op(t, srv, "BC4-0001", "provision")
-	testenv.WaitCamera(t, srv.Store, "BC4-0001", store.StateProvisioned, v4)
+	testenv.WaitCamera(t, srv.Store, "BC4-0001", model.StateProvisioned, v4)
 
 	// Every step is audited, and no audit line carries seed material.
 	log, err := srv.Store.AuditLog(ctx, "BC4-0001", 100)
@@ -110,7 +111,7 @@ func TestOfflineCameraAndServerRestart(t *testing.T) {
 	cam := testenv.Camera(t, srv, "BC3-0002", device.Body3)
 	v := testenv.Op(t, srv, "BC3-0002", "provision")
 	c, _ := srv.Store.Camera(context.Background(), "BC3-0002")
-	if c.State != store.StatePending {
+	if c.State != model.StatePending {
 		t.Fatalf("offline camera state %s, want pending", c.State)
 	}
 	// The server (and its embedded broker) restarts before the camera is back.
@@ -120,7 +121,7 @@ func TestOfflineCameraAndServerRestart(t *testing.T) {
 		t.Fatal("admin token changed across restart")
 	}
 	testenv.Agent(t, cam, "tcp://"+srv2.MQTTAddr())
-	testenv.WaitCamera(t, srv2.Store, "BC3-0002", store.StateProvisioned, v)
+	testenv.WaitCamera(t, srv2.Store, "BC3-0002", model.StateProvisioned, v)
 	seed, err := srv2.Store.ActiveSeed(context.Background(), "BC3-0002")
 	if err != nil || !bytes.Equal(seed.Secret, mustSeed(t, cam).Secret) {
 		t.Fatalf("after restart: %v", err)
@@ -134,15 +135,15 @@ func TestPersistentSessionDelivery(t *testing.T) {
 	cam := testenv.Camera(t, srv, "WF-0003", device.Workforce)
 	a := testenv.Agent(t, cam, "tcp://"+srv.MQTTAddr())
 	v1 := testenv.Op(t, srv, "WF-0003", "provision")
-	testenv.WaitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v1)
+	testenv.WaitCamera(t, srv.Store, "WF-0003", model.StateProvisioned, v1)
 	a.Stop()
 	v2 := testenv.Op(t, srv, "WF-0003", "rotate")
 	time.Sleep(200 * time.Millisecond)
-	if c, _ := srv.Store.Camera(context.Background(), "WF-0003"); c.Version != v1 || c.PendingOp != store.OpRotate {
+	if c, _ := srv.Store.Camera(context.Background(), "WF-0003"); c.Version != v1 || c.PendingOp != model.OpRotate {
 		t.Fatalf("rotate completed while the camera was offline: %+v", c)
 	}
 	testenv.Agent(t, cam, "tcp://"+srv.MQTTAddr())
-	testenv.WaitCamera(t, srv.Store, "WF-0003", store.StateProvisioned, v2)
+	testenv.WaitCamera(t, srv.Store, "WF-0003", model.StateProvisioned, v2)
 	if mustSeed(t, cam).Version != v2 {
 		t.Fatal("camera did not apply the queued rotate")
 	}
@@ -157,10 +158,10 @@ func TestForgedAckDoesNotProvision(t *testing.T) {
 		name, topic string
 		ack         provisioning.Ack
 	}{
-		{"wrong proof", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v, Result: "ok", Proof: make([]byte, 32)}},
-		{"no proof", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v, Result: "ok"}},
-		{"serial mismatch", "cams/OTHER/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v, Result: "ok"}},
-		{"wrong version", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: store.OpProvision, Version: v + 1, Result: "ok"}},
+		{"wrong proof", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: model.OpProvision, Version: v, Result: "ok", Proof: make([]byte, 32)}},
+		{"no proof", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: model.OpProvision, Version: v, Result: "ok"}},
+		{"serial mismatch", "cams/OTHER/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: model.OpProvision, Version: v, Result: "ok"}},
+		{"wrong version", "cams/BC4-0009/ack", provisioning.Ack{V: 1, Serial: "BC4-0009", Op: model.OpProvision, Version: v + 1, Result: "ok"}},
 	}
 	for _, f := range forged {
 		data, _ := json.Marshal(f.ack)
@@ -172,7 +173,7 @@ func TestForgedAckDoesNotProvision(t *testing.T) {
 		srv.Provisioning.HandleMessage(ctx, "elsewhere", junk)
 	}
 	c, err := srv.Store.Camera(ctx, "BC4-0009")
-	if err != nil || c.State != store.StatePending || c.PendingVersion != v {
+	if err != nil || c.State != model.StatePending || c.PendingVersion != v {
 		t.Fatalf("forged acks changed state: %+v %v", c, err)
 	}
 }
@@ -265,7 +266,7 @@ func TestSecretsAtRest(t *testing.T) {
 	cam := testenv.Camera(t, srv, "BC4-0200", device.Body4)
 	testenv.Agent(t, cam, "tcp://"+srv.MQTTAddr())
 	v := testenv.Op(t, srv, "BC4-0200", "provision")
-	testenv.WaitCamera(t, srv.Store, "BC4-0200", store.StateProvisioned, v)
+	testenv.WaitCamera(t, srv.Store, "BC4-0200", model.StateProvisioned, v)
 	seed := mustSeed(t, cam)
 	srv.Close()
 	for _, name := range []string{server.MasterKeyFile, server.AdminTokenFile, server.MQTTSecretFile, server.ServerBoxKeyFile} {

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/internal/testenv"
 )
 
@@ -102,7 +102,7 @@ func TestForeignClientsAgainstEmbeddedBroker(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	for _, sn := range []string{"CAM-A", "CAM-B"} {
 		c, err := srv.Store.Camera(context.Background(), sn)
-		if err != nil || c.State != store.StatePending {
+		if err != nil || c.State != model.StatePending {
 			t.Fatalf("%s: %+v %v; want still pending", sn, c, err)
 		}
 	}
@@ -151,9 +151,9 @@ func TestProvisionThroughExternalMosquitto(t *testing.T) {
 	cam := testenv.Camera(t, srv, "EXT-1", device.Body4)
 	agent := testenv.Agent(t, cam, "tcp://"+addr)
 	v := testenv.Op(t, srv, "EXT-1", "provision")
-	testenv.WaitCamera(t, srv.Store, "EXT-1", store.StateProvisioned, v)
+	testenv.WaitCamera(t, srv.Store, "EXT-1", model.StateProvisioned, v)
 	v2 := testenv.Op(t, srv, "EXT-1", "wipe")
-	testenv.WaitCamera(t, srv.Store, "EXT-1", store.StateWiped, v2)
+	testenv.WaitCamera(t, srv.Store, "EXT-1", model.StateWiped, v2)
 	// Presence through a broker that reports no sessions: the camera's own
 	// "offline" before its clean disconnect.
 	waitOnline(t, srv.Provisioning, 1)

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/crypto/nacl/box"
 
 	"github.com/camotp/camotp/internal/camkey"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // FuzzParseCommand: a payload on cams/SN/prov (anyone who can publish
@@ -26,7 +26,7 @@ func FuzzParseCommand(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	sealed, err := SealCommand(Instruction{Op: store.OpWipe, Serial: "CAM-1", Version: 2, Challenge: bytes.Repeat([]byte{1}, ChallengeBytes)}, cam.Public(), spk, ssk)
+	sealed, err := SealCommand(Instruction{Op: model.OpWipe, Serial: "CAM-1", Version: 2, Challenge: bytes.Repeat([]byte{1}, ChallengeBytes)}, cam.Public(), spk, ssk)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -65,9 +65,9 @@ func FuzzParseCommand(f *testing.F) {
 // most MaxPayload bytes; re-encoded, it parses to an ack that encodes the same.
 func FuzzParseAck(f *testing.F) {
 	for _, a := range []Ack{
-		{V: 1, Serial: "CAM-1", Op: store.OpProvision, Version: 3, Result: ResultOK, Proof: bytes.Repeat([]byte{7}, 32)},
-		{V: 1, Serial: "CAM-1", Op: store.OpWipe, Version: 4, Result: ResultError, Error: "camera is pinned to another provisioning server key"},
-		{V: 1, Serial: "CAM-1", Op: store.OpRotate, Version: 1, Result: ResultStale},
+		{V: 1, Serial: "CAM-1", Op: model.OpProvision, Version: 3, Result: ResultOK, Proof: bytes.Repeat([]byte{7}, 32)},
+		{V: 1, Serial: "CAM-1", Op: model.OpWipe, Version: 4, Result: ResultError, Error: "camera is pinned to another provisioning server key"},
+		{V: 1, Serial: "CAM-1", Op: model.OpRotate, Version: 1, Result: ResultStale},
 	} {
 		b, _ := json.Marshal(a)
 		f.Add(b)

@@ -21,7 +21,7 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/camkey"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // Protocol limits.
@@ -70,7 +70,7 @@ type Command struct {
 
 // Instruction is what a Command's box holds.
 type Instruction struct {
-	Op        store.Op     `json:"op"`
+	Op        model.Op     `json:"op"`
 	Serial    string       `json:"serial"`
 	Version   uint64       `json:"version"`
 	Challenge []byte       `json:"challenge"`
@@ -83,7 +83,7 @@ type Instruction struct {
 type Ack struct {
 	V       int      `json:"v"`
 	Serial  string   `json:"serial"`
-	Op      store.Op `json:"op"`
+	Op      model.Op `json:"op"`
 	Version uint64   `json:"version"`
 	Result  string   `json:"result"` // ok, stale, error
 	Error   string   `json:"error,omitempty"`
@@ -172,7 +172,7 @@ func (c Command) Open(key camkey.PrivateKey) (Instruction, error) {
 		return Instruction{}, errors.New("instruction lacks version or challenge")
 	}
 	switch in.Op {
-	case store.OpProvision, store.OpRotate:
+	case model.OpProvision, model.OpRotate:
 		if in.Seed == nil {
 			return Instruction{}, fmt.Errorf("%s instruction carries no seed", in.Op)
 		}
@@ -182,7 +182,7 @@ func (c Command) Open(key camkey.PrivateKey) (Instruction, error) {
 		if in.Seed.Version != in.Version {
 			return Instruction{}, errors.New("instruction seed version differs from its version")
 		}
-	case store.OpWipe:
+	case model.OpWipe:
 		if in.Seed != nil {
 			return Instruction{}, errors.New("wipe instruction carries a seed")
 		}
@@ -230,8 +230,8 @@ func WipeProof(key camkey.PrivateKey, serial string, version uint64, challenge [
 }
 
 // VerifyProof checks an ack's proof against the pending operation.
-func VerifyProof(p store.Pending, pub camkey.PublicKey, serial string, proof []byte) bool {
-	if p.Op == store.OpWipe {
+func VerifyProof(p model.Pending, pub camkey.PublicKey, serial string, proof []byte) bool {
+	if p.Op == model.OpWipe {
 		return ed25519.Verify(pub.Sign, proofMessage("camotp-wiped", serial, p.Version, p.Challenge), proof)
 	}
 	if p.Seed == nil {

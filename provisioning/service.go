@@ -11,18 +11,19 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/camkey"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // Registry is the part of the fleet registry the provisioning service uses.
 type Registry interface {
-	Camera(ctx context.Context, serial string) (store.Camera, error)
-	StartOp(ctx context.Context, serial string, op store.Op, seed *device.Seed, challenge []byte, build store.BuildCommand) (uint64, error)
-	Pending(ctx context.Context, serial string) (store.Pending, error)
+	Camera(ctx context.Context, serial string) (model.Camera, error)
+	StartOp(ctx context.Context, serial string, op model.Op, seed *device.Seed, challenge []byte, build storage.BuildCommand) (uint64, error)
+	Pending(ctx context.Context, serial string) (model.Pending, error)
 	PendingSerials(ctx context.Context) ([]string, error)
-	CompleteOp(ctx context.Context, serial string, version uint64) (store.Op, error)
+	CompleteOp(ctx context.Context, serial string, version uint64) (model.Op, error)
 	Touch(ctx context.Context, serial string, t time.Time) error
-	Audit(ctx context.Context, e store.AuditEntry) error
+	Audit(ctx context.Context, e model.AuditEntry) error
 }
 
 // Publisher sends a QoS 1 message to the broker.
@@ -113,7 +114,7 @@ func NewSeed() (device.Seed, error) {
 // Start begins op on the camera: it generates the seed (provision, rotate)
 // and challenge, records them under the next version, seals the command to
 // the camera and publishes it. actor and ip go to the audit log.
-func (s *Service) Start(ctx context.Context, serial string, op store.Op, actor, ip string) (uint64, error) {
+func (s *Service) Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error) {
 	cam, err := s.reg.Camera(ctx, serial)
 	if err != nil {
 		return 0, err
@@ -123,7 +124,7 @@ func (s *Service) Start(ctx context.Context, serial string, op store.Op, actor, 
 		return 0, fmt.Errorf("camera %s public key: %w", serial, err)
 	}
 	var seed *device.Seed
-	if op != store.OpWipe {
+	if op != model.OpWipe {
 		sd, err := NewSeed()
 		if err != nil {
 			return 0, err
@@ -143,7 +144,7 @@ func (s *Service) Start(ctx context.Context, serial string, op store.Op, actor, 
 		}
 		return SealCommand(in, pub, &s.boxPub, &s.boxPriv)
 	})
-	s.audit(ctx, actor, string(op)+".start", serial, store.Result(err), ip, fmt.Sprintf("version %d", version))
+	s.audit(ctx, actor, string(op)+".start", serial, model.Result(err), ip, fmt.Sprintf("version %d", version))
 	if err != nil {
 		return 0, err
 	}
@@ -156,7 +157,7 @@ func (s *Service) Start(ctx context.Context, serial string, op store.Op, actor, 
 }
 
 func (s *Service) audit(ctx context.Context, actor, action, subject, result, ip, detail string) {
-	if err := s.reg.Audit(ctx, store.AuditEntry{Actor: actor, Action: action, Subject: subject, Result: result, SourceIP: ip, Detail: detail}); err != nil {
+	if err := s.reg.Audit(ctx, model.AuditEntry{Actor: actor, Action: action, Subject: subject, Result: result, SourceIP: ip, Detail: detail}); err != nil {
 		s.log.Error("audit write failed", "action", action, "subject", subject, "err", err)
 	}
 }
@@ -164,7 +165,7 @@ func (s *Service) audit(ctx context.Context, actor, action, subject, result, ip,
 // resend publishes the camera's pending command again, if it has one.
 func (s *Service) resend(ctx context.Context, serial string) error {
 	p, err := s.reg.Pending(ctx, serial)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -236,7 +237,7 @@ func (s *Service) handleAck(ctx context.Context, serial string, payload []byte) 
 	}
 	_ = s.reg.Touch(ctx, serial, s.now())
 	p, err := s.reg.Pending(ctx, serial)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("ack for version %d but nothing is pending", ack.Version)
 	}
 	if err != nil {
@@ -258,7 +259,7 @@ func (s *Service) handleAck(ctx context.Context, serial string, payload []byte) 
 		return fmt.Errorf("proof for %s v%d does not verify", p.Op, p.Version)
 	}
 	op, err := s.reg.CompleteOp(ctx, serial, p.Version)
-	s.audit(ctx, "camera:"+serial, string(op)+".proof", serial, store.Result(err), "", fmt.Sprintf("version %d", p.Version))
+	s.audit(ctx, "camera:"+serial, string(op)+".proof", serial, model.Result(err), "", fmt.Sprintf("version %d", p.Version))
 	if err != nil {
 		return err
 	}

@@ -12,16 +12,17 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/httpx"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
-// ClientStore keeps the RADIUS clients and the audit log; *store.Store
+// ClientStore keeps the RADIUS clients and the audit log; a storage.Store
 // satisfies it.
 type ClientStore interface {
 	Clients
-	AddRadiusClient(ctx context.Context, c store.RadiusClient) error
+	AddRadiusClient(ctx context.Context, c model.RadiusClient) error
 	RemoveRadiusClient(ctx context.Context, name string) error
-	Audit(ctx context.Context, e store.AuditEntry) error
+	Audit(ctx context.Context, e model.AuditEntry) error
 }
 
 // ClientInfo is a RADIUS client as the admin API shows it. Secret is set
@@ -124,12 +125,12 @@ func RegisterAdminAPI(mux *http.ServeMux, auth func(http.Handler) http.Handler, 
 			return
 		}
 		secret := NewSecret()
-		c := store.RadiusClient{Name: req.Name, CIDR: cidr, Secret: []byte(secret)}
+		c := model.RadiusClient{Name: req.Name, CIDR: cidr, Secret: []byte(secret)}
 		err = st.AddRadiusClient(r.Context(), c)
-		st.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "radius.client.add", Subject: req.Name,
-			Result: store.Result(err), SourceIP: httpx.ClientIP(r), Detail: cidr.String()})
+		st.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "radius.client.add", Subject: req.Name,
+			Result: model.Result(err), SourceIP: httpx.ClientIP(r), Detail: cidr.String()})
 		switch {
-		case errors.Is(err, store.ErrExists):
+		case errors.Is(err, storage.ErrExists):
 			httpx.WriteError(w, http.StatusConflict, "a radius client with this name or cidr exists")
 			return
 		case err != nil:
@@ -142,10 +143,10 @@ func RegisterAdminAPI(mux *http.ServeMux, auth func(http.Handler) http.Handler, 
 	mux.Handle("DELETE /api/v1/admin/radius/clients/{name}", auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		err := st.RemoveRadiusClient(r.Context(), name)
-		st.Audit(r.Context(), store.AuditEntry{Actor: adminActor, Action: "radius.client.remove", Subject: name,
-			Result: store.Result(err), SourceIP: httpx.ClientIP(r)})
+		st.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "radius.client.remove", Subject: name,
+			Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, storage.ErrNotFound):
 			httpx.WriteError(w, http.StatusNotFound, "no radius client "+name)
 			return
 		case err != nil:

@@ -1,6 +1,7 @@
 package radius_test
 
 import (
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/testclock"
 
 	"bufio"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/internal/together"
 	camradius "github.com/camotp/camotp/radius"
@@ -185,13 +185,13 @@ func waitMetric(t *testing.T, srv *server.Server, result string, want int) {
 }
 
 // audit returns the login.mfa rows of user with result.
-func audit(t *testing.T, srv *server.Server, user, result string) []store.AuditEntry {
+func audit(t *testing.T, srv *server.Server, user, result string) []model.AuditEntry {
 	t.Helper()
 	rows, err := srv.Store.AuditLog(context.Background(), user, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []store.AuditEntry
+	var out []model.AuditEntry
 	for _, e := range rows {
 		if e.Action == "login.mfa" && e.Result == result {
 			out = append(out, e)
@@ -232,9 +232,8 @@ func TestRadclient(t *testing.T) {
 		}
 		// The NAS keeps its own session: camotp starts none, and the
 		// pending sign-in is gone.
-		var tokens int
-		if err := f.srv.Store.DB().QueryRow(`SELECT count(*) FROM tokens WHERE username = 'alice'`).Scan(&tokens); err != nil || tokens != 0 {
-			t.Fatalf("%d camotp tokens of alice after Access-Accept (%v), want none", tokens, err)
+		if tokens, err := f.srv.Store.UserTokens(t.Context(), "alice"); err != nil || len(tokens) != 0 {
+			t.Fatalf("camotp tokens of alice after Access-Accept: %+v (%v), want none", tokens, err)
 		}
 		// The State was used: answering it again is refused.
 		again := radclient(t, addr, f.secret, wait, false, `User-Name = "alice"`, `User-Password = `+quote(code), "State = 0x"+hex.EncodeToString(r.state))

@@ -13,7 +13,7 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -30,7 +30,7 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort) ([]
 
 // screened is a request that passed the cheap checks.
 type screened struct {
-	client store.RadiusClient
+	client model.RadiusClient
 	code   radius.Code
 	length int
 }
@@ -172,7 +172,7 @@ func chunks(msg string, n int) []string {
 
 // access runs an Access-Request: the password step, or the answer to a
 // challenge when it carries a State.
-func (s *Server) access(ctx context.Context, req *radius.Packet, client store.RadiusClient, src netip.AddrPort) answer {
+func (s *Server) access(ctx context.Context, req *radius.Packet, client model.RadiusClient, src netip.AddrPort) answer {
 	user := rfc2865.UserName_GetString(req)
 	pw, err := rfc2865.UserPassword_LookupString(req)
 	if err != nil || user == "" {
@@ -230,7 +230,7 @@ func (s *Server) access(ctx context.Context, req *radius.Packet, client store.Ra
 // verify checks code for a pending sign-in.
 func (s *Server) verify(ctx context.Context, pending, method, code, source string) answer {
 	if err := s.svc.VerifyOnly(ctx, pending, method, code, source); err != nil {
-		return s.refused(err, store.RadiusClient{})
+		return s.refused(err, model.RadiusClient{})
 	}
 	return accept
 }
@@ -238,7 +238,7 @@ func (s *Server) verify(ctx context.Context, pending, method, code, source strin
 // refused maps a sign-in error to an Access-Reject whose Reply-Message is
 // what the web page would say; a server-side failure gets no answer, so
 // the NAS retransmits or fails over.
-func (s *Server) refused(err error, client store.RadiusClient) answer {
+func (s *Server) refused(err error, client model.RadiusClient) answer {
 	var blocked *signin.BlockedError
 	var bad *signin.CodeError
 	switch {

@@ -16,7 +16,7 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/camotp/camotp/device"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/signin"
 )
@@ -47,9 +47,9 @@ func (f *fakeSignIn) SendCode(context.Context, string, string, string) (string, 
 	return "", signin.ErrNoMethod
 }
 
-type fakeClients []store.RadiusClient
+type fakeClients []model.RadiusClient
 
-func (c fakeClients) RadiusClients(context.Context) ([]store.RadiusClient, error) { return c, nil }
+func (c fakeClients) RadiusClients(context.Context) ([]model.RadiusClient, error) { return c, nil }
 
 // testClock is a clock the test moves.
 type testClock struct {

@@ -22,7 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -36,10 +36,10 @@ type SignIn interface {
 	SendCode(ctx context.Context, pending, method, ip string) (string, error)
 }
 
-// Clients lists the NASes allowed to send requests; *store.Store
+// Clients lists the NASes allowed to send requests; a storage.Store
 // satisfies it.
 type Clients interface {
-	RadiusClients(ctx context.Context) ([]store.RadiusClient, error)
+	RadiusClients(ctx context.Context) ([]model.RadiusClient, error)
 }
 
 // Counter counts requests by outcome (the result label of
@@ -107,7 +107,7 @@ type Server struct {
 
 	clientMu  sync.Mutex
 	clientAt  time.Time
-	clientSet []store.RadiusClient // longest prefix first
+	clientSet []model.RadiusClient // longest prefix first
 
 	conn    net.PacketConn
 	ctx     context.Context
@@ -256,7 +256,7 @@ func (s *Server) InvalidateClients() {
 
 // client returns the client whose CIDR holds addr, the most specific one
 // when several do.
-func (s *Server) client(ctx context.Context, addr netip.Addr) (store.RadiusClient, bool, error) {
+func (s *Server) client(ctx context.Context, addr netip.Addr) (model.RadiusClient, bool, error) {
 	addr = addr.Unmap()
 	s.clientMu.Lock()
 	defer s.clientMu.Unlock()
@@ -264,20 +264,20 @@ func (s *Server) client(ctx context.Context, addr netip.Addr) (store.RadiusClien
 	if s.clientSet == nil || now.Sub(s.clientAt) >= s.cfg.ClientsTTL || now.Before(s.clientAt) {
 		list, err := s.clients.RadiusClients(ctx)
 		if err != nil {
-			return store.RadiusClient{}, false, fmt.Errorf("radius clients: %w", err)
+			return model.RadiusClient{}, false, fmt.Errorf("radius clients: %w", err)
 		}
 		sortBySpecificity(list)
-		s.clientSet, s.clientAt = append([]store.RadiusClient{}, list...), now
+		s.clientSet, s.clientAt = append([]model.RadiusClient{}, list...), now
 	}
 	for _, c := range s.clientSet {
 		if c.CIDR.Contains(addr) {
 			return c, true, nil
 		}
 	}
-	return store.RadiusClient{}, false, nil
+	return model.RadiusClient{}, false, nil
 }
 
 // sortBySpecificity orders clients longest prefix first.
-func sortBySpecificity(list []store.RadiusClient) {
-	slices.SortStableFunc(list, func(a, b store.RadiusClient) int { return b.CIDR.Bits() - a.CIDR.Bits() })
+func sortBySpecificity(list []model.RadiusClient) {
+	slices.SortStableFunc(list, func(a, b model.RadiusClient) int { return b.CIDR.Bits() - a.CIDR.Bits() })
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // UserLister lists users, for the admin's MFA overview.
 type UserLister interface {
-	Users(ctx context.Context) ([]store.User, error)
+	Users(ctx context.Context) ([]model.User, error)
 }
 
 // UserMFA is one user's MFA status in the admin overview.
@@ -43,7 +43,7 @@ func (s *Service) MFAUsers(ctx context.Context, withoutOnly bool) ([]UserMFA, er
 }
 
 // CheckUser tells whether username names a user: nil, or an error that
-// matches store.ErrNotFound when it does not (or a store failure).
+// matches storage.ErrNotFound when it does not (or a store failure).
 func (s *Service) CheckUser(ctx context.Context, username string) error {
 	_, _, err := s.st.User(ctx, username)
 	return err
@@ -57,7 +57,7 @@ var ErrNotAdmin = errors.New("the admin pages need an administrator account sign
 // must have passed MFA (a password-only session is refused even for an
 // admin, so turning MFA off needs MFA).
 func (s *Service) AdminSession(ctx context.Context, token string) (string, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenSession, token)
+	t, err := s.st.LookupToken(ctx, model.TokenSession, token)
 	if err != nil {
 		return "", ErrBadToken
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // attempt is one throttled attempt holding a reserved slot. Settle it
@@ -65,7 +65,7 @@ func (a *attempt) succeed(ctx context.Context) error {
 // rules are the attempt's throttle counters, for a commit that records its
 // success together with other writes (give it a context that the client
 // cannot cancel, and set settled once it committed).
-func (a *attempt) rules() []store.ThrottleRule { return a.s.reg.rules(a.kind, a.user, a.ip) }
+func (a *attempt) rules() []model.ThrottleRule { return a.s.reg.rules(a.kind, a.user, a.ip) }
 
 // release gives the slot back unless the attempt was settled.
 func (a *attempt) release(ctx context.Context) {

@@ -7,19 +7,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 	"github.com/camotp/camotp/internal/together"
 )
 
 // hangUpStore is the real store, except that the client "hangs up" (its
 // request context is cancelled) just as the failure is recorded.
 type hangUpStore struct {
-	*store.Store
+	*sqlite.Store
 	hangUp context.CancelFunc
 }
 
-func (h hangUpStore) RecordFailure(ctx context.Context, now time.Time, rules ...store.ThrottleRule) (store.FailureResult, error) {
+func (h hangUpStore) RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
 	h.hangUp()
 	return h.Store.RecordFailure(ctx, now, rules...)
 }
@@ -34,7 +35,7 @@ func TestDroppedRequestSettlesItsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AddUser(context.Background(), store.User{Username: "victim"}, hash); err != nil {
+	if err := st.AddUser(context.Background(), model.User{Username: "victim"}, hash); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -72,10 +73,10 @@ func TestDroppedRequestSettlesItsSlot(t *testing.T) {
 }
 
 // failingStore is the real store, except that recording a failure fails.
-type failingStore struct{ *store.Store }
+type failingStore struct{ *sqlite.Store }
 
-func (failingStore) RecordFailure(context.Context, time.Time, ...store.ThrottleRule) (store.FailureResult, error) {
-	return store.FailureResult{}, errors.New("disk on fire")
+func (failingStore) RecordFailure(context.Context, time.Time, ...model.ThrottleRule) (model.FailureResult, error) {
+	return model.FailureResult{}, errors.New("disk on fire")
 }
 
 // An evaluated wrong guess whose failure cannot be recorded keeps its slot
@@ -87,7 +88,7 @@ func TestFailedFailureKeepsTheSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AddUser(context.Background(), store.User{Username: "victim"}, hash); err != nil {
+	if err := st.AddUser(context.Background(), model.User{Username: "victim"}, hash); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()

@@ -17,12 +17,12 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/camotp/camotp/device"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // CodeStore keeps the durable per-source state of code checking.
 type CodeStore interface {
-	OTPState(ctx context.Context, subject string) (store.OTPState, bool, error)
+	OTPState(ctx context.Context, subject string) (model.OTPState, bool, error)
 	AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error)
 	SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error
 }
@@ -83,7 +83,7 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 		return CheckResult{}, err
 	}
 	if !found || st.SeedVersion != seed.Version {
-		st = store.OTPState{SeedVersion: seed.Version, LastStep: -1}
+		st = model.OTPState{SeedVersion: seed.Version, LastStep: -1}
 	}
 	window, reach := c.Window, c.ResyncRange
 	if window <= 0 {

@@ -10,16 +10,16 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/masterkey"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 )
 
-func newStore(t testing.TB, dir string, now func() time.Time) *store.Store {
+func newStore(t testing.TB, dir string, now func() time.Time) *sqlite.Store {
 	t.Helper()
 	key, err := masterkey.Load(filepath.Join(dir, "master.key"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), filepath.Join(dir, "camotp.db"), key, now)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "camotp.db"), key, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // Method is one MFA method: whether a user has it, and checking its
@@ -43,7 +44,7 @@ type Enrollable interface {
 type Account struct {
 	Username string
 	// Profile is the user's record (email, last method used).
-	Profile store.User
+	Profile model.User
 	Policy  Policy
 	// Registered are the methods the user set up (MethodApp, SetupPhone).
 	Registered []string
@@ -88,7 +89,7 @@ func (m bodycamMethod) Check(ctx context.Context, user, code, _ string, now time
 		return CheckResult{}, "", err
 	}
 	seed, err := m.s.st.ActiveSeed(ctx, cam.Serial)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return CheckResult{}, "", ErrNoMethod
 	}
 	if err != nil {
@@ -118,7 +119,7 @@ func (m appMethod) Check(ctx context.Context, user, code, _ string, now time.Tim
 		return CheckResult{}, "", err
 	}
 	seed, err := m.s.st.AppSeed(ctx, user)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return CheckResult{}, "", ErrNoMethod
 	}
 	if err != nil {

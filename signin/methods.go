@@ -16,13 +16,14 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/camotp/camotp/device"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // More method names.
 const (
 	// MethodApp is an authenticator app (TOTP) the user set up.
-	MethodApp = store.MethodApp
+	MethodApp = model.MethodApp
 	// MethodBackup is a single-use backup code.
 	MethodBackup = "backup"
 	// MethodSetup marks the pending sign-in of a user who must set up a
@@ -34,7 +35,7 @@ const (
 	MethodCall  = "call"
 	MethodEmail = "email"
 	// SetupPhone is what a user sets up for text and call together.
-	SetupPhone = store.MethodPhone
+	SetupPhone = model.MethodPhone
 )
 
 // SentCodeTTL is how long a code sent by text, call or email is valid.
@@ -209,7 +210,7 @@ func (s *Service) SetPolicy(ctx context.Context, p Policy, actor, ip string) err
 	err := errors.Join(s.st.SetSetting(ctx, settingMethods, strings.Join(ordered, ",")), s.st.SetSetting(ctx, settingRequireMFA, req))
 	s.policy.Store(nil) // read back from the database next time
 	s.policyMu.Unlock()
-	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "org.policy", Subject: "org", Result: store.Result(err), SourceIP: ip,
+	s.st.Audit(ctx, model.AuditEntry{Actor: actor, Action: "org.policy", Subject: "org", Result: model.Result(err), SourceIP: ip,
 		Detail: fmt.Sprintf("methods=%s require_mfa=%s", strings.Join(ordered, ","), req)})
 	return err
 }
@@ -338,7 +339,7 @@ func (s *Service) confirm(ctx context.Context, user, ip, method string, check fu
 	}
 	defer a.release(ctx)
 	res, err := check(a.now)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNoEnrolment
 	}
 	if err != nil {
@@ -360,14 +361,14 @@ func (s *Service) confirm(ctx context.Context, user, ip, method string, check fu
 		return err
 	}
 	detail, err := save()
-	s.audit(ctx, user, action, method, store.Result(err), ip, detail)
+	s.audit(ctx, user, action, method, model.Result(err), ip, detail)
 	return err
 }
 
 // RemoveMethod removes one of user's registered methods.
 func (s *Service) RemoveMethod(ctx context.Context, user, method, ip string) error {
 	err := s.st.RemoveMethod(ctx, user, method)
-	s.audit(ctx, user, "mfa."+method+".remove", method, store.Result(err), ip, "")
+	s.audit(ctx, user, "mfa."+method+".remove", method, model.Result(err), ip, "")
 	return err
 }
 
@@ -379,7 +380,7 @@ func (s *Service) NewBackupCodes(ctx context.Context, user, ip string) ([]string
 		codes[i] = rand.Text()[:10] // 50 bits of base32
 	}
 	err := s.st.SetBackupCodes(ctx, user, codes)
-	s.audit(ctx, user, "mfa.backup.regenerate", MethodBackup, store.Result(err), ip, "")
+	s.audit(ctx, user, "mfa.backup.regenerate", MethodBackup, model.Result(err), ip, "")
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +399,7 @@ func normalizeBackup(code string) string {
 // the methods they registered (an admin action).
 func (s *Service) ForgetDevices(ctx context.Context, user, actor, ip string) error {
 	err := errors.Join(s.st.DeleteTokens(ctx, user, ""), s.st.ResetMFA(ctx, user))
-	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.forget-devices", Subject: user, Result: store.Result(err), SourceIP: ip})
+	s.st.Audit(ctx, model.AuditEntry{Actor: actor, Action: "user.forget-devices", Subject: user, Result: model.Result(err), SourceIP: ip})
 	return err
 }
 
@@ -406,7 +407,7 @@ func (s *Service) ForgetDevices(ctx context.Context, user, actor, ip string) err
 // browsers (an admin action).
 func (s *Service) ResetMFA(ctx context.Context, user, actor, ip string) error {
 	err := s.st.ResetMFA(ctx, user)
-	s.st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "user.reset-mfa", Subject: user, Result: store.Result(err), SourceIP: ip})
+	s.st.Audit(ctx, model.AuditEntry{Actor: actor, Action: "user.reset-mfa", Subject: user, Result: model.Result(err), SourceIP: ip})
 	return err
 }
 
@@ -458,7 +459,7 @@ func (s *Service) ChangePassword(ctx context.Context, user, current, next, ip st
 		return "", err
 	}
 	s.audit(ctx, user, "user.password", MethodPassword, "ok", ip, "changed by the user; sessions and trusted browsers ended")
-	return s.st.CreateToken(ctx, store.TokenSession, user, MethodPassword, ip, s.cfg.SessionTTL)
+	return s.st.CreateToken(ctx, model.TokenSession, user, MethodPassword, ip, s.cfg.SessionTTL)
 }
 
 // SetSender sets how codes are sent by text, call and email; call it
@@ -515,7 +516,7 @@ func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip str
 		m.Text = fmt.Sprintf("Your %s sign-in code is: %s. Again: %s.", s.cfg.Issuer, spaced(code), spaced(code))
 	}
 	err = s.sender.Send(ctx, m)
-	s.audit(ctx, user, "mfa.code.send", channel, store.Result(err), ip, purpose+" to "+Mask(addr))
+	s.audit(ctx, user, "mfa.code.send", channel, model.Result(err), ip, purpose+" to "+Mask(addr))
 	if err != nil {
 		return fmt.Errorf("send the code: %w", err)
 	}
@@ -527,7 +528,7 @@ func spaced(code string) string { return strings.Join(strings.Split(code, ""), "
 // SendCode sends a code for a pending sign-in by method (sms, call or
 // email) and returns where it went, masked. Resending kills the earlier code.
 func (s *Service) SendCode(ctx context.Context, pending, method, ip string) (string, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	t, err := s.st.LookupToken(ctx, model.TokenPending, pending)
 	if err != nil {
 		return "", ErrBadToken
 	}

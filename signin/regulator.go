@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // ThrottleStore keeps throttling counters. Every operation is atomic in
@@ -13,10 +13,10 @@ import (
 // a write in Go), so the limits hold however many requests arrive at once,
 // on one node or on several sharing the database.
 type ThrottleStore interface {
-	ReserveAttempt(ctx context.Context, now time.Time, rules ...store.ThrottleRule) (store.Reservation, error)
-	RecordFailure(ctx context.Context, now time.Time, rules ...store.ThrottleRule) (store.FailureResult, error)
-	RecordSuccess(ctx context.Context, rules ...store.ThrottleRule) error
-	ReleaseAttempt(ctx context.Context, taken store.Reservation, rules ...store.ThrottleRule) error
+	ReserveAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.Reservation, error)
+	RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
+	RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error
+	ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error
 }
 
 // Limits configure throttling.
@@ -59,7 +59,7 @@ type Decision struct {
 	// account.
 	Lockout bool
 
-	taken store.Reservation // the slot Reserve took, for Release
+	taken model.Reservation // the slot Reserve took, for Release
 }
 
 func pairKey(kind, user, ip string) string { return kind + ":pair:" + user + "\x00" + sourceOf(ip) }
@@ -79,9 +79,9 @@ func acctKey(kind, user string) string { return kind + ":acct:" + user }
 
 // rules are the two counters of an attempt: the (account, IP) pair and
 // the account.
-func (r *Regulator) rules(kind, user, ip string) []store.ThrottleRule {
+func (r *Regulator) rules(kind, user, ip string) []model.ThrottleRule {
 	l := r.Limits
-	return []store.ThrottleRule{
+	return []model.ThrottleRule{
 		{Key: pairKey(kind, user, ip), Limit: l.MaxFailures, Window: l.Block, BlockBase: l.Block, BlockMax: l.Block},
 		{Key: acctKey(kind, user), Limit: l.AccountCeiling, Window: l.AccountWindow, BlockBase: l.BackoffBase,
 			BlockMax: l.BackoffMax, Sticky: true},

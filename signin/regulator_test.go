@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // failOnce takes a slot and fails it, as a wrong code does.
@@ -124,8 +124,8 @@ func TestRegulatorSlotsInFlight(t *testing.T) {
 		}
 	}
 	d := reserve(t, r, "otp", "dave", "ip", base.Add(time.Minute))
-	if !d.Blocked || d.RetryAfter != store.InFlightRetry {
-		t.Fatalf("fourth attempt while three are in flight: %+v, want refused, ask again in %v", d, store.InFlightRetry)
+	if !d.Blocked || d.RetryAfter != model.InFlightRetry {
+		t.Fatalf("fourth attempt while three are in flight: %+v, want refused, ask again in %v", d, model.InFlightRetry)
 	}
 	// The three fail: exactly one of them blocks.
 	var lockouts int

@@ -12,35 +12,36 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // Directory is what the sign-in service reads about users and their cameras.
 type Directory interface {
-	User(ctx context.Context, username string) (store.User, string, error)
-	CameraOf(ctx context.Context, username string) (store.Camera, error)
+	User(ctx context.Context, username string) (model.User, string, error)
+	CameraOf(ctx context.Context, username string) (model.Camera, error)
 	ActiveSeed(ctx context.Context, serial string) (device.Seed, error)
 }
 
 // TokenStore keeps pending-MFA, session and trusted-browser tokens.
 type TokenStore interface {
 	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
-	LookupToken(ctx context.Context, kind, raw string) (store.Token, error)
+	LookupToken(ctx context.Context, kind, raw string) (model.Token, error)
 	DeleteToken(ctx context.Context, raw string) error
 	// ExchangeToken atomically deletes old, creates a token, writes e and
 	// records a success on the throttle counters of clear.
-	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e store.AuditEntry, clear ...store.ThrottleRule) (string, error)
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
 	// ConsumeToken is ExchangeToken creating no token.
-	ConsumeToken(ctx context.Context, old string, e store.AuditEntry, clear ...store.ThrottleRule) error
+	ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error
 }
 
 // Auditor appends to the audit log.
 type Auditor interface {
-	Audit(ctx context.Context, e store.AuditEntry) error
+	Audit(ctx context.Context, e model.AuditEntry) error
 }
 
-// Store is everything the sign-in service keeps; *store.Store satisfies it.
+// Store is everything the sign-in service keeps; a storage.Store satisfies it.
 type Store interface {
 	Directory
 	TokenStore
@@ -250,7 +251,7 @@ func (s *Service) audit(ctx context.Context, user, action, method, result, ip, d
 		s.obs.SignIn(step, method, result)
 	}
 	// What happened is recorded whether or not the client waits for it.
-	return s.st.Audit(context.WithoutCancel(ctx), store.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail})
+	return s.st.Audit(context.WithoutCancel(ctx), model.AuditEntry{Actor: user, Action: action, Subject: user, Result: result, SourceIP: ip, Detail: detail})
 }
 
 // LoginResult is the outcome of a correct password.
@@ -287,7 +288,7 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 	defer a.release(ctx)
 	user, hash, err := s.st.User(ctx, username)
 	known := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return LoginResult{}, err
 	}
 	if !known {
@@ -324,11 +325,11 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 	}
 	res := LoginResult{Username: user.Username}
 	if trust != "" {
-		if t, err := s.st.LookupToken(ctx, store.TokenTrust, trust); err == nil && t.Username == user.Username {
+		if t, err := s.st.LookupToken(ctx, model.TokenTrust, trust); err == nil && t.Username == user.Username {
 			if err := s.audit(ctx, username, "login.mfa", MethodTrustedBrowser, "ok", ip, "trusted browser"); err != nil {
 				return LoginResult{}, err
 			}
-			res.Session, err = s.st.CreateToken(ctx, store.TokenSession, user.Username, MethodTrustedBrowser, ip, s.cfg.SessionTTL)
+			res.Session, err = s.st.CreateToken(ctx, model.TokenSession, user.Username, MethodTrustedBrowser, ip, s.cfg.SessionTTL)
 			return res, err
 		}
 	}
@@ -348,7 +349,7 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 			if err := s.audit(ctx, username, "login.mfa", "none", "not required", ip, ""); err != nil {
 				return LoginResult{}, err
 			}
-			res.Session, err = s.st.CreateToken(ctx, store.TokenSession, user.Username, MethodPassword, ip, s.cfg.SessionTTL)
+			res.Session, err = s.st.CreateToken(ctx, model.TokenSession, user.Username, MethodPassword, ip, s.cfg.SessionTTL)
 			return res, err
 		case len(um.CanSetUp) == 0:
 			s.audit(ctx, username, "login.mfa", "none", "no method", ip, "")
@@ -359,21 +360,21 @@ func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (Lo
 			return LoginResult{}, err
 		}
 	}
-	res.Pending, err = s.st.CreateToken(ctx, store.TokenPending, user.Username, res.Method, ip, s.cfg.PendingTTL)
+	res.Pending, err = s.st.CreateToken(ctx, model.TokenPending, user.Username, res.Method, ip, s.cfg.PendingTTL)
 	return res, err
 }
 
 // camera returns the user's camera when it can verify codes.
-func (s *Service) camera(ctx context.Context, username string) (store.Camera, error) {
+func (s *Service) camera(ctx context.Context, username string) (model.Camera, error) {
 	cam, err := s.st.CameraOf(ctx, username)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Camera{}, ErrNoMethod
+	if errors.Is(err, storage.ErrNotFound) {
+		return model.Camera{}, ErrNoMethod
 	}
 	if err != nil {
-		return store.Camera{}, err
+		return model.Camera{}, err
 	}
-	if cam.State != store.StateProvisioned {
-		return store.Camera{}, ErrNoMethod
+	if cam.State != model.StateProvisioned {
+		return model.Camera{}, ErrNoMethod
 	}
 	return cam, nil
 }
@@ -382,7 +383,7 @@ func (s *Service) camera(ctx context.Context, username string) (store.Camera, er
 // MFA step; Methods.Default is the token's method (MethodSetup when the
 // user must set one up first).
 func (s *Service) Pending(ctx context.Context, pending string) (string, UserMethods, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	t, err := s.st.LookupToken(ctx, model.TokenPending, pending)
 	if err != nil {
 		return "", UserMethods{}, ErrBadToken
 	}
@@ -421,7 +422,7 @@ func (s *Service) VerifyOnly(ctx context.Context, pending, method, code, ip stri
 
 // verify runs VerifyMethod, starting a session when session is set.
 func (s *Service) verify(ctx context.Context, pending, method, code, ip string, session bool) (string, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	t, err := s.st.LookupToken(ctx, model.TokenPending, pending)
 	if err != nil {
 		return "", ErrBadToken
 	}
@@ -462,8 +463,8 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 			if setup, err := s.mustSetUp(ctx, user); err != nil {
 				return "", err
 			} else if len(setup) > 0 {
-				tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, store.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
-					store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
+				tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, model.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
+					model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
 					a.rules()...)
 				if err != nil {
 					return "", err
@@ -538,7 +539,7 @@ func (s *Service) enabled(ctx context.Context, method string) error {
 
 // pendingUser is the user of a pending sign-in.
 func (s *Service) pendingUser(ctx context.Context, pending string) (string, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenPending, pending)
+	t, err := s.st.LookupToken(ctx, model.TokenPending, pending)
 	if err != nil {
 		return "", ErrBadToken
 	}
@@ -597,16 +598,16 @@ func (s *Service) FinishSetup(ctx context.Context, pending, method, code, ip str
 // one commit; the observer is told. It returns the session token ("" when
 // none was asked for).
 func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail string, a *attempt, session bool) (string, error) {
-	var clear []store.ThrottleRule
+	var clear []model.ThrottleRule
 	if a != nil {
 		clear = a.rules()
 		ctx = context.WithoutCancel(ctx) // the attempt was evaluated: settle it whatever the client does
 	}
-	e := store.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}
+	e := model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}
 	var sess string
 	var err error
 	if session {
-		sess, err = s.st.ExchangeToken(ctx, pending, store.TokenSession, user, method, ip, s.cfg.SessionTTL, e, clear...)
+		sess, err = s.st.ExchangeToken(ctx, pending, model.TokenSession, user, method, ip, s.cfg.SessionTTL, e, clear...)
 	} else {
 		err = s.st.ConsumeToken(ctx, pending, e, clear...)
 	}
@@ -624,12 +625,12 @@ func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail 
 
 // Trust makes a trusted-browser token for username ("Keep me signed in").
 func (s *Service) Trust(ctx context.Context, username, ip string) (string, error) {
-	return s.st.CreateToken(ctx, store.TokenTrust, username, "", ip, s.cfg.TrustFor)
+	return s.st.CreateToken(ctx, model.TokenTrust, username, "", ip, s.cfg.TrustFor)
 }
 
 // Session returns the user of a session token.
 func (s *Service) Session(ctx context.Context, token string) (string, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenSession, token)
+	t, err := s.st.LookupToken(ctx, model.TokenSession, token)
 	if err != nil {
 		return "", err
 	}

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // SessionInfo is how a session was signed in, for front doors that report
@@ -22,13 +23,13 @@ type SessionInfo struct {
 	// At is when the session began (the password and second factor).
 	At time.Time
 	// Camera is the body camera whose code was read (Method MethodBodycam).
-	Camera *store.Camera
+	Camera *model.Camera
 }
 
 // SessionInfo returns how the session token was signed in; ErrBadToken
 // when it is unknown or expired.
 func (s *Service) SessionInfo(ctx context.Context, session string) (SessionInfo, error) {
-	t, err := s.st.LookupToken(ctx, store.TokenSession, session)
+	t, err := s.st.LookupToken(ctx, model.TokenSession, session)
 	if err != nil {
 		return SessionInfo{}, ErrBadToken
 	}
@@ -39,7 +40,7 @@ func (s *Service) SessionInfo(ctx context.Context, session string) (SessionInfo,
 	si := SessionInfo{Username: u.Username, Email: u.Email, Subject: u.Subject, Method: t.Method, At: t.CreatedAt}
 	if t.Method == MethodBodycam {
 		cam, err := s.st.CameraOf(ctx, u.Username)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return SessionInfo{}, err
 		}
 		if err == nil {

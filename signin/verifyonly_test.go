@@ -16,11 +16,11 @@ func TestVerifyOnlyStartsNoSession(t *testing.T) {
 	svc, ctx, ip := f.Srv.SignIn, t.Context(), "192.0.2.7"
 	tokens := func() int {
 		t.Helper()
-		var n int
-		if err := f.Srv.Store.DB().QueryRow(`SELECT count(*) FROM tokens WHERE username = 'alice'`).Scan(&n); err != nil {
+		list, err := f.Srv.Store.UserTokens(t.Context(), "alice")
+		if err != nil {
 			t.Fatal(err)
 		}
-		return n
+		return len(list)
 	}
 	tok := f.Pending(t, "alice")
 	var codeErr *signin.CodeError

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/httpx"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -50,7 +50,7 @@ type Web struct {
 	SecureCookies bool
 	// Outbox, when set, serves the development outbox at /dev/outbox
 	// (never in production: it shows the codes sent).
-	Outbox func(ctx context.Context) ([]store.OutboxMessage, error)
+	Outbox func(ctx context.Context) ([]model.OutboxMessage, error)
 	// Handoff, when set, is the front door whose requests the sign-in
 	// pages answer (/login?authRequest=ID).
 	Handoff Handoff
@@ -193,7 +193,7 @@ type page struct {
 	SentTo  string
 	Sends   bool
 	Confirm string
-	Outbox  []store.OutboxMessage
+	Outbox  []model.OutboxMessage
 	// Admin page.
 	Policy   signin.Policy
 	All      []string

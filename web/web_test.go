@@ -346,12 +346,13 @@ func TestWebAdminPage(t *testing.T) {
 	if pol, _ := svc.Policy(t.Context()); status != 200 || pol.RequireMFA || !strings.Contains(page, "Policy saved.") {
 		t.Fatalf("save policy: %d %+v\n%s", status, pol, page)
 	}
-	// With MFA off, dave (no method) signs in with his password alone; as an
-	// admin such a session would not reach the admin page. Make dave admin.
-	if _, err := f.Srv.Store.DB().Exec(`UPDATE users SET role = 'admin' WHERE username = 'dave'`); err != nil {
-		t.Fatal(err)
+	// With MFA off, an admin with no method (deputy) signs in with the
+	// password alone; such a session does not reach the admin page.
+	if status, body := testenv.API(t, f.Srv, f.Srv.AdminToken, "POST", "/api/v1/admin/users",
+		map[string]string{"username": "deputy", "email": "deputy@pd.example", "password": "pw-deputy-long", "role": "admin"}); status != 201 {
+		t.Fatalf("add admin deputy: %d %v", status, body)
 	}
-	if status, page := signIn("dave", "").get("/admin"); status != 403 || !strings.Contains(page, "signed in with a second factor") {
+	if status, page := signIn("deputy", "").get("/admin"); status != 403 || !strings.Contains(page, "signed in with a second factor") {
 		t.Fatalf("password-only admin session: %d\n%s", status, page)
 	}
 	// Reset MFA of chief's own app from the page.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
 )
 
 // ProvisionConfig sizes the provisioning benchmark.
@@ -95,7 +95,7 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (ProvisionResult, error
 				if i >= len(fleet.States) {
 					return
 				}
-				if _, err := srv.Provisioning.Start(ctx, fleet.States[i].Identity().Serial, store.OpProvision, "bench", ""); err != nil {
+				if _, err := srv.Provisioning.Start(ctx, fleet.States[i].Identity().Serial, model.OpProvision, "bench", ""); err != nil {
 					once.Do(func() { firstErr = err })
 				}
 			}
@@ -110,7 +110,7 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (ProvisionResult, error
 		if err != nil {
 			return ProvisionResult{}, err
 		}
-		n := states[string(store.StateProvisioned)] // provisioned, nothing pending
+		n := states[string(model.StateProvisioned)] // provisioned, nothing pending
 		if n == cfg.Cameras {
 			break
 		}

@@ -17,8 +17,9 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 	"github.com/camotp/camotp/provisioning"
 	camradius "github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/signin"
@@ -60,11 +61,11 @@ func (r RadiusResult) String() string {
 // token the real Login would, and the code step is the real one.
 type quickPassword struct {
 	*signin.Service
-	st *store.Store
+	st *sqlite.Store
 }
 
 func (q quickPassword) Login(ctx context.Context, user, _, ip, _ string) (signin.LoginResult, error) {
-	tok, err := q.st.CreateToken(ctx, store.TokenPending, user, signin.MethodBodycam, ip, 5*time.Minute)
+	tok, err := q.st.CreateToken(ctx, model.TokenPending, user, signin.MethodBodycam, ip, 5*time.Minute)
 	return signin.LoginResult{Username: user, Pending: tok, Method: signin.MethodBodycam, Model: device.Body4,
 		Methods: signin.UserMethods{Available: []string{signin.MethodBodycam}, Camera: device.Body4}}, err
 }
@@ -91,7 +92,7 @@ func Radius(ctx context.Context, cfg RadiusConfig) (RadiusResult, error) {
 	}
 	clock := &virtualClock{}
 	clock.ns.Store(time.Now().Truncate(30 * time.Second).UnixNano())
-	st, err := store.Open(ctx, filepath.Join(cfg.Dir, "radius-bench.db"), key, clock.Now)
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.Dir, "radius-bench.db"), key, clock.Now)
 	if err != nil {
 		return RadiusResult{}, err
 	}
@@ -105,7 +106,7 @@ func Radius(ctx context.Context, cfg RadiusConfig) (RadiusResult, error) {
 		return RadiusResult{}, err
 	}
 	secret := []byte(camradius.NewSecret())
-	if err := st.AddRadiusClient(ctx, store.RadiusClient{Name: "bench", CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}); err != nil {
+	if err := st.AddRadiusClient(ctx, model.RadiusClient{Name: "bench", CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}); err != nil {
 		return RadiusResult{}, err
 	}
 	users := make([]string, cfg.Users)
@@ -113,14 +114,14 @@ func Radius(ctx context.Context, cfg RadiusConfig) (RadiusResult, error) {
 	for i := range cfg.Users {
 		users[i] = fmt.Sprintf("radius-user-%06d", i)
 		serial := fmt.Sprintf("RADIUS-%06d", i)
-		if err := st.AddUser(ctx, store.User{Username: users[i], Email: users[i] + "@bench"}, hash); err != nil {
+		if err := st.AddUser(ctx, model.User{Username: users[i], Email: users[i] + "@bench"}, hash); err != nil {
 			return RadiusResult{}, err
 		}
 		if err := st.AddCamera(ctx, serial, device.Body4, "cam1:bench"); err != nil {
 			return RadiusResult{}, err
 		}
 		seed, _ := provisioning.NewSeed()
-		v, err := st.StartOp(ctx, serial, store.OpProvision, &seed, make([]byte, 32), func(uint64) ([]byte, error) { return nil, nil })
+		v, err := st.StartOp(ctx, serial, model.OpProvision, &seed, make([]byte, 32), func(uint64) ([]byte, error) { return nil, nil })
 		if err != nil {
 			return RadiusResult{}, err
 		}

@@ -16,8 +16,9 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/signin"
 )
@@ -66,7 +67,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 	}
 	clock := &virtualClock{}
 	clock.ns.Store(time.Now().Truncate(30 * time.Second).UnixNano())
-	st, err := store.Open(ctx, filepath.Join(cfg.Dir, "bench.db"), key, clock.Now)
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.Dir, "bench.db"), key, clock.Now)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -84,14 +85,14 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 	for i := range cfg.Cameras {
 		users[i] = fmt.Sprintf("bench-user-%06d", i)
 		serial := fmt.Sprintf("BENCH-%06d", i)
-		if err := st.AddUser(ctx, store.User{Username: users[i], Email: users[i] + "@bench"}, hash); err != nil {
+		if err := st.AddUser(ctx, model.User{Username: users[i], Email: users[i] + "@bench"}, hash); err != nil {
 			return VerifyResult{}, err
 		}
 		if err := st.AddCamera(ctx, serial, device.Body4, "cam1:bench"); err != nil {
 			return VerifyResult{}, err
 		}
 		seed, _ := provisioning.NewSeed()
-		v, err := st.StartOp(ctx, serial, store.OpProvision, &seed, make([]byte, 32), func(uint64) ([]byte, error) { return nil, nil })
+		v, err := st.StartOp(ctx, serial, model.OpProvision, &seed, make([]byte, 32), func(uint64) ([]byte, error) { return nil, nil })
 		if err != nil {
 			return VerifyResult{}, err
 		}
@@ -118,7 +119,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 		// A round: every user has passed the password step (not timed) …
 		clock.ns.Add(int64(30 * time.Second))
 		for i, u := range users {
-			if tokens[i], err = st.CreateToken(ctx, store.TokenPending, u, signin.MethodBodycam, "127.0.0.1", 5*time.Minute); err != nil {
+			if tokens[i], err = st.CreateToken(ctx, model.TokenPending, u, signin.MethodBodycam, "127.0.0.1", 5*time.Minute); err != nil {
 				return VerifyResult{}, err
 			}
 		}
@@ -177,7 +178,7 @@ func rawValidate(seed device.Seed) time.Duration {
 	return time.Since(t0) / n
 }
 
-func rawWrite(ctx context.Context, st *store.Store) (time.Duration, error) {
+func rawWrite(ctx context.Context, st *sqlite.Store) (time.Duration, error) {
 	const n = 5000
 	t0 := time.Now()
 	for i := range n {

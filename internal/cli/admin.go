@@ -19,8 +19,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/signin"
 )
@@ -148,7 +148,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		if err := parse(newFlags(env, "admin outbox"), rest[1:], 0); err != nil {
 			return err
 		}
-		var msgs []store.OutboxMessage
+		var msgs []model.OutboxMessage
 		if err := c.do(ctx, "GET", "/api/v1/admin/outbox", nil, &msgs); err != nil {
 			var ae apiError
 			if errors.As(err, &ae) && ae.status == http.StatusNotFound {
@@ -168,7 +168,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 		if err := parse(f, rest[1:], 0); err != nil {
 			return err
 		}
-		var entries []store.AuditEntry
+		var entries []model.AuditEntry
 		if err := c.do(ctx, "GET", "/api/v1/admin/audit?subject="+url.QueryEscape(*subject), nil, &entries); err != nil {
 			return err
 		}
@@ -209,7 +209,7 @@ func adminCamera(ctx context.Context, env Env, c adminClient, args []string) err
 		if req.Serial == "" || req.Model == "" || req.PublicKey == "" {
 			return usagef("admin camera add: --serial, --model and --public-key are required")
 		}
-		var cam store.Camera
+		var cam model.Camera
 		if err := c.do(ctx, "POST", "/api/v1/admin/cameras", req, &cam); err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func adminCamera(ctx context.Context, env Env, c adminClient, args []string) err
 		if serial == "" || len(rest) > 0 {
 			return usagef("admin camera %s: want exactly one serial", sub)
 		}
-		var cam store.Camera
+		var cam model.Camera
 		if sub == "unassign" {
 			if err := c.do(ctx, "POST", "/api/v1/admin/cameras/"+url.PathEscape(serial)+"/unassign", nil, &cam); err != nil {
 				return err
@@ -272,7 +272,7 @@ func adminCamera(ctx context.Context, env Env, c adminClient, args []string) err
 		if err := parse(f, args, 0); err != nil {
 			return err
 		}
-		var cams []store.Camera
+		var cams []model.Camera
 		if err := c.do(ctx, "GET", "/api/v1/admin/cameras", nil, &cams); err != nil {
 			return err
 		}
@@ -283,7 +283,7 @@ func adminCamera(ctx context.Context, env Env, c adminClient, args []string) err
 		fmt.Fprintln(tw, "SERIAL\tMODEL\tSTATE\tVERSION\tUSER\tLAST SEEN")
 		for _, cam := range cams {
 			state := string(cam.State)
-			if cam.PendingOp != "" && cam.State == store.StateProvisioned {
+			if cam.PendingOp != "" && cam.State == model.StateProvisioned {
 				state += " (" + string(cam.PendingOp) + " pending)"
 			}
 			seen := "never"
@@ -312,9 +312,9 @@ func waitProof(ctx context.Context, env Env, c adminClient, serial string, op pr
 	defer tick.Stop()
 	tty := isTerminal(env.Stderr)
 	start := time.Now()
-	var last *store.Camera // the last answer; a poll cut short by the deadline leaves it alone
+	var last *model.Camera // the last answer; a poll cut short by the deadline leaves it alone
 	for {
-		var cam store.Camera
+		var cam model.Camera
 		err := c.do(ctx, "GET", "/api/v1/admin/cameras/"+url.PathEscape(serial), nil, &cam)
 		if err != nil && ctx.Err() == nil {
 			if tty {
@@ -352,7 +352,7 @@ func waitProof(ctx context.Context, env Env, c adminClient, serial string, op pr
 }
 
 // describeCamera names a camera's state as the server reported it.
-func describeCamera(cam *store.Camera) string {
+func describeCamera(cam *model.Camera) string {
 	if cam == nil {
 		return "state unknown: the server did not answer in time"
 	}
@@ -465,7 +465,7 @@ func adminUser(ctx context.Context, env Env, c adminClient, args []string) error
 			}
 			return tw.Flush()
 		}
-		var users []store.User
+		var users []model.User
 		if err := c.do(ctx, "GET", "/api/v1/admin/users", nil, &users); err != nil {
 			return err
 		}

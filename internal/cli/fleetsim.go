@@ -21,7 +21,7 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/atomicfile"
 	"github.com/camotp/camotp/internal/bench"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -136,7 +136,7 @@ func (f *fleetSim) run(ctx context.Context) error {
 		})
 		var ae apiError
 		if errors.As(err, &ae) && ae.status == http.StatusConflict {
-			var cam store.Camera
+			var cam model.Camera
 			if err = f.admin.do(ctx, "GET", "/api/v1/admin/cameras/"+pub.Serial, nil, &cam); err == nil && cam.PublicKey != pub.PublicKey {
 				err = fmt.Errorf("registered on the server with another public key")
 			}
@@ -174,7 +174,7 @@ func (f *fleetSim) run(ctx context.Context) error {
 	start := time.Now()
 	var todo []string
 	for _, sn := range serials {
-		if c := cams[sn]; c.State != store.StateProvisioned && c.PendingOp == "" {
+		if c := cams[sn]; c.State != model.StateProvisioned && c.PendingOp == "" {
 			todo = append(todo, sn)
 		}
 	}
@@ -269,18 +269,18 @@ func (f *fleetSim) each(ctx context.Context, items []string, fn func(context.Con
 }
 
 // cameras returns the server's view of serials.
-func (f *fleetSim) cameras(ctx context.Context, serials []string) (map[string]store.Camera, error) {
-	var all []store.Camera
+func (f *fleetSim) cameras(ctx context.Context, serials []string) (map[string]model.Camera, error) {
+	var all []model.Camera
 	if err := f.admin.do(ctx, "GET", "/api/v1/admin/cameras", nil, &all); err != nil {
 		return nil, fmt.Errorf("list cameras: %w", err)
 	}
-	out := make(map[string]store.Camera, len(serials))
+	out := make(map[string]model.Camera, len(serials))
 	for _, c := range all {
 		out[c.Serial] = c
 	}
 	for _, sn := range serials {
 		if _, ok := out[sn]; !ok {
-			out[sn] = store.Camera{Serial: sn}
+			out[sn] = model.Camera{Serial: sn}
 		}
 	}
 	return out, nil
@@ -296,7 +296,7 @@ func (f *fleetSim) wait(ctx context.Context, serials []string, start time.Time) 
 		done := 0
 		if err == nil {
 			for _, sn := range serials {
-				if c := cams[sn]; c.State == store.StateProvisioned && c.PendingOp == "" {
+				if c := cams[sn]; c.State == model.StateProvisioned && c.PendingOp == "" {
 					done++
 				}
 			}
@@ -317,7 +317,7 @@ func (f *fleetSim) wait(ctx context.Context, serials []string, start time.Time) 
 
 // assignUsers creates a user per camera (when missing) and assigns it.
 // Passwords of the users it creates are appended to STATE/users.txt.
-func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[string]store.Camera) error {
+func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[string]model.Camera) error {
 	path := filepath.Join(f.dir, "users.txt")
 	known, err := readUsers(path)
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/internal/testenv"
 )
 
@@ -54,7 +54,7 @@ func TestFleetSimProvisionsAndAssigns(t *testing.T) {
 	for i := range n {
 		sn, user := fmt.Sprintf("QA-%05d", i), fmt.Sprintf("qa-user-%05d", i)
 		cam, err := srv.Store.Camera(ctx, sn)
-		if err != nil || cam.State != store.StateProvisioned || cam.AssignedUser != user {
+		if err != nil || cam.State != model.StateProvisioned || cam.AssignedUser != user {
 			t.Fatalf("%s: %+v %v", sn, cam, err)
 		}
 	}
@@ -135,7 +135,7 @@ func TestFleetSimInterrupt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cam.State != store.StateProvisioned {
+		if cam.State != model.StateProvisioned {
 			continue
 		}
 		provisioned++

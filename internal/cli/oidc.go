@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/oidc"
 )
 
@@ -62,7 +62,7 @@ func adminOIDC(ctx context.Context, env Env, c adminClient, args []string) error
 		if err := parse(f, args, 0); err != nil {
 			return err
 		}
-		var list []store.OIDCClient
+		var list []model.OIDCClient
 		if err := c.do(ctx, "GET", "/api/v1/admin/oidc/clients", nil, &list); err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func adminOIDC(ctx context.Context, env Env, c adminClient, args []string) error
 	return usagef("admin oidc: unknown command %q", sub)
 }
 
-func kindOf(c store.OIDCClient) string {
+func kindOf(c model.OIDCClient) string {
 	if c.Public {
 		return "public, PKCE"
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/camotp/camotp/emulator"
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 )
 
 func freeAddr(t *testing.T) string {
@@ -142,7 +142,7 @@ func TestServeProvisionThroughCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), filepath.Join(data, server.DBFile), key, nil)
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, server.DBFile), key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

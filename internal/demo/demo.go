@@ -20,9 +20,10 @@ import (
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/atomicfile"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
@@ -160,11 +161,11 @@ func (d *Demo) startRADIUS(ctx context.Context, cfg Config) error {
 		}
 	}
 	if !known {
-		if err := st.RemoveRadiusClient(ctx, RADIUSClient); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := st.RemoveRadiusClient(ctx, RADIUSClient); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		secret = []byte(radius.NewSecret())
-		c := store.RadiusClient{Name: RADIUSClient, CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}
+		c := model.RadiusClient{Name: RADIUSClient, CIDR: netip.MustParsePrefix("127.0.0.1/32"), Secret: secret}
 		if err := st.AddRadiusClient(ctx, c); err != nil {
 			return fmt.Errorf("demo radius client: %w", err)
 		}
@@ -222,15 +223,15 @@ func (d *Demo) camera(ctx context.Context, cfg Config, o Officer) (Camera, error
 		}
 	}
 	pub := cs.Identity().Public()
-	if err := st.AddCamera(ctx, o.Serial, o.Model, pub.PublicKey); err != nil && !errors.Is(err, store.ErrExists) {
+	if err := st.AddCamera(ctx, o.Serial, o.Model, pub.PublicKey); err != nil && !errors.Is(err, storage.ErrExists) {
 		return Camera{}, err
 	}
-	if _, _, err := st.User(ctx, o.Username); errors.Is(err, store.ErrNotFound) {
+	if _, _, err := st.User(ctx, o.Username); errors.Is(err, storage.ErrNotFound) {
 		hash, err := password.Hash(o.Password)
 		if err != nil {
 			return Camera{}, err
 		}
-		if err := st.AddUser(ctx, store.User{Username: o.Username, Email: o.Username + "@demo.example"}, hash); err != nil {
+		if err := st.AddUser(ctx, model.User{Username: o.Username, Email: o.Username + "@demo.example"}, hash); err != nil {
 			return Camera{}, err
 		}
 	}
@@ -242,11 +243,11 @@ func (d *Demo) camera(ctx context.Context, cfg Config, o Officer) (Camera, error
 		return cam, err
 	}
 	_, seedErr := cs.Seed()
-	if c.State != store.StateProvisioned || seedErr != nil || c.PendingOp != "" {
+	if c.State != model.StateProvisioned || seedErr != nil || c.PendingOp != "" {
 		if c.PendingOp == "" {
-			op := store.OpProvision
-			if c.State == store.StateProvisioned {
-				op = store.OpRotate // the camera lost its seed: give it a new one
+			op := model.OpProvision
+			if c.State == model.StateProvisioned {
+				op = model.OpRotate // the camera lost its seed: give it a new one
 			}
 			if _, err := d.Server.Provisioning.Start(ctx, o.Serial, op, "demo", ""); err != nil {
 				return cam, err
@@ -262,12 +263,12 @@ func (d *Demo) camera(ctx context.Context, cfg Config, o Officer) (Camera, error
 	return cam, nil
 }
 
-func waitProvisioned(ctx context.Context, st *store.Store, serial string, wait time.Duration) error {
+func waitProvisioned(ctx context.Context, st storage.Store, serial string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		c, err := st.Camera(ctx, serial)
-		if err == nil && c.State == store.StateProvisioned && c.PendingOp == "" {
+		if err == nil && c.State == model.StateProvisioned && c.PendingOp == "" {
 			return nil
 		}
 		select {
@@ -288,7 +289,7 @@ func (d *Demo) Close() {
 
 // demoClient returns the demo client, registering it (and keeping its
 // secret at path) on the first run, or again when either is missing.
-func demoClient(ctx context.Context, st *store.Store, path string) (*Client, error) {
+func demoClient(ctx context.Context, st storage.Store, path string) (*Client, error) {
 	var c Client
 	data, err := os.ReadFile(path)
 	if err == nil && json.Unmarshal(data, &c) == nil && c.Secret != "" {
@@ -296,7 +297,7 @@ func demoClient(ctx context.Context, st *store.Store, path string) (*Client, err
 			return &c, nil
 		}
 	}
-	if err := st.RemoveOIDCClient(ctx, DemoClientID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := st.RemoveOIDCClient(ctx, DemoClientID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
 	reg, secret, err := oidc.NewClient(DemoClientID, []string{DemoRedirectURI}, false)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/testenv"
 )
 
@@ -19,7 +19,7 @@ func TestDemoStartsAndRestarts(t *testing.T) {
 	versions := map[string]uint64{}
 	for _, c := range d.Cameras {
 		cam, err := d.Server.Store.Camera(context.Background(), c.Officer.Serial)
-		if err != nil || cam.State != store.StateProvisioned || cam.AssignedUser != c.Officer.Username {
+		if err != nil || cam.State != model.StateProvisioned || cam.AssignedUser != c.Officer.Username {
 			t.Fatalf("%s: %+v %v", c.Officer.Serial, cam, err)
 		}
 		versions[c.Officer.Serial] = cam.Version
@@ -42,7 +42,7 @@ func TestDemoStartsAndRestarts(t *testing.T) {
 	defer d.Close()
 	for _, c := range d.Cameras {
 		cam, _ := d.Server.Store.Camera(context.Background(), c.Officer.Serial)
-		if cam.Version != versions[c.Officer.Serial] || cam.State != store.StateProvisioned {
+		if cam.Version != versions[c.Officer.Serial] || cam.State != model.StateProvisioned {
 			t.Fatalf("%s re-provisioned on restart: v%d → v%d", c.Officer.Serial, versions[c.Officer.Serial], cam.Version)
 		}
 	}

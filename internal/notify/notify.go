@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // Channels.
@@ -190,7 +190,7 @@ func (h *Webhook) Send(ctx context.Context, m Message) error {
 
 // OutboxStore keeps development messages.
 type OutboxStore interface {
-	AddOutbox(ctx context.Context, m store.OutboxMessage) error
+	AddOutbox(ctx context.Context, m model.OutboxMessage) error
 }
 
 // Outbox keeps messages in the database instead of sending them: for
@@ -203,5 +203,5 @@ func (o Outbox) Send(ctx context.Context, m Message) error {
 	if err := checkHeader("to", m.To); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return o.Store.AddOutbox(ctx, store.OutboxMessage{Channel: m.Channel, Address: m.To, Subject: m.Subject, Body: m.Text})
+	return o.Store.AddOutbox(ctx, model.OutboxMessage{Channel: m.Channel, Address: m.To, Subject: m.Subject, Body: m.Text})
 }

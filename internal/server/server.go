@@ -28,9 +28,11 @@ import (
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/metrics"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/secretfile"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
@@ -116,7 +118,7 @@ type NotifyConfig struct {
 }
 
 // router builds the senders.
-func (n NotifyConfig) router(st *store.Store) notify.Router {
+func (n NotifyConfig) router(st storage.Store) notify.Router {
 	r := notify.Router{}
 	if n.DevOutbox {
 		box := notify.Outbox{Store: st}
@@ -159,7 +161,7 @@ type RADIUSConfig struct {
 
 // Server is a running camotp server.
 type Server struct {
-	Store        *store.Store
+	Store        storage.Store
 	Provisioning *provisioning.Service
 	SignIn       *signin.Service
 	// OIDC is the OpenID Connect provider (nil when it is off).
@@ -243,7 +245,7 @@ func (s *Server) sweep(ctx context.Context, limits signin.Limits) {
 }
 
 // cameraKeys adapts the store for the broker's auth hook.
-type cameraKeys struct{ st *store.Store }
+type cameraKeys struct{ st storage.Store }
 
 func (k cameraKeys) CameraKey(ctx context.Context, serial string) (camkey.PublicKey, error) {
 	c, err := k.st.Camera(ctx, serial)
@@ -282,12 +284,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server box key: %w", err)
 	}
-	st, err := store.Open(ctx, path(DBFile), key, cfg.Now)
+	st, err := sqlite.Open(ctx, path(DBFile), key, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux()}
-	st.SetAuditFailureHook(func(e store.AuditEntry, err error) {
+	st.SetAuditFailureHook(func(e model.AuditEntry, err error) {
 		cfg.Log.Error("audit entry lost", "action", e.Action, "actor", e.Actor, "subject", e.Subject, "result", e.Result, "err", err)
 	})
 	ok := false
@@ -398,7 +400,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	pages.SecureCookies = cfg.SecureCookies
 	if cfg.Notify.DevOutbox {
-		pages.Outbox = func(ctx context.Context) ([]store.OutboxMessage, error) { return st.Outbox(ctx, 50) }
+		pages.Outbox = func(ctx context.Context) ([]model.OutboxMessage, error) { return st.Outbox(ctx, 50) }
 		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			msgs, err := st.Outbox(r.Context(), 50)
 			if err != nil {

@@ -17,8 +17,9 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/store"
+	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -110,7 +111,7 @@ func Op(tb testing.TB, srv *server.Server, serial, what string) uint64 {
 }
 
 // WaitCamera waits until the camera reaches state at version with nothing pending.
-func WaitCamera(tb testing.TB, st *store.Store, serial string, state store.CameraState, version uint64) store.Camera {
+func WaitCamera(tb testing.TB, st storage.Store, serial string, state model.CameraState, version uint64) model.Camera {
 	tb.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -130,11 +131,11 @@ func WaitCamera(tb testing.TB, st *store.Store, serial string, state store.Camer
 
 // ProvisionedCamera registers, connects and provisions a camera, and
 // assigns it to user when user is not "".
-func ProvisionedCamera(tb testing.TB, srv *server.Server, serial string, model device.Model, user string) *device.State {
+func ProvisionedCamera(tb testing.TB, srv *server.Server, serial string, camModel device.Model, user string) *device.State {
 	tb.Helper()
-	st := Camera(tb, srv, serial, model)
+	st := Camera(tb, srv, serial, camModel)
 	Agent(tb, st, "tcp://"+srv.MQTTAddr())
-	WaitCamera(tb, srv.Store, serial, store.StateProvisioned, Op(tb, srv, serial, "provision"))
+	WaitCamera(tb, srv.Store, serial, model.StateProvisioned, Op(tb, srv, serial, "provision"))
 	if user != "" {
 		Assign(tb, srv, serial, user)
 	}

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -10,66 +10,23 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
-
-// CameraState is a camera's provisioning state.
-type CameraState string
-
-// Camera states: registered → pending → provisioned; wiping → wiped.
-const (
-	StateRegistered  CameraState = "registered"
-	StatePending     CameraState = "pending"
-	StateProvisioned CameraState = "provisioned"
-	StateWiping      CameraState = "wiping"
-	StateWiped       CameraState = "wiped"
-)
-
-// Op is a provisioning operation sent to a camera.
-type Op string
-
-// Provisioning operations.
-const (
-	OpProvision Op = "provision"
-	OpRotate    Op = "rotate"
-	OpWipe      Op = "wipe"
-)
-
-// Camera is a registered camera as the registry holds it (no seed).
-type Camera struct {
-	Serial         string       `json:"serial"`
-	Model          device.Model `json:"model"`
-	PublicKey      string       `json:"publicKey"`
-	State          CameraState  `json:"state"`
-	Version        uint64       `json:"version"`
-	PendingOp      Op           `json:"pendingOp,omitempty"`
-	PendingVersion uint64       `json:"pendingVersion,omitempty"`
-	AssignedUser   string       `json:"assignedUser,omitempty"`
-	LastSeen       *time.Time   `json:"lastSeen,omitempty"`
-	CreatedAt      time.Time    `json:"createdAt"`
-}
-
-// Pending is an operation sent to a camera and not yet proven.
-type Pending struct {
-	Op        Op
-	Version   uint64
-	Seed      *device.Seed // nil for a wipe
-	Challenge []byte
-	Payload   []byte // the sealed MQTT command, resent until acknowledged
-}
 
 const cameraCols = `serial, model, public_key, state, version, COALESCE(pending_op, ''), COALESCE(pending_version, 0),
 	COALESCE(assigned_user, ''), last_seen, created_at`
 
-func scanCamera(row interface{ Scan(...any) error }) (Camera, error) {
-	var c Camera
+func scanCamera(row interface{ Scan(...any) error }) (model.Camera, error) {
+	var c model.Camera
 	var lastSeen sql.NullInt64
 	var created int64
 	var op string
 	if err := row.Scan(&c.Serial, &c.Model, &c.PublicKey, &c.State, &c.Version, &op, &c.PendingVersion,
 		&c.AssignedUser, &lastSeen, &created); err != nil {
-		return Camera{}, err
+		return model.Camera{}, err
 	}
-	c.PendingOp = Op(op)
+	c.PendingOp = model.Op(op)
 	c.CreatedAt = time.UnixMilli(created).UTC()
 	if lastSeen.Valid {
 		t := time.UnixMilli(lastSeen.Int64).UTC()
@@ -80,13 +37,13 @@ func scanCamera(row interface{ Scan(...any) error }) (Camera, error) {
 
 // AddCamera registers a camera in state registered. ErrExists for a
 // duplicate serial.
-func (s *Store) AddCamera(ctx context.Context, serial string, model device.Model, publicKey string) error {
+func (s *Store) AddCamera(ctx context.Context, serial string, camModel device.Model, publicKey string) error {
 	now := s.now().UnixMilli()
 	_, err := s.exec(ctx, `INSERT INTO cameras (serial, model, public_key, state, created_at, updated_at)
-		VALUES (?,?,?,?,?,?)`, serial, model, publicKey, StateRegistered, now, now)
+		VALUES (?,?,?,?,?,?)`, serial, camModel, publicKey, model.StateRegistered, now, now)
 	if err != nil {
 		if isUnique(err) {
-			return fmt.Errorf("camera %s: %w", serial, ErrExists)
+			return fmt.Errorf("camera %s: %w", serial, storage.ErrExists)
 		}
 		return fmt.Errorf("add camera %s: %w", serial, err)
 	}
@@ -94,25 +51,25 @@ func (s *Store) AddCamera(ctx context.Context, serial string, model device.Model
 }
 
 // Camera returns one camera, ErrNotFound when unknown.
-func (s *Store) Camera(ctx context.Context, serial string) (Camera, error) {
+func (s *Store) Camera(ctx context.Context, serial string) (model.Camera, error) {
 	c, err := scanCamera(s.queryRow(ctx, `SELECT `+cameraCols+` FROM cameras WHERE serial = ?`, serial))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Camera{}, fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+		return model.Camera{}, fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 	}
 	if err != nil {
-		return Camera{}, fmt.Errorf("read camera %s: %w", serial, err)
+		return model.Camera{}, fmt.Errorf("read camera %s: %w", serial, err)
 	}
 	return c, nil
 }
 
 // Cameras lists every camera by serial.
-func (s *Store) Cameras(ctx context.Context) ([]Camera, error) {
+func (s *Store) Cameras(ctx context.Context) ([]model.Camera, error) {
 	rows, err := s.query(ctx, `SELECT `+cameraCols+` FROM cameras ORDER BY serial`)
 	if err != nil {
 		return nil, fmt.Errorf("list cameras: %w", err)
 	}
 	defer rows.Close()
-	var out []Camera
+	var out []model.Camera
 	for rows.Next() {
 		c, err := scanCamera(rows)
 		if err != nil {
@@ -143,43 +100,39 @@ func (s *Store) openSeed(serial string, sealed []byte) (device.Seed, error) {
 	return seed, nil
 }
 
-// BuildCommand makes the sealed MQTT command for an operation once its
-// version is fixed.
-type BuildCommand func(version uint64) ([]byte, error)
-
 // StartOp records a new operation on a camera under the next provisioning
 // version and returns that version. seed is the seed to deliver (nil for a
 // wipe); build makes the payload that is stored for resending. Allowed:
 // provision from registered, pending or wiped; rotate from provisioned;
 // wipe from any state but wiped. A wipe drops the active seed at once, so the
 // camera stops verifying codes before it acknowledges. ErrConflict otherwise.
-func (s *Store) StartOp(ctx context.Context, serial string, op Op, seed *device.Seed, challenge []byte, build BuildCommand) (uint64, error) {
+func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *device.Seed, challenge []byte, build storage.BuildCommand) (uint64, error) {
 	var version uint64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		c, err := scanCamera(tx.QueryRowContext(ctx, `SELECT `+cameraCols+` FROM cameras WHERE serial = ?`, serial))
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+			return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		var next CameraState
+		var next model.CameraState
 		switch op {
-		case OpProvision:
-			if c.State == StateProvisioned || c.State == StateWiping {
-				return fmt.Errorf("camera %s is %s: use rotate to replace its seed, or wait for the wipe: %w", serial, c.State, ErrConflict)
+		case model.OpProvision:
+			if c.State == model.StateProvisioned || c.State == model.StateWiping {
+				return fmt.Errorf("camera %s is %s: use rotate to replace its seed, or wait for the wipe: %w", serial, c.State, storage.ErrConflict)
 			}
-			next = StatePending
-		case OpRotate:
-			if c.State != StateProvisioned {
-				return fmt.Errorf("camera %s is %s: only a provisioned camera can be rotated (use provision): %w", serial, c.State, ErrConflict)
+			next = model.StatePending
+		case model.OpRotate:
+			if c.State != model.StateProvisioned {
+				return fmt.Errorf("camera %s is %s: only a provisioned camera can be rotated (use provision): %w", serial, c.State, storage.ErrConflict)
 			}
-			next = StateProvisioned
-		case OpWipe:
-			if c.State == StateWiped {
-				return fmt.Errorf("camera %s is already wiped: %w", serial, ErrConflict)
+			next = model.StateProvisioned
+		case model.OpWipe:
+			if c.State == model.StateWiped {
+				return fmt.Errorf("camera %s is already wiped: %w", serial, storage.ErrConflict)
 			}
-			next = StateWiping
+			next = model.StateWiping
 		default:
 			return fmt.Errorf("unknown operation %q", op)
 		}
@@ -197,7 +150,7 @@ func (s *Store) StartOp(ctx context.Context, serial string, op Op, seed *device.
 		}
 		q := `UPDATE cameras SET state = ?, pending_op = ?, pending_version = ?, pending_seed = ?, pending_challenge = ?,
 			pending_payload = ?, updated_at = ? WHERE serial = ?`
-		if op == OpWipe {
+		if op == model.OpWipe {
 			q = strings.Replace(q, "state = ?,", "state = ?, seed = NULL,", 1)
 		}
 		_, err = tx.ExecContext(ctx, q, next, op, version, sealedSeed, challenge, payload, s.now().UnixMilli(), serial)
@@ -210,23 +163,23 @@ func (s *Store) StartOp(ctx context.Context, serial string, op Op, seed *device.
 }
 
 // Pending returns the camera's unproven operation, ErrNotFound when none.
-func (s *Store) Pending(ctx context.Context, serial string) (Pending, error) {
-	var p Pending
+func (s *Store) Pending(ctx context.Context, serial string) (model.Pending, error) {
+	var p model.Pending
 	var op sql.NullString
 	var sealed []byte
 	err := s.queryRow(ctx, `SELECT pending_op, COALESCE(pending_version, 0), pending_seed, pending_challenge, pending_payload
 		FROM cameras WHERE serial = ?`, serial).Scan(&op, &p.Version, &sealed, &p.Challenge, &p.Payload)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !op.Valid) {
-		return Pending{}, fmt.Errorf("pending operation for %s: %w", serial, ErrNotFound)
+		return model.Pending{}, fmt.Errorf("pending operation for %s: %w", serial, storage.ErrNotFound)
 	}
 	if err != nil {
-		return Pending{}, fmt.Errorf("read pending operation for %s: %w", serial, err)
+		return model.Pending{}, fmt.Errorf("read pending operation for %s: %w", serial, err)
 	}
-	p.Op = Op(op.String)
+	p.Op = model.Op(op.String)
 	if sealed != nil {
 		seed, err := s.openSeed(serial, sealed)
 		if err != nil {
-			return Pending{}, err
+			return model.Pending{}, err
 		}
 		p.Seed = &seed
 	}
@@ -255,30 +208,30 @@ func (s *Store) PendingSerials(ctx context.Context) ([]string, error) {
 // rotate makes its seed the active one (the old seed dies here) and the
 // camera provisioned; a wipe makes it wiped. ErrConflict when version is not
 // the pending one.
-func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (Op, error) {
-	var op Op
+func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (model.Op, error) {
+	var op model.Op
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var pop sql.NullString
 		var pver uint64
 		err := tx.QueryRowContext(ctx, `SELECT pending_op, COALESCE(pending_version, 0) FROM cameras WHERE serial = ?`, serial).Scan(&pop, &pver)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+			return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
 		if !pop.Valid || pver != version {
-			return fmt.Errorf("camera %s has no pending operation at version %d: %w", serial, version, ErrConflict)
+			return fmt.Errorf("camera %s has no pending operation at version %d: %w", serial, version, storage.ErrConflict)
 		}
-		op = Op(pop.String)
+		op = model.Op(pop.String)
 		now := s.now().UnixMilli()
 		clear := `pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL`
-		if op == OpWipe {
+		if op == model.OpWipe {
 			_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = NULL, `+clear+`, updated_at = ? WHERE serial = ?`,
-				StateWiped, version, now, serial)
+				model.StateWiped, version, now, serial)
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = pending_seed, `+clear+`, updated_at = ? WHERE serial = ?`,
-				StateProvisioned, version, now, serial)
+				model.StateProvisioned, version, now, serial)
 		}
 		return err
 	})
@@ -289,10 +242,10 @@ func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (
 // ErrNotFound for an unknown camera or one that is not provisioned.
 func (s *Store) ActiveSeed(ctx context.Context, serial string) (device.Seed, error) {
 	var sealed []byte
-	var state CameraState
+	var state model.CameraState
 	err := s.queryRow(ctx, `SELECT state, seed FROM cameras WHERE serial = ?`, serial).Scan(&state, &sealed)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (state != StateProvisioned || sealed == nil)) {
-		return device.Seed{}, fmt.Errorf("active seed of %s: %w", serial, ErrNotFound)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (state != model.StateProvisioned || sealed == nil)) {
+		return device.Seed{}, fmt.Errorf("active seed of %s: %w", serial, storage.ErrNotFound)
 	}
 	if err != nil {
 		return device.Seed{}, fmt.Errorf("read seed of %s: %w", serial, err)
@@ -313,7 +266,7 @@ func (s *Store) Assign(ctx context.Context, serial, username string) error {
 		var current string
 		err := tx.QueryRowContext(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = ?`, serial).Scan(&current)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+			return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 		}
 		if err != nil {
 			return err
@@ -323,18 +276,18 @@ func (s *Store) Assign(ctx context.Context, serial, username string) error {
 			return err
 		}
 		if exists == 0 {
-			return fmt.Errorf("user %s: %w", username, ErrNotFound)
+			return fmt.Errorf("user %s: %w", username, storage.ErrNotFound)
 		}
 		if current == username {
 			return nil
 		}
 		if current != "" {
-			return fmt.Errorf("camera %s is assigned to %s: unassign it first: %w", serial, current, ErrConflict)
+			return fmt.Errorf("camera %s is assigned to %s: unassign it first: %w", serial, current, storage.ErrConflict)
 		}
 		var other string
 		err = tx.QueryRowContext(ctx, `SELECT serial FROM cameras WHERE assigned_user = ?`, username).Scan(&other)
 		if err == nil {
-			return fmt.Errorf("user %s already has camera %s: unassign it first: %w", username, other, ErrConflict)
+			return fmt.Errorf("user %s already has camera %s: unassign it first: %w", username, other, storage.ErrConflict)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
@@ -351,19 +304,19 @@ func (s *Store) Unassign(ctx context.Context, serial string) error {
 		return fmt.Errorf("unassign %s: %w", serial, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("camera %s: %w", serial, ErrNotFound)
+		return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 	}
 	return nil
 }
 
 // CameraOf returns the camera assigned to user, ErrNotFound when none.
-func (s *Store) CameraOf(ctx context.Context, username string) (Camera, error) {
+func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, error) {
 	c, err := scanCamera(s.queryRow(ctx, `SELECT `+cameraCols+` FROM cameras WHERE assigned_user = ?`, username))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Camera{}, fmt.Errorf("camera of %s: %w", username, ErrNotFound)
+		return model.Camera{}, fmt.Errorf("camera of %s: %w", username, storage.ErrNotFound)
 	}
 	if err != nil {
-		return Camera{}, fmt.Errorf("camera of %s: %w", username, err)
+		return model.Camera{}, fmt.Errorf("camera of %s: %w", username, err)
 	}
 	return c, nil
 }

@@ -1,29 +1,21 @@
-package store
+package sqlite
 
 import (
 	"context"
 	"fmt"
 	"net/netip"
 	"time"
-)
 
-// RadiusClient is a NAS allowed to send RADIUS requests: requests from an
-// address inside CIDR are checked with Secret.
-type RadiusClient struct {
-	Name      string       `json:"name"`
-	CIDR      netip.Prefix `json:"cidr"`
-	CreatedAt time.Time    `json:"createdAt"`
-	// Secret is the shared secret, opened with the master key. It is never
-	// marshalled.
-	Secret []byte `json:"-"`
-}
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
+)
 
 // radiusAAD binds a sealed shared secret to its client's name.
 func radiusAAD(name string) []byte { return []byte("radius-client:" + name) }
 
 // AddRadiusClient stores a client with its shared secret sealed with the
 // master key. ErrExists when the name or the CIDR is taken.
-func (s *Store) AddRadiusClient(ctx context.Context, c RadiusClient) error {
+func (s *Store) AddRadiusClient(ctx context.Context, c model.RadiusClient) error {
 	sealed, err := s.key.Seal(c.Secret, radiusAAD(c.Name))
 	if err != nil {
 		return fmt.Errorf("seal radius secret: %w", err)
@@ -31,7 +23,7 @@ func (s *Store) AddRadiusClient(ctx context.Context, c RadiusClient) error {
 	_, err = s.exec(ctx, `INSERT INTO radius_clients (name, cidr, secret, created_at) VALUES (?,?,?,?)`,
 		c.Name, c.CIDR.Masked().String(), sealed, s.now().UnixMilli())
 	if isUnique(err) {
-		return fmt.Errorf("radius client %s or %s: %w", c.Name, c.CIDR.Masked(), ErrExists)
+		return fmt.Errorf("radius client %s or %s: %w", c.Name, c.CIDR.Masked(), storage.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("add radius client %s: %w", c.Name, err)
@@ -40,15 +32,15 @@ func (s *Store) AddRadiusClient(ctx context.Context, c RadiusClient) error {
 }
 
 // RadiusClients lists every client by name, secrets opened.
-func (s *Store) RadiusClients(ctx context.Context) ([]RadiusClient, error) {
+func (s *Store) RadiusClients(ctx context.Context) ([]model.RadiusClient, error) {
 	rows, err := s.query(ctx, `SELECT name, cidr, secret, created_at FROM radius_clients ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list radius clients: %w", err)
 	}
 	defer rows.Close()
-	var out []RadiusClient
+	var out []model.RadiusClient
 	for rows.Next() {
-		var c RadiusClient
+		var c model.RadiusClient
 		var cidr string
 		var sealed []byte
 		var created int64
@@ -76,7 +68,7 @@ func (s *Store) RemoveRadiusClient(ctx context.Context, name string) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("remove radius client %s: %w", name, err)
 	} else if n == 0 {
-		return fmt.Errorf("radius client %s: %w", name, ErrNotFound)
+		return fmt.Errorf("radius client %s: %w", name, storage.ErrNotFound)
 	}
 	return nil
 }

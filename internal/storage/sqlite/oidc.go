@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -8,22 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
-// OIDCClient is a relying party registered to sign users in through
-// camotp's OpenID Connect provider.
-type OIDCClient struct {
-	ID string `json:"id"`
-	// SecretHash is the SHA-256 of the client secret (nil for a public
-	// client). The secret is 32 random bytes, so a fast hash suffices.
-	SecretHash   []byte    `json:"-"`
-	Public       bool      `json:"public"`
-	RedirectURIs []string  `json:"redirectUris"`
-	CreatedAt    time.Time `json:"createdAt"`
-}
-
 // AddOIDCClient registers c; ErrExists when its ID is taken.
-func (s *Store) AddOIDCClient(ctx context.Context, c OIDCClient) error {
+func (s *Store) AddOIDCClient(ctx context.Context, c model.OIDCClient) error {
 	uris, err := json.Marshal(c.RedirectURIs)
 	if err != nil {
 		return fmt.Errorf("add oidc client %s: %w", c.ID, err)
@@ -31,7 +22,7 @@ func (s *Store) AddOIDCClient(ctx context.Context, c OIDCClient) error {
 	_, err = s.exec(ctx, `INSERT INTO oidc_clients (id, secret_hash, public, redirect_uris, created_at) VALUES (?,?,?,?,?)`,
 		c.ID, c.SecretHash, c.Public, string(uris), s.now().UnixMilli())
 	if isUnique(err) {
-		return fmt.Errorf("oidc client %s: %w", c.ID, ErrExists)
+		return fmt.Errorf("oidc client %s: %w", c.ID, storage.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("add oidc client %s: %w", c.ID, err)
@@ -41,40 +32,40 @@ func (s *Store) AddOIDCClient(ctx context.Context, c OIDCClient) error {
 
 const oidcClientCols = `id, secret_hash, public, redirect_uris, created_at`
 
-func scanOIDCClient(row scanner) (OIDCClient, error) {
-	var c OIDCClient
+func scanOIDCClient(row scanner) (model.OIDCClient, error) {
+	var c model.OIDCClient
 	var uris string
 	var created int64
 	if err := row.Scan(&c.ID, &c.SecretHash, &c.Public, &uris, &created); err != nil {
-		return OIDCClient{}, err
+		return model.OIDCClient{}, err
 	}
 	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
-		return OIDCClient{}, fmt.Errorf("redirect URIs of %s: %w", c.ID, err)
+		return model.OIDCClient{}, fmt.Errorf("redirect URIs of %s: %w", c.ID, err)
 	}
 	c.CreatedAt = time.UnixMilli(created).UTC()
 	return c, nil
 }
 
 // OIDCClient returns the client id; ErrNotFound when none.
-func (s *Store) OIDCClient(ctx context.Context, id string) (OIDCClient, error) {
+func (s *Store) OIDCClient(ctx context.Context, id string) (model.OIDCClient, error) {
 	c, err := scanOIDCClient(s.queryRow(ctx, `SELECT `+oidcClientCols+` FROM oidc_clients WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return OIDCClient{}, fmt.Errorf("oidc client %s: %w", id, ErrNotFound)
+		return model.OIDCClient{}, fmt.Errorf("oidc client %s: %w", id, storage.ErrNotFound)
 	}
 	if err != nil {
-		return OIDCClient{}, fmt.Errorf("read oidc client %s: %w", id, err)
+		return model.OIDCClient{}, fmt.Errorf("read oidc client %s: %w", id, err)
 	}
 	return c, nil
 }
 
 // OIDCClients lists the registered clients by ID.
-func (s *Store) OIDCClients(ctx context.Context) ([]OIDCClient, error) {
+func (s *Store) OIDCClients(ctx context.Context) ([]model.OIDCClient, error) {
 	rows, err := s.query(ctx, `SELECT `+oidcClientCols+` FROM oidc_clients ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list oidc clients: %w", err)
 	}
 	defer rows.Close()
-	var out []OIDCClient
+	var out []model.OIDCClient
 	for rows.Next() {
 		c, err := scanOIDCClient(rows)
 		if err != nil {
@@ -110,21 +101,9 @@ func (s *Store) RemoveOIDCClient(ctx context.Context, id string) error {
 		return fmt.Errorf("remove oidc client %s: %w", id, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("oidc client %s: %w", id, ErrNotFound)
+		return fmt.Errorf("oidc client %s: %w", id, storage.ErrNotFound)
 	}
 	return nil
-}
-
-// OIDCKey is a signing key of the OpenID Connect provider.
-type OIDCKey struct {
-	ID  string
-	Alg string // JOSE algorithm, e.g. RS256
-	// Private is the key in PKCS #8 DER; it is sealed with the master key
-	// at rest.
-	Private   []byte
-	CreatedAt time.Time
-	// RetiredAt is when a newer key replaced it (nil: the signing key).
-	RetiredAt *time.Time
 }
 
 func keyAD(id string) []byte { return []byte("oidc-key:" + id) }
@@ -132,7 +111,7 @@ func keyAD(id string) []byte { return []byte("oidc-key:" + id) }
 // AddOIDCKey stores k sealed with the master key and makes it the signing
 // key: every other key is retired now (it stays published until the
 // caller's verification window ends).
-func (s *Store) AddOIDCKey(ctx context.Context, k OIDCKey) error {
+func (s *Store) AddOIDCKey(ctx context.Context, k model.OIDCKey) error {
 	sealed, err := s.key.Seal(k.Private, keyAD(k.ID))
 	if err != nil {
 		return fmt.Errorf("seal oidc key: %w", err)
@@ -158,16 +137,16 @@ func (s *Store) AddOIDCKey(ctx context.Context, k OIDCKey) error {
 
 // OIDCKeys returns the keys not retired before since (zero: all), newest
 // first, opened with the master key.
-func (s *Store) OIDCKeys(ctx context.Context, since time.Time) ([]OIDCKey, error) {
+func (s *Store) OIDCKeys(ctx context.Context, since time.Time) ([]model.OIDCKey, error) {
 	rows, err := s.query(ctx, `SELECT id, alg, sealed, created_at, retired_at FROM oidc_keys
 		WHERE retired_at IS NULL OR retired_at >= ? ORDER BY created_at DESC, rowid DESC`, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("read oidc keys: %w", err)
 	}
 	defer rows.Close()
-	var out []OIDCKey
+	var out []model.OIDCKey
 	for rows.Next() {
-		var k OIDCKey
+		var k model.OIDCKey
 		var sealed []byte
 		var created int64
 		var retired sql.NullInt64
@@ -187,18 +166,6 @@ func (s *Store) OIDCKeys(ctx context.Context, since time.Time) ([]OIDCKey, error
 	return out, rows.Err()
 }
 
-// OIDCAuthRequest is an authorization request between the client's
-// redirect to camotp and the exchange of its code. Request and SignIn are
-// the provider's own encodings.
-type OIDCAuthRequest struct {
-	ID        string
-	ClientID  string
-	Request   []byte
-	SignIn    []byte // nil until a sign-in completed it
-	CreatedAt time.Time
-	ExpiresAt time.Time
-}
-
 // CreateOIDCAuthRequest stores a new auth request valid for ttl.
 func (s *Store) CreateOIDCAuthRequest(ctx context.Context, id, clientID string, request []byte, ttl time.Duration) error {
 	now := s.now()
@@ -212,13 +179,13 @@ func (s *Store) CreateOIDCAuthRequest(ctx context.Context, id, clientID string, 
 
 const authRequestCols = `id, client_id, request, signin, created_at, expires_at`
 
-func scanAuthRequest(row scanner) (OIDCAuthRequest, error) {
-	var a OIDCAuthRequest
+func scanAuthRequest(row scanner) (model.OIDCAuthRequest, error) {
+	var a model.OIDCAuthRequest
 	var req string
 	var signin sql.NullString
 	var created, exp int64
 	if err := row.Scan(&a.ID, &a.ClientID, &req, &signin, &created, &exp); err != nil {
-		return OIDCAuthRequest{}, err
+		return model.OIDCAuthRequest{}, err
 	}
 	a.Request = []byte(req)
 	if signin.Valid {
@@ -230,14 +197,14 @@ func scanAuthRequest(row scanner) (OIDCAuthRequest, error) {
 
 // OIDCAuthRequest returns the unexpired auth request id whose code was not
 // issued yet; ErrNotFound otherwise.
-func (s *Store) OIDCAuthRequest(ctx context.Context, id string) (OIDCAuthRequest, error) {
+func (s *Store) OIDCAuthRequest(ctx context.Context, id string) (model.OIDCAuthRequest, error) {
 	a, err := scanAuthRequest(s.queryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests
 		WHERE id = ? AND code_hash IS NULL AND expires_at > ?`, id, s.now().UnixMilli()))
 	if errors.Is(err, sql.ErrNoRows) {
-		return OIDCAuthRequest{}, fmt.Errorf("auth request: %w", ErrNotFound)
+		return model.OIDCAuthRequest{}, fmt.Errorf("auth request: %w", storage.ErrNotFound)
 	}
 	if err != nil {
-		return OIDCAuthRequest{}, fmt.Errorf("read auth request: %w", err)
+		return model.OIDCAuthRequest{}, fmt.Errorf("read auth request: %w", err)
 	}
 	return a, nil
 }
@@ -251,7 +218,7 @@ func (s *Store) CompleteOIDCAuthRequest(ctx context.Context, id string, signin [
 		return fmt.Errorf("complete auth request: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("auth request: %w", ErrNotFound)
+		return fmt.Errorf("auth request: %w", storage.ErrNotFound)
 	}
 	return nil
 }
@@ -273,24 +240,21 @@ func (s *Store) SaveOIDCCode(ctx context.Context, id, code string, ttl time.Dura
 		return fmt.Errorf("save authorization code: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("auth request: %w", ErrNotFound)
+		return fmt.Errorf("auth request: %w", storage.ErrNotFound)
 	}
 	return nil
 }
-
-// ErrReplayed is an authorization code used a second time.
-var ErrReplayed = errors.New("authorization code already used")
 
 // ConsumeOIDCCode marks code used and returns its auth request, once: the
 // database decides which of two concurrent exchanges wins. A code used
 // before is ErrReplayed, and the access tokens issued for it are revoked
 // (RFC 6749 §4.1.2); an unknown or expired code is ErrNotFound.
-func (s *Store) ConsumeOIDCCode(ctx context.Context, code string) (OIDCAuthRequest, error) {
+func (s *Store) ConsumeOIDCCode(ctx context.Context, code string) (model.OIDCAuthRequest, error) {
 	h := codeHash(code)
 	res, err := s.exec(ctx, `UPDATE oidc_auth_requests SET code_used = 1 WHERE code_hash = ? AND code_used = 0 AND expires_at > ?`,
 		h, s.now().UnixMilli())
 	if err != nil {
-		return OIDCAuthRequest{}, fmt.Errorf("use authorization code: %w", err)
+		return model.OIDCAuthRequest{}, fmt.Errorf("use authorization code: %w", err)
 	}
 	row := s.queryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests WHERE code_hash = ?`, h)
 	a, err := scanAuthRequest(row)
@@ -299,18 +263,18 @@ func (s *Store) ConsumeOIDCCode(ctx context.Context, code string) (OIDCAuthReque
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return OIDCAuthRequest{}, fmt.Errorf("authorization code: %w", ErrNotFound)
+		return model.OIDCAuthRequest{}, fmt.Errorf("authorization code: %w", storage.ErrNotFound)
 	case err != nil:
-		return OIDCAuthRequest{}, fmt.Errorf("read auth request: %w", err)
+		return model.OIDCAuthRequest{}, fmt.Errorf("read auth request: %w", err)
 	}
 	var used bool
 	if err := s.queryRow(ctx, `SELECT code_used FROM oidc_auth_requests WHERE code_hash = ?`, h).Scan(&used); err == nil && used {
 		if _, err := s.exec(ctx, `DELETE FROM oidc_tokens WHERE auth_request = ?`, a.ID); err != nil {
-			return OIDCAuthRequest{}, fmt.Errorf("revoke tokens of a replayed code: %w", err)
+			return model.OIDCAuthRequest{}, fmt.Errorf("revoke tokens of a replayed code: %w", err)
 		}
-		return OIDCAuthRequest{}, ErrReplayed
+		return model.OIDCAuthRequest{}, storage.ErrReplayed
 	}
-	return OIDCAuthRequest{}, fmt.Errorf("authorization code: %w", ErrNotFound)
+	return model.OIDCAuthRequest{}, fmt.Errorf("authorization code: %w", storage.ErrNotFound)
 }
 
 // DeleteOIDCAuthRequest removes an auth request (no error when absent).
@@ -319,18 +283,8 @@ func (s *Store) DeleteOIDCAuthRequest(ctx context.Context, id string) error {
 	return err
 }
 
-// OIDCToken is an opaque access token issued to a client.
-type OIDCToken struct {
-	ID          string
-	AuthRequest string
-	ClientID    string
-	Username    string
-	Scopes      []string
-	ExpiresAt   time.Time
-}
-
 // AddOIDCToken stores an access token.
-func (s *Store) AddOIDCToken(ctx context.Context, t OIDCToken) error {
+func (s *Store) AddOIDCToken(ctx context.Context, t model.OIDCToken) error {
 	scopes, _ := json.Marshal(t.Scopes)
 	_, err := s.exec(ctx, `INSERT INTO oidc_tokens (id, auth_request, client_id, username, scopes, expires_at) VALUES (?,?,?,?,?,?)`,
 		t.ID, t.AuthRequest, t.ClientID, t.Username, string(scopes), t.ExpiresAt.UnixMilli())
@@ -341,17 +295,17 @@ func (s *Store) AddOIDCToken(ctx context.Context, t OIDCToken) error {
 }
 
 // OIDCToken returns the unexpired, unrevoked access token id.
-func (s *Store) OIDCToken(ctx context.Context, id string) (OIDCToken, error) {
-	var t OIDCToken
+func (s *Store) OIDCToken(ctx context.Context, id string) (model.OIDCToken, error) {
+	var t model.OIDCToken
 	var scopes string
 	var exp int64
 	err := s.queryRow(ctx, `SELECT id, auth_request, client_id, username, scopes, expires_at FROM oidc_tokens WHERE id = ? AND expires_at > ?`,
 		id, s.now().UnixMilli()).Scan(&t.ID, &t.AuthRequest, &t.ClientID, &t.Username, &scopes, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
-		return OIDCToken{}, fmt.Errorf("access token: %w", ErrNotFound)
+		return model.OIDCToken{}, fmt.Errorf("access token: %w", storage.ErrNotFound)
 	}
 	if err != nil {
-		return OIDCToken{}, fmt.Errorf("read access token: %w", err)
+		return model.OIDCToken{}, fmt.Errorf("read access token: %w", err)
 	}
 	json.Unmarshal([]byte(scopes), &t.Scopes)
 	t.ExpiresAt = time.UnixMilli(exp).UTC()

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/model"
 )
 
 func openTest(t *testing.T) *Store {
@@ -38,10 +39,10 @@ func TestReadYourWrites(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 2 { // transactions in the same groups
 		wg.Go(func() {
-			tok, _ := s.CreateToken(ctx, TokenPending, "u", "bodycam", "", time.Minute)
+			tok, _ := s.CreateToken(ctx, model.TokenPending, "u", "bodycam", "", time.Minute)
 			for range 1000 {
 				var err error
-				if tok, err = s.ExchangeToken(ctx, tok, TokenPending, "u", "bodycam", "", time.Minute, AuditEntry{Action: "t"}); err != nil {
+				if tok, err = s.ExchangeToken(ctx, tok, model.TokenPending, "u", "bodycam", "", time.Minute, model.AuditEntry{Action: "t"}); err != nil {
 					errs <- err
 					return
 				}

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -6,28 +6,12 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-	"time"
 
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
-
-// UnavailableError says the database cannot take writes now — the disk is
-// full, the file system is read-only, or I/O fails — and the caller should
-// try again later: servers answer 503 with the reason.
-type UnavailableError struct {
-	// Reason is fit to show a client: "disk full", "read-only", "I/O error".
-	Reason string
-	Err    error
-}
-
-func (e *UnavailableError) Error() string { return "storage unavailable: " + e.Reason }
-
-// Unwrap returns the database's error.
-func (e *UnavailableError) Unwrap() error { return e.Err }
-
-// RetryAfter is how long a client should wait before trying again.
-func (e *UnavailableError) RetryAfter() time.Duration { return 30 * time.Second }
 
 // classify turns the database errors that mean "storage unavailable" into
 // an *UnavailableError; other errors are returned as they are.
@@ -47,7 +31,7 @@ func classify(err error) error {
 	default:
 		return err
 	}
-	return &UnavailableError{Reason: reason, Err: err}
+	return &storage.UnavailableError{Reason: reason, Err: err}
 }
 
 // probeSize is how much the write probe asks of the file system: enough
@@ -89,16 +73,16 @@ func probeFile(path string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return &UnavailableError{Reason: "disk full", Err: err}
+		return &storage.UnavailableError{Reason: "disk full", Err: err}
 	case errors.Is(err, syscall.EROFS), errors.Is(err, os.ErrPermission):
-		return &UnavailableError{Reason: "read-only", Err: err}
+		return &storage.UnavailableError{Reason: "read-only", Err: err}
 	}
-	return &UnavailableError{Reason: "I/O error", Err: err}
+	return &storage.UnavailableError{Reason: "I/O error", Err: err}
 }
 
 // SetAuditFailureHook sets fn to be told of every audit entry that could
 // not be written (to log and count it); call it before serving.
-func (s *Store) SetAuditFailureHook(fn func(e AuditEntry, err error)) { s.auditFailed = fn }
+func (s *Store) SetAuditFailureHook(fn func(e model.AuditEntry, err error)) { s.auditFailed = fn }
 
 // AuditFailures is the number of audit entries that could not be written.
 func (s *Store) AuditFailures() uint64 { return s.auditFailures.Load() }

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -7,55 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/camotp/camotp/internal/model"
 )
-
-// ThrottleRule is the rule of one throttling counter. Up to Limit attempts
-// may be taken within Window (counted from the first); once Limit have
-// been taken and one of them fails, the counter is blocked for BlockBase
-// doubled once per earlier block (Level), capped at BlockMax, and counting
-// starts over after the block. A counter calm for a whole Window after its
-// last block forgets its level.
-type ThrottleRule struct {
-	Key       string
-	Limit     int
-	Window    time.Duration
-	BlockBase time.Duration
-	BlockMax  time.Duration
-	// Sticky blocks outlive a success (an account block set by other
-	// sources); a success lifts a block that is not sticky.
-	Sticky bool
-}
-
-// Throttle is a counter as stored.
-type Throttle struct {
-	// Attempts taken in the current window, including those still being
-	// evaluated.
-	Attempts     int
-	FirstAt      time.Time
-	BlockedUntil time.Time
-	// Level is the number of blocks so far (the backoff exponent).
-	Level int
-}
-
-// Reservation is the answer to ReserveAttempt.
-type Reservation struct {
-	// Granted says the caller holds one attempt slot on every counter.
-	Granted bool
-	// RetryAfter, when refused, is how long until a slot may free up.
-	RetryAfter time.Duration
-	// Counters are the counters after the reservation (when granted) or as
-	// they stand (when refused), in the order of the rules.
-	Counters []Throttle
-}
-
-// FailureResult is the answer to RecordFailure.
-type FailureResult struct {
-	// Counters after the failure, in the order of the rules.
-	Counters []Throttle
-	// Blocked says this failure is the one that blocked the counter at
-	// that index (exactly one failure blocks a counter per crossing).
-	Blocked []bool
-}
 
 func msTime(ms int64) time.Time {
 	if ms == 0 {
@@ -70,10 +24,6 @@ func timeMs(t time.Time) int64 {
 	}
 	return t.UnixMilli()
 }
-
-// InFlightRetry is the wait a refused attempt is told when every slot is
-// held by attempts still being evaluated.
-const InFlightRetry = 5 * time.Second
 
 // errRefused rolls back a reservation refused by one of its counters.
 var errRefused = errors.New("attempt refused")
@@ -102,11 +52,11 @@ const blockSQL = `UPDATE throttle SET level = level + 1, blocked_until = ?2 + mi
 
 const selectThrottle = `SELECT attempts, first_at, blocked_until, level FROM throttle WHERE key = ?`
 
-func scanThrottle(sc scanner) (Throttle, error) {
-	var th Throttle
+func scanThrottle(sc scanner) (model.Throttle, error) {
+	var th model.Throttle
 	var first, blocked int64
 	if err := sc.Scan(&th.Attempts, &first, &blocked, &th.Level); err != nil {
-		return Throttle{}, err
+		return model.Throttle{}, err
 	}
 	th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
 	return th, nil
@@ -115,11 +65,11 @@ func scanThrottle(sc scanner) (Throttle, error) {
 // ReserveAttempt takes one attempt slot on every counter of rules at now,
 // all or none, in one commit. Take it before evaluating the attempt; then
 // call RecordFailure, RecordSuccess or ReleaseAttempt.
-func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...ThrottleRule) (Reservation, error) {
-	res := Reservation{Counters: make([]Throttle, len(rules))}
+func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.Reservation, error) {
+	res := model.Reservation{Counters: make([]model.Throttle, len(rules))}
 	st, err := s.writeStmts(ctx, reserveSQL)
 	if err != nil {
-		return Reservation{}, fmt.Errorf("reserve attempt: %w", err)
+		return model.Reservation{}, fmt.Errorf("reserve attempt: %w", err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		reserve := tx.StmtContext(ctx, st[0])
@@ -140,12 +90,12 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...Thro
 		return res, nil
 	}
 	if !errors.Is(err, errRefused) {
-		return Reservation{}, fmt.Errorf("reserve attempt: %w", err)
+		return model.Reservation{}, fmt.Errorf("reserve attempt: %w", err)
 	}
 	// Refused: report the counters as they stand and the longest wait.
 	ths, err := s.GetThrottles(ctx, keys(rules)...)
 	if err != nil {
-		return Reservation{}, err
+		return model.Reservation{}, err
 	}
 	res.Counters = ths
 	for i, r := range rules {
@@ -156,7 +106,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...Thro
 			// moments they either block the counter or free a slot, so
 			// the answer is to ask again shortly (never later than the
 			// window's end).
-			wait = min(InFlightRetry, th.FirstAt.Add(r.Window).Sub(now))
+			wait = min(model.InFlightRetry, th.FirstAt.Add(r.Window).Sub(now))
 		}
 		res.RetryAfter = max(res.RetryAfter, wait)
 	}
@@ -168,11 +118,11 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...Thro
 
 // RecordFailure counts the reserved attempt on every counter of rules as
 // failed: a counter whose slots are all taken is blocked.
-func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...ThrottleRule) (FailureResult, error) {
-	out := FailureResult{Counters: make([]Throttle, len(rules)), Blocked: make([]bool, len(rules))}
+func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
+	out := model.FailureResult{Counters: make([]model.Throttle, len(rules)), Blocked: make([]bool, len(rules))}
 	st, err := s.writeStmts(ctx, blockSQL, selectThrottle)
 	if err != nil {
-		return FailureResult{}, fmt.Errorf("record failure: %w", err)
+		return model.FailureResult{}, fmt.Errorf("record failure: %w", err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		block, sel := tx.StmtContext(ctx, st[0]), tx.StmtContext(ctx, st[1])
@@ -196,14 +146,14 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...Throt
 		return nil
 	})
 	if err != nil {
-		return FailureResult{}, fmt.Errorf("record failure: %w", err)
+		return model.FailureResult{}, fmt.Errorf("record failure: %w", err)
 	}
 	return out, nil
 }
 
 // RecordSuccess clears the counters of rules after a successful attempt:
 // attempts and level start over; a block that is not Sticky is lifted.
-func (s *Store) RecordSuccess(ctx context.Context, rules ...ThrottleRule) error {
+func (s *Store) RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error {
 	st, err := s.writeStmts(ctx, successSQL[:]...)
 	if err == nil {
 		err = s.tx(ctx, func(tx *sql.Tx) error { return recordSuccess(ctx, tx, st, rules) })
@@ -220,7 +170,7 @@ var successSQL = [2]string{`DELETE FROM throttle WHERE key = ?`,
 	`UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = ?`}
 
 // recordSuccess runs successSQL (prepared as st) for rules inside tx.
-func recordSuccess(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, rules []ThrottleRule) error {
+func recordSuccess(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, rules []model.ThrottleRule) error {
 	for _, r := range rules {
 		q := st[0]
 		if r.Sticky {
@@ -251,7 +201,7 @@ func (s *Store) writeStmts(ctx context.Context, qs ...string) ([]*sql.Stmt, erro
 // Reservation) whose attempt was never evaluated (an error before the
 // check). Only a slot of the window it was taken in is given back: a
 // window that has started over since owes nothing.
-func (s *Store) ReleaseAttempt(ctx context.Context, taken Reservation, rules ...ThrottleRule) error {
+func (s *Store) ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error {
 	st, err := s.writeStmts(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0 AND first_at = ?`)
 	if err != nil {
 		return fmt.Errorf("release attempt: %w", err)
@@ -285,7 +235,7 @@ func (s *Store) PurgeThrottles(ctx context.Context, now time.Time, maxWindow tim
 	return nil
 }
 
-func keys(rules []ThrottleRule) []string {
+func keys(rules []model.ThrottleRule) []string {
 	out := make([]string, len(rules))
 	for i, r := range rules {
 		out[i] = r.Key
@@ -295,8 +245,8 @@ func keys(rules []ThrottleRule) []string {
 
 // GetThrottles reads counters in one query, in the order of keys (zero
 // values for keys with none).
-func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]Throttle, error) {
-	out := make([]Throttle, len(keys))
+func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]model.Throttle, error) {
+	out := make([]model.Throttle, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -312,7 +262,7 @@ func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]Throttle, e
 	defer rows.Close()
 	for rows.Next() {
 		var key string
-		var th Throttle
+		var th model.Throttle
 		var first, blocked int64
 		if err := rows.Scan(&key, &th.Attempts, &first, &blocked, &th.Level); err != nil {
 			return nil, fmt.Errorf("read throttle: %w", err)

@@ -1,9 +1,9 @@
-// Package store is camotp's SQLite database (modernc.org/sqlite, WAL): the
+// Package sqlite is camotp's SQLite database (modernc.org/sqlite, WAL): the
 // fleet registry, users, camera assignments and the audit log, with schema
 // migrations. Seeds are sealed with the master key (AES-GCM, the camera
 // serial as associated data) before they reach a row. Consumers declare the
 // narrow interfaces they need; *Store satisfies them.
-package store
+package sqlite
 
 import (
 	"context"
@@ -20,13 +20,8 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/camotp/camotp/internal/masterkey"
-)
-
-// Sentinel errors callers branch on.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
-	ErrConflict = errors.New("conflict")
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // Store is the database. Every write goes through one writer goroutine
@@ -51,7 +46,7 @@ type Store struct {
 	sp [3]*sql.Stmt // savepointSQL, prepared on the writer's connection
 
 	auditFailures atomic.Uint64
-	auditFailed   func(AuditEntry, error)
+	auditFailed   func(model.AuditEntry, error)
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
@@ -172,8 +167,7 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// DB exposes the handle for packages that keep their own tables here.
-func (s *Store) DB() *sql.DB { return s.db }
+var _ storage.Store = (*Store)(nil)
 
 // migrations are applied in order, each once; never edit a released one.
 var migrations = []string{
@@ -381,28 +375,8 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.enqueue(ctx, &write{ctx: ctx, fn: fn, done: make(chan struct{})})
 }
 
-// Result is how the audit log records the outcome of an action: "ok", or
-// "error: " and the error.
-func Result(err error) string {
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return "ok"
-}
-
-// AuditEntry is one audit log row.
-type AuditEntry struct {
-	At       time.Time `json:"at"`
-	Actor    string    `json:"actor"`
-	Action   string    `json:"action"`
-	Subject  string    `json:"subject"`
-	Result   string    `json:"result"`
-	SourceIP string    `json:"sourceIp,omitempty"`
-	Detail   string    `json:"detail,omitempty"`
-}
-
 // Audit appends an entry (At defaults to now). Never put a secret in Detail.
-func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+func (s *Store) Audit(ctx context.Context, e model.AuditEntry) error {
 	_, err := s.exec(ctx, insertAudit, s.auditArgs(e)...)
 	if err != nil {
 		err = fmt.Errorf("write audit: %w", err)
@@ -417,7 +391,7 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 
 const insertAudit = `INSERT INTO audit (at, actor, action, subject, result, source_ip, detail) VALUES (?,?,?,?,?,?,?)`
 
-func (s *Store) auditArgs(e AuditEntry) []any {
+func (s *Store) auditArgs(e model.AuditEntry) []any {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
@@ -425,7 +399,7 @@ func (s *Store) auditArgs(e AuditEntry) []any {
 }
 
 // AuditLog returns the newest entries first, for subject when not empty.
-func (s *Store) AuditLog(ctx context.Context, subject string, limit int) ([]AuditEntry, error) {
+func (s *Store) AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error) {
 	if limit <= 0 || limit > 10000 {
 		limit = 100
 	}
@@ -435,9 +409,9 @@ func (s *Store) AuditLog(ctx context.Context, subject string, limit int) ([]Audi
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
 	defer rows.Close()
-	var out []AuditEntry
+	var out []model.AuditEntry
 	for rows.Next() {
-		var e AuditEntry
+		var e model.AuditEntry
 		var at int64
 		if err := rows.Scan(&at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail); err != nil {
 			return nil, fmt.Errorf("read audit: %w", err)
@@ -513,9 +487,6 @@ func (s *Store) savepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// ErrClosed is returned for writes after Close.
-var ErrClosed = errors.New("store closed")
-
 // exec runs one write statement and returns once it is committed. Writes
 // from concurrent callers are committed together (group commit): a commit
 // costs far more than a statement, so N callers share one. Each statement
@@ -536,7 +507,7 @@ func (s *Store) enqueue(ctx context.Context, w *write) error {
 	select {
 	case s.writes <- w:
 	case <-s.closing:
-		return ErrClosed
+		return storage.ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"bytes"
@@ -7,6 +7,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // TestRadiusClients: a client's secret comes back as stored, is sealed in
@@ -16,15 +19,15 @@ func TestRadiusClients(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	secret := []byte("s3cret-shared-with-the-vpn-box")
-	c := RadiusClient{Name: "vpn1", CIDR: netip.MustParsePrefix("10.1.2.3/24"), Secret: secret}
+	c := model.RadiusClient{Name: "vpn1", CIDR: netip.MustParsePrefix("10.1.2.3/24"), Secret: secret}
 	if err := s.AddRadiusClient(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	for _, dup := range []RadiusClient{
+	for _, dup := range []model.RadiusClient{
 		{Name: "vpn1", CIDR: netip.MustParsePrefix("192.0.2.0/24"), Secret: secret},
 		{Name: "vpn2", CIDR: netip.MustParsePrefix("10.1.2.0/24"), Secret: secret},
 	} {
-		if err := s.AddRadiusClient(ctx, dup); !errors.Is(err, ErrExists) {
+		if err := s.AddRadiusClient(ctx, dup); !errors.Is(err, storage.ErrExists) {
 			t.Errorf("duplicate %+v: %v, want ErrExists", dup, err)
 		}
 	}
@@ -52,7 +55,7 @@ func TestRadiusClients(t *testing.T) {
 	if err := s.RemoveRadiusClient(ctx, "other"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveRadiusClient(ctx, "other"); !errors.Is(err, ErrNotFound) {
+	if err := s.RemoveRadiusClient(ctx, "other"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("second remove: %v", err)
 	}
 }

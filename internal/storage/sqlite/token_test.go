@@ -1,10 +1,13 @@
-package store
+package sqlite
 
 import (
 	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // ConsumeToken ends a pending token, writes the audit row and clears the
@@ -13,7 +16,7 @@ func TestConsumeToken(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	r := pairRule("otp:pair:alice\x00ip")
-	tok, err := s.CreateToken(ctx, TokenPending, "alice", "bodycam", "ip", time.Minute)
+	tok, err := s.CreateToken(ctx, model.TokenPending, "alice", "bodycam", "ip", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,10 +26,10 @@ func TestConsumeToken(t *testing.T) {
 	if _, err := s.RecordFailure(ctx, t0, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ConsumeToken(ctx, tok, AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok", SourceIP: "ip"}, r); err != nil {
+	if err := s.ConsumeToken(ctx, tok, model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok", SourceIP: "ip"}, r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LookupToken(ctx, TokenPending, tok); !errors.Is(err, ErrNotFound) {
+	if _, err := s.LookupToken(ctx, model.TokenPending, tok); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("pending token after ConsumeToken: %v", err)
 	}
 	var sessions int

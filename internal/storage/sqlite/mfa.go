@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -8,12 +8,8 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
-)
-
-// MFA methods a user registers (the body camera is assigned by an admin
-// instead).
-const (
-	MethodApp = "app" // authenticator app (TOTP)
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // Setting reads an organisation setting; ok is false when it was never set.
@@ -49,7 +45,7 @@ func (s *Store) StartEnrolment(ctx context.Context, username string, seed device
 	}
 	_, err = s.exec(ctx, `INSERT INTO enrolments (username, method, secret, expires_at) VALUES (?,?,?,?)
 		ON CONFLICT(username, method) DO UPDATE SET secret = excluded.secret, expires_at = excluded.expires_at`,
-		username, MethodApp, sealed, s.now().Add(ttl).UnixMilli())
+		username, model.MethodApp, sealed, s.now().Add(ttl).UnixMilli())
 	if err != nil {
 		return fmt.Errorf("start enrolment of %s: %w", username, err)
 	}
@@ -60,9 +56,9 @@ func (s *Store) StartEnrolment(ctx context.Context, username string, seed device
 func (s *Store) Enrolment(ctx context.Context, username string) (device.Seed, error) {
 	var sealed []byte
 	err := s.queryRow(ctx, `SELECT secret FROM enrolments WHERE username = ? AND method = ? AND expires_at > ?`,
-		username, MethodApp, s.now().UnixMilli()).Scan(&sealed)
+		username, model.MethodApp, s.now().UnixMilli()).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return device.Seed{}, fmt.Errorf("enrolment of %s: %w", username, ErrNotFound)
+		return device.Seed{}, fmt.Errorf("enrolment of %s: %w", username, storage.ErrNotFound)
 	}
 	if err != nil {
 		return device.Seed{}, fmt.Errorf("read enrolment of %s: %w", username, err)
@@ -80,10 +76,10 @@ func (s *Store) ConfirmApp(ctx context.Context, username string, seed device.See
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO mfa_methods (username, method, secret, created_at) VALUES (?,?,?,?)
 			ON CONFLICT(username, method) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at`,
-			username, MethodApp, sealed, s.now().UnixMilli()); err != nil {
+			username, model.MethodApp, sealed, s.now().UnixMilli()); err != nil {
 			return fmt.Errorf("save app of %s: %w", username, err)
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM enrolments WHERE username = ? AND method = ?`, username, MethodApp)
+		_, err := tx.ExecContext(ctx, `DELETE FROM enrolments WHERE username = ? AND method = ?`, username, model.MethodApp)
 		return err
 	})
 }
@@ -91,9 +87,9 @@ func (s *Store) ConfirmApp(ctx context.Context, username string, seed device.See
 // AppSeed returns the user's authenticator app seed, or ErrNotFound.
 func (s *Store) AppSeed(ctx context.Context, username string) (device.Seed, error) {
 	var sealed []byte
-	err := s.queryRow(ctx, `SELECT secret FROM mfa_methods WHERE username = ? AND method = ?`, username, MethodApp).Scan(&sealed)
+	err := s.queryRow(ctx, `SELECT secret FROM mfa_methods WHERE username = ? AND method = ?`, username, model.MethodApp).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return device.Seed{}, fmt.Errorf("app of %s: %w", username, ErrNotFound)
+		return device.Seed{}, fmt.Errorf("app of %s: %w", username, storage.ErrNotFound)
 	}
 	if err != nil {
 		return device.Seed{}, fmt.Errorf("read app of %s: %w", username, err)
@@ -126,7 +122,7 @@ func (s *Store) RemoveMethod(ctx context.Context, username, method string) error
 		return fmt.Errorf("remove %s of %s: %w", method, username, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%s of %s: %w", method, username, ErrNotFound)
+		return fmt.Errorf("%s of %s: %w", method, username, storage.ErrNotFound)
 	}
 	return nil
 }
@@ -204,9 +200,6 @@ func (s *Store) SetLastMethod(ctx context.Context, username, method string) erro
 	return err
 }
 
-// MethodPhone is a confirmed phone number: text message and phone call.
-const MethodPhone = "phone"
-
 // codeHash is the keyed hash a sent code is stored as.
 func (s *Store) codeHash(username, purpose, code string) []byte {
 	return s.key.MAC("sent-code", []byte(username+"\x00"+purpose+"\x00"+code))
@@ -241,7 +234,7 @@ func (s *Store) UseSentCode(ctx context.Context, username, purpose, code string)
 func (s *Store) StartPhoneEnrolment(ctx context.Context, username, phone string, ttl time.Duration) error {
 	_, err := s.exec(ctx, `INSERT INTO enrolments (username, method, phone, expires_at) VALUES (?,?,?,?)
 		ON CONFLICT(username, method) DO UPDATE SET phone = excluded.phone, expires_at = excluded.expires_at`,
-		username, MethodPhone, phone, s.now().Add(ttl).UnixMilli())
+		username, model.MethodPhone, phone, s.now().Add(ttl).UnixMilli())
 	if err != nil {
 		return fmt.Errorf("start phone enrolment of %s: %w", username, err)
 	}
@@ -252,9 +245,9 @@ func (s *Store) StartPhoneEnrolment(ctx context.Context, username, phone string,
 func (s *Store) PhoneEnrolment(ctx context.Context, username string) (string, error) {
 	var phone string
 	err := s.queryRow(ctx, `SELECT phone FROM enrolments WHERE username = ? AND method = ? AND expires_at > ?`,
-		username, MethodPhone, s.now().UnixMilli()).Scan(&phone)
+		username, model.MethodPhone, s.now().UnixMilli()).Scan(&phone)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("phone enrolment of %s: %w", username, ErrNotFound)
+		return "", fmt.Errorf("phone enrolment of %s: %w", username, storage.ErrNotFound)
 	}
 	return phone, err
 }
@@ -264,10 +257,10 @@ func (s *Store) ConfirmPhone(ctx context.Context, username, phone string) error 
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO mfa_methods (username, method, phone, created_at) VALUES (?,?,?,?)
 			ON CONFLICT(username, method) DO UPDATE SET phone = excluded.phone, created_at = excluded.created_at`,
-			username, MethodPhone, phone, s.now().UnixMilli()); err != nil {
+			username, model.MethodPhone, phone, s.now().UnixMilli()); err != nil {
 			return fmt.Errorf("save phone of %s: %w", username, err)
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM enrolments WHERE username = ? AND method = ?`, username, MethodPhone)
+		_, err := tx.ExecContext(ctx, `DELETE FROM enrolments WHERE username = ? AND method = ?`, username, model.MethodPhone)
 		return err
 	})
 }
@@ -275,25 +268,15 @@ func (s *Store) ConfirmPhone(ctx context.Context, username, phone string) error 
 // Phone returns the user's confirmed phone number, or ErrNotFound.
 func (s *Store) Phone(ctx context.Context, username string) (string, error) {
 	var phone string
-	err := s.queryRow(ctx, `SELECT phone FROM mfa_methods WHERE username = ? AND method = ?`, username, MethodPhone).Scan(&phone)
+	err := s.queryRow(ctx, `SELECT phone FROM mfa_methods WHERE username = ? AND method = ?`, username, model.MethodPhone).Scan(&phone)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("phone of %s: %w", username, ErrNotFound)
+		return "", fmt.Errorf("phone of %s: %w", username, storage.ErrNotFound)
 	}
 	return phone, err
 }
 
-// OutboxMessage is a message kept by the development outbox.
-type OutboxMessage struct {
-	ID      int64     `json:"id"`
-	At      time.Time `json:"at"`
-	Channel string    `json:"channel"`
-	Address string    `json:"address"`
-	Subject string    `json:"subject"`
-	Body    string    `json:"body"`
-}
-
 // AddOutbox stores a message in the development outbox.
-func (s *Store) AddOutbox(ctx context.Context, m OutboxMessage) error {
+func (s *Store) AddOutbox(ctx context.Context, m model.OutboxMessage) error {
 	_, err := s.exec(ctx, `INSERT INTO outbox (at, channel, address, subject, body) VALUES (?,?,?,?,?)`,
 		s.now().UnixMilli(), m.Channel, m.Address, m.Subject, m.Body)
 	if err != nil {
@@ -303,7 +286,7 @@ func (s *Store) AddOutbox(ctx context.Context, m OutboxMessage) error {
 }
 
 // Outbox returns the newest messages first.
-func (s *Store) Outbox(ctx context.Context, limit int) ([]OutboxMessage, error) {
+func (s *Store) Outbox(ctx context.Context, limit int) ([]model.OutboxMessage, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 50
 	}
@@ -312,9 +295,9 @@ func (s *Store) Outbox(ctx context.Context, limit int) ([]OutboxMessage, error) 
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	defer rows.Close()
-	out := []OutboxMessage{}
+	out := []model.OutboxMessage{}
 	for rows.Next() {
-		var m OutboxMessage
+		var m model.OutboxMessage
 		var at int64
 		if err := rows.Scan(&m.ID, &at, &m.Channel, &m.Address, &m.Subject, &m.Body); err != nil {
 			return nil, fmt.Errorf("outbox: %w", err)

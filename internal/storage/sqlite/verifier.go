@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"context"
@@ -9,30 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
-// OTPState is what the verifier remembers of one code source (a camera):
-// the last accepted step (replay protection), the learnt clock drift in
-// steps, and a pending resync candidate. It belongs to one seed version; a
-// new seed starts fresh.
-type OTPState struct {
-	SeedVersion  uint64
-	LastStep     int64
-	Drift        int64
-	ResyncOffset *int64
-	ResyncStep   int64
-}
-
 // OTPState returns the record of subject; found is false when none exists.
-func (s *Store) OTPState(ctx context.Context, subject string) (st OTPState, found bool, err error) {
+func (s *Store) OTPState(ctx context.Context, subject string) (st model.OTPState, found bool, err error) {
 	var off, rstep sql.NullInt64
 	err = s.queryRow(ctx, `SELECT seed_version, last_step, drift, resync_offset, resync_step FROM otp_state WHERE subject = ?`, subject).
 		Scan(&st.SeedVersion, &st.LastStep, &st.Drift, &off, &rstep)
 	if errors.Is(err, sql.ErrNoRows) {
-		return OTPState{}, false, nil
+		return model.OTPState{}, false, nil
 	}
 	if err != nil {
-		return OTPState{}, false, fmt.Errorf("read otp state: %w", err)
+		return model.OTPState{}, false, fmt.Errorf("read otp state: %w", err)
 	}
 	if off.Valid {
 		o := off.Int64
@@ -79,23 +70,6 @@ func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint6
 	return nil
 }
 
-// Token kinds.
-const (
-	TokenPending = "pending" // password passed, MFA pending (API and web)
-	TokenSession = "session" // signed in
-	TokenTrust   = "trust"   // trusted browser: skips MFA
-)
-
-// Token is a stored token (only its SHA-256 is kept).
-type Token struct {
-	Kind      string
-	Username  string
-	Method    string
-	IP        string
-	CreatedAt time.Time
-	ExpiresAt time.Time
-}
-
 func tokenHash(raw string) []byte {
 	h := sha256.Sum256([]byte(raw))
 	return h[:]
@@ -134,7 +108,7 @@ func newToken() (string, error) {
 // success of the attempt on the throttle counters of clear, all in one
 // commit: a pending sign-in becomes a session, the log says so and the
 // counters start over, or nothing happens.
-func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e AuditEntry, clear ...ThrottleRule) (string, error) {
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
 	raw, err := newToken()
 	if err != nil {
 		return "", err
@@ -167,7 +141,7 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 // records the success of the attempt on the throttle counters of clear,
 // all in one commit: ExchangeToken for a passed sign-in step that starts
 // no session (a front door that keeps its own, such as a RADIUS NAS).
-func (s *Store) ConsumeToken(ctx context.Context, old string, e AuditEntry, clear ...ThrottleRule) error {
+func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
 	// Prepared before the transaction: the writer's connection is busy in it.
 	st, err := s.writeStmts(ctx, deleteToken, insertAudit, successSQL[0], successSQL[1])
 	if err != nil {
@@ -189,22 +163,45 @@ func (s *Store) ConsumeToken(ctx context.Context, old string, e AuditEntry, clea
 }
 
 // LookupToken returns the unexpired token of kind; ErrNotFound otherwise.
-func (s *Store) LookupToken(ctx context.Context, kind, raw string) (Token, error) {
+func (s *Store) LookupToken(ctx context.Context, kind, raw string) (model.Token, error) {
 	if raw == "" || len(raw) > 128 {
-		return Token{}, fmt.Errorf("token: %w", ErrNotFound)
+		return model.Token{}, fmt.Errorf("token: %w", storage.ErrNotFound)
 	}
-	var t Token
+	var t model.Token
 	var created, exp int64
 	err := s.queryRow(ctx, `SELECT kind, username, method, ip, created_at, expires_at FROM tokens WHERE hash = ? AND kind = ? AND expires_at > ?`,
 		tokenHash(raw), kind, s.now().UnixMilli()).Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Token{}, fmt.Errorf("token: %w", ErrNotFound)
+		return model.Token{}, fmt.Errorf("token: %w", storage.ErrNotFound)
 	}
 	if err != nil {
-		return Token{}, fmt.Errorf("read token: %w", err)
+		return model.Token{}, fmt.Errorf("read token: %w", err)
 	}
 	t.CreatedAt, t.ExpiresAt = time.UnixMilli(created), time.UnixMilli(exp)
 	return t, nil
+}
+
+// UserTokens lists username's live tokens, newest first (their hashes
+// are not part of a Token): the sessions, pending sign-ins and trusted
+// browsers an admin sees.
+func (s *Store) UserTokens(ctx context.Context, username string) ([]model.Token, error) {
+	rows, err := s.query(ctx, `SELECT kind, username, method, ip, created_at, expires_at FROM tokens
+		WHERE username = ? AND expires_at > ? ORDER BY created_at DESC`, username, s.now().UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []model.Token
+	for rows.Next() {
+		var t model.Token
+		var created, exp int64
+		if err := rows.Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp); err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		t.CreatedAt, t.ExpiresAt = time.UnixMilli(created), time.UnixMilli(exp)
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
 
 // DeleteToken removes one token (no error when absent).

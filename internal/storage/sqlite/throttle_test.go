@@ -1,6 +1,7 @@
-package store
+package sqlite
 
 import (
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/together"
 
 	"context"
@@ -15,8 +16,8 @@ import (
 
 var t0 = time.UnixMilli(1_700_000_000_000)
 
-func pairRule(key string) ThrottleRule {
-	return ThrottleRule{Key: key, Limit: 3, Window: 10 * time.Minute, BlockBase: 10 * time.Minute, BlockMax: 10 * time.Minute}
+func pairRule(key string) model.ThrottleRule {
+	return model.ThrottleRule{Key: key, Limit: 3, Window: 10 * time.Minute, BlockBase: 10 * time.Minute, BlockMax: 10 * time.Minute}
 }
 
 // 32 callers race for the slots of one counter: exactly Limit win; their
@@ -25,7 +26,7 @@ func TestReserveAttemptRace(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	r := pairRule("otp:pair:alice\x00ip")
-	acct := ThrottleRule{Key: "otp:acct:alice", Limit: 10, Window: time.Hour, BlockBase: time.Minute, BlockMax: time.Hour, Sticky: true}
+	acct := model.ThrottleRule{Key: "otp:acct:alice", Limit: 10, Window: time.Hour, BlockBase: time.Minute, BlockMax: time.Hour, Sticky: true}
 	var mu sync.Mutex
 	granted := 0
 	together.Run(32, func(int) {
@@ -38,8 +39,8 @@ func TestReserveAttemptRace(t *testing.T) {
 			mu.Lock()
 			granted++
 			mu.Unlock()
-		} else if res.RetryAfter != InFlightRetry {
-			t.Errorf("refused with Retry-After %v while slots are in flight, want %v", res.RetryAfter, InFlightRetry)
+		} else if res.RetryAfter != model.InFlightRetry {
+			t.Errorf("refused with Retry-After %v while slots are in flight, want %v", res.RetryAfter, model.InFlightRetry)
 		}
 	})
 	if granted != 3 {
@@ -78,7 +79,7 @@ func TestReserveAttemptRace(t *testing.T) {
 func TestRecordFailureOneLevelPerCrossing(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
-	acct := ThrottleRule{Key: "password:acct:bob", Limit: 10, Window: time.Hour, BlockBase: time.Minute, BlockMax: time.Hour, Sticky: true}
+	acct := model.ThrottleRule{Key: "password:acct:bob", Limit: 10, Window: time.Hour, BlockBase: time.Minute, BlockMax: time.Hour, Sticky: true}
 	together.Run(40, func(int) { s.ReserveAttempt(ctx, t0, acct) })
 	together.Run(40, func(int) {
 		if _, err := s.RecordFailure(ctx, t0, acct); err != nil {
@@ -101,7 +102,7 @@ func TestRecordFailureOneLevelPerCrossing(t *testing.T) {
 	if err := s.PurgeThrottles(ctx, t0.Add(2*time.Hour), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if ths, _ = s.GetThrottles(ctx, acct.Key); ths[0] != (Throttle{}) {
+	if ths, _ = s.GetThrottles(ctx, acct.Key); ths[0] != (model.Throttle{}) {
 		t.Fatalf("after purge: %+v", ths[0])
 	}
 }
@@ -119,7 +120,7 @@ func TestFileModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Audit(context.Background(), AuditEntry{Actor: "t", Action: "a", Subject: "s", Result: "ok"}); err != nil {
+		if err := s.Audit(context.Background(), model.AuditEntry{Actor: "t", Action: "a", Subject: "s", Result: "ok"}); err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range []string{path, path + "-wal", path + "-shm"} {

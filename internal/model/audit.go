@@ -1,0 +1,23 @@
+package model
+
+import "time"
+
+// Result is how the audit log records the outcome of an action: "ok", or
+// "error: " and the error.
+func Result(err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return "ok"
+}
+
+// AuditEntry is one audit log row.
+type AuditEntry struct {
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	Subject  string    `json:"subject"`
+	Result   string    `json:"result"`
+	SourceIP string    `json:"sourceIp,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+}

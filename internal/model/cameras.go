@@ -1,0 +1,52 @@
+package model
+
+import (
+	"time"
+
+	"github.com/camotp/camotp/device"
+)
+
+// CameraState is a camera's provisioning state.
+type CameraState string
+
+// Camera states: registered → pending → provisioned; wiping → wiped.
+const (
+	StateRegistered  CameraState = "registered"
+	StatePending     CameraState = "pending"
+	StateProvisioned CameraState = "provisioned"
+	StateWiping      CameraState = "wiping"
+	StateWiped       CameraState = "wiped"
+)
+
+// Op is a provisioning operation sent to a camera.
+type Op string
+
+// Provisioning operations.
+const (
+	OpProvision Op = "provision"
+	OpRotate    Op = "rotate"
+	OpWipe      Op = "wipe"
+)
+
+// Camera is a registered camera as the registry holds it (no seed).
+type Camera struct {
+	Serial         string       `json:"serial"`
+	Model          device.Model `json:"model"`
+	PublicKey      string       `json:"publicKey"`
+	State          CameraState  `json:"state"`
+	Version        uint64       `json:"version"`
+	PendingOp      Op           `json:"pendingOp,omitempty"`
+	PendingVersion uint64       `json:"pendingVersion,omitempty"`
+	AssignedUser   string       `json:"assignedUser,omitempty"`
+	LastSeen       *time.Time   `json:"lastSeen,omitempty"`
+	CreatedAt      time.Time    `json:"createdAt"`
+}
+
+// Pending is an operation sent to a camera and not yet proven.
+type Pending struct {
+	Op        Op
+	Version   uint64
+	Seed      *device.Seed // nil for a wipe
+	Challenge []byte
+	Payload   []byte // the sealed MQTT command, resent until acknowledged
+}

@@ -1,0 +1,32 @@
+package model
+
+import "time"
+
+// OTPState is what the verifier remembers of one code source (a camera):
+// the last accepted step (replay protection), the learnt clock drift in
+// steps, and a pending resync candidate. It belongs to one seed version; a
+// new seed starts fresh.
+type OTPState struct {
+	SeedVersion  uint64
+	LastStep     int64
+	Drift        int64
+	ResyncOffset *int64
+	ResyncStep   int64
+}
+
+// Token kinds.
+const (
+	TokenPending = "pending" // password passed, MFA pending (API and web)
+	TokenSession = "session" // signed in
+	TokenTrust   = "trust"   // trusted browser: skips MFA
+)
+
+// Token is a stored token (only its SHA-256 is kept).
+type Token struct {
+	Kind      string
+	Username  string
+	Method    string
+	IP        string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}

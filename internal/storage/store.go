@@ -1,0 +1,161 @@
+// Package storage is the contract between camotp and its databases: the
+// Store interface every backend implements (sqlite for one node and small
+// sites, postgres for several nodes), the sentinel errors callers branch
+// on, and the error that says the database cannot take writes now.
+// storagetest holds the conformance suite every backend must pass; no
+// behaviour exists in one backend only.
+//
+// Rules that decide under concurrency — a TOTP step used once, throttle
+// counters, a token exchanged once, an authorization code redeemed once —
+// are one conditional statement in each backend, never a read followed by
+// a write, so they hold across processes sharing one database.
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
+)
+
+// Store is everything camotp keeps. Consumers declare the narrow
+// interfaces they need; a Store satisfies all of them.
+type Store interface {
+	Users
+	Cameras
+	MFA
+	Throttles
+	Tokens
+	OIDC
+	RadiusClients
+	Audit
+	Health
+	// Close stops the store; writes after it fail with ErrClosed.
+	Close() error
+}
+
+// Users are the accounts.
+type Users interface {
+	AddUser(ctx context.Context, u model.User, passwordHash string) error
+	Users(ctx context.Context) ([]model.User, error)
+	User(ctx context.Context, username string) (model.User, string, error)
+	SetPassword(ctx context.Context, username, hash string) error
+	UserBySubject(ctx context.Context, sub string) (model.User, error)
+	SetLastMethod(ctx context.Context, username, method string) error
+}
+
+// Cameras is the fleet registry: cameras, their sealed seeds, the
+// operation in flight and the assignments to officers.
+type Cameras interface {
+	AddCamera(ctx context.Context, serial string, camModel device.Model, publicKey string) error
+	Camera(ctx context.Context, serial string) (model.Camera, error)
+	Cameras(ctx context.Context) ([]model.Camera, error)
+	StartOp(ctx context.Context, serial string, op model.Op, seed *device.Seed, challenge []byte, build BuildCommand) (uint64, error)
+	Pending(ctx context.Context, serial string) (model.Pending, error)
+	PendingSerials(ctx context.Context) ([]string, error)
+	CompleteOp(ctx context.Context, serial string, version uint64) (model.Op, error)
+	ActiveSeed(ctx context.Context, serial string) (device.Seed, error)
+	Touch(ctx context.Context, serial string, t time.Time) error
+	Assign(ctx context.Context, serial, username string) error
+	Unassign(ctx context.Context, serial string) error
+	CameraOf(ctx context.Context, username string) (model.Camera, error)
+	CameraStates(ctx context.Context) (map[string]int, error)
+}
+
+// MFA holds the second factors other than the camera: authenticator
+// apps, backup codes, phone numbers and sent codes, organisation
+// settings and the notification outbox.
+type MFA interface {
+	Setting(ctx context.Context, key string) (value string, ok bool, err error)
+	SetSetting(ctx context.Context, key, value string) error
+	StartEnrolment(ctx context.Context, username string, seed device.Seed, ttl time.Duration) error
+	Enrolment(ctx context.Context, username string) (device.Seed, error)
+	ConfirmApp(ctx context.Context, username string, seed device.Seed) error
+	AppSeed(ctx context.Context, username string) (device.Seed, error)
+	Methods(ctx context.Context, username string) ([]string, error)
+	RemoveMethod(ctx context.Context, username, method string) error
+	ResetMFA(ctx context.Context, username string) error
+	SetBackupCodes(ctx context.Context, username string, codes []string) error
+	UseBackupCode(ctx context.Context, username, code string) (bool, error)
+	BackupCodesLeft(ctx context.Context, username string) (int, error)
+	PutSentCode(ctx context.Context, username, purpose, code string, ttl time.Duration) error
+	UseSentCode(ctx context.Context, username, purpose, code string) (bool, error)
+	StartPhoneEnrolment(ctx context.Context, username, phone string, ttl time.Duration) error
+	PhoneEnrolment(ctx context.Context, username string) (string, error)
+	ConfirmPhone(ctx context.Context, username, phone string) error
+	Phone(ctx context.Context, username string) (string, error)
+	AddOutbox(ctx context.Context, m model.OutboxMessage) error
+	Outbox(ctx context.Context, limit int) ([]model.OutboxMessage, error)
+}
+
+// Throttles are the attempt counters (see model.ThrottleRule).
+type Throttles interface {
+	ReserveAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.Reservation, error)
+	RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
+	RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error
+	ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error
+	PurgeThrottles(ctx context.Context, now time.Time, maxWindow time.Duration) error
+	GetThrottles(ctx context.Context, keys ...string) ([]model.Throttle, error)
+}
+
+// Tokens are sign-in state: pending sign-ins, sessions, trusted browsers
+// (only hashes are kept), and the TOTP replay records.
+type Tokens interface {
+	OTPState(ctx context.Context, subject string) (st model.OTPState, found bool, err error)
+	AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error)
+	SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error
+	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
+	ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error
+	LookupToken(ctx context.Context, kind, raw string) (model.Token, error)
+	UserTokens(ctx context.Context, username string) ([]model.Token, error)
+	DeleteToken(ctx context.Context, raw string) error
+	DeleteTokens(ctx context.Context, username, kind string) error
+	PurgeExpired(ctx context.Context) error
+}
+
+// OIDC is the OpenID Connect provider's state: clients, signing keys,
+// authorization requests and codes, access tokens.
+type OIDC interface {
+	AddOIDCClient(ctx context.Context, c model.OIDCClient) error
+	OIDCClient(ctx context.Context, id string) (model.OIDCClient, error)
+	OIDCClients(ctx context.Context) ([]model.OIDCClient, error)
+	RemoveOIDCClient(ctx context.Context, id string) error
+	AddOIDCKey(ctx context.Context, k model.OIDCKey) error
+	OIDCKeys(ctx context.Context, since time.Time) ([]model.OIDCKey, error)
+	CreateOIDCAuthRequest(ctx context.Context, id, clientID string, request []byte, ttl time.Duration) error
+	OIDCAuthRequest(ctx context.Context, id string) (model.OIDCAuthRequest, error)
+	CompleteOIDCAuthRequest(ctx context.Context, id string, signin []byte) error
+	SaveOIDCCode(ctx context.Context, id, code string, ttl time.Duration) error
+	ConsumeOIDCCode(ctx context.Context, code string) (model.OIDCAuthRequest, error)
+	DeleteOIDCAuthRequest(ctx context.Context, id string) error
+	AddOIDCToken(ctx context.Context, t model.OIDCToken) error
+	OIDCToken(ctx context.Context, id string) (model.OIDCToken, error)
+	RevokeOIDCToken(ctx context.Context, id, clientID string) error
+}
+
+// RadiusClients are the NASes allowed to ask, with sealed secrets.
+type RadiusClients interface {
+	AddRadiusClient(ctx context.Context, c model.RadiusClient) error
+	RadiusClients(ctx context.Context) ([]model.RadiusClient, error)
+	RemoveRadiusClient(ctx context.Context, name string) error
+}
+
+// Audit is the append-only audit log.
+type Audit interface {
+	Audit(ctx context.Context, e model.AuditEntry) error
+	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
+	// SetAuditFailureHook is called for every audit row that could not
+	// be written (the action it records has happened).
+	SetAuditFailureHook(fn func(e model.AuditEntry, err error))
+	AuditFailures() uint64
+}
+
+// Health is what readiness checks ask.
+type Health interface {
+	Ping(ctx context.Context) error
+	// ProbeWrite proves the database takes a write now.
+	ProbeWrite(ctx context.Context) error
+	SchemaVersion(ctx context.Context) (int, error)
+}
