@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -80,26 +79,6 @@ func (s *Store) Cameras(ctx context.Context) ([]model.Camera, error) {
 	return out, rows.Err()
 }
 
-func (s *Store) sealSeed(serial string, seed device.Seed) ([]byte, error) {
-	data, err := json.Marshal(seed)
-	if err != nil {
-		return nil, fmt.Errorf("encode seed: %w", err)
-	}
-	return s.key.Seal(data, []byte(serial))
-}
-
-func (s *Store) openSeed(serial string, sealed []byte) (device.Seed, error) {
-	data, err := s.key.Open(sealed, []byte(serial))
-	if err != nil {
-		return device.Seed{}, fmt.Errorf("seed of %s: %w", serial, err)
-	}
-	var seed device.Seed
-	if err := json.Unmarshal(data, &seed); err != nil {
-		return device.Seed{}, fmt.Errorf("seed of %s: %w", serial, err)
-	}
-	return seed, nil
-}
-
 // StartOp records a new operation on a camera under the next provisioning
 // version and returns that version. seed is the seed to deliver (nil for a
 // wipe); build makes the payload that is stored for resending. Allowed:
@@ -116,31 +95,19 @@ func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *d
 		if err != nil {
 			return err
 		}
-		var next model.CameraState
-		switch op {
-		case model.OpProvision:
-			if c.State == model.StateProvisioned || c.State == model.StateWiping {
-				return fmt.Errorf("camera %s is %s: use rotate to replace its seed, or wait for the wipe: %w", serial, c.State, storage.ErrConflict)
-			}
-			next = model.StatePending
-		case model.OpRotate:
-			if c.State != model.StateProvisioned {
-				return fmt.Errorf("camera %s is %s: only a provisioned camera can be rotated (use provision): %w", serial, c.State, storage.ErrConflict)
-			}
-			next = model.StateProvisioned
-		case model.OpWipe:
-			if c.State == model.StateWiped {
-				return fmt.Errorf("camera %s is already wiped: %w", serial, storage.ErrConflict)
-			}
-			next = model.StateWiping
-		default:
-			return fmt.Errorf("unknown operation %q", op)
+		next, err := model.NextState(c.State, op)
+		var te *model.TransitionError
+		if errors.As(err, &te) {
+			return fmt.Errorf("camera %s %w: %w", serial, err, storage.ErrConflict)
+		}
+		if err != nil {
+			return err
 		}
 		version = max(c.Version, c.PendingVersion) + 1
 		var sealedSeed []byte
 		if seed != nil {
 			seed.Version = version
-			if sealedSeed, err = s.sealSeed(serial, *seed); err != nil {
+			if sealedSeed, err = s.seal.SealCameraSeed(serial, *seed); err != nil {
 				return err
 			}
 		}
@@ -150,7 +117,7 @@ func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *d
 		}
 		q := `UPDATE cameras SET state = ?, pending_op = ?, pending_version = ?, pending_seed = ?, pending_challenge = ?,
 			pending_payload = ?, updated_at = ? WHERE serial = ?`
-		if op == model.OpWipe {
+		if model.DropsSeed(op) {
 			q = strings.Replace(q, "state = ?,", "state = ?, seed = NULL,", 1)
 		}
 		_, err = tx.ExecContext(ctx, q, next, op, version, sealedSeed, challenge, payload, s.now().UnixMilli(), serial)
@@ -177,7 +144,7 @@ func (s *Store) Pending(ctx context.Context, serial string) (model.Pending, erro
 	}
 	p.Op = model.Op(op.String)
 	if sealed != nil {
-		seed, err := s.openSeed(serial, sealed)
+		seed, err := s.seal.OpenCameraSeed(serial, sealed)
 		if err != nil {
 			return model.Pending{}, err
 		}
@@ -226,13 +193,12 @@ func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (
 		op = model.Op(pop.String)
 		now := s.now().UnixMilli()
 		clear := `pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL`
-		if op == model.OpWipe {
-			_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = NULL, `+clear+`, updated_at = ? WHERE serial = ?`,
-				model.StateWiped, version, now, serial)
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = pending_seed, `+clear+`, updated_at = ? WHERE serial = ?`,
-				model.StateProvisioned, version, now, serial)
+		seed := "pending_seed"
+		if model.DropsSeed(op) {
+			seed = "NULL"
 		}
+		_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = `+seed+`, `+clear+`, updated_at = ? WHERE serial = ?`,
+			model.CompletedState(op), version, now, serial)
 		return err
 	})
 	return op, err
@@ -250,7 +216,7 @@ func (s *Store) ActiveSeed(ctx context.Context, serial string) (device.Seed, err
 	if err != nil {
 		return device.Seed{}, fmt.Errorf("read seed of %s: %w", serial, err)
 	}
-	return s.openSeed(serial, sealed)
+	return s.seal.OpenCameraSeed(serial, sealed)
 }
 
 // Touch records that the camera was seen at t.

@@ -33,13 +33,10 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 	return nil
 }
 
-// appAAD binds a sealed app seed to its user.
-func appAAD(username string) string { return "app:" + username }
-
 // StartEnrolment keeps seed as the user's app enrolment in progress for
 // ttl, replacing any earlier one. It becomes a method only by ConfirmApp.
 func (s *Store) StartEnrolment(ctx context.Context, username string, seed device.Seed, ttl time.Duration) error {
-	sealed, err := s.sealSeed(appAAD(username), seed)
+	sealed, err := s.seal.SealAppSeed(username, seed)
 	if err != nil {
 		return err
 	}
@@ -63,13 +60,13 @@ func (s *Store) Enrolment(ctx context.Context, username string) (device.Seed, er
 	if err != nil {
 		return device.Seed{}, fmt.Errorf("read enrolment of %s: %w", username, err)
 	}
-	return s.openSeed(appAAD(username), sealed)
+	return s.seal.OpenAppSeed(username, sealed)
 }
 
 // ConfirmApp makes seed the user's authenticator app (replacing an earlier
 // one) and ends the enrolment, in one transaction.
 func (s *Store) ConfirmApp(ctx context.Context, username string, seed device.Seed) error {
-	sealed, err := s.sealSeed(appAAD(username), seed)
+	sealed, err := s.seal.SealAppSeed(username, seed)
 	if err != nil {
 		return err
 	}
@@ -94,7 +91,7 @@ func (s *Store) AppSeed(ctx context.Context, username string) (device.Seed, erro
 	if err != nil {
 		return device.Seed{}, fmt.Errorf("read app of %s: %w", username, err)
 	}
-	return s.openSeed(appAAD(username), sealed)
+	return s.seal.OpenAppSeed(username, sealed)
 }
 
 // Methods lists the methods the user registered (not the camera).
@@ -147,17 +144,12 @@ func (s *Store) ResetMFA(ctx context.Context, username string) error {
 	})
 }
 
-// backupHash is the keyed hash a backup code is stored as.
-func (s *Store) backupHash(username, code string) []byte {
-	return s.key.MAC("backup-code", []byte(username+"\x00"+code))
-}
-
 // SetBackupCodes replaces the user's backup codes by these (only their
 // keyed hashes are stored).
 func (s *Store) SetBackupCodes(ctx context.Context, username string, codes []string) error {
 	hashes := make([][]byte, len(codes))
 	for i, c := range codes {
-		hashes[i] = s.backupHash(username, c)
+		hashes[i] = s.seal.BackupCodeMAC(username, c)
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM backup_codes WHERE username = ?`, username); err != nil {
@@ -176,7 +168,7 @@ func (s *Store) SetBackupCodes(ctx context.Context, username string, codes []str
 // backup codes; false otherwise (wrong, or used before).
 func (s *Store) UseBackupCode(ctx context.Context, username, code string) (bool, error) {
 	res, err := s.exec(ctx, `UPDATE backup_codes SET used_at = ? WHERE username = ? AND hash = ? AND used_at IS NULL`,
-		s.now().UnixMilli(), username, s.backupHash(username, code))
+		s.now().UnixMilli(), username, s.seal.BackupCodeMAC(username, code))
 	if err != nil {
 		return false, fmt.Errorf("use backup code of %s: %w", username, err)
 	}
@@ -200,18 +192,13 @@ func (s *Store) SetLastMethod(ctx context.Context, username, method string) erro
 	return err
 }
 
-// codeHash is the keyed hash a sent code is stored as.
-func (s *Store) codeHash(username, purpose, code string) []byte {
-	return s.key.MAC("sent-code", []byte(username+"\x00"+purpose+"\x00"+code))
-}
-
 // PutSentCode records code as the one live code of (username, purpose),
 // valid for ttl: an earlier one dies.
 func (s *Store) PutSentCode(ctx context.Context, username, purpose, code string, ttl time.Duration) error {
 	now := s.now()
 	_, err := s.exec(ctx, `INSERT INTO sent_codes (username, purpose, hash, expires_at, sent_at) VALUES (?,?,?,?,?)
 		ON CONFLICT(username, purpose) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, sent_at = excluded.sent_at`,
-		username, purpose, s.codeHash(username, purpose, code), now.Add(ttl).UnixMilli(), now.UnixMilli())
+		username, purpose, s.seal.SentCodeMAC(username, purpose, code), now.Add(ttl).UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("record sent code: %w", err)
 	}
@@ -222,7 +209,7 @@ func (s *Store) PutSentCode(ctx context.Context, username, purpose, code string,
 // matches and has not expired; false otherwise. A code works once.
 func (s *Store) UseSentCode(ctx context.Context, username, purpose, code string) (bool, error) {
 	res, err := s.exec(ctx, `DELETE FROM sent_codes WHERE username = ? AND purpose = ? AND hash = ? AND expires_at > ?`,
-		username, purpose, s.codeHash(username, purpose, code), s.now().UnixMilli())
+		username, purpose, s.seal.SentCodeMAC(username, purpose, code), s.now().UnixMilli())
 	if err != nil {
 		return false, fmt.Errorf("use sent code: %w", err)
 	}

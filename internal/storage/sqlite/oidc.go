@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -106,15 +105,13 @@ func (s *Store) RemoveOIDCClient(ctx context.Context, id string) error {
 	return nil
 }
 
-func keyAD(id string) []byte { return []byte("oidc-key:" + id) }
-
 // AddOIDCKey stores k sealed with the master key and makes it the signing
 // key: every other key is retired now (it stays published until the
 // caller's verification window ends).
 func (s *Store) AddOIDCKey(ctx context.Context, k model.OIDCKey) error {
-	sealed, err := s.key.Seal(k.Private, keyAD(k.ID))
+	sealed, err := s.seal.SealOIDCKey(k.ID, k.Private)
 	if err != nil {
-		return fmt.Errorf("seal oidc key: %w", err)
+		return err
 	}
 	st, err := s.writeStmts(ctx, `UPDATE oidc_keys SET retired_at = ? WHERE retired_at IS NULL`,
 		`INSERT INTO oidc_keys (id, alg, sealed, created_at) VALUES (?,?,?,?)`)
@@ -153,8 +150,8 @@ func (s *Store) OIDCKeys(ctx context.Context, since time.Time) ([]model.OIDCKey,
 		if err := rows.Scan(&k.ID, &k.Alg, &sealed, &created, &retired); err != nil {
 			return nil, fmt.Errorf("read oidc keys: %w", err)
 		}
-		if k.Private, err = s.key.Open(sealed, keyAD(k.ID)); err != nil {
-			return nil, fmt.Errorf("oidc key %s: %w", k.ID, err)
+		if k.Private, err = s.seal.OpenOIDCKey(k.ID, sealed); err != nil {
+			return nil, err
 		}
 		k.CreatedAt = time.UnixMilli(created).UTC()
 		if retired.Valid {
@@ -223,11 +220,6 @@ func (s *Store) CompleteOIDCAuthRequest(ctx context.Context, id string, signin [
 	return nil
 }
 
-func codeHash(code string) []byte {
-	h := sha256.Sum256([]byte(code))
-	return h[:]
-}
-
 // SaveOIDCCode attaches the authorization code to the completed auth
 // request id, once, valid for ttl from now: ErrNotFound when the request
 // is not completed, expired or has a code already.
@@ -235,7 +227,7 @@ func (s *Store) SaveOIDCCode(ctx context.Context, id, code string, ttl time.Dura
 	now := s.now()
 	res, err := s.exec(ctx, `UPDATE oidc_auth_requests SET code_hash = ?, expires_at = ?
 		WHERE id = ? AND signin IS NOT NULL AND code_hash IS NULL AND expires_at > ?`,
-		codeHash(code), now.Add(ttl).UnixMilli(), id, now.UnixMilli())
+		storage.OIDCCodeHash(code), now.Add(ttl).UnixMilli(), id, now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("save authorization code: %w", err)
 	}
@@ -250,7 +242,7 @@ func (s *Store) SaveOIDCCode(ctx context.Context, id, code string, ttl time.Dura
 // before is ErrReplayed, and the access tokens issued for it are revoked
 // (RFC 6749 §4.1.2); an unknown or expired code is ErrNotFound.
 func (s *Store) ConsumeOIDCCode(ctx context.Context, code string) (model.OIDCAuthRequest, error) {
-	h := codeHash(code)
+	h := storage.OIDCCodeHash(code)
 	res, err := s.exec(ctx, `UPDATE oidc_auth_requests SET code_used = 1 WHERE code_hash = ? AND code_used = 0 AND expires_at > ?`,
 		h, s.now().UnixMilli())
 	if err != nil {

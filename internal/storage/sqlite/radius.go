@@ -10,15 +10,12 @@ import (
 	"github.com/camotp/camotp/internal/storage"
 )
 
-// radiusAAD binds a sealed shared secret to its client's name.
-func radiusAAD(name string) []byte { return []byte("radius-client:" + name) }
-
 // AddRadiusClient stores a client with its shared secret sealed with the
 // master key. ErrExists when the name or the CIDR is taken.
 func (s *Store) AddRadiusClient(ctx context.Context, c model.RadiusClient) error {
-	sealed, err := s.key.Seal(c.Secret, radiusAAD(c.Name))
+	sealed, err := s.seal.SealRadiusSecret(c.Name, c.Secret)
 	if err != nil {
-		return fmt.Errorf("seal radius secret: %w", err)
+		return err
 	}
 	_, err = s.exec(ctx, `INSERT INTO radius_clients (name, cidr, secret, created_at) VALUES (?,?,?,?)`,
 		c.Name, c.CIDR.Masked().String(), sealed, s.now().UnixMilli())
@@ -50,8 +47,8 @@ func (s *Store) RadiusClients(ctx context.Context) ([]model.RadiusClient, error)
 		if c.CIDR, err = netip.ParsePrefix(cidr); err != nil {
 			return nil, fmt.Errorf("radius client %s: cidr %q: %w", c.Name, cidr, err)
 		}
-		if c.Secret, err = s.key.Open(sealed, radiusAAD(c.Name)); err != nil {
-			return nil, fmt.Errorf("radius client %s: open secret: %w", c.Name, err)
+		if c.Secret, err = s.seal.OpenRadiusSecret(c.Name, sealed); err != nil {
+			return nil, err
 		}
 		c.CreatedAt = time.UnixMilli(created).UTC()
 		out = append(out, c)

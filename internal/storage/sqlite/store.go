@@ -32,7 +32,7 @@ type Store struct {
 	db     *sql.DB // the writer's single connection
 	rdb    *sql.DB // read-only connections
 	path   string
-	key    *masterkey.Key
+	seal   storage.Sealer
 	now    func() time.Time
 	stmts  sync.Map // query → *sql.Stmt on rdb
 	wstmts sync.Map // query → *sql.Stmt on db
@@ -94,7 +94,7 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 	}
 	// One writer connection: SQLite has one writer anyway.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db, path: path, key: key, now: now, writes: make(chan *write, maxGroup),
+	s := &Store{db: db, path: path, seal: storage.NewSealer(key), now: now, writes: make(chan *write, maxGroup),
 		closing: make(chan struct{}), writerEnd: make(chan struct{}), ckptEnd: make(chan struct{})}
 	for i, q := range savepointSQL {
 		if s.sp[i], err = db.PrepareContext(ctx, q); err != nil {

@@ -2,10 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -70,20 +67,15 @@ func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint6
 	return nil
 }
 
-func tokenHash(raw string) []byte {
-	h := sha256.Sum256([]byte(raw))
-	return h[:]
-}
-
 // CreateToken makes a random token of kind for username, valid for ttl, and
 // returns it; only its hash is stored.
 func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error) {
-	raw, err := newToken()
+	raw, err := storage.NewToken()
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
-	_, err = s.exec(ctx, insertToken, tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli())
+	_, err = s.exec(ctx, insertToken, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli())
 	if err != nil {
 		return "", fmt.Errorf("store token: %w", err)
 	}
@@ -95,21 +87,13 @@ const (
 	deleteToken = `DELETE FROM tokens WHERE hash = ?`
 )
 
-func newToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("token: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
 // ExchangeToken deletes the token old, creates a token of kind for
 // username valid for ttl, appends e to the audit log and records the
 // success of the attempt on the throttle counters of clear, all in one
 // commit: a pending sign-in becomes a session, the log says so and the
 // counters start over, or nothing happens.
 func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
-	raw, err := newToken()
+	raw, err := storage.NewToken()
 	if err != nil {
 		return "", err
 	}
@@ -120,10 +104,10 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	}
 	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, tokenHash(old)); err != nil {
+		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, storage.TokenHash(old)); err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
+		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
@@ -148,7 +132,7 @@ func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry
 		return fmt.Errorf("consume token: %w", err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, tokenHash(old)); err != nil {
+		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, storage.TokenHash(old)); err != nil {
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
@@ -170,7 +154,7 @@ func (s *Store) LookupToken(ctx context.Context, kind, raw string) (model.Token,
 	var t model.Token
 	var created, exp int64
 	err := s.queryRow(ctx, `SELECT kind, username, method, ip, created_at, expires_at FROM tokens WHERE hash = ? AND kind = ? AND expires_at > ?`,
-		tokenHash(raw), kind, s.now().UnixMilli()).Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp)
+		storage.TokenHash(raw), kind, s.now().UnixMilli()).Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.Token{}, fmt.Errorf("token: %w", storage.ErrNotFound)
 	}
@@ -206,7 +190,7 @@ func (s *Store) UserTokens(ctx context.Context, username string) ([]model.Token,
 
 // DeleteToken removes one token (no error when absent).
 func (s *Store) DeleteToken(ctx context.Context, raw string) error {
-	_, err := s.exec(ctx, deleteToken, tokenHash(raw))
+	_, err := s.exec(ctx, deleteToken, storage.TokenHash(raw))
 	return err
 }
 
