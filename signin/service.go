@@ -466,6 +466,9 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 				tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, model.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
 					model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
 					a.rules()...)
+				if errors.Is(err, storage.ErrNotFound) {
+					return "", ErrBadToken
+				}
 				if err != nil {
 					return "", err
 				}
@@ -610,6 +613,9 @@ func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail 
 		sess, err = s.st.ExchangeToken(ctx, pending, model.TokenSession, user, method, ip, s.cfg.SessionTTL, e, clear...)
 	} else {
 		err = s.st.ConsumeToken(ctx, pending, e, clear...)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", ErrBadToken // a concurrent step with the same sign-in finished it
 	}
 	if err != nil {
 		return "", err

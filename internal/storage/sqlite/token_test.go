@@ -1,8 +1,11 @@
 package sqlite
 
 import (
+	"sync/atomic"
+
 	"context"
 	"errors"
+	"github.com/camotp/camotp/internal/together"
 	"testing"
 	"time"
 
@@ -43,5 +46,39 @@ func TestConsumeToken(t *testing.T) {
 	res, err := s.ReserveAttempt(ctx, t0, r)
 	if err != nil || !res.Granted || res.Counters[0].Attempts != 1 {
 		t.Fatalf("counter after ConsumeToken: %+v %v, want cleared (this attempt the first)", res, err)
+	}
+}
+
+// A pending token is exchanged once: of 16 concurrent exchanges one makes
+// a session, the others fail with ErrNotFound and write nothing.
+func TestExchangeTokenOnce(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	tok, err := s.CreateToken(ctx, model.TokenPending, "u", "bodycam", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var won, lost atomic.Int32
+	together.Run(16, func(i int) {
+		_, err := s.ExchangeToken(ctx, tok, model.TokenSession, "u", "bodycam", "", time.Minute, model.AuditEntry{Action: "t", Subject: "u"})
+		switch {
+		case err == nil:
+			won.Add(1)
+		case errors.Is(err, storage.ErrNotFound):
+			lost.Add(1)
+		default:
+			t.Error(err)
+		}
+	})
+	toks, err := s.UserTokens(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := s.AuditLog(ctx, "u", 100)
+	if won.Load() != 1 || lost.Load() != 15 || len(toks) != 1 || toks[0].Kind != model.TokenSession || len(log) != 1 {
+		t.Fatalf("won %d lost %d; tokens %+v; %d audit rows", won.Load(), lost.Load(), toks, len(log))
+	}
+	if err := s.ConsumeToken(ctx, tok, model.AuditEntry{Action: "t", Subject: "u"}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("consume an exchanged token: %v", err)
 	}
 }

@@ -91,7 +91,9 @@ const (
 // username valid for ttl, appends e to the audit log and records the
 // success of the attempt on the throttle counters of clear, all in one
 // commit: a pending sign-in becomes a session, the log says so and the
-// counters start over, or nothing happens.
+// counters start over, or nothing happens. The token is exchanged once:
+// when old is not there (a concurrent exchange won) nothing happens and
+// the error matches ErrNotFound.
 func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
 	raw, err := storage.NewToken()
 	if err != nil {
@@ -104,7 +106,7 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	}
 	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, storage.TokenHash(old)); err != nil {
+		if err := deleteOnce(ctx, tx.StmtContext(ctx, st[0]), old); err != nil {
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
@@ -121,10 +123,26 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	return raw, nil
 }
 
+// deleteOnce deletes the token raw with st (deleteToken): ErrNotFound
+// when it is not there (a concurrent exchange of the same token won).
+func deleteOnce(ctx context.Context, st *sql.Stmt, raw string) error {
+	res, err := st.ExecContext(ctx, storage.TokenHash(raw))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("token: %w", storage.ErrNotFound)
+	}
+	return nil
+}
+
 // ConsumeToken deletes the token old, appends e to the audit log and
 // records the success of the attempt on the throttle counters of clear,
 // all in one commit: ExchangeToken for a passed sign-in step that starts
-// no session (a front door that keeps its own, such as a RADIUS NAS).
+// no session (a front door that keeps its own, such as a RADIUS NAS). Once
+// only, like ExchangeToken.
 func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
 	// Prepared before the transaction: the writer's connection is busy in it.
 	st, err := s.writeStmts(ctx, deleteToken, insertAudit, successSQL[0], successSQL[1])
@@ -132,7 +150,7 @@ func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry
 		return fmt.Errorf("consume token: %w", err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, storage.TokenHash(old)); err != nil {
+		if err := deleteOnce(ctx, tx.StmtContext(ctx, st[0]), old); err != nil {
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
