@@ -1,16 +1,15 @@
 package sqlite
 
 import (
-	"sync/atomic"
-
 	"context"
 	"errors"
-	"github.com/camotp/camotp/internal/together"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/internal/together"
 )
 
 // ConsumeToken ends a pending token, writes the audit row and clears the
