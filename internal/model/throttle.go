@@ -53,3 +53,26 @@ type FailureResult struct {
 // InFlightRetry is the wait a refused attempt is told when every slot is
 // held by attempts still being evaluated.
 const InFlightRetry = 5 * time.Second
+
+// RetryAfter is how long a refused reservation tells its caller to wait,
+// at now, given the rules and their counters as they stand: the longest
+// wait of any counter. A counter blocked waits out its block; one whose
+// slots are all held by attempts still being evaluated is asked about
+// again shortly (InFlightRetry, never later than its window's end), as
+// within moments those attempts either block it or free a slot. Never
+// less than a second.
+func RetryAfter(now time.Time, rules []ThrottleRule, counters []Throttle) time.Duration {
+	var wait time.Duration
+	for i, r := range rules {
+		th := counters[i]
+		w := th.BlockedUntil.Sub(now)
+		if !now.Before(th.BlockedUntil) && th.Attempts >= r.Limit {
+			w = min(InFlightRetry, th.FirstAt.Add(r.Window).Sub(now))
+		}
+		wait = max(wait, w)
+	}
+	if wait <= 0 {
+		wait = time.Second // a slot just freed up: try again
+	}
+	return wait
+}

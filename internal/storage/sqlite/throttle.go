@@ -98,21 +98,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 		return model.Reservation{}, err
 	}
 	res.Counters = ths
-	for i, r := range rules {
-		th := ths[i]
-		wait := th.BlockedUntil.Sub(now)
-		if !now.Before(th.BlockedUntil) && th.Attempts >= r.Limit {
-			// Every slot is held by attempts still being evaluated: within
-			// moments they either block the counter or free a slot, so
-			// the answer is to ask again shortly (never later than the
-			// window's end).
-			wait = min(model.InFlightRetry, th.FirstAt.Add(r.Window).Sub(now))
-		}
-		res.RetryAfter = max(res.RetryAfter, wait)
-	}
-	if res.RetryAfter <= 0 {
-		res.RetryAfter = time.Second // a slot just freed up: try again
-	}
+	res.RetryAfter = model.RetryAfter(now, rules, ths)
 	return res, nil
 }
 

@@ -1,0 +1,83 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/camotp/camotp/internal/masterkey"
+)
+
+// EnvURL names the environment variable with the URL of a PostgreSQL
+// server whose user may create databases; tests skip without it.
+const EnvURL = "CAMOTP_TEST_POSTGRES"
+
+// freshURL creates an empty database for the test, dropped at cleanup,
+// and returns its URL.
+func freshURL(tb testing.TB) string {
+	tb.Helper()
+	admin := os.Getenv(EnvURL)
+	if admin == "" {
+		tb.Skip(EnvURL + " is not set: no PostgreSQL to test against")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		tb.Fatalf("connect to %s: %v", EnvURL, err)
+	}
+	defer conn.Close(context.Background())
+	name := "camotp_test_" + rand.Text()[:12]
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		tb.Fatalf("create database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		tb.Fatalf("%s: %v", EnvURL, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func testKey(tb testing.TB) *masterkey.Key {
+	key, err := masterkey.New(make([]byte, 32))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return key
+}
+
+// openTest opens a store on a fresh database; now may be nil.
+func openTest(tb testing.TB, now func() time.Time) *Store {
+	tb.Helper()
+	return openURL(tb, freshURL(tb), now)
+}
+
+func openURL(tb testing.TB, u string, now func() time.Time) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), u, testKey(tb), now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+

@@ -1,0 +1,14 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+)
+
+func TestSmoke(t *testing.T) {
+	s := openTest(t, nil)
+	v, err := s.SchemaVersion(context.Background())
+	if err != nil || v != 7 {
+		t.Fatal(v, err)
+	}
+}

@@ -1,0 +1,231 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
+)
+
+// OTPState returns the record of subject; found is false when none exists.
+func (s *Store) OTPState(ctx context.Context, subject string) (st model.OTPState, found bool, err error) {
+	var off, rstep *int64
+	err = s.queryRow(ctx, `SELECT seed_version, last_step, drift, resync_offset, resync_step FROM otp_state WHERE subject = $1`,
+		args(subject), &st.SeedVersion, &st.LastStep, &st.Drift, &off, &rstep)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.OTPState{}, false, nil
+	}
+	if err != nil {
+		return model.OTPState{}, false, fmt.Errorf("read otp state: %w", err)
+	}
+	if off != nil {
+		st.ResyncOffset = off
+		if rstep != nil {
+			st.ResyncStep = *rstep
+		}
+	}
+	return st, true, nil
+}
+
+// AcceptStep durably records that step was accepted for subject under
+// seedVersion, with the drift learnt. It returns false when a step at or
+// after this one was already accepted for the same seed (a concurrent use
+// of the same code lost the race): the caller must treat it as a replay.
+// One conditional upsert: the database decides the race.
+func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error) {
+	tag, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES ($1,$2,$3,$4)
+		ON CONFLICT (subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
+			drift = excluded.drift, resync_offset = NULL, resync_step = NULL
+		WHERE otp_state.seed_version < excluded.seed_version
+		   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`,
+		subject, seedVersion, step, drift)
+	if err != nil {
+		return false, fmt.Errorf("record accepted step: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// SetResync records a code found far outside the window at offset (steps
+// from the verifier's clock) and step, awaiting confirmation by a later code.
+func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error {
+	_, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift, resync_offset, resync_step)
+		VALUES ($1, $2, -1, 0, $3, $4)
+		ON CONFLICT (subject) DO UPDATE SET
+			last_step = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.last_step ELSE -1 END,
+			drift = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.drift ELSE 0 END,
+			seed_version = excluded.seed_version, resync_offset = excluded.resync_offset, resync_step = excluded.resync_step`,
+		subject, seedVersion, offset, step)
+	if err != nil {
+		return fmt.Errorf("record resync candidate: %w", err)
+	}
+	return nil
+}
+
+const (
+	insertToken = `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)`
+	deleteToken = `DELETE FROM tokens WHERE hash = $1`
+)
+
+// CreateToken makes a random token of kind for username, valid for ttl, and
+// returns it; only its hash is stored.
+func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error) {
+	raw, err := storage.NewToken()
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	if _, err := s.exec(ctx, insertToken, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
+		return "", fmt.Errorf("store token: %w", err)
+	}
+	return raw, nil
+}
+
+// deleteOnce deletes the token raw inside tx: ErrNotFound when it is not
+// there (a concurrent exchange of the same token won: PostgreSQL lets one
+// DELETE of a row take it, the others find it gone).
+func deleteOnce(ctx context.Context, tx pgx.Tx, raw string) error {
+	tag, err := tx.Exec(ctx, deleteToken, storage.TokenHash(raw))
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("token: %w", storage.ErrNotFound)
+	}
+	return nil
+}
+
+// ExchangeToken deletes the token old, creates a token of kind for
+// username valid for ttl, appends e to the audit log and records the
+// success of the attempt on the throttle counters of clear, all in one
+// transaction: a pending sign-in becomes a session, the log says so and
+// the counters start over, or nothing happens. The token is exchanged
+// once: when old is not there (a concurrent exchange won) nothing happens
+// and the error matches ErrNotFound.
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
+	raw, err := storage.NewToken()
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if err := deleteOnce(ctx, tx, old); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, insertToken, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
+			return err
+		}
+		return recordSuccess(ctx, tx, clear)
+	})
+	if err != nil {
+		return "", fmt.Errorf("exchange token: %w", err)
+	}
+	return raw, nil
+}
+
+// ConsumeToken deletes the token old, appends e to the audit log and
+// records the success of the attempt on the throttle counters of clear,
+// all in one transaction: ExchangeToken for a passed sign-in step that
+// starts no session (a front door that keeps its own, such as a RADIUS
+// NAS). Once only, like ExchangeToken.
+func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
+	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if err := deleteOnce(ctx, tx, old); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
+			return err
+		}
+		return recordSuccess(ctx, tx, clear)
+	})
+	if err != nil {
+		return fmt.Errorf("consume token: %w", err)
+	}
+	return nil
+}
+
+const tokenCols = `kind, username, method, ip, created_at, expires_at`
+
+func scanToken(row pgx.Row) (model.Token, error) {
+	var t model.Token
+	var created, exp int64
+	if err := row.Scan(&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp); err != nil {
+		return model.Token{}, err
+	}
+	t.CreatedAt, t.ExpiresAt = time.UnixMilli(created), time.UnixMilli(exp)
+	return t, nil
+}
+
+// LookupToken returns the unexpired token of kind; ErrNotFound otherwise.
+func (s *Store) LookupToken(ctx context.Context, kind, raw string) (model.Token, error) {
+	if raw == "" || len(raw) > 128 {
+		return model.Token{}, fmt.Errorf("token: %w", storage.ErrNotFound)
+	}
+	var t model.Token
+	err := s.run(ctx, func(ctx context.Context) error {
+		var err error
+		t, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1 AND kind = $2 AND expires_at > $3`,
+			storage.TokenHash(raw), kind, s.now().UnixMilli()))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Token{}, fmt.Errorf("token: %w", storage.ErrNotFound)
+	}
+	if err != nil {
+		return model.Token{}, fmt.Errorf("read token: %w", err)
+	}
+	return t, nil
+}
+
+// UserTokens lists username's live tokens, newest first (their hashes
+// are not part of a Token): the sessions, pending sign-ins and trusted
+// browsers an admin sees.
+func (s *Store) UserTokens(ctx context.Context, username string) ([]model.Token, error) {
+	var out []model.Token
+	err := s.query(ctx, `SELECT `+tokenCols+` FROM tokens WHERE username = $1 AND expires_at > $2 ORDER BY created_at DESC`,
+		args(username, s.now().UnixMilli()), func(r pgx.Rows) error {
+			t, err := scanToken(r)
+			out = append(out, t)
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteToken removes one token (no error when absent).
+func (s *Store) DeleteToken(ctx context.Context, raw string) error {
+	if _, err := s.exec(ctx, deleteToken, storage.TokenHash(raw)); err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	return nil
+}
+
+// DeleteTokens removes every token of kind for username ("" kind: all).
+func (s *Store) DeleteTokens(ctx context.Context, username, kind string) error {
+	if _, err := s.exec(ctx, `DELETE FROM tokens WHERE username = $1 AND ($2 = '' OR kind = $2)`, username, kind); err != nil {
+		return fmt.Errorf("delete tokens of %s: %w", username, err)
+	}
+	return nil
+}
+
+// PurgeExpired deletes expired tokens, OpenID Connect auth requests and
+// access tokens.
+func (s *Store) PurgeExpired(ctx context.Context) error {
+	now := s.now().UnixMilli()
+	for _, q := range []string{`DELETE FROM tokens WHERE expires_at <= $1`, `DELETE FROM oidc_auth_requests WHERE expires_at <= $1`,
+		`DELETE FROM oidc_tokens WHERE expires_at <= $1`} {
+		if _, err := s.exec(ctx, q, now); err != nil {
+			return fmt.Errorf("purge expired: %w", err)
+		}
+	}
+	return nil
+}
