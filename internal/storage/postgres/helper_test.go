@@ -80,4 +80,3 @@ func openURL(tb testing.TB, u string, now func() time.Time) *Store {
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
-
