@@ -39,6 +39,9 @@ type Camera struct {
 	PendingVersion uint64       `json:"pendingVersion,omitempty"`
 	AssignedUser   string       `json:"assignedUser,omitempty"`
 	LastSeen       *time.Time   `json:"lastSeen,omitempty"`
+	// Online says the camera is connected to the broker now, as the
+	// latest presence event said.
+	Online bool `json:"online"`
 	CreatedAt      time.Time    `json:"createdAt"`
 }
 

@@ -311,6 +311,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
+		// The embedded broker starts with no connections: whatever the
+		// store says of presence is from this node's previous run.
+		if err := st.ClearPresence(ctx, cfg.Now()); err != nil {
+			return nil, fmt.Errorf("clear camera presence: %w", err)
+		}
 		bcfg := broker.Config{
 			Addr: cfg.MQTTAddr,
 			Auth: broker.NewAuth(cameraKeys{st}, provisioning.ServerUsername, provisioning.ServerClientID,
