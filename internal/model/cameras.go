@@ -41,8 +41,8 @@ type Camera struct {
 	LastSeen       *time.Time   `json:"lastSeen,omitempty"`
 	// Online says the camera is connected to the broker now, as the
 	// latest presence event said.
-	Online bool `json:"online"`
-	CreatedAt      time.Time    `json:"createdAt"`
+	Online    bool      `json:"online"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // Pending is an operation sent to a camera and not yet proven.
