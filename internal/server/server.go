@@ -32,7 +32,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/storage"
-	"github.com/camotp/camotp/internal/storage/sqlite"
+	"github.com/camotp/camotp/internal/storage/dburl"
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
@@ -55,7 +55,7 @@ func defaultMQTTMaxConns(softLimit uint64) int {
 
 // Files the server keeps in its data directory.
 const (
-	DBFile           = "camotp.db"
+	DBFile           = dburl.DefaultFile
 	MasterKeyFile    = "master.key"
 	AdminTokenFile   = "admin-token"
 	MQTTSecretFile   = "mqtt-server.secret"
@@ -64,7 +64,10 @@ const (
 
 // Config is the server's setup.
 type Config struct {
-	DataDir  string
+	DataDir string
+	// DB names the database (see dburl): "" is the SQLite file DBFile in
+	// DataDir; a postgres:// URL lets several nodes share one database.
+	DB       string
 	HTTPAddr string
 	// MQTTAddr is the embedded broker's plain listener.
 	MQTTAddr string
@@ -284,9 +287,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server box key: %w", err)
 	}
-	st, err := sqlite.Open(ctx, path(DBFile), key, cfg.Now)
+	target, err := dburl.Parse(cfg.DB, cfg.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	st, err := dburl.Open(ctx, target, key, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", target, err)
 	}
 	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux()}
 	st.SetAuditFailureHook(func(e model.AuditEntry, err error) {
@@ -304,6 +311,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
+		// The embedded broker starts with no connections: whatever the
+		// store says of presence is from this node's previous run.
+		if err := st.ClearPresence(ctx, cfg.Now()); err != nil {
+			return nil, fmt.Errorf("clear camera presence: %w", err)
+		}
 		bcfg := broker.Config{
 			Addr: cfg.MQTTAddr,
 			Auth: broker.NewAuth(cameraKeys{st}, provisioning.ServerUsername, provisioning.ServerClientID,

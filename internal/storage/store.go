@@ -61,6 +61,10 @@ type Cameras interface {
 	Unassign(ctx context.Context, serial string) error
 	CameraOf(ctx context.Context, username string) (model.Camera, error)
 	CameraStates(ctx context.Context) (map[string]int, error)
+	// Presence lives here, not in one process, so every node agrees.
+	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
+	ClearPresence(ctx context.Context, at time.Time) error
+	OnlineCount(ctx context.Context) (int, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator
