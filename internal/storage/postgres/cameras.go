@@ -14,7 +14,7 @@ import (
 )
 
 const cameraCols = `serial, model, public_key, state, version, COALESCE(pending_op, ''), COALESCE(pending_version, 0),
-	COALESCE(assigned_user, ''), last_seen, created_at`
+	COALESCE(assigned_user, ''), last_seen, created_at, online`
 
 func scanCamera(row pgx.Row) (model.Camera, error) {
 	var c model.Camera
@@ -22,7 +22,7 @@ func scanCamera(row pgx.Row) (model.Camera, error) {
 	var created int64
 	var op, state, camModel string
 	if err := row.Scan(&c.Serial, &camModel, &c.PublicKey, &state, &c.Version, &op, &c.PendingVersion,
-		&c.AssignedUser, &lastSeen, &created); err != nil {
+		&c.AssignedUser, &lastSeen, &created, &c.Online); err != nil {
 		return model.Camera{}, err
 	}
 	c.Model, c.State, c.PendingOp = device.Model(camModel), model.CameraState(state), model.Op(op)

@@ -8,7 +8,7 @@ import (
 func TestSmoke(t *testing.T) {
 	s := openTest(t, nil)
 	v, err := s.SchemaVersion(context.Background())
-	if err != nil || v != 7 {
+	if err != nil || v != 8 {
 		t.Fatal(v, err)
 	}
 }
