@@ -52,9 +52,9 @@ func (s *Store) AddCamera(ctx context.Context, serial string, camModel device.Mo
 // camera reads one camera matching where (with arg).
 func (s *Store) camera(ctx context.Context, where string, arg any) (model.Camera, error) {
 	var c model.Camera
-	err := s.run(ctx, func(ctx context.Context) error {
+	err := s.row(ctx, `SELECT `+cameraCols+` FROM cameras WHERE `+where, args(arg), func(r pgx.Row) error {
 		var err error
-		c, err = scanCamera(s.pool.QueryRow(ctx, `SELECT `+cameraCols+` FROM cameras WHERE `+where, arg))
+		c, err = scanCamera(r)
 		return err
 	})
 	return c, err

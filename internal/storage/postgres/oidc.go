@@ -49,9 +49,9 @@ func scanOIDCClient(row pgx.Row) (model.OIDCClient, error) {
 // OIDCClient returns the client id; ErrNotFound when none.
 func (s *Store) OIDCClient(ctx context.Context, id string) (model.OIDCClient, error) {
 	var c model.OIDCClient
-	err := s.run(ctx, func(ctx context.Context) error {
+	err := s.row(ctx, `SELECT `+oidcClientCols+` FROM oidc_clients WHERE id = $1`, args(id), func(r pgx.Row) error {
 		var err error
-		c, err = scanOIDCClient(s.pool.QueryRow(ctx, `SELECT `+oidcClientCols+` FROM oidc_clients WHERE id = $1`, id))
+		c, err = scanOIDCClient(r)
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -188,9 +188,9 @@ func scanAuthRequest(row pgx.Row) (model.OIDCAuthRequest, error) {
 // authRequest reads one auth request with q (selecting authRequestCols).
 func (s *Store) authRequest(ctx context.Context, q string, args ...any) (model.OIDCAuthRequest, error) {
 	var a model.OIDCAuthRequest
-	err := s.run(ctx, func(ctx context.Context) error {
+	err := s.row(ctx, q, args, func(r pgx.Row) error {
 		var err error
-		a, err = scanAuthRequest(s.pool.QueryRow(ctx, q, args...))
+		a, err = scanAuthRequest(r)
 		return err
 	})
 	return a, err

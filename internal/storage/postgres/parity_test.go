@@ -420,6 +420,36 @@ func script(t *testing.T, s storage.Store, clk *testclock.Manual) []string {
 	clk.Advance(time.Hour)
 	say("purge expired %s", e(s.PurgeExpired(ctx)))
 
+	// Text SQLite holds and PostgreSQL cannot (NUL, invalid UTF-8), as
+	// clients may send in a username, a client or token ID, a serial:
+	// nothing matches it.
+	for _, bad := range []string{"a\x00b", "\xff\xfe", "al\xc3"} {
+		_, _, err := s.User(ctx, bad)
+		_, err2 := s.OIDCClient(ctx, bad)
+		_, err3 := s.OIDCToken(ctx, bad)
+		_, err4 := s.LookupToken(ctx, bad, "tok")
+		_, err5 := s.StartOp(ctx, bad, model.OpWipe, nil, nil, build)
+		_, err6 := s.CompleteOp(ctx, bad, 1)
+		say("bad text %q: user %s client %s token %s lookup %s startop %s complete %s", bad, e(err), e(err2), e(err3), e(err4), e(err5), e(err6))
+		_, err = s.UserBySubject(ctx, bad)
+		_, err2 = s.CameraOf(ctx, bad)
+		_, err3 = s.Pending(ctx, bad)
+		_, err4 = s.OIDCAuthRequest(ctx, bad)
+		ms, err5 := s.Methods(ctx, bad)
+		say("  subject %s camera-of %s pending %s auth %s methods %v %s", e(err), e(err2), e(err3), e(err4), ms, e(err5))
+		say("  revoke %s touch %s presence %s assign %s delete %s", e(s.RevokeOIDCToken(ctx, bad, "app")), e(s.Touch(ctx, bad, clk.Now())),
+			e(s.SetPresence(ctx, bad, true, clk.Now())), e(s.Assign(ctx, bad, "bob")), e(s.DeleteTokens(ctx, bad, "")))
+		ok, err := s.UseBackupCode(ctx, bad, "AAAA")
+		say("  backup %v %s", ok, e(err))
+		// Throttle keys are built from such names, and from raw digests.
+		k := model.ThrottleRule{Key: "password:acct:" + bad + "\x00\x8f\x00", Limit: 1, Window: time.Minute, BlockBase: time.Minute, BlockMax: time.Minute}
+		r1, err := s.ReserveAttempt(ctx, clk.Now(), k)
+		r2, err2 := s.ReserveAttempt(ctx, clk.Now(), k)
+		f, err3 := s.RecordFailure(ctx, clk.Now(), k)
+		ths, err4 := s.GetThrottles(ctx, k.Key, "x")
+		say("  throttle %v %s %v %s %+v %s %+v %s", r1.Granted, e(err), r2.Granted, e(err2), f, e(err3), ths, e(err4))
+	}
+
 	// Audit and health.
 	say("audit %s", e(s.Audit(ctx, model.AuditEntry{Actor: "admin", Action: "user.add", Subject: "bob", Result: "ok", SourceIP: "1.2.3.4", Detail: "d"})))
 	say("audit at %s", e(s.Audit(ctx, model.AuditEntry{At: time.UnixMilli(1_600_000_000_123), Actor: "a", Action: "b", Subject: "bob", Result: "ok"})))

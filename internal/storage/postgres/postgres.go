@@ -48,10 +48,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -136,6 +138,9 @@ func (s *Store) run(ctx context.Context, fn func(context.Context) error) error {
 		return err
 	case s.closed.Load():
 		return storage.ErrClosed
+	case isCode(err, "22021"): // a string argument PostgreSQL cannot hold
+		// No row holds it, so nothing matched (see storable).
+		return fmt.Errorf("%w (%w)", storage.ErrNotFound, errUnstorable)
 	case ctx.Err() == nil && octx.Err() != nil:
 		err = &storage.UnavailableError{Reason: "database not answering", Err: err}
 	default:
@@ -197,11 +202,14 @@ func classify(err error) error {
 	return &storage.UnavailableError{Reason: reason, Err: err}
 }
 
-// isUnique tells a unique violation.
-func isUnique(err error) bool {
+// isCode tells a PostgreSQL error of code.
+func isCode(err error, code string) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
+	return errors.As(err, &pe) && pe.Code == code
 }
+
+// isUnique tells a unique violation.
+func isUnique(err error) bool { return isCode(err, "23505") }
 
 // retryable tells the errors after which a transaction is simply run again.
 func retryable(err error) bool {
@@ -225,8 +233,40 @@ func (s *Store) tx(ctx context.Context, fn func(context.Context, pgx.Tx) error) 
 	})
 }
 
-// exec runs one statement.
+// storable tells whether every string of args is text PostgreSQL can
+// hold: valid UTF-8 without NUL. SQLite holds any bytes; a name a client
+// sent (a username, a client ID, a token ID) may not be such text.
+func storable(args []any) bool {
+	for _, a := range args {
+		if s, ok := a.(string); ok && (strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s)) {
+			return false
+		}
+	}
+	return true
+}
+
+// errUnstorable refuses to store text PostgreSQL cannot hold.
+var errUnstorable = errors.New("text with NUL or invalid UTF-8 cannot be stored")
+
+// text makes s text PostgreSQL holds, for the audit log, which must not
+// lose a row to what a client sent: invalid bytes and NUL become U+FFFD.
+func text(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// exec runs one statement. A string argument PostgreSQL cannot hold
+// matches no row (every row holds valid text): an UPDATE or DELETE
+// changes nothing, an INSERT fails.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (tag pgconn.CommandTag, err error) {
+	if !storable(args) {
+		if strings.HasPrefix(strings.TrimSpace(q), "INSERT") {
+			return tag, errUnstorable
+		}
+		return pgconn.NewCommandTag("UPDATE 0"), nil
+	}
 	err = s.run(ctx, func(ctx context.Context) error {
 		tag, err = s.pool.Exec(ctx, q, args...)
 		return err
@@ -235,15 +275,28 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (tag pgconn.Com
 }
 
 // queryRow runs q and scans its one row into dest: pgx.ErrNoRows when
-// there is none.
+// there is none (also when a string argument is not text PostgreSQL can
+// hold: no row holds it).
 func (s *Store) queryRow(ctx context.Context, q string, args []any, dest ...any) error {
+	return s.row(ctx, q, args, func(r pgx.Row) error { return r.Scan(dest...) })
+}
+
+// row is queryRow with a scan function.
+func (s *Store) row(ctx context.Context, q string, args []any, scan func(pgx.Row) error) error {
+	if !storable(args) {
+		return pgx.ErrNoRows
+	}
 	return s.run(ctx, func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, q, args...).Scan(dest...)
+		return scan(s.pool.QueryRow(ctx, q, args...))
 	})
 }
 
-// query runs q and calls each for every row.
+// query runs q and calls each for every row (none when a string argument
+// is not text PostgreSQL can hold).
 func (s *Store) query(ctx context.Context, q string, args []any, each func(pgx.Rows) error) error {
+	if !storable(args) {
+		return nil
+	}
 	return s.run(ctx, func(ctx context.Context) error {
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
@@ -302,7 +355,7 @@ func (s *Store) auditArgs(e model.AuditEntry) []any {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	return []any{e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail}
+	return []any{e.At.UnixMilli(), text(e.Actor), text(e.Action), text(e.Subject), text(e.Result), text(e.SourceIP), text(e.Detail)}
 }
 
 // AuditLog returns the newest entries first, for subject when not empty.

@@ -18,8 +18,8 @@ var errRefused = errors.New("attempt refused")
 // row is changed only when the counter is not blocked and has a slot left
 // (or its window has passed), so concurrent callers — on this node or
 // others — can never take more than Limit. PostgreSQL locks the row and
-// evaluates the WHERE on its latest version. $1 key, $2 now (ms), $3
-// window (ms), $4 limit.
+// evaluates the WHERE on its latest version. $1 key (BYTEA: keys hold NUL
+// and raw digest bytes), $2 now (ms), $3 window (ms), $4 limit.
 const reserveSQL = `INSERT INTO throttle AS t (key, attempts, first_at, blocked_until, level) VALUES ($1, 1, $2::bigint, 0, 0)
 	ON CONFLICT (key) DO UPDATE SET
 		level = CASE WHEN t.first_at + $3::bigint <= $2::bigint AND t.blocked_until + $3::bigint <= $2::bigint THEN 0 ELSE t.level END,
@@ -58,7 +58,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 	res := model.Reservation{Counters: make([]model.Throttle, len(rules))}
 	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRow(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
+			th, err := scanThrottle(tx.QueryRow(ctx, reserveSQL, []byte(r.Key), now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errRefused // the rollback undoes the slots taken before
 			}
@@ -93,11 +93,11 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model
 	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		out = model.FailureResult{Counters: make([]model.Throttle, len(rules)), Blocked: make([]bool, len(rules))}
 		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRow(ctx, blockSQL, r.Key, now.UnixMilli(), r.Limit,
+			th, err := scanThrottle(tx.QueryRow(ctx, blockSQL, []byte(r.Key), now.UnixMilli(), r.Limit,
 				r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
 			if errors.Is(err, pgx.ErrNoRows) {
 				// Slots left, or blocked already: the counter stands.
-				th, err = scanThrottle(tx.QueryRow(ctx, selectThrottle, r.Key))
+				th, err = scanThrottle(tx.QueryRow(ctx, selectThrottle, []byte(r.Key)))
 				if errors.Is(err, pgx.ErrNoRows) {
 					err = nil // cleared meanwhile by a success
 				}
@@ -133,7 +133,7 @@ func recordSuccess(ctx context.Context, tx pgx.Tx, rules []model.ThrottleRule) e
 		if r.Sticky {
 			q = `UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = $1`
 		}
-		if _, err := tx.Exec(ctx, q, r.Key); err != nil {
+		if _, err := tx.Exec(ctx, q, []byte(r.Key)); err != nil {
 			return err
 		}
 	}
@@ -151,7 +151,7 @@ func (s *Store) ReleaseAttempt(ctx context.Context, taken model.Reservation, rul
 				break
 			}
 			if _, err := tx.Exec(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0 AND first_at = $2`,
-				r.Key, ms(taken.Counters[i].FirstAt)); err != nil {
+				[]byte(r.Key), ms(taken.Counters[i].FirstAt)); err != nil {
 				return err
 			}
 		}
@@ -189,8 +189,12 @@ func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]model.Throt
 	if len(keys) == 0 {
 		return out, nil
 	}
-	err := s.query(ctx, `SELECT key, attempts, first_at, blocked_until, level FROM throttle WHERE key = ANY($1)`, args(keys), func(r pgx.Rows) error {
-		var key string
+	bkeys := make([][]byte, len(keys))
+	for i, k := range keys {
+		bkeys[i] = []byte(k)
+	}
+	err := s.query(ctx, `SELECT key, attempts, first_at, blocked_until, level FROM throttle WHERE key = ANY($1)`, args(bkeys), func(r pgx.Rows) error {
+		var key []byte
 		var th model.Throttle
 		var first, blocked int64
 		if err := r.Scan(&key, &th.Attempts, &first, &blocked, &th.Level); err != nil {
@@ -198,7 +202,7 @@ func (s *Store) GetThrottles(ctx context.Context, keys ...string) ([]model.Throt
 		}
 		th.FirstAt, th.BlockedUntil = msTime(first), msTime(blocked)
 		for i, k := range keys {
-			if k == key {
+			if k == string(key) {
 				out[i] = th
 			}
 		}

@@ -78,9 +78,9 @@ func (s *Store) Users(ctx context.Context) ([]model.User, error) {
 // userRow reads one user matching where (with arg), with extra columns.
 func (s *Store) userRow(ctx context.Context, where string, arg any, extraCols string, extra ...any) (model.User, error) {
 	var u model.User
-	err := s.run(ctx, func(ctx context.Context) error {
+	err := s.row(ctx, `SELECT `+userCols+extraCols+userFrom+` WHERE `+where, args(arg), func(r pgx.Row) error {
 		var err error
-		u, err = scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+extraCols+userFrom+` WHERE `+where, arg), extra...)
+		u, err = scanUser(r, extra...)
 		return err
 	})
 	return u, err

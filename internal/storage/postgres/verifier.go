@@ -169,12 +169,12 @@ func (s *Store) LookupToken(ctx context.Context, kind, raw string) (model.Token,
 		return model.Token{}, fmt.Errorf("token: %w", storage.ErrNotFound)
 	}
 	var t model.Token
-	err := s.run(ctx, func(ctx context.Context) error {
-		var err error
-		t, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1 AND kind = $2 AND expires_at > $3`,
-			storage.TokenHash(raw), kind, s.now().UnixMilli()))
-		return err
-	})
+	err := s.row(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = $1 AND kind = $2 AND expires_at > $3`,
+		args(storage.TokenHash(raw), kind, s.now().UnixMilli()), func(r pgx.Row) error {
+			var err error
+			t, err = scanToken(r)
+			return err
+		})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return model.Token{}, fmt.Errorf("token: %w", storage.ErrNotFound)
 	}

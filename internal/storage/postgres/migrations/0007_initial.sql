@@ -44,7 +44,8 @@ CREATE TABLE audit (
 CREATE INDEX audit_subject ON audit(subject, at);
 
 -- 2 and 5: one-time-code replay/drift records, throttling counters (attempts
--- taken, in flight or failed), tokens (only their SHA-256).
+-- taken, in flight or failed; the key is SQLite's TEXT as bytes), tokens
+-- (only their SHA-256).
 CREATE TABLE otp_state (
 	subject       TEXT PRIMARY KEY,
 	seed_version  BIGINT NOT NULL,
@@ -54,7 +55,8 @@ CREATE TABLE otp_state (
 	resync_step   BIGINT
 );
 CREATE TABLE throttle (
-	key           TEXT PRIMARY KEY,
+	key           BYTEA PRIMARY KEY, -- keys hold NUL and raw digest bytes: TEXT cannot
+
 	attempts      INTEGER NOT NULL DEFAULT 0,
 	first_at      BIGINT NOT NULL DEFAULT 0,
 	blocked_until BIGINT NOT NULL DEFAULT 0,
