@@ -80,3 +80,12 @@ func openURL(tb testing.TB, u string, now func() time.Time) *Store {
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
+
+// adminURL is the URL of the server's admin database (tests skip without).
+func adminURL(tb testing.TB) string {
+	u := os.Getenv(EnvURL)
+	if u == "" {
+		tb.Skip(EnvURL + " is not set: no PostgreSQL to test against")
+	}
+	return u
+}

@@ -76,6 +76,9 @@ type Store struct {
 	seal   storage.Sealer
 	now    func() time.Time
 	closed atomic.Bool
+	// opTimeout bounds an operation whose context has no deadline
+	// (OpTimeout; tests shorten it).
+	opTimeout time.Duration
 
 	resetting sync.Mutex // one pool reset at a time
 
@@ -99,7 +102,7 @@ func Open(ctx context.Context, url string, key *masterkey.Key, now func() time.T
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
-	s := &Store{seal: storage.NewSealer(key), now: now}
+	s := &Store{seal: storage.NewSealer(key), now: now, opTimeout: OpTimeout}
 	if err := migrate(ctx, cfg.ConnConfig); err != nil {
 		return nil, fmt.Errorf("migrate postgres: %w", classify(err))
 	}
@@ -129,7 +132,7 @@ func (s *Store) run(ctx context.Context, fn func(context.Context) error) error {
 	octx := ctx
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		octx, cancel = context.WithTimeout(ctx, OpTimeout)
+		octx, cancel = context.WithTimeout(ctx, s.opTimeout)
 		defer cancel()
 	}
 	err := fn(octx)
