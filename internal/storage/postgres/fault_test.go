@@ -351,7 +351,9 @@ func TestReadOnlyDatabase(t *testing.T) {
 			{"add user", func() error { return st.AddUser(ctx, model.User{Username: "bob"}, "h") }},
 			{"accept step", func() error { _, err := st.AcceptStep(ctx, "x", 1, 1, 0); return err }},
 			{"reserve", func() error { _, err := st.ReserveAttempt(ctx, time.Now(), pairRule("k")); return err }},
-			{"audit", func() error { return st.Audit(ctx, model.AuditEntry{Actor: "a", Action: "b", Subject: "c", Result: "ok"}) }},
+			{"audit", func() error {
+				return st.Audit(ctx, model.AuditEntry{Actor: "a", Action: "b", Subject: "c", Result: "ok"})
+			}},
 		} {
 			err := call.fn()
 			if reason, ok := unavailable(err); !ok || reason != "read-only" {
