@@ -401,11 +401,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	jsonAPI := api.New(s.SignIn, signinLog)
 	jsonAPI.Register(s.mux)
 	jsonAPI.RegisterAdmin(s.mux, adminAPI.Auth)
-	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
+	// Every node's RADIUS server re-reads its client list when one node's
+	// admin API changes it.
+	st.Watch(storage.TopicRadiusClients, func() {
 		if r := s.radius.Load(); r != nil {
 			r.InvalidateClients()
 		}
-	}, cfg.Log.With("component", "radius"))
+	})
+	radiusLog := cfg.Log.With("component", "radius")
+	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.Announce(ctx, storage.TopicRadiusClients); err != nil {
+			radiusLog.Error("tell the other nodes of the RADIUS client change (they see it within their cache time)", "err", err)
+		}
+	}, radiusLog)
 	pages, err := web.New(s.SignIn, signinLog)
 	if err != nil {
 		return nil, err

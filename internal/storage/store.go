@@ -31,6 +31,7 @@ type Store interface {
 	RadiusClients
 	Audit
 	Health
+	Changes
 	// Close stops the store; writes after it fail with ErrClosed.
 	Close() error
 }
