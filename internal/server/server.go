@@ -65,6 +65,9 @@ const (
 // Config is the server's setup.
 type Config struct {
 	DataDir string
+	// ResendEvery is how long a pending command waits for its ack before
+	// some node publishes it again (0: DefaultResendEvery).
+	ResendEvery time.Duration
 	// DB names the database (see dburl): "" is the SQLite file DBFile in
 	// DataDir; a postgres:// URL lets several nodes share one database.
 	DB       string
@@ -231,6 +234,13 @@ func (s *Server) probeWrite() error {
 	s.probe.Store(&probeResult{err: err, at: time.Now()})
 	return err
 }
+
+// DefaultResendEvery is how long a pending command waits for its ack
+// before some node publishes it again.
+const DefaultResendEvery = 30 * time.Second
+
+// resendLimit bounds the commands one node resends per pass.
+const resendLimit = 1000
 
 // janitorInterval is how often expired tokens and idle throttle counters
 // are deleted.
@@ -464,6 +474,27 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	s.stop = make(chan struct{})
+	resendEvery := cmp.Or(cfg.ResendEvery, DefaultResendEvery)
+	s.janitor.Add(1)
+	go func() {
+		defer s.janitor.Done()
+		t := time.NewTicker(resendEvery / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), resendEvery)
+				if n, err := s.Provisioning.ResendDue(ctx, resendEvery, resendLimit); err != nil {
+					cfg.Log.Warn("resend pending commands", "sent", n, "err", err)
+				} else if n > 0 {
+					cfg.Log.Info("resent pending commands", "sent", n)
+				}
+				cancel()
+			}
+		}
+	}()
 	s.janitor.Add(1)
 	go func() {
 		defer s.janitor.Done()

@@ -347,9 +347,11 @@ var migrations = []string{
 	CREATE INDEX oidc_tokens_request ON oidc_tokens(auth_request);`,
 	// 8: camera presence in the database, so every node and the fleet
 	// console agree on which cameras are online; presence_at orders the
-	// broker's events (a late one never undoes a newer one).
+	// broker's events (a late one never undoes a newer one). resent_at is
+	// when a node last claimed the pending command for a resend.
 	`ALTER TABLE cameras ADD COLUMN online INTEGER NOT NULL DEFAULT 0;
-	ALTER TABLE cameras ADD COLUMN presence_at INTEGER NOT NULL DEFAULT 0;`,
+	ALTER TABLE cameras ADD COLUMN presence_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cameras ADD COLUMN resent_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
