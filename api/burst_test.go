@@ -121,7 +121,7 @@ func TestBurstWrongPasswords(t *testing.T) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		// What is counted here is the throttle, not the hashing budget: on
 		// a loaded CI machine ten hashes at once may wait past the
-		// default 2 s and answer 503 (TestLoginMemoryBudget tests that).
+		// default 2 s and answer 503 (TestParallelLoginsMemoryBounded tests that).
 		vc := signin.DefaultConfig()
 		vc.HashWait = 2 * time.Minute
 		c.SignIn = &vc
