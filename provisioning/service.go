@@ -24,6 +24,7 @@ type Registry interface {
 	CompleteOp(ctx context.Context, serial string, version uint64) (model.Op, error)
 	Touch(ctx context.Context, serial string, t time.Time) error
 	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
+	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
 	OnlineCount(ctx context.Context) (int, error)
 	Audit(ctx context.Context, e model.AuditEntry) error
 }
@@ -188,6 +189,26 @@ func (s *Service) ResendAll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ResendDue publishes again the pending commands that no node resent in
+// the last every, up to limit of them, and returns how many it sent. Every
+// node calls it periodically: a command whose node died between recording
+// and publishing it, or whose publish or ack was lost, still reaches the
+// camera, and only one node resends each.
+func (s *Service) ResendDue(ctx context.Context, every time.Duration, limit int) (int, error) {
+	serials, err := s.reg.ClaimResends(ctx, s.now(), every, limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sn := range serials {
+		if err := s.resend(ctx, sn); err != nil {
+			return n, fmt.Errorf("resend to %s: %w", sn, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // HandleMessage processes one message from a camera topic (acks and status).

@@ -65,6 +65,9 @@ const (
 // Config is the server's setup.
 type Config struct {
 	DataDir string
+	// ResendEvery is how long a pending command waits for its ack before
+	// some node publishes it again (0: DefaultResendEvery).
+	ResendEvery time.Duration
 	// DB names the database (see dburl): "" is the SQLite file DBFile in
 	// DataDir; a postgres:// URL lets several nodes share one database.
 	DB       string
@@ -231,6 +234,13 @@ func (s *Server) probeWrite() error {
 	s.probe.Store(&probeResult{err: err, at: time.Now()})
 	return err
 }
+
+// DefaultResendEvery is how long a pending command waits for its ack
+// before some node publishes it again.
+const DefaultResendEvery = 30 * time.Second
+
+// resendLimit bounds the commands one node resends per pass.
+const resendLimit = 1000
 
 // janitorInterval is how often expired tokens and idle throttle counters
 // are deleted.
@@ -401,11 +411,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	jsonAPI := api.New(s.SignIn, signinLog)
 	jsonAPI.Register(s.mux)
 	jsonAPI.RegisterAdmin(s.mux, adminAPI.Auth)
-	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
+	// Every node's RADIUS server re-reads its client list when one node's
+	// admin API changes it.
+	st.Watch(storage.TopicRadiusClients, func() {
 		if r := s.radius.Load(); r != nil {
 			r.InvalidateClients()
 		}
-	}, cfg.Log.With("component", "radius"))
+	})
+	radiusLog := cfg.Log.With("component", "radius")
+	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.Announce(ctx, storage.TopicRadiusClients); err != nil {
+			radiusLog.Error("tell the other nodes of the RADIUS client change (they see it within their cache time)", "err", err)
+		}
+	}, radiusLog)
 	pages, err := web.New(s.SignIn, signinLog)
 	if err != nil {
 		return nil, err
@@ -454,6 +474,27 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	s.stop = make(chan struct{})
+	resendEvery := cmp.Or(cfg.ResendEvery, DefaultResendEvery)
+	s.janitor.Add(1)
+	go func() {
+		defer s.janitor.Done()
+		t := time.NewTicker(resendEvery / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), resendEvery)
+				if n, err := s.Provisioning.ResendDue(ctx, resendEvery, resendLimit); err != nil {
+					cfg.Log.Warn("resend pending commands", "sent", n, "err", err)
+				} else if n > 0 {
+					cfg.Log.Info("resent pending commands", "sent", n)
+				}
+				cancel()
+			}
+		}
+	}()
 	s.janitor.Add(1)
 	go func() {
 		defer s.janitor.Done()

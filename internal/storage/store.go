@@ -31,6 +31,7 @@ type Store interface {
 	RadiusClients
 	Audit
 	Health
+	Changes
 	// Close stops the store; writes after it fail with ErrClosed.
 	Close() error
 }
@@ -65,6 +66,9 @@ type Cameras interface {
 	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
 	ClearPresence(ctx context.Context, at time.Time) error
 	OnlineCount(ctx context.Context) (int, error)
+	// ClaimResends hands each pending command nobody resent within
+	// every to exactly one of the nodes asking.
+	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

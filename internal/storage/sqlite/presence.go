@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -35,4 +36,34 @@ func (s *Store) OnlineCount(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("count online cameras: %w", err)
 	}
 	return n, nil
+}
+
+// ClaimResends claims up to limit cameras whose pending command nobody
+// resent in the last every (as of now) and returns their serials: one
+// conditional update, so of several nodes sweeping at once each pending
+// command goes to exactly one.
+func (s *Store) ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error) {
+	var out []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE cameras SET resent_at = ?1 WHERE serial IN
+			(SELECT serial FROM cameras WHERE pending_op IS NOT NULL AND resent_at <= ?2 ORDER BY resent_at, serial LIMIT ?3)
+			RETURNING serial`, now.UnixMilli(), now.Add(-every).UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var sn string
+			if err := rows.Scan(&sn); err != nil {
+				return err
+			}
+			out = append(out, sn)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim resends: %w", err)
+	}
+	return out, nil
 }

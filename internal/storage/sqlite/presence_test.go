@@ -2,10 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/together"
 )
 
 // TestPresenceOrder: presence events settle on the newest whatever order
@@ -52,5 +55,54 @@ func TestPresenceOrder(t *testing.T) {
 	}
 	if n, _ := s.OnlineCount(ctx); n != 0 {
 		t.Fatalf("%d online after clear, want 0", n)
+	}
+}
+
+// TestClaimResendsOnce: nodes sweeping at once share the pending commands
+// out — each to exactly one — and a claimed command is not due again
+// before every has passed.
+func TestClaimResendsOnce(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	const cams = 40
+	for i := range cams {
+		sn := fmt.Sprintf("BC4-%04d", i)
+		if err := s.AddCamera(ctx, sn, device.Body4, "k"); err != nil {
+			t.Fatal(err)
+		}
+		seed := device.DefaultSeed([]byte("12345678901234567890"))
+		if _, err := s.StartOp(ctx, sn, model.OpProvision, &seed, []byte("challenge"), func(uint64) ([]byte, error) { return []byte("cmd"), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.UnixMilli(1_800_000_000_000)
+	every := 30 * time.Second
+	claimed := make([][]string, 8)
+	together.Run(len(claimed), func(i int) {
+		got, err := s.ClaimResends(ctx, now, every, 10)
+		if err != nil {
+			t.Error(err)
+		}
+		claimed[i] = got
+	})
+	seen := map[string]int{}
+	for _, c := range claimed {
+		for _, sn := range c {
+			seen[sn]++
+		}
+	}
+	if len(seen) != cams {
+		t.Fatalf("%d cameras claimed, want all %d", len(seen), cams)
+	}
+	for sn, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s claimed %d times", sn, n)
+		}
+	}
+	if got, _ := s.ClaimResends(ctx, now.Add(every-time.Millisecond), every, 100); len(got) != 0 {
+		t.Fatalf("claimed again before every passed: %v", got)
+	}
+	if got, _ := s.ClaimResends(ctx, now.Add(every), every, 100); len(got) != cams {
+		t.Fatalf("%d due after every, want %d", len(got), cams)
 	}
 }
