@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +168,14 @@ func script(t *testing.T, s storage.Store, clk *testclock.Manual) []string {
 	say("unassign %s %s", e(s.Unassign(ctx, "BC4-0002")), e(s.Unassign(ctx, "nope")))
 	say("presence %s %s %s", e(s.SetPresence(ctx, "BC4-0001", true, clk.Now())), e(s.SetPresence(ctx, "BC4-0002", true, clk.Now())),
 		e(s.SetPresence(ctx, "BC4-0001", false, clk.Now().Add(-time.Second))))
+	s.AddCamera(ctx, "BC4-0003", device.Workforce, "pk3")
+	s.StartOp(ctx, "BC4-0003", model.OpWipe, nil, nil, build)
+	claims, err := s.ClaimResends(ctx, clk.Now(), time.Minute, 10)
+	sort.Strings(claims)
+	say("claim resends %v %s", claims, e(err))
+	claims, err = s.ClaimResends(ctx, clk.Now().Add(30*time.Second), time.Minute, 10)
+	say("claim again %v %s", claims, e(err))
+	say("announce %s", e(s.Announce(ctx, storage.TopicPolicy)))
 	n, err := s.OnlineCount(ctx)
 	say("online %d %s", n, e(err))
 	say("presence newer %s", e(s.SetPresence(ctx, "BC4-0002", false, clk.Now().Add(time.Second))))

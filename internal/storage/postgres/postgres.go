@@ -82,6 +82,13 @@ type Store struct {
 
 	resetting sync.Mutex // one pool reset at a time
 
+	connConfig *pgx.ConnConfig // for the connections outside the pool
+	changes    storage.Hub     // this node's watchers
+	listenOnce sync.Once
+	stopListen context.CancelFunc
+	listening  sync.WaitGroup
+	logf       func(msg string, err error)
+
 	auditFailures atomic.Uint64
 	auditFailed   func(model.AuditEntry, error)
 }
@@ -102,7 +109,7 @@ func Open(ctx context.Context, url string, key *masterkey.Key, now func() time.T
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
-	s := &Store{seal: storage.NewSealer(key), now: now, opTimeout: OpTimeout}
+	s := &Store{seal: storage.NewSealer(key), now: now, opTimeout: OpTimeout, connConfig: cfg.ConnConfig}
 	if err := migrate(ctx, cfg.ConnConfig); err != nil {
 		return nil, fmt.Errorf("migrate postgres: %w", classify(err))
 	}
@@ -115,9 +122,24 @@ func Open(ctx context.Context, url string, key *masterkey.Key, now func() time.T
 // Close closes the pool; calls after it fail with storage.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
+		s.listenOnce.Do(func() {}) // no listener after Close
+		if s.stopListen != nil {
+			s.stopListen()
+		}
+		s.listening.Wait()
 		s.pool.Close()
 	}
 	return nil
+}
+
+// SetLogger sets where the store reports trouble no caller sees (the
+// change listener's lost connection); errors only, never secrets.
+func (s *Store) SetLogger(fn func(msg string, err error)) { s.logf = fn }
+
+func (s *Store) log(msg string, err error) {
+	if s.logf != nil {
+		s.logf(msg, err)
+	}
 }
 
 // run calls fn with ctx, bounded by OpTimeout when it has no deadline,

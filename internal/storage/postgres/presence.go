@@ -3,7 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // SetPresence records that the camera connected (online) or left the
@@ -35,4 +38,29 @@ func (s *Store) OnlineCount(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("count online cameras: %w", err)
 	}
 	return n, nil
+}
+
+// ClaimResends claims up to limit cameras whose pending command nobody
+// resent in the last every (as of now) and returns their serials: one
+// conditional update whose candidates are locked as they are chosen and
+// skipped when another node holds them (FOR UPDATE SKIP LOCKED), and
+// re-checked on their latest version, so of several nodes sweeping at
+// once each pending command goes to exactly one.
+func (s *Store) ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error) {
+	var out []string
+	err := s.query(ctx, `UPDATE cameras SET resent_at = $1 WHERE serial IN
+			(SELECT serial FROM cameras WHERE pending_op IS NOT NULL AND resent_at <= $2
+			 ORDER BY resent_at, serial LIMIT $3 FOR UPDATE SKIP LOCKED)
+		AND pending_op IS NOT NULL AND resent_at <= $2
+		RETURNING serial`, args(now.UnixMilli(), now.Add(-every).UnixMilli(), limit), func(r pgx.Rows) error {
+		var sn string
+		err := r.Scan(&sn)
+		out = append(out, sn)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim resends: %w", err)
+	}
+	sort.Strings(out)
+	return out, nil
 }
