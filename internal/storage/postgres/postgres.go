@@ -39,7 +39,28 @@
 // shutting-down server (57P01-57P03) or a lost connection are
 // *storage.UnavailableError, which servers answer with 503. After such an
 // error the pool's connections are renewed, so a database that became
-// writable again (a promoted standby) is used as soon as it is.
+// writable again (a promoted standby) is used as soon as it is. An
+// operation that outlives OpTimeout is *storage.UnavailableError
+// "database not answering"; the caller's own deadline or cancellation is
+// returned as it is.
+//
+// Text: PostgreSQL's TEXT holds valid UTF-8 without NUL, SQLite's any
+// bytes. Throttle keys hold NUL and raw digests, so that column is BYTEA.
+// A name a client sent (a username, a client or token ID) that is not such
+// text matches no row, as it matches none in SQLite; the audit log keeps
+// it with U+FFFD in place of the bad bytes rather than lose the row.
+//
+// Changes: Announce fires this node's watchers and NOTIFYs the others on
+// the channel camotp_changes; the first Watch starts a listener on a
+// connection of its own that LISTENs until Close, reconnects with backoff,
+// and calls every watcher after a loss (it may have missed changes).
+//
+// Copying from SQLite (camotp migrate): columns and their meaning are
+// SQLite's, with these types: INTEGER booleans (oidc_clients.public,
+// oidc_auth_requests.code_used, cameras.online) are BOOLEAN; the throttle
+// key is BYTEA; audit.id and outbox.id are identity columns (copy the ids,
+// then move each sequence past the largest with setval); oidc_keys.seq
+// stands in for SQLite's rowid (insert keys in rowid order).
 package postgres
 
 import (
