@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,10 +22,7 @@ const EnvURL = "CAMOTP_TEST_POSTGRES"
 // and returns its URL.
 func freshURL(tb testing.TB) string {
 	tb.Helper()
-	admin := os.Getenv(EnvURL)
-	if admin == "" {
-		tb.Skip(EnvURL + " is not set: no PostgreSQL to test against")
-	}
+	admin := adminURL(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
@@ -49,7 +47,7 @@ func freshURL(tb testing.TB) string {
 			tb.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(admin)
+	u, err := url.Parse(os.Getenv(EnvURL)) // with its pool settings
 	if err != nil {
 		tb.Fatalf("%s: %v", EnvURL, err)
 	}
@@ -81,11 +79,23 @@ func openURL(tb testing.TB, u string, now func() time.Time) *Store {
 	return s
 }
 
-// adminURL is the URL of the server's admin database (tests skip without).
+// adminURL is the URL of the server's admin database without pool
+// settings (tests skip without it).
 func adminURL(tb testing.TB) string {
-	u := os.Getenv(EnvURL)
-	if u == "" {
+	raw := os.Getenv(EnvURL)
+	if raw == "" {
 		tb.Skip(EnvURL + " is not set: no PostgreSQL to test against")
 	}
-	return u
+	u, err := url.Parse(raw)
+	if err != nil {
+		tb.Fatalf("%s: %v", EnvURL, err)
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
