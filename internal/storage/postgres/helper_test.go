@@ -22,6 +22,13 @@ const EnvURL = "CAMOTP_TEST_POSTGRES"
 // and returns its URL.
 func freshURL(tb testing.TB) string {
 	tb.Helper()
+	return freshFrom(tb, "")
+}
+
+// freshFrom is freshURL with a copy of the database template ("": an
+// empty one).
+func freshFrom(tb testing.TB, template string) string {
+	tb.Helper()
 	admin := adminURL(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -31,7 +38,19 @@ func freshURL(tb testing.TB) string {
 	}
 	defer conn.Close(context.Background())
 	name := "camotp_test_" + rand.Text()[:12]
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+	q := `CREATE DATABASE ` + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		q += ` TEMPLATE ` + pgx.Identifier{template}.Sanitize()
+	}
+	for try := 0; ; try++ {
+		_, err := conn.Exec(ctx, q)
+		if err == nil {
+			break
+		}
+		if isCode(err, "55006") && try < 50 { // the template is busy: another copy
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		tb.Fatalf("create database: %v", err)
 	}
 	tb.Cleanup(func() {

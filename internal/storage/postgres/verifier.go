@@ -52,13 +52,17 @@ func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint
 
 // SetResync records a code found far outside the window at offset (steps
 // from the verifier's clock) and step, awaiting confirmation by a later code.
+// A candidate of an older seed version than the record's is dropped: it
+// must not bring the old version back (the new seed's accepted step would
+// be accepted again).
 func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error {
 	_, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift, resync_offset, resync_step)
 		VALUES ($1, $2, -1, 0, $3, $4)
 		ON CONFLICT (subject) DO UPDATE SET
 			last_step = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.last_step ELSE -1 END,
 			drift = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.drift ELSE 0 END,
-			seed_version = excluded.seed_version, resync_offset = excluded.resync_offset, resync_step = excluded.resync_step`,
+			seed_version = excluded.seed_version, resync_offset = excluded.resync_offset, resync_step = excluded.resync_step
+		WHERE otp_state.seed_version <= excluded.seed_version`,
 		subject, seedVersion, offset, step)
 	if err != nil {
 		return fmt.Errorf("record resync candidate: %w", err)
@@ -85,11 +89,12 @@ func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip stri
 	return raw, nil
 }
 
-// deleteOnce deletes the token raw inside tx: ErrNotFound when it is not
-// there (a concurrent exchange of the same token won: PostgreSQL lets one
-// DELETE of a row take it, the others find it gone).
-func deleteOnce(ctx context.Context, tx pgx.Tx, raw string) error {
-	tag, err := tx.Exec(ctx, deleteToken, storage.TokenHash(raw))
+// deleteOnce deletes the live token raw inside tx: ErrNotFound when it is
+// not live (unknown, expired, or ended by a concurrent exchange of the
+// same token: PostgreSQL lets one DELETE of a row take it, the others
+// find it gone).
+func deleteOnce(ctx context.Context, tx pgx.Tx, raw string, now time.Time) error {
+	tag, err := tx.Exec(ctx, `DELETE FROM tokens WHERE hash = $1 AND expires_at > $2`, storage.TokenHash(raw), now.UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -104,8 +109,8 @@ func deleteOnce(ctx context.Context, tx pgx.Tx, raw string) error {
 // success of the attempt on the throttle counters of clear, all in one
 // transaction: a pending sign-in becomes a session, the log says so and
 // the counters start over, or nothing happens. The token is exchanged
-// once: when old is not there (a concurrent exchange won) nothing happens
-// and the error matches ErrNotFound.
+// once: when old is not live (unknown, expired, or a concurrent exchange
+// won) nothing happens and the error matches ErrNotFound.
 func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
 	raw, err := storage.NewToken()
 	if err != nil {
@@ -113,7 +118,7 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	}
 	now := s.now()
 	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if err := deleteOnce(ctx, tx, old); err != nil {
+		if err := deleteOnce(ctx, tx, old, now); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, insertToken, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
@@ -136,8 +141,9 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 // starts no session (a front door that keeps its own, such as a RADIUS
 // NAS). Once only, like ExchangeToken.
 func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
+	now := s.now()
 	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if err := deleteOnce(ctx, tx, old); err != nil {
+		if err := deleteOnce(ctx, tx, old, now); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
