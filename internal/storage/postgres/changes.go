@@ -75,7 +75,7 @@ func (s *Store) listenConn(ctx context.Context, ready func()) error {
 	if err != nil {
 		return classify(err)
 	}
-	defer conn.Close(context.Background())
+	defer closeConn(conn)
 	if _, err := conn.Exec(ctx, `LISTEN `+changesChannel); err != nil {
 		return classify(err)
 	}

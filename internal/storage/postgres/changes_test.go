@@ -72,13 +72,8 @@ func TestChangesReachOtherNodes(t *testing.T) {
 		<-policyB
 	}
 	time.Sleep(100 * time.Millisecond)
-	var err error
-	for range 3 { // a's pooled connection was terminated too
-		if err = a.Announce(ctx, storage.TopicPolicy); err == nil {
-			break
-		}
-	}
-	if err != nil {
+	// a's pooled connections were terminated too.
+	if err := eventually(func() error { return a.Announce(ctx, storage.TopicPolicy) }); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, policyB, 2*time.Second, "an announcement after the reconnect")

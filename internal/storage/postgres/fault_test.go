@@ -240,14 +240,22 @@ func TestDatabaseHangs(t *testing.T) {
 		t.Errorf("the caller's 300ms deadline took %v", d)
 	}
 	p.Thaw()
-	var lastErr error
-	for range 3 { // a connection the freeze broke may fail once more
-		if lastErr = s.ProbeWrite(ctx); lastErr == nil {
-			break
-		}
+	if err := eventually(func() error { return s.ProbeWrite(ctx) }); err != nil {
+		t.Fatalf("after the hang: %v", err)
 	}
-	if lastErr != nil {
-		t.Fatalf("after the hang: %v", lastErr)
+}
+
+// eventually calls fn until it succeeds, for up to 3 s, and returns its
+// last error: a store renews its connections after a failure, at most once
+// a second.
+func eventually(fn func() error) error {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -368,13 +376,9 @@ func TestReadOnlyDatabase(t *testing.T) {
 		t.Errorf("audit failure hook called %d times, %d failures counted; want 1", hooked.Load(), s.AuditFailures())
 	}
 	adminExec(t, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET default_transaction_read_only = off`)
-	var err error
-	for range 3 { // the pool renews its read-only sessions after the refusal
-		if err = s.ProbeWrite(ctx); err == nil {
-			break
-		}
-	}
-	if err != nil {
+	// The pool renews its read-only sessions after a refusal (at most once
+	// a second).
+	if err := eventually(func() error { return s.ProbeWrite(ctx) }); err != nil {
 		t.Fatalf("writable again: %v", err)
 	}
 }

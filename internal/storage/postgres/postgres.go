@@ -91,6 +91,14 @@ const OpTimeout = 15 * time.Second
 // connectTimeout is the connection timeout when the URL sets none.
 const connectTimeout = 5 * time.Second
 
+// closeConn closes a connection of its own (migrations, the listener)
+// without waiting on a server that does not answer.
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	conn.Close(ctx)
+}
+
 // Store is the database.
 type Store struct {
 	pool   *pgxpool.Pool
@@ -102,6 +110,7 @@ type Store struct {
 	opTimeout time.Duration
 
 	resetting sync.Mutex // one pool reset at a time
+	lastReset time.Time  // under resetting
 
 	connConfig *pgx.ConnConfig // for the connections outside the pool
 	changes    storage.Hub     // this node's watchers
@@ -193,11 +202,27 @@ func (s *Store) run(ctx context.Context, fn func(context.Context) error) error {
 		err = classify(err)
 	}
 	var ue *storage.UnavailableError
-	if errors.As(err, &ue) && s.resetting.TryLock() {
-		s.pool.Reset()
-		s.resetting.Unlock()
+	if errors.As(err, &ue) {
+		s.renew()
 	}
 	return err
+}
+
+// renewEvery bounds how often renew resets the pool: a flood of refused
+// writes on a read-only database reconnects once a second, not per call.
+const renewEvery = time.Second
+
+// renew closes the pool's connections (those in use when they come back),
+// so the next calls connect afresh.
+func (s *Store) renew() {
+	if !s.resetting.TryLock() {
+		return
+	}
+	defer s.resetting.Unlock()
+	if now := time.Now(); now.Sub(s.lastReset) >= renewEvery { // the real clock: a rate, not a timestamp
+		s.lastReset = now
+		s.pool.Reset()
+	}
 }
 
 // classify turns the errors that mean "the database cannot take this now"
