@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"os"
+	"path/filepath"
+
 	"github.com/camotp/camotp/internal/testclock"
 
 	"encoding/base32"
@@ -25,6 +28,9 @@ type Fleet struct {
 	// Cams are the officers' cameras by user.
 	Cams map[string]*device.State
 	PW   string // alice's password when a test changed it
+
+	dir, db string // the first node's data directory and database
+	mods    []func(*server.Config)
 }
 
 // NewFleet serves with two officers: alice (Body 4) and bob (Body 3), both
@@ -34,13 +40,15 @@ type Fleet struct {
 func NewFleet(t *testing.T, mods ...func(*server.Config)) *Fleet {
 	t.Helper()
 	clk := &testclock.Shift{}
-	srv := Server(t, t.TempDir(), func(c *server.Config) {
+	dir, db := t.TempDir(), ""
+	srv := Server(t, dir, func(c *server.Config) {
 		c.Now = clk.Now
 		for _, m := range mods {
 			m(c)
 		}
+		db = c.DB
 	})
-	f := &Fleet{Srv: srv, Clock: clk, Cams: map[string]*device.State{}}
+	f := &Fleet{Srv: srv, Clock: clk, Cams: map[string]*device.State{}, dir: dir, db: db, mods: mods}
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		User(t, srv, u, "pw-"+u+"-long")
 	}
@@ -49,6 +57,33 @@ func NewFleet(t *testing.T, mods ...func(*server.Config)) *Fleet {
 	f.Cams["carol"] = Camera(t, srv, "WF-C", device.Workforce)
 	Assign(t, srv, "WF-C", "carol")
 	return f
+}
+
+// Node starts another node of the fleet's installation: its own data
+// directory with copies of the first node's master key, admin token and
+// server box key (as an operator copies them), the same database (the
+// fleet's mods must have set a shared one, PostgreSQL) and the same clock.
+func (f *Fleet) Node(t *testing.T) *server.Server {
+	t.Helper()
+	if f.db == "" {
+		t.Fatal("Node: the fleet's database is its first node's SQLite file; set Config.DB to a PostgreSQL URL")
+	}
+	dir := t.TempDir()
+	for _, name := range []string{server.MasterKeyFile, server.AdminTokenFile, server.ServerBoxKeyFile} {
+		data, err := os.ReadFile(filepath.Join(f.dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Server(t, dir, func(c *server.Config) {
+		c.Now = f.Clock.Now
+		for _, m := range f.mods {
+			m(c)
+		}
+	})
 }
 
 // SetPolicy sets the organisation policy through the admin API.
