@@ -20,6 +20,7 @@ import (
 
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/internal/storage/postgres"
 	"github.com/camotp/camotp/internal/storage/sqlite"
 )
 
@@ -138,7 +139,7 @@ func Open(ctx context.Context, t Target, key *masterkey.Key, now func() time.Tim
 	case SQLite:
 		return sqlite.Open(ctx, t.Path, key, now)
 	case Postgres:
-		return nil, errors.New("postgres backend: not in this build")
+		return postgres.Open(ctx, t.URL, key, now)
 	}
 	return nil, fmt.Errorf("unknown storage backend %q", t.Backend)
 }
