@@ -12,21 +12,19 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/testenv/pgtest"
 )
 
-// EnvURL names the environment variable with the URL of a PostgreSQL
-// server whose user may create databases; tests skip without it.
-const EnvURL = "CAMOTP_TEST_POSTGRES"
-
 // freshURL creates an empty database for the test, dropped at cleanup,
-// and returns its URL.
+// and returns its URL (pgtest: skipped without CAMOTP_TEST_POSTGRES,
+// failed under CI=true).
 func freshURL(tb testing.TB) string {
 	tb.Helper()
-	return freshFrom(tb, "")
+	return pgtest.URL(tb)
 }
 
-// freshFrom is freshURL with a copy of the database template ("": an
-// empty one).
+// freshFrom creates a database for the test as a copy of the database
+// template, dropped at cleanup, and returns its URL.
 func freshFrom(tb testing.TB, template string) string {
 	tb.Helper()
 	admin := adminURL(tb)
@@ -34,14 +32,11 @@ func freshFrom(tb testing.TB, template string) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		tb.Fatalf("connect to %s: %v", EnvURL, err)
+		tb.Fatalf("connect to %s: %v", pgtest.EnvVar, err)
 	}
 	defer conn.Close(context.Background())
-	name := "camotp_test_" + rand.Text()[:12]
-	q := `CREATE DATABASE ` + pgx.Identifier{name}.Sanitize()
-	if template != "" {
-		q += ` TEMPLATE ` + pgx.Identifier{template}.Sanitize()
-	}
+	name := pgtest.NamePrefix + strings.ToLower(rand.Text()[:16])
+	q := `CREATE DATABASE ` + pgx.Identifier{name}.Sanitize() + ` TEMPLATE ` + pgx.Identifier{template}.Sanitize()
 	for try := 0; ; try++ {
 		_, err := conn.Exec(ctx, q)
 		if err == nil {
@@ -66,9 +61,9 @@ func freshFrom(tb testing.TB, template string) string {
 			tb.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(os.Getenv(EnvURL)) // with its pool settings
+	u, err := url.Parse(os.Getenv(pgtest.EnvVar)) // with its pool settings
 	if err != nil {
-		tb.Fatalf("%s: %v", EnvURL, err)
+		tb.Fatalf("%s: %v", pgtest.EnvVar, err)
 	}
 	u.Path = "/" + name
 	return u.String()
@@ -98,16 +93,12 @@ func openURL(tb testing.TB, u string, now func() time.Time) *Store {
 	return s
 }
 
-// adminURL is the URL of the server's admin database without pool
-// settings (tests skip without it).
+// adminURL is pgtest.AdminURL without pool settings (the tests' stores
+// take them from it; an admin connection refuses them).
 func adminURL(tb testing.TB) string {
-	raw := os.Getenv(EnvURL)
-	if raw == "" {
-		tb.Skip(EnvURL + " is not set: no PostgreSQL to test against")
-	}
-	u, err := url.Parse(raw)
+	u, err := url.Parse(pgtest.AdminURL(tb))
 	if err != nil {
-		tb.Fatalf("%s: %v", EnvURL, err)
+		tb.Fatalf("%s: %v", pgtest.EnvVar, err)
 	}
 	q := u.Query()
 	for k := range q {
