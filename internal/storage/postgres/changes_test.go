@@ -59,7 +59,7 @@ func TestChangesReachOtherNodes(t *testing.T) {
 	default:
 		t.Fatal("the announcing node's own watcher was not called at once")
 	}
-	waitFor(t, policyB, time.Second, "policy announced on node A, watched on B")
+	waitFor(t, policyB, 2*time.Second, "policy announced on node A, watched on B") // about a second, with room for a loaded CI
 	select {
 	case <-radiusB:
 		t.Fatal("a policy announcement called the RADIUS watcher")

