@@ -33,6 +33,15 @@ type LinkConfig struct {
 	// Jitter returns a uniform integer in [0, n): the randomness of the
 	// reconnect schedule (nil: math/rand/v2).
 	Jitter func(n int64) int64
+
+	// ClientID is the server link's MQTT client ID ("": ServerClientID).
+	// Nodes sharing a broker need one each: a broker drops the older of
+	// two connections with one ID.
+	ClientID string
+	// SharedGroup, for the server link of several nodes on one broker,
+	// subscribes to the cameras' acks and status as the MQTT shared
+	// subscription $share/SharedGroup/…, so each message reaches one node.
+	SharedGroup string
 }
 
 // Link states an Agent reports.

@@ -16,9 +16,13 @@ import (
 func waitOnline(t *testing.T, s *provisioning.Service, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for s.Online() != want {
+	for {
+		n, err := s.Online(t.Context())
+		if err == nil && n == want {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("online: %d, want %d", s.Online(), want)
+			t.Fatalf("online: %d (%v), want %d", n, err, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -126,18 +130,29 @@ func TestOnlineAfterUncleanDisconnect(t *testing.T) {
 	}
 }
 
+// TestSetPresence: presence is kept in the store (every node reads the
+// same), per registered camera, and shown on the camera.
 func TestSetPresence(t *testing.T) {
 	srv := testenv.Server(t, t.TempDir(), nil)
 	s := srv.Provisioning
+	for _, sn := range []string{"BC4-0201", "BC4-0202"} {
+		testenv.Camera(t, srv, sn, device.Body4)
+	}
 	s.SetPresence("BC4-0201", true)
 	s.SetPresence("BC4-0202", true)
 	s.SetPresence("BC4-0202", true) // a repeat counts once
-	if s.Online() != 2 {
-		t.Fatalf("online %d, want 2", s.Online())
+	s.SetPresence("BC4-0299", true) // not registered: not counted
+	if n, err := s.Online(t.Context()); err != nil || n != 2 {
+		t.Fatalf("online %d (%v), want 2", n, err)
 	}
 	s.SetPresence("BC4-0201", false)
-	s.SetPresence("BC4-0203", false) // never seen: nothing to remove
-	if s.Online() != 1 {
-		t.Fatalf("online %d, want 1", s.Online())
+	if n, err := s.Online(t.Context()); err != nil || n != 1 {
+		t.Fatalf("online %d (%v), want 1", n, err)
+	}
+	if c, err := srv.Store.Camera(t.Context(), "BC4-0202"); err != nil || !c.Online {
+		t.Fatalf("camera BC4-0202: %+v %v, want online", c, err)
+	}
+	if c, err := srv.Store.Camera(t.Context(), "BC4-0201"); err != nil || c.Online {
+		t.Fatalf("camera BC4-0201: %+v %v, want offline", c, err)
 	}
 }

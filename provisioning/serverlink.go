@@ -24,6 +24,7 @@ var ErrLinkDown = errors.New("MQTT link to the broker is down")
 // function set with OnReconnect publishes it again after a reconnect.
 type ServerLink struct {
 	client      mqtt.Client
+	topics      map[string]byte // subscriptions, renewed on every connection
 	reconnected atomic.Pointer[func()]
 
 	mu        sync.Mutex
@@ -42,8 +43,18 @@ const (
 // every camera's ack and status topics; onMessage receives them. It waits
 // until connected or ctx ends.
 func DialServer(ctx context.Context, cfg LinkConfig, username, password string, onMessage func(topic string, payload []byte)) (*ServerLink, error) {
-	l := &ServerLink{lost: make(chan struct{})}
-	opts := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID(ServerClientID).
+	l := &ServerLink{lost: make(chan struct{}), topics: map[string]byte{}}
+	for _, t := range []string{"cams/+/ack", "cams/+/status"} {
+		if cfg.SharedGroup != "" {
+			t = "$share/" + cfg.SharedGroup + "/" + t
+		}
+		l.topics[t] = 1
+	}
+	clientID := cfg.ClientID
+	if clientID == "" {
+		clientID = ServerClientID
+	}
+	opts := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID(clientID).
 		SetCleanSession(false).SetOrderMatters(false).SetStore(noStore{}).
 		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
@@ -87,7 +98,7 @@ func (l *ServerLink) onConnect(c mqtt.Client) {
 	again := l.connected
 	l.connected = true
 	l.mu.Unlock()
-	t := c.SubscribeMultiple(map[string]byte{"cams/+/ack": 1, "cams/+/status": 1}, nil)
+	t := c.SubscribeMultiple(l.topics, nil)
 	if again {
 		t.WaitTimeout(10 * time.Second)
 		if f := l.reconnected.Load(); f != nil {

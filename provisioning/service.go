@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/camotp/camotp/device"
@@ -23,6 +23,9 @@ type Registry interface {
 	PendingSerials(ctx context.Context) ([]string, error)
 	CompleteOp(ctx context.Context, serial string, version uint64) (model.Op, error)
 	Touch(ctx context.Context, serial string, t time.Time) error
+	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
+	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
+	OnlineCount(ctx context.Context) (int, error)
 	Audit(ctx context.Context, e model.AuditEntry) error
 }
 
@@ -40,9 +43,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	mu       sync.Mutex
-	online   map[string]struct{} // serials connected now
-	byBroker bool                // presence comes from SetPresence only
+	byBroker atomic.Bool // presence comes from SetPresence only
 }
 
 // NewService returns a provisioning service. boxKey is the server's X25519
@@ -54,27 +55,26 @@ func NewService(reg Registry, boxKey [32]byte, now func() time.Time, log *slog.L
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log, online: map[string]struct{}{}}
+	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log}
 	s.boxPub = camkey.BoxPublic(boxKey)
 	return s
 }
 
 // Online is the number of cameras connected to the broker now, as the
-// last presence event or status message of each camera since this service
-// started said.
-func (s *Service) Online() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.online)
+// latest presence event or status message of each camera said — kept in
+// the store, so every node gives the same answer.
+func (s *Service) Online(ctx context.Context) (int, error) {
+	return s.reg.OnlineCount(ctx)
 }
 
-func (s *Service) setOnline(serial string, on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if on {
-		s.online[serial] = struct{}{}
-	} else {
-		delete(s.online, serial)
+// presenceTimeout bounds one presence write: the broker's hook waits for it.
+const presenceTimeout = 5 * time.Second
+
+func (s *Service) setOnline(ctx context.Context, serial string, on bool) {
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	if err := s.reg.SetPresence(ctx, serial, on, s.now()); err != nil {
+		s.log.Warn("record presence", "serial", serial, "online", on, "err", err)
 	}
 }
 
@@ -82,17 +82,15 @@ func (s *Service) setOnline(serial string, on bool) {
 // (online) or left it (offline), cleanly or not. The embedded broker calls
 // it from its session events; with an external broker the cameras' status
 // messages (an explicit "offline" before a clean disconnect, the will
-// otherwise) carry the same news. It is cheap and safe to call from any
-// goroutine.
+// otherwise) carry the same news. It is safe to call from any goroutine;
+// it waits for the store (bounded).
 //
 // Once it has been called, it is the only source of presence: status
 // messages reach the server through the broker in no fixed order, and a
 // late "online" must not undo the broker's own word that a camera left.
 func (s *Service) SetPresence(serial string, online bool) {
-	s.mu.Lock()
-	s.byBroker = true
-	s.mu.Unlock()
-	s.setOnline(serial, online)
+	s.byBroker.Store(true)
+	s.setOnline(context.Background(), serial, online)
 }
 
 // SetPublisher attaches the MQTT link (set once, before messages flow).
@@ -193,6 +191,26 @@ func (s *Service) ResendAll(ctx context.Context) error {
 	return nil
 }
 
+// ResendDue publishes again the pending commands that no node resent in
+// the last every, up to limit of them, and returns how many it sent. Every
+// node calls it periodically: a command whose node died between recording
+// and publishing it, or whose publish or ack was lost, still reaches the
+// camera, and only one node resends each.
+func (s *Service) ResendDue(ctx context.Context, every time.Duration, limit int) (int, error) {
+	serials, err := s.reg.ClaimResends(ctx, s.now(), every, limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sn := range serials {
+		if err := s.resend(ctx, sn); err != nil {
+			return n, fmt.Errorf("resend to %s: %w", sn, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // HandleMessage processes one message from a camera topic (acks and status).
 // Bad messages are logged and dropped; they never change state.
 func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byte) {
@@ -210,11 +228,8 @@ func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byt
 		if err := s.reg.Touch(ctx, sn, s.now()); err != nil {
 			s.log.Warn("record last seen", "serial", sn, "err", err)
 		}
-		s.mu.Lock()
-		byBroker := s.byBroker
-		s.mu.Unlock()
-		if !byBroker {
-			s.setOnline(sn, string(payload) == StatusOnline)
+		if !s.byBroker.Load() {
+			s.setOnline(ctx, sn, string(payload) == StatusOnline)
 		}
 		if string(payload) == StatusOnline {
 			if err := s.resend(ctx, sn); err != nil {

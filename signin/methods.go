@@ -157,8 +157,8 @@ func (p Policy) Validate() error {
 }
 
 // Policy returns the organisation policy (defaults where never set). It is
-// read from the database once and kept: SetPolicy is its only writer (one
-// server process per database).
+// read from the database once and kept until a change is announced: by
+// SetPolicy on any node sharing the database (storage.TopicPolicy).
 func (s *Service) Policy(ctx context.Context) (Policy, error) {
 	if p := s.policy.Load(); p != nil {
 		return *p, nil
@@ -181,6 +181,13 @@ func (s *Service) Policy(ctx context.Context) (Policy, error) {
 	}
 	s.policy.Store(&p)
 	return p, nil
+}
+
+// forgetPolicy drops the cached policy: the next Policy reads it again.
+func (s *Service) forgetPolicy() {
+	s.policyMu.Lock()
+	s.policy.Store(nil)
+	s.policyMu.Unlock()
 }
 
 // PolicyChosen tells whether an administrator ever set the policy (false:
@@ -210,6 +217,12 @@ func (s *Service) SetPolicy(ctx context.Context, p Policy, actor, ip string) err
 	err := errors.Join(s.st.SetSetting(ctx, settingMethods, strings.Join(ordered, ",")), s.st.SetSetting(ctx, settingRequireMFA, req))
 	s.policy.Store(nil) // read back from the database next time
 	s.policyMu.Unlock()
+	if aerr := s.st.Announce(ctx, storage.TopicPolicy); aerr != nil {
+		// The other nodes keep the old policy until they reconnect to the
+		// database or restart: say so loudly.
+		s.log.Error("tell the other nodes of the policy change", "err", aerr)
+		err = errors.Join(err, fmt.Errorf("policy saved, but other nodes were not told: %w", aerr))
+	}
 	s.st.Audit(ctx, model.AuditEntry{Actor: actor, Action: "org.policy", Subject: "org", Result: model.Result(err), SourceIP: ip,
 		Detail: fmt.Sprintf("methods=%s require_mfa=%s", strings.Join(ordered, ","), req)})
 	return err

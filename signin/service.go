@@ -51,6 +51,9 @@ type Store interface {
 	MethodStore
 	PasswordStore
 	UserLister
+	// Changes tells the other nodes that the policy changed, and this
+	// node that another one changed it.
+	storage.Changes
 }
 
 // Method names, as the API, the audit log and the metrics spell them.
@@ -207,6 +210,7 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 		checker: &Checker{Store: st, Window: cfg.Window, ResyncRange: cfg.ResyncRange},
 		reg:     &Regulator{Store: st, Limits: cfg.Limits},
 	}
+	st.Watch(storage.TopicPolicy, s.forgetPolicy) // for the store's life, as the service's
 	s.order = s.newMethods()
 	s.methods = map[string]Method{}
 	for _, m := range s.order {

@@ -4,50 +4,95 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/camotp/camotp/api"
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
-	"github.com/camotp/camotp/internal/storage/sqlite"
+	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/internal/storage/dburl"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/signin"
 )
 
 // VerifyConfig sizes the verification benchmark.
 type VerifyConfig struct {
-	Dir      string // scratch directory for the SQLite file
+	Dir      string // scratch directory for the SQLite file and keys
 	Cameras  int    // users, each with a provisioned camera
 	Clients  int    // concurrent clients
 	Duration time.Duration
+	// HTTP sends every verification through the JSON API of a real HTTP
+	// server on loopback, and measures a no-op handler with the same
+	// client and the same requests in the same run.
+	HTTP bool
+	// DB is the database as serve --db takes it ("": SQLite in Dir).
+	DB string
+	// Nodes > 1 runs the load on one node, then on Nodes nodes sharing
+	// the database (each its own connection pool on PostgreSQL), and
+	// compares them.
+	Nodes int
 }
 
-// VerifyResult is what the verification benchmark measured.
-type VerifyResult struct {
+// Phase is one measured run.
+type Phase struct {
+	Name          string
 	Verifications int
 	Elapsed       time.Duration
 	PerSecond     float64
 	P50, P99      time.Duration
-	// RawValidate is one totp.ValidateCustom; RawWrite one SQLite write.
+}
+
+func (p Phase) String() string {
+	return fmt.Sprintf("%-22s %7d in %8s: %8.0f/s, p50 %9s, p99 %9s", p.Name+":", p.Verifications,
+		p.Elapsed.Round(time.Millisecond), p.PerSecond, p.P50.Round(time.Microsecond), p.P99.Round(time.Microsecond))
+}
+
+// VerifyResult is what the verification benchmark measured.
+type VerifyResult struct {
+	DB     string
+	Phases []Phase
+	// Ratios compare phases measured side by side, e.g. "HTTP verify /
+	// no-op handler".
+	Ratios []string
+	// RawValidate is one totp.ValidateCustom; RawWrite one replay-record
+	// write (AcceptStep) alone.
 	RawValidate, RawWrite time.Duration
 }
 
 func (r VerifyResult) String() string {
-	per := r.Elapsed / time.Duration(max(r.Verifications, 1))
-	return fmt.Sprintf(`verify: %d verifications in %s: %.0f/s, p50 %s, p99 %s
-  raw totp.ValidateCustom: %s (real path costs %.0fx its concurrent share)
-  raw SQLite write:        %s (real path costs %.1fx its concurrent share)`,
-		r.Verifications, r.Elapsed.Round(time.Millisecond), r.PerSecond, r.P50, r.P99,
-		r.RawValidate, float64(per)/float64(r.RawValidate), r.RawWrite, float64(per)/float64(r.RawWrite))
+	var b strings.Builder
+	fmt.Fprintf(&b, "verify on %s:\n", r.DB)
+	for _, p := range r.Phases {
+		fmt.Fprintf(&b, "  %s\n", p)
+	}
+	for _, x := range r.Ratios {
+		fmt.Fprintf(&b, "  %s\n", x)
+	}
+	if len(r.Phases) > 0 {
+		per := r.Phases[0].Elapsed / time.Duration(max(r.Phases[0].Verifications, 1))
+		fmt.Fprintf(&b, "  raw totp.ValidateCustom: %s (the first phase costs %.0fx its concurrent share)\n", r.RawValidate, float64(per)/float64(r.RawValidate))
+		fmt.Fprintf(&b, "  raw replay-record write: %s (the first phase costs %.1fx its concurrent share)", r.RawWrite, float64(per)/float64(r.RawWrite))
+	}
+	return b.String()
 }
 
 // virtualClock is the benchmark's time: it moves one TOTP step per round,
@@ -56,74 +101,204 @@ type virtualClock struct{ ns atomic.Int64 }
 
 func (c *virtualClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
 
-// Verify runs Service.Verify — pending-token lookup, throttle check, camera
-// and sealed seed lookup, code check with the durable replay record, throttle
-// reset, session creation, audit — from Clients goroutines for Duration.
-// Each round every camera signs in once, at the next TOTP step.
+// node is one camotp node of the benchmark: a store and a sign-in service
+// (and an HTTP server when measured over HTTP).
+type node struct {
+	st   storage.Store
+	svc  *signin.Service
+	http *httptest.Server
+}
+
+// verifyFn checks user i's code on its pending token.
+type verifyFn func(ctx context.Context, i int, token, code string) error
+
+// Verify runs the verify step — pending-token lookup, throttle check,
+// camera and sealed seed lookup, code check with the durable replay
+// record, throttle reset, session creation, audit — from Clients
+// goroutines for Duration per phase. Each round every camera signs in
+// once, at the next TOTP step.
 func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 	key, err := masterkey.Load(filepath.Join(cfg.Dir, "master.key"), "")
 	if err != nil {
 		return VerifyResult{}, err
 	}
+	target, err := dburl.Parse(cfg.DB, cfg.Dir)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if target.Backend == dburl.SQLite && cfg.DB == "" {
+		target.Path = filepath.Join(cfg.Dir, "bench.db")
+	}
+	if cfg.Nodes > 1 && target.Backend != dburl.Postgres {
+		return VerifyResult{}, errors.New("--nodes needs a PostgreSQL --db: one process owns a SQLite file")
+	}
 	clock := &virtualClock{}
 	clock.ns.Store(time.Now().Truncate(30 * time.Second).UnixNano())
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.Dir, "bench.db"), key, clock.Now)
+	nodes := make([]*node, max(cfg.Nodes, 1))
+	for i := range nodes {
+		n := &node{}
+		if i > 0 && target.Backend == dburl.SQLite {
+			n.st = nodes[0].st // one process owns a SQLite file
+		} else if n.st, err = dburl.Open(ctx, target, key, clock.Now); err != nil {
+			return VerifyResult{}, err
+		} else {
+			defer n.st.Close()
+		}
+		if n.svc, err = signin.NewService(n.st, signin.DefaultConfig(), clock.Now, nil); err != nil {
+			return VerifyResult{}, err
+		}
+		if cfg.HTTP {
+			mux := http.NewServeMux()
+			api.New(n.svc, slog.New(slog.DiscardHandler)).Register(mux)
+			n.http = httptest.NewServer(mux)
+			defer n.http.Close()
+		}
+		nodes[i] = n
+	}
+	st := nodes[0].st
+	users, seeds, err := setUpFleet(ctx, st, cfg.Cameras)
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	defer st.Close()
-	svc, err := signin.NewService(st, signin.DefaultConfig(), clock.Now, nil)
+	run := func(name string, fn verifyFn) (Phase, error) {
+		return runRounds(ctx, cfg, name, st, clock, users, seeds, fn)
+	}
+	res := VerifyResult{DB: target.String()}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients, MaxConnsPerHost: cfg.Clients}}
+	defer client.CloseIdleConnections()
+	measure := func(count int) (Phase, error) {
+		some := nodes[:count]
+		label := "in-process"
+		if cfg.HTTP {
+			label = "HTTP"
+		}
+		if cfg.Nodes > 1 {
+			label += fmt.Sprintf(", %d node(s)", count)
+		}
+		if !cfg.HTTP {
+			return run("verify "+label, func(ctx context.Context, i int, token, code string) error {
+				_, err := some[i%len(some)].svc.Verify(ctx, token, code, "127.0.0.1")
+				return err
+			})
+		}
+		return run("verify "+label, func(ctx context.Context, i int, token, code string) error {
+			return post(ctx, client, some[i%len(some)].http.URL+"/api/v1/auth/verify", token, code)
+		})
+	}
+	first, err := measure(1)
 	if err != nil {
 		return VerifyResult{}, err
 	}
+	res.Phases = append(res.Phases, first)
+	if cfg.HTTP {
+		noop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req api.VerifyRequest
+			if err := httpx.Decode(w, r, &req); err != nil {
+				httpx.WriteError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			httpx.WriteJSON(w, http.StatusOK, api.VerifyResponse{SessionToken: "no-op"})
+		}))
+		defer noop.Close()
+		p, err := run("no-op handler, HTTP", func(ctx context.Context, _ int, token, code string) error {
+			return post(ctx, client, noop.URL+"/api/v1/auth/verify", token, code)
+		})
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		res.Phases = append(res.Phases, p)
+		res.Ratios = append(res.Ratios, fmt.Sprintf("HTTP verify / no-op handler: %.0f %% of the rate (goal ≥ 50 %%), p99 %s (goal < 5 ms)",
+			100*first.PerSecond/p.PerSecond, first.P99.Round(time.Microsecond)))
+	}
+	if len(nodes) > 1 {
+		p, err := measure(len(nodes))
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		res.Phases = append(res.Phases, p)
+		res.Ratios = append(res.Ratios, fmt.Sprintf("%d nodes / 1 node: %.2f of the rate (goal: lose ≤ 20 %% on a machine whose cores the nodes, the database and the load share)",
+			len(nodes), p.PerSecond/first.PerSecond))
+	}
+	res.RawValidate = rawValidate(seeds[0])
+	res.RawWrite, err = rawWrite(ctx, st)
+	return res, err
+}
+
+// post sends one verification to url and wants 200.
+func post(ctx context.Context, client *http.Client, url, token, code string) error {
+	body, _ := json.Marshal(api.VerifyRequest{Token: token, Code: code})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// setUpFleet adds n users, each with a provisioned camera assigned.
+func setUpFleet(ctx context.Context, st storage.Store, n int) ([]string, []device.Seed, error) {
 	hash, err := password.Hash("benchmark-password")
 	if err != nil {
-		return VerifyResult{}, err
+		return nil, nil, err
 	}
-	seeds := make([]device.Seed, cfg.Cameras)
-	users := make([]string, cfg.Cameras)
-	for i := range cfg.Cameras {
+	seeds := make([]device.Seed, n)
+	users := make([]string, n)
+	for i := range n {
 		users[i] = fmt.Sprintf("bench-user-%06d", i)
 		serial := fmt.Sprintf("BENCH-%06d", i)
 		if err := st.AddUser(ctx, model.User{Username: users[i], Email: users[i] + "@bench"}, hash); err != nil {
-			return VerifyResult{}, err
+			return nil, nil, err
 		}
 		if err := st.AddCamera(ctx, serial, device.Body4, "cam1:bench"); err != nil {
-			return VerifyResult{}, err
+			return nil, nil, err
 		}
 		seed, _ := provisioning.NewSeed()
 		v, err := st.StartOp(ctx, serial, model.OpProvision, &seed, make([]byte, 32), func(uint64) ([]byte, error) { return nil, nil })
 		if err != nil {
-			return VerifyResult{}, err
+			return nil, nil, err
 		}
 		if _, err := st.CompleteOp(ctx, serial, v); err != nil {
-			return VerifyResult{}, err
+			return nil, nil, err
 		}
 		seed.Version = v
 		seeds[i] = seed
 		if err := st.Assign(ctx, serial, users[i]); err != nil {
-			return VerifyResult{}, err
+			return nil, nil, err
 		}
 	}
+	return users, seeds, nil
+}
 
+// runRounds measures fn for cfg.Duration: each round moves the clock one
+// step, gives every user a pending token (not timed), then has the clients
+// verify every user's current code (timed).
+func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.Store, clock *virtualClock, users []string, seeds []device.Seed, fn verifyFn) (Phase, error) {
 	var (
 		mu       sync.Mutex
 		lat      []time.Duration
 		fail     atomic.Int64
 		firstErr atomic.Value
 		timed    time.Duration
-		tokens   = make([]string, cfg.Cameras)
+		tokens   = make([]string, len(users))
+		err      error
 	)
 	deadline := time.Now().Add(cfg.Duration)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		// A round: every user has passed the password step (not timed) …
 		clock.ns.Add(int64(30 * time.Second))
 		for i, u := range users {
 			if tokens[i], err = st.CreateToken(ctx, model.TokenPending, u, signin.MethodBodycam, "127.0.0.1", 5*time.Minute); err != nil {
-				return VerifyResult{}, err
+				return Phase{}, err
 			}
 		}
-		// … and now all type the code their camera shows (timed).
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		t0 := time.Now()
@@ -132,17 +307,15 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 				var local []time.Duration
 				for {
 					i := int(next.Add(1) - 1)
-					if i >= cfg.Cameras {
+					if i >= len(users) {
 						break
 					}
 					code, _ := seeds[i].Code(clock.Now())
 					t1 := time.Now()
-					_, err := svc.Verify(ctx, tokens[i], code, "127.0.0.1")
+					err := fn(ctx, i, tokens[i], code)
 					local = append(local, time.Since(t1))
-					if err != nil {
-						if fail.Add(1) == 1 {
-							firstErr.Store(fmt.Errorf("%s: %w", users[i], err))
-						}
+					if err != nil && fail.Add(1) == 1 {
+						firstErr.Store(fmt.Errorf("%s: %w", users[i], err))
 					}
 				}
 				mu.Lock()
@@ -154,14 +327,15 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 		timed += time.Since(t0)
 	}
 	if n := fail.Load(); n > 0 {
-		return VerifyResult{}, fmt.Errorf("%d of %d verifications failed; first: %v", n, len(lat), firstErr.Load())
+		return Phase{}, fmt.Errorf("%s: %d of %d verifications failed; first: %v", name, n, len(lat), firstErr.Load())
+	}
+	if len(lat) == 0 {
+		return Phase{}, fmt.Errorf("%s: nothing measured", name)
 	}
 	slices.Sort(lat)
-	res := VerifyResult{Verifications: len(lat), Elapsed: timed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}
-	res.PerSecond = float64(res.Verifications) / timed.Seconds()
-	res.RawValidate = rawValidate(seeds[0])
-	res.RawWrite, err = rawWrite(ctx, st)
-	return res, err
+	p := Phase{Name: name, Verifications: len(lat), Elapsed: timed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}
+	p.PerSecond = float64(p.Verifications) / timed.Seconds()
+	return p, nil
 }
 
 func rawValidate(seed device.Seed) time.Duration {
@@ -178,7 +352,7 @@ func rawValidate(seed device.Seed) time.Duration {
 	return time.Since(t0) / n
 }
 
-func rawWrite(ctx context.Context, st *sqlite.Store) (time.Duration, error) {
+func rawWrite(ctx context.Context, st storage.Store) (time.Duration, error) {
 	const n = 5000
 	t0 := time.Now()
 	for i := range n {

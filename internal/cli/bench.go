@@ -45,12 +45,15 @@ func runBench(ctx context.Context, env Env, args []string) error {
 		var cfg bench.VerifyConfig
 		fs.IntVar(&cfg.Cameras, "cameras", 2000, "users with a provisioned camera (each signs in once per round)")
 		fs.IntVar(&cfg.Clients, "clients", 8, "concurrent clients")
-		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run")
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run each phase")
+		fs.BoolVar(&cfg.HTTP, "http", false, "through the JSON API of a real HTTP server on loopback, beside a no-op handler measured with the same client")
+		fs.StringVar(&cfg.DB, "db", "", "database as serve --db takes it (default: a SQLite file in a scratch directory); a PostgreSQL database gets bench tables, use an empty one")
+		fs.IntVar(&cfg.Nodes, "nodes", 1, "also run on this many nodes sharing the --db (PostgreSQL) and compare with one")
 		if err := parse(fs, args[1:], 0); err != nil {
 			return err
 		}
-		if cfg.Cameras < 1 || cfg.Clients < 1 || cfg.Duration <= 0 {
-			return usagef("bench verify: --cameras and --clients must be ≥ 1, --duration > 0")
+		if cfg.Cameras < 1 || cfg.Clients < 1 || cfg.Duration <= 0 || cfg.Nodes < 1 {
+			return usagef("bench verify: --cameras, --clients and --nodes must be ≥ 1, --duration > 0")
 		}
 		cfg.Dir = dir
 		fmt.Fprintf(env.Stderr, "bench verify: %d cameras, %d clients, %s …\n", cfg.Cameras, cfg.Clients, cfg.Duration)

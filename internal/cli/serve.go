@@ -15,6 +15,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/storage/dburl"
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/signin"
@@ -42,6 +43,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "serve")
 	var cfg server.Config
 	fs.StringVar(&cfg.DataDir, "data", ".camotp", "data directory (database, keys, admin token)")
+	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:PATH, or postgres://USER@HOST:PORT/DB shared by several nodes (password from PGPASSWORD or PGPASSFILE; default: camotp.db in --data; CAMOTP_DB also sets it)")
 	fs.StringVar(&cfg.HTTPAddr, "http", defaultHTTP, "HTTP listen address")
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", defaultMQTT, "embedded MQTT broker listen address")
 	fs.StringVar(&cfg.MQTTTLSAddr, "mqtt-tls", "", "embedded broker TLS listen address (with --mqtt-tls-cert/--mqtt-tls-key)")
@@ -153,6 +155,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		log.Info("open-file limit", "nofile_soft", soft, "nofile_hard", hard)
 	}
 	cfg.Log = log
+	if cfg.DB == "" {
+		cfg.DB = env.Getenv("CAMOTP_DB")
+	}
 	cfg.MasterKeyEnv = env.Getenv(masterkey.EnvVar)
 	cfg.MQTTPassword = env.Getenv("CAMOTP_MQTT_PASSWORD")
 	cfg.MetricsToken = env.Getenv("CAMOTP_METRICS_TOKEN")
@@ -168,7 +173,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if srv.OIDC != nil {
 		log.Info("openid connect provider on", "issuer", srv.OIDC.Issuer(), "discovery", srv.OIDC.Issuer()+oidc.PathDiscovery)
 	}
-	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"),
+	db, _ := dburl.Parse(cfg.DB, cfg.DataDir) // parsed once already by Start
+	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"), "db", db.String(),
 		"admin_token_file", fmt.Sprintf("%s/%s", cfg.DataDir, server.AdminTokenFile))
 	<-ctx.Done()
 	log.Info("camotp stopping")

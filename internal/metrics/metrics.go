@@ -21,7 +21,7 @@ type Sources struct {
 	// CameraStates counts cameras by provisioning state.
 	CameraStates func(ctx context.Context) (map[string]int, error)
 	// Online is the number of cameras reporting online.
-	Online func() int
+	Online func(context.Context) (int, error)
 	// Broker returns the embedded broker's counters (nil with an external broker).
 	Broker func() broker.Stats
 	// AuditFailures is the number of audit entries that could not be written.
@@ -152,7 +152,15 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if c.src.Online != nil {
-		ch <- prometheus.MustNewConstMetric(onlineDesc, prometheus.GaugeValue, float64(c.src.Online()))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, err := c.src.Online(ctx)
+		cancel()
+		if err != nil {
+			c.src.Log.Warn("metrics: count online cameras", "err", err)
+			ch <- prometheus.NewInvalidMetric(onlineDesc, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(onlineDesc, prometheus.GaugeValue, float64(n))
+		}
 	}
 	if c.src.Broker == nil {
 		return

@@ -39,7 +39,10 @@ type Camera struct {
 	PendingVersion uint64       `json:"pendingVersion,omitempty"`
 	AssignedUser   string       `json:"assignedUser,omitempty"`
 	LastSeen       *time.Time   `json:"lastSeen,omitempty"`
-	CreatedAt      time.Time    `json:"createdAt"`
+	// Online says the camera is connected to the broker now, as the
+	// latest presence event said.
+	Online    bool      `json:"online"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // Pending is an operation sent to a camera and not yet proven.

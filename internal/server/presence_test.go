@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -13,12 +14,16 @@ import (
 )
 
 // waitOnline polls the server's online count until it is want.
-func waitOnline(t *testing.T, online func() int, want int) {
+func waitOnline(t *testing.T, online func(context.Context) (int, error), want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for online() != want {
+	for {
+		n, err := online(t.Context())
+		if err == nil && n == want {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("online: %d, want %d", online(), want)
+			t.Fatalf("online: %d (%v), want %d", n, err, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -49,6 +54,6 @@ func TestPresenceFromBrokerEvents(t *testing.T) {
 		sub.Wait()
 		waitOnline(t, online, 0)
 		// The broker's own count agrees (only the server's link is left).
-		waitOnline(t, func() int { return int(srv.MQTTClients()) }, 1)
+		waitOnline(t, func(context.Context) (int, error) { return int(srv.MQTTClients()), nil }, 1)
 	}
 }

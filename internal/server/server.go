@@ -32,7 +32,7 @@ import (
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/storage"
-	"github.com/camotp/camotp/internal/storage/sqlite"
+	"github.com/camotp/camotp/internal/storage/dburl"
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
@@ -55,7 +55,7 @@ func defaultMQTTMaxConns(softLimit uint64) int {
 
 // Files the server keeps in its data directory.
 const (
-	DBFile           = "camotp.db"
+	DBFile           = dburl.DefaultFile
 	MasterKeyFile    = "master.key"
 	AdminTokenFile   = "admin-token"
 	MQTTSecretFile   = "mqtt-server.secret"
@@ -64,7 +64,13 @@ const (
 
 // Config is the server's setup.
 type Config struct {
-	DataDir  string
+	DataDir string
+	// ResendEvery is how long a pending command waits for its ack before
+	// some node publishes it again (0: DefaultResendEvery).
+	ResendEvery time.Duration
+	// DB names the database (see dburl): "" is the SQLite file DBFile in
+	// DataDir; a postgres:// URL lets several nodes share one database.
+	DB       string
 	HTTPAddr string
 	// MQTTAddr is the embedded broker's plain listener.
 	MQTTAddr string
@@ -229,6 +235,13 @@ func (s *Server) probeWrite() error {
 	return err
 }
 
+// DefaultResendEvery is how long a pending command waits for its ack
+// before some node publishes it again.
+const DefaultResendEvery = 30 * time.Second
+
+// resendLimit bounds the commands one node resends per pass.
+const resendLimit = 1000
+
 // janitorInterval is how often expired tokens and idle throttle counters
 // are deleted.
 const janitorInterval = 10 * time.Minute
@@ -284,9 +297,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server box key: %w", err)
 	}
-	st, err := sqlite.Open(ctx, path(DBFile), key, cfg.Now)
+	target, err := dburl.Parse(cfg.DB, cfg.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	st, err := dburl.Open(ctx, target, key, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", target, err)
 	}
 	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux()}
 	st.SetAuditFailureHook(func(e model.AuditEntry, err error) {
@@ -304,6 +321,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
+		// The embedded broker starts with no connections: whatever the
+		// store says of presence is from this node's previous run.
+		if err := st.ClearPresence(ctx, cfg.Now()); err != nil {
+			return nil, fmt.Errorf("clear camera presence: %w", err)
+		}
 		bcfg := broker.Config{
 			Addr: cfg.MQTTAddr,
 			Auth: broker.NewAuth(cameraKeys{st}, provisioning.ServerUsername, provisioning.ServerClientID,
@@ -389,11 +411,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	jsonAPI := api.New(s.SignIn, signinLog)
 	jsonAPI.Register(s.mux)
 	jsonAPI.RegisterAdmin(s.mux, adminAPI.Auth)
-	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
+	// Every node's RADIUS server re-reads its client list when one node's
+	// admin API changes it.
+	st.Watch(storage.TopicRadiusClients, func() {
 		if r := s.radius.Load(); r != nil {
 			r.InvalidateClients()
 		}
-	}, cfg.Log.With("component", "radius"))
+	})
+	radiusLog := cfg.Log.With("component", "radius")
+	radius.RegisterAdminAPI(s.mux, adminAPI.Auth, st, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.Announce(ctx, storage.TopicRadiusClients); err != nil {
+			radiusLog.Error("tell the other nodes of the RADIUS client change (they see it within their cache time)", "err", err)
+		}
+	}, radiusLog)
 	pages, err := web.New(s.SignIn, signinLog)
 	if err != nil {
 		return nil, err
@@ -442,6 +474,27 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	s.stop = make(chan struct{})
+	resendEvery := cmp.Or(cfg.ResendEvery, DefaultResendEvery)
+	s.janitor.Add(1)
+	go func() {
+		defer s.janitor.Done()
+		t := time.NewTicker(resendEvery / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), resendEvery)
+				if n, err := s.Provisioning.ResendDue(ctx, resendEvery, resendLimit); err != nil {
+					cfg.Log.Warn("resend pending commands", "sent", n, "err", err)
+				} else if n > 0 {
+					cfg.Log.Info("resent pending commands", "sent", n)
+				}
+				cancel()
+			}
+		}
+	}()
 	s.janitor.Add(1)
 	go func() {
 		defer s.janitor.Done()

@@ -31,6 +31,7 @@ type Store interface {
 	RadiusClients
 	Audit
 	Health
+	Changes
 	// Close stops the store; writes after it fail with ErrClosed.
 	Close() error
 }
@@ -61,6 +62,13 @@ type Cameras interface {
 	Unassign(ctx context.Context, serial string) error
 	CameraOf(ctx context.Context, username string) (model.Camera, error)
 	CameraStates(ctx context.Context) (map[string]int, error)
+	// Presence lives here, not in one process, so every node agrees.
+	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
+	ClearPresence(ctx context.Context, at time.Time) error
+	OnlineCount(ctx context.Context) (int, error)
+	// ClaimResends hands each pending command nobody resent within
+	// every to exactly one of the nodes asking.
+	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

@@ -15,7 +15,7 @@ import (
 )
 
 const cameraCols = `serial, model, public_key, state, version, COALESCE(pending_op, ''), COALESCE(pending_version, 0),
-	COALESCE(assigned_user, ''), last_seen, created_at`
+	COALESCE(assigned_user, ''), last_seen, created_at, online`
 
 func scanCamera(row interface{ Scan(...any) error }) (model.Camera, error) {
 	var c model.Camera
@@ -23,7 +23,7 @@ func scanCamera(row interface{ Scan(...any) error }) (model.Camera, error) {
 	var created int64
 	var op string
 	if err := row.Scan(&c.Serial, &c.Model, &c.PublicKey, &c.State, &c.Version, &op, &c.PendingVersion,
-		&c.AssignedUser, &lastSeen, &created); err != nil {
+		&c.AssignedUser, &lastSeen, &created, &c.Online); err != nil {
 		return model.Camera{}, err
 	}
 	c.PendingOp = model.Op(op)

@@ -45,6 +45,8 @@ type Store struct {
 
 	sp [3]*sql.Stmt // savepointSQL, prepared on the writer's connection
 
+	changes storage.Hub // one process owns the file: announcements stay here
+
 	auditFailures atomic.Uint64
 	auditFailed   func(model.AuditEntry, error)
 }
@@ -168,6 +170,16 @@ func (s *Store) Close() error {
 }
 
 var _ storage.Store = (*Store)(nil)
+
+// Announce tells this process's watchers that topic changed (one process
+// owns a SQLite database, so there is nobody else to tell).
+func (s *Store) Announce(_ context.Context, topic string) error {
+	s.changes.Fire(topic)
+	return nil
+}
+
+// Watch calls fn whenever topic is announced.
+func (s *Store) Watch(topic string, fn func()) (stop func()) { return s.changes.Watch(topic, fn) }
 
 // migrations are applied in order, each once; never edit a released one.
 var migrations = []string{
@@ -333,6 +345,13 @@ var migrations = []string{
 		expires_at   INTEGER NOT NULL
 	);
 	CREATE INDEX oidc_tokens_request ON oidc_tokens(auth_request);`,
+	// 8: camera presence in the database, so every node and the fleet
+	// console agree on which cameras are online; presence_at orders the
+	// broker's events (a late one never undoes a newer one). resent_at is
+	// when a node last claimed the pending command for a resend.
+	`ALTER TABLE cameras ADD COLUMN online INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cameras ADD COLUMN presence_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cameras ADD COLUMN resent_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
