@@ -163,6 +163,11 @@ func writes(e *env) map[string]func() error {
 		"AddRadiusClient": func() error {
 			return e.s.AddRadiusClient(e.ctx, model.RadiusClient{Name: "late", CIDR: netip.MustParsePrefix("10.9.0.0/16"), Secret: []byte("s")})
 		},
+		"SetPresence": func() error { return e.s.SetPresence(e.ctx, "CAM-1", true, e.now()) },
+		"ClaimResends": func() error {
+			_, err := e.s.ClaimResends(e.ctx, e.now(), time.Second, 10)
+			return err
+		},
 		"Audit":      func() error { return e.s.Audit(e.ctx, entry) },
 		"ProbeWrite": func() error { return e.s.ProbeWrite(e.ctx) },
 	}

@@ -351,6 +351,41 @@ func raceCases() []testCase {
 				t.Fatalf("boss's camera %+v %v, want CAM-%d", c, err, w)
 			}
 		}},
+		{"ClaimResendsOnce", func(t *testing.T, e *env) {
+			// Nodes sweeping at once share the pending commands out, each
+			// to exactly one.
+			const cams, nodes = 40, 8
+			s := testSeed(1)
+			for i := range cams {
+				sn := fmt.Sprintf("CAM-%04d", i)
+				e.addCamera(t, sn)
+				e.startOp(t, sn, model.OpProvision, &s)
+			}
+			claimed := make([][]string, nodes)
+			for i, err := range race(nodes, func(i int) (err error) {
+				claimed[i], err = e.s.ClaimResends(e.ctx, T0, 30*time.Second, 10)
+				return err
+			}) {
+				must(t, err, fmt.Sprintf("node %d", i))
+			}
+			seen := map[string]int{}
+			for _, c := range claimed {
+				if len(c) > 10 {
+					t.Fatalf("a node claimed %d, over its limit of 10", len(c))
+				}
+				for _, sn := range c {
+					seen[sn]++
+				}
+			}
+			if len(seen) != cams {
+				t.Fatalf("%d cameras claimed, want all %d", len(seen), cams)
+			}
+			for sn, n := range seen {
+				if n != 1 {
+					t.Fatalf("%s claimed %d times", sn, n)
+				}
+			}
+		}},
 		{"AddUserOnce", func(t *testing.T, e *env) {
 			errs := race(smallRacers, func(i int) error {
 				return e.s.AddUser(e.ctx, model.User{Username: "alice", Email: fmt.Sprintf("%d@pd.example", i)}, "h")

@@ -67,6 +67,7 @@ func groups() []group {
 	return []group{
 		{"Users", userCases()},
 		{"Cameras", cameraCases()},
+		{"Fleet", fleetCases()},
 		{"MFA", mfaCases()},
 		{"Throttles", throttleCases()},
 		{"Tokens", tokenCases()},
