@@ -56,13 +56,17 @@ func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint
 
 // SetResync records a code found far outside the window at offset (steps
 // from the verifier's clock) and step, awaiting confirmation by a later code.
+// A candidate of an older seed version than the record's is dropped: it
+// must not bring the old version back (the new seed's accepted step would
+// be accepted again).
 func (s *Store) SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error {
 	_, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift, resync_offset, resync_step)
 		VALUES (?, ?, -1, 0, ?, ?)
 		ON CONFLICT(subject) DO UPDATE SET
 			last_step = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.last_step ELSE -1 END,
 			drift = CASE WHEN otp_state.seed_version = excluded.seed_version THEN otp_state.drift ELSE 0 END,
-			seed_version = excluded.seed_version, resync_offset = excluded.resync_offset, resync_step = excluded.resync_step`,
+			seed_version = excluded.seed_version, resync_offset = excluded.resync_offset, resync_step = excluded.resync_step
+		WHERE otp_state.seed_version <= excluded.seed_version`,
 		subject, seedVersion, offset, step)
 	if err != nil {
 		return fmt.Errorf("record resync candidate: %w", err)
@@ -93,7 +97,25 @@ func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip stri
 const (
 	insertToken = `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES (?,?,?,?,?,?,?)`
 	deleteToken = `DELETE FROM tokens WHERE hash = ?`
+	// endToken deletes a live token: the one statement that decides which
+	// of concurrent exchanges of one token wins.
+	endToken = `DELETE FROM tokens WHERE hash = ? AND expires_at > ?`
 )
+
+// end runs endToken (prepared as st) in tx: ErrNotFound when old is not a
+// live token (unknown, expired, or ended by a concurrent exchange).
+func end(ctx context.Context, tx *sql.Tx, st *sql.Stmt, old string, now time.Time) error {
+	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, tokenHash(old), now.UnixMilli())
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("token: %w", storage.ErrNotFound)
+	}
+	return nil
+}
 
 func newToken() (string, error) {
 	b := make([]byte, 32)
@@ -107,20 +129,21 @@ func newToken() (string, error) {
 // username valid for ttl, appends e to the audit log and records the
 // success of the attempt on the throttle counters of clear, all in one
 // commit: a pending sign-in becomes a session, the log says so and the
-// counters start over, or nothing happens.
+// counters start over, or nothing happens. A token is exchanged once:
+// ErrNotFound when old is not live (unknown, expired or exchanged).
 func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
 	raw, err := newToken()
 	if err != nil {
 		return "", err
 	}
 	// Prepared before the transaction: the writer's connection is busy in it.
-	st, err := s.writeStmts(ctx, deleteToken, insertToken, insertAudit, successSQL[0], successSQL[1])
+	st, err := s.writeStmts(ctx, endToken, insertToken, insertAudit, successSQL[0], successSQL[1])
 	if err != nil {
 		return "", fmt.Errorf("exchange token: %w", err)
 	}
 	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, tokenHash(old)); err != nil {
+		if err := end(ctx, tx, st[0], old, now); err != nil {
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, tokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
@@ -141,14 +164,16 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 // records the success of the attempt on the throttle counters of clear,
 // all in one commit: ExchangeToken for a passed sign-in step that starts
 // no session (a front door that keeps its own, such as a RADIUS NAS).
+// ErrNotFound when old is not live.
 func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
 	// Prepared before the transaction: the writer's connection is busy in it.
-	st, err := s.writeStmts(ctx, deleteToken, insertAudit, successSQL[0], successSQL[1])
+	st, err := s.writeStmts(ctx, endToken, insertAudit, successSQL[0], successSQL[1])
 	if err != nil {
 		return fmt.Errorf("consume token: %w", err)
 	}
+	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, tokenHash(old)); err != nil {
+		if err := end(ctx, tx, st[0], old, now); err != nil {
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
