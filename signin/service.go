@@ -470,11 +470,8 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 				tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, model.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
 					model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
 					a.rules()...)
-				if errors.Is(err, storage.ErrNotFound) {
-					return "", ErrBadToken
-				}
 				if err != nil {
-					return "", err
+					return "", lostExchange(err)
 				}
 				a.settled = true
 				return "", &SetupNeeded{Pending: tok, Methods: setup}
@@ -618,11 +615,8 @@ func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail 
 	} else {
 		err = s.st.ConsumeToken(ctx, pending, e, clear...)
 	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", ErrBadToken // a concurrent step with the same sign-in finished it
-	}
 	if err != nil {
-		return "", err
+		return "", lostExchange(err)
 	}
 	if a != nil {
 		a.settled = true
@@ -631,6 +625,16 @@ func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail 
 		s.obs.SignIn("mfa", method, "ok")
 	}
 	return sess, nil
+}
+
+// lostExchange names the error of a pending token that another request
+// (another node, another method) exchanged first: the sign-in it belonged
+// to is over, and this request starts none.
+func lostExchange(err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return ErrBadToken
+	}
+	return err
 }
 
 // Trust makes a trusted-browser token for username ("Keep me signed in").

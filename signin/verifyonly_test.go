@@ -3,8 +3,10 @@ package signin_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/camotp/camotp/internal/testenv"
+	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -54,5 +56,40 @@ func TestVerifyOnlyStartsNoSession(t *testing.T) {
 	tok = f.Pending(t, "alice")
 	if err := svc.VerifyOnly(ctx, tok, "", f.WrongCode(t, "alice"), ip); !errors.As(err, &codeErr) || codeErr.AttemptsLeft != 2 {
 		t.Fatalf("wrong code after a success: %v", err)
+	}
+}
+
+// Two right answers for one pending sign-in at once — the camera code and
+// a backup code, as from two tabs or two nodes: one session starts, the
+// other request is told the sign-in is over (not a server error).
+func TestOnePendingSignInOneSession(t *testing.T) {
+	f := testenv.NewFleet(t)
+	svc, ctx, ip := f.Srv.SignIn, t.Context(), "192.0.2.7"
+	codes, err := svc.NewBackupCodes(ctx, "alice", ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		f.Clock.Add(30 * time.Second)
+		tok := f.Pending(t, "alice")
+		answers := [][2]string{{"", testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())}, {signin.MethodBackup, codes[round]}}
+		errs := make([]error, len(answers))
+		sessions := make([]string, len(answers))
+		together.Run(len(answers), func(i int) {
+			sessions[i], errs[i] = svc.VerifyMethod(ctx, tok, answers[i][0], answers[i][1], ip)
+		})
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil && sessions[i] != "":
+				won++
+			case errors.Is(err, signin.ErrBadToken):
+			default:
+				t.Fatalf("round %d, %q: %v", round, answers[i][0], err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d sessions from one pending sign-in (%v), want 1", round, won, errs)
+		}
 	}
 }

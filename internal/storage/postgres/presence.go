@@ -22,9 +22,11 @@ func (s *Store) SetPresence(ctx context.Context, serial string, online bool, at 
 }
 
 // ClearPresence marks every camera offline as of at (a broker that starts
-// has no connections); cameras with a newer event keep theirs.
+// has no connections); cameras with a newer event keep theirs. Every
+// older camera takes at, the offline ones too: a late event from before
+// at must not bring one online.
 func (s *Store) ClearPresence(ctx context.Context, at time.Time) error {
-	if _, err := s.exec(ctx, `UPDATE cameras SET online = false, presence_at = $1 WHERE online AND presence_at <= $1`,
+	if _, err := s.exec(ctx, `UPDATE cameras SET online = false, presence_at = $1 WHERE presence_at <= $1`,
 		at.UnixMilli()); err != nil {
 		return fmt.Errorf("clear presence: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/camotp/camotp/internal/model"
@@ -46,5 +48,30 @@ func TestBackupCodesKeyedAtRest(t *testing.T) {
 	}
 	if ok, err := s.UseBackupCode(ctx, "alice", codes[1]); err != nil || !ok {
 		t.Fatalf("use a stored code: %v %v", ok, err)
+	}
+}
+
+// TestRadiusSecretSealedAtRest: a RADIUS client's row holds its shared
+// secret sealed with the master key, bound to the client's name: no
+// plaintext, and a row moved to another name does not open.
+func TestRadiusSecretSealedAtRest(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	secret := []byte("s3cret-shared-with-the-vpn-box")
+	if err := s.AddRadiusClient(ctx, model.RadiusClient{Name: "vpn1", CIDR: netip.MustParsePrefix("10.1.2.0/24"), Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	if err := s.rdb.QueryRow(`SELECT secret FROM radius_clients`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, secret) || strings.Contains(string(raw), "s3cret") {
+		t.Fatal("the secret is stored in plaintext")
+	}
+	if _, err := s.db.Exec(`UPDATE radius_clients SET name = 'other'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RadiusClients(ctx); err == nil {
+		t.Fatal("a secret sealed for vpn1 opened as other's")
 	}
 }

@@ -20,9 +20,11 @@ func (s *Store) SetPresence(ctx context.Context, serial string, online bool, at 
 }
 
 // ClearPresence marks every camera offline as of at (a broker that starts
-// has no connections); cameras with a newer event keep theirs.
+// has no connections); cameras with a newer event keep theirs. Every
+// older camera takes at, the offline ones too: a late event from before
+// at must not bring one online.
 func (s *Store) ClearPresence(ctx context.Context, at time.Time) error {
-	if _, err := s.exec(ctx, `UPDATE cameras SET online = 0, presence_at = ? WHERE online <> 0 AND presence_at <= ?`,
+	if _, err := s.exec(ctx, `UPDATE cameras SET online = 0, presence_at = ? WHERE presence_at <= ?`,
 		at.UnixMilli(), at.UnixMilli()); err != nil {
 		return fmt.Errorf("clear presence: %w", err)
 	}

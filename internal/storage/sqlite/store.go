@@ -512,6 +512,9 @@ func (s *Store) savepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
 // is atomic on its own; one failing statement does not affect the others
 // in its group.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s.closed() { // the writer's connection is closed or closing
+		return nil, storage.ErrClosed
+	}
 	st, err := prepared(ctx, s.db, &s.wstmts, q)
 	if err != nil {
 		return nil, err
@@ -521,8 +524,22 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 	return w.res, err
 }
 
-// enqueue hands w to the writer and waits until it is committed.
+// closed says whether Close has begun.
+func (s *Store) closed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// enqueue hands w to the writer and waits until it is committed;
+// ErrClosed once Close has begun.
 func (s *Store) enqueue(ctx context.Context, w *write) error {
+	if s.closed() {
+		return storage.ErrClosed
+	}
 	select {
 	case s.writes <- w:
 	case <-s.closing:
@@ -530,7 +547,18 @@ func (s *Store) enqueue(ctx context.Context, w *write) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	<-w.done
+	select {
+	case <-w.done:
+	case <-s.writerEnd:
+		// The writer has stopped. It closes done before it ends, so w
+		// was either committed or is left in the queue for good (it
+		// arrived after the writer's last look).
+		select {
+		case <-w.done:
+		default:
+			return storage.ErrClosed
+		}
+	}
 	return w.err
 }
 

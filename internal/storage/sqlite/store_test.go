@@ -2,15 +2,17 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
+	"os"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
 )
+
+// The behaviours of the storage contract are checked by the conformance
+// suite (TestConformance); the tests of this package are about SQLite:
+// files, checkpoints, what a row holds at rest.
 
 func openTest(t *testing.T) *Store {
 	t.Helper()
@@ -26,53 +28,34 @@ func openTest(t *testing.T) *Store {
 	return s
 }
 
-// TestReadYourWrites: a write that returned is seen by the next read, from
-// any connection of the read pool, under concurrent group commits.
-func TestReadYourWrites(t *testing.T) {
-	s := openTest(t)
-	ctx := context.Background()
-	steps := int64(1000)
-	if testing.Short() {
-		steps = 50
+// The database, its WAL and shared-memory files are readable by the
+// server's user only, also when an older installation left them wider.
+func TestFileModes(t *testing.T) {
+	key, err := masterkey.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 2 { // transactions in the same groups
-		wg.Go(func() {
-			tok, _ := s.CreateToken(ctx, model.TokenPending, "u", "bodycam", "", time.Minute)
-			for range 1000 {
-				var err error
-				if tok, err = s.ExchangeToken(ctx, tok, model.TokenPending, "u", "bodycam", "", time.Minute, model.AuditEntry{Action: "t"}); err != nil {
-					errs <- err
-					return
-				}
+	path := filepath.Join(t.TempDir(), "modes.db")
+	for round := range 2 {
+		s, err := Open(context.Background(), path, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Audit(context.Background(), model.AuditEntry{Actor: "t", Action: "a", Subject: "s", Result: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
-	for g := range 8 {
-		wg.Go(func() {
-			subject := fmt.Sprintf("s%d", g)
-			for step := int64(1); step <= steps; step++ {
-				won, err := s.AcceptStep(ctx, subject, 1, step, 0)
-				if err != nil || !won {
-					errs <- fmt.Errorf("%s step %d: won %v err %v", subject, step, won, err)
-					return
-				}
-				st, found, err := s.OTPState(ctx, subject)
-				if err != nil || !found || st.LastStep != step {
-					errs <- fmt.Errorf("%s: wrote step %d, read %+v found %v err %v", subject, step, st, found, err)
-					return
-				}
-				if won, _ := s.AcceptStep(ctx, subject, 1, step, 0); won {
-					errs <- fmt.Errorf("%s: step %d accepted twice", subject, step)
-					return
-				}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("round %d: %s has mode %v, want 0600", round, filepath.Base(f), fi.Mode().Perm())
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+		}
+		s.Close()
+		for _, f := range []string{path, path + "-wal", path + "-shm"} {
+			os.Chmod(f, 0o644) // as an older camotp left them
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 func msTime(ms int64) time.Time {
@@ -173,6 +174,9 @@ func recordSuccess(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, rules []mode
 // it before the transaction that uses them (the writer's only connection
 // is busy during one).
 func (s *Store) writeStmts(ctx context.Context, qs ...string) ([]*sql.Stmt, error) {
+	if s.closed() { // the writer's connection is closed or closing
+		return nil, storage.ErrClosed
+	}
 	out := make([]*sql.Stmt, len(qs))
 	for i, q := range qs {
 		var err error

@@ -147,8 +147,8 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 // ConsumeToken deletes the token old, appends e to the audit log and
 // records the success of the attempt on the throttle counters of clear,
 // all in one commit: ExchangeToken for a passed sign-in step that starts
-// no session (a front door that keeps its own, such as a RADIUS NAS). Once
-// only, like ExchangeToken.
+// no session (a front door that keeps its own, such as a RADIUS NAS).
+// ErrNotFound when old is not live.
 func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
 	// Prepared before the transaction: the writer's connection is busy in it.
 	st, err := s.writeStmts(ctx, endToken, insertAudit, successSQL[0], successSQL[1])
