@@ -4,7 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/internal/storage/postgres"
+	"github.com/camotp/camotp/internal/testenv/pgtest"
 )
 
 // nodePairs are the ways two nodes share a database: one SQLite store
@@ -12,7 +15,25 @@ import (
 // is reachable, two stores on one database.
 func nodePairs(t *testing.T) map[string][2]storage.Store {
 	st := newStore(t, t.TempDir(), nil)
-	return map[string][2]storage.Store{"sqlite": {st, st}}
+	pairs := map[string][2]storage.Store{"sqlite": {st, st}}
+	if pgtest.Available() {
+		url := pgtest.URL(t)
+		key, err := masterkey.New(make([]byte, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pair [2]storage.Store
+		for i := range pair {
+			pg, err := postgres.Open(t.Context(), url, key, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pg.Close() })
+			pair[i] = pg
+		}
+		pairs["postgres"] = pair
+	}
+	return pairs
 }
 
 // TestPolicyChangeReachesOtherNodes: a policy saved through node A is what

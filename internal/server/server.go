@@ -305,6 +305,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", target, err)
 	}
+	if l, ok := st.(interface{ SetLogger(func(string, error)) }); ok {
+		// Before any Watch starts the change listener.
+		dbLog := cfg.Log.With("component", "db")
+		l.SetLogger(func(msg string, err error) { dbLog.Warn(msg, "err", err) })
+	}
 	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux()}
 	st.SetAuditFailureHook(func(e model.AuditEntry, err error) {
 		cfg.Log.Error("audit entry lost", "action", e.Action, "actor", e.Actor, "subject", e.Subject, "result", e.Result, "err", err)

@@ -42,6 +42,14 @@ const opTimeout = 60 * time.Second
 // burst of parallel tests should queue here rather than pile up connections.
 var admin = make(chan struct{}, 4)
 
+// Available tells whether PostgreSQL tests run here: the cluster URL is
+// set, or CI=true (where URL fails without it). A test that also covers
+// other backends asks it before calling URL, so it is not skipped whole.
+func Available() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return os.Getenv(EnvVar) != "" || ci
+}
+
 // AdminURL returns the admin URL from CAMOTP_TEST_POSTGRES. When it is not
 // set the test is skipped, saying how to get a cluster, except under CI=true
 // where it fails: CI must always have PostgreSQL.
