@@ -59,6 +59,9 @@ func NewFleet(t *testing.T, mods ...func(*server.Config)) *Fleet {
 	return f
 }
 
+// Dir is the first node's data directory.
+func (f *Fleet) Dir() string { return f.dir }
+
 // Node starts another node of the fleet's installation: its own data
 // directory with copies of the first node's master key, admin token and
 // server box key (as an operator copies them), the same database (the

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/camotp/camotp/internal/masterkey"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/storage/dburl"
+	"github.com/camotp/camotp/internal/storage/postgres"
+	"github.com/camotp/camotp/internal/storage/sqlite"
+)
+
+// runMigrate moves an installation from its SQLite file to PostgreSQL.
+func runMigrate(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "migrate")
+	data := fs.String("data", ".camotp", "data directory of the installation (its master.key seals the secrets in both databases)")
+	from := fs.String("from", "", "the SQLite database: sqlite:PATH (default: camotp.db in --data)")
+	to := fs.String("to", "", "the PostgreSQL database: postgres://USER@HOST:PORT/DB (password from PGPASSWORD or PGPASSFILE; CAMOTP_DB also sets it)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *to == "" {
+		*to = env.Getenv("CAMOTP_DB")
+	}
+	src, err := dburl.Parse(*from, *data)
+	if err != nil {
+		return usagef("migrate --from: %v", err)
+	}
+	dst, err := dburl.Parse(*to, *data)
+	if err != nil {
+		return usagef("migrate --to: %v", err)
+	}
+	if src.Backend != dburl.SQLite || dst.Backend != dburl.Postgres {
+		return usagef("migrate: want --from sqlite:PATH (or nothing) and --to postgres://…")
+	}
+	if _, err := os.Stat(src.Path); err != nil {
+		return fmt.Errorf("migrate: the SQLite database: %w", err)
+	}
+	keyEnv := env.Getenv(masterkey.EnvVar)
+	keyPath := filepath.Join(*data, server.MasterKeyFile)
+	if keyEnv == "" {
+		// The key must be the installation's: a new one would seal nothing
+		// the copied rows were sealed with.
+		if _, err := os.Stat(keyPath); err != nil {
+			return fmt.Errorf("migrate: the master key sealing the database: %w (give --data or %s)", err, masterkey.EnvVar)
+		}
+	}
+	key, err := masterkey.Load(keyPath, keyEnv)
+	if err != nil {
+		return err
+	}
+	// Opening the SQLite file brings its schema to this version's, as the
+	// next serve would.
+	lite, err := sqlite.Open(ctx, src.Path, key, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: open %s: %w", src, err)
+	}
+	lite.Close()
+	raw, err := sql.Open("sqlite", "file:"+src.Path+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("migrate: open %s: %w", src, err)
+	}
+	defer raw.Close()
+	pg, err := postgres.Open(ctx, dst.URL, key, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: open %s: %w", dst, err)
+	}
+	defer pg.Close()
+	fmt.Fprintf(env.Stderr, "migrate: copying %s to %s (one transaction) …\n", src, dst)
+	report, err := pg.ImportSQLite(ctx, raw)
+	if err != nil {
+		return fmt.Errorf("migrate: nothing copied: %w", err)
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "table\tin SQLite\tcopied now\tin PostgreSQL\t")
+	for _, c := range report {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t\n", c.Table, c.Source, c.Copied, c.Here)
+	}
+	w.Flush()
+	// The sealed seeds must open with this key on the new database.
+	cams, err := pg.Cameras(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: check the copy: %w", err)
+	}
+	opened, bad := 0, 0
+	for _, c := range cams {
+		if c.State != model.StateProvisioned {
+			continue
+		}
+		if _, err := pg.ActiveSeed(ctx, c.Serial); err != nil {
+			bad++
+			if bad == 1 {
+				fmt.Fprintf(env.Stderr, "migrate: camera %s: its seed does not open on PostgreSQL: %v\n", c.Serial, err)
+			}
+			continue
+		}
+		opened++
+	}
+	if bad > 0 {
+		return errors.New("migrate: copied, but camera seeds do not open with this master key: is it the installation's?")
+	}
+	fmt.Fprintf(env.Stdout, "%d provisioned camera seeds open on PostgreSQL with this master key. Start every node with --db %s and a copy of %s.\n",
+		opened, dst, server.MasterKeyFile)
+	return nil
+}

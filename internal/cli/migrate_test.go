@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/testenv"
+	"github.com/camotp/camotp/internal/testenv/pgtest"
+)
+
+// TestMigrateToPostgres moves a running installation's SQLite database to
+// PostgreSQL with camotp migrate: afterwards the officers sign in with
+// their cameras on a node using PostgreSQL, the code used just before the
+// move is still refused (the replay record moved too), the audit log came
+// along, and running migrate again copies nothing.
+func TestMigrateToPostgres(t *testing.T) {
+	pg := pgtest.URL(t)
+	f := testenv.NewFleet(t)
+	code := testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())
+	if status, _ := f.Verify(t, f.Pending(t, "alice"), code); status != http.StatusOK {
+		t.Fatalf("sign-in before the move: %d", status)
+	}
+	f.Srv.Close() // the operator stops the server first
+
+	out, errOut, exit := run(t, "migrate", "--data", f.Dir(), "--to", pg)
+	if exit != 0 || !strings.Contains(out, "2 provisioned camera seeds open on PostgreSQL") {
+		t.Fatalf("migrate: exit %d\n%s\n%s", exit, out, errOut)
+	}
+	t.Logf("camotp migrate:\n%s", out)
+	for _, table := range []string{"users", "cameras", "audit", "otp_state", "tokens"} {
+		if !strings.Contains(out, table) {
+			t.Errorf("migrate's report lacks %s:\n%s", table, out)
+		}
+	}
+	again, errOut, exit := run(t, "migrate", "--data", f.Dir(), "--to", pg)
+	if exit != 0 {
+		t.Fatalf("migrate again: exit %d\n%s\n%s", exit, again, errOut)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(again), "\n")[1:] {
+		if f := strings.Fields(line); len(f) == 4 && f[2] != "0" {
+			t.Errorf("second migrate copied rows again: %q", line)
+		}
+	}
+
+	srv := testenv.Server(t, f.Dir(), func(c *server.Config) { c.DB = pg; c.Now = f.Clock.Now })
+	login := func() string {
+		t.Helper()
+		status, body := testenv.API(t, srv, "", "POST", "/api/v1/auth/login", map[string]string{"username": "alice", "password": "pw-alice-long"})
+		if status != http.StatusOK {
+			t.Fatalf("login on PostgreSQL: %d %v", status, body)
+		}
+		return body["token"].(string)
+	}
+	verify := func(tok, code string) int {
+		status, _ := testenv.API(t, srv, "", "POST", "/api/v1/auth/verify", map[string]string{"token": tok, "code": code})
+		return status
+	}
+	if status := verify(login(), code); status != http.StatusUnauthorized {
+		t.Fatalf("the code used before the move, after it: %d, want 401", status)
+	}
+	f.Clock.Add(30 * time.Second)
+	if status := verify(login(), testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())); status != http.StatusOK {
+		t.Fatalf("alice's next code on PostgreSQL: %d", status)
+	}
+	entries, err := srv.Store.AuditLog(t.Context(), "alice", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oks := 0
+	for _, e := range entries {
+		if e.Action == "login.mfa" && e.Result == "ok" {
+			oks++
+		}
+	}
+	if oks != 2 {
+		t.Fatalf("%d successful sign-ins of alice in the audit log, want 2 (one before the move)", oks)
+	}
+}
