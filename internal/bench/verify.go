@@ -30,6 +30,7 @@ import (
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/internal/storage/dburl"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/signin"
 )
@@ -59,11 +60,20 @@ type Phase struct {
 	Elapsed       time.Duration
 	PerSecond     float64
 	P50, P99      time.Duration
+	// Writer is what the SQLite writer did in the timed part (zero on
+	// other backends).
+	Writer sqlite.WriterStats
 }
 
 func (p Phase) String() string {
-	return fmt.Sprintf("%-22s %7d in %8s: %8.0f/s, p50 %9s, p99 %9s", p.Name+":", p.Verifications,
+	s := fmt.Sprintf("%-22s %7d in %8s: %8.0f/s, p50 %9s, p99 %9s", p.Name+":", p.Verifications,
 		p.Elapsed.Round(time.Millisecond), p.PerSecond, p.P50.Round(time.Microsecond), p.P99.Round(time.Microsecond))
+	if w, n := p.Writer, float64(max(p.Verifications, 1)); w.Commits > 0 {
+		s += fmt.Sprintf("\n  %-22s %.2f commits, %.2f writes, %.1f WAL pages per verification; %.1f writes, %.1f pages per commit",
+			"sqlite writer:", float64(w.Commits)/n, float64(w.Writes)/n, float64(w.Pages)/n,
+			float64(w.Writes)/float64(w.Commits), float64(w.Pages)/float64(w.Commits))
+	}
+	return s
 }
 
 // VerifyResult is what the verification benchmark measured.
@@ -290,6 +300,7 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		timed    time.Duration
 		tokens   = make([]string, len(users))
 		err      error
+		writer   sqlite.WriterStats
 	)
 	deadline := time.Now().Add(cfg.Duration)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -301,6 +312,7 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		}
 		var next atomic.Int64
 		var wg sync.WaitGroup
+		w0 := writerStats(st)
 		t0 := time.Now()
 		for range cfg.Clients {
 			wg.Go(func() {
@@ -325,6 +337,10 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		}
 		wg.Wait()
 		timed += time.Since(t0)
+		w1 := writerStats(st)
+		writer.Commits += w1.Commits - w0.Commits
+		writer.Writes += w1.Writes - w0.Writes
+		writer.Pages += w1.Pages - w0.Pages
 	}
 	if n := fail.Load(); n > 0 {
 		return Phase{}, fmt.Errorf("%s: %d of %d verifications failed; first: %v", name, n, len(lat), firstErr.Load())
@@ -333,9 +349,17 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		return Phase{}, fmt.Errorf("%s: nothing measured", name)
 	}
 	slices.Sort(lat)
-	p := Phase{Name: name, Verifications: len(lat), Elapsed: timed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}
+	p := Phase{Name: name, Verifications: len(lat), Elapsed: timed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], Writer: writer}
 	p.PerSecond = float64(p.Verifications) / timed.Seconds()
 	return p, nil
+}
+
+// writerStats are the SQLite writer's counters (zero on other backends).
+func writerStats(st storage.Store) sqlite.WriterStats {
+	if w, ok := st.(interface{ WriterStats() sqlite.WriterStats }); ok {
+		return w.WriterStats()
+	}
+	return sqlite.WriterStats{}
 }
 
 func rawValidate(seed device.Seed) time.Duration {

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	"modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
@@ -49,6 +49,19 @@ type Store struct {
 
 	auditFailures atomic.Uint64
 	auditFailed   func(model.AuditEntry, error)
+
+	stats struct{ commits, writes, pages atomic.Uint64 }
+}
+
+// WriterStats are the writer's counters since Open.
+type WriterStats struct {
+	Commits, Writes, Pages uint64
+}
+
+// WriterStats returns how many group commits the writer made, how many
+// writes they held and how many pages they wrote to the WAL.
+func (s *Store) WriterStats() WriterStats {
+	return WriterStats{s.stats.commits.Load(), s.stats.writes.Load(), s.stats.pages.Load()}
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
@@ -605,7 +618,24 @@ func (s *Store) commit(group []*write) {
 			close(w.done)
 		}
 	}()
-	tx, err := s.db.BeginTx(context.Background(), nil)
+	s.stats.commits.Add(1)
+	s.stats.writes.Add(uint64(len(group)))
+	conn, err := s.db.Conn(context.Background())
+	if err != nil {
+		for _, w := range group {
+			w.err = fmt.Errorf("begin: %w", classify(err))
+		}
+		return
+	}
+	defer func() {
+		conn.Raw(func(dc any) error {
+			n, _, err := dc.(sqlite.DBStatus).Status(sqlite.DBStatusCacheWrite, true)
+			s.stats.pages.Add(uint64(n))
+			return err
+		})
+		conn.Close()
+	}()
+	tx, err := conn.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, w := range group {
 			w.err = fmt.Errorf("begin: %w", classify(err))
