@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -60,6 +61,9 @@ type Phase struct {
 	Elapsed       time.Duration
 	PerSecond     float64
 	P50, P99      time.Duration
+	// CPU is the process's CPU time (user and system) in the timed part:
+	// on a machine shared with other work it says more than the rate.
+	CPU time.Duration
 	// Writer is what the SQLite writer did in the timed part (zero on
 	// other backends).
 	Writer sqlite.WriterStats
@@ -68,6 +72,9 @@ type Phase struct {
 func (p Phase) String() string {
 	s := fmt.Sprintf("%-22s %7d in %8s: %8.0f/s, p50 %9s, p99 %9s", p.Name+":", p.Verifications,
 		p.Elapsed.Round(time.Millisecond), p.PerSecond, p.P50.Round(time.Microsecond), p.P99.Round(time.Microsecond))
+	if p.CPU > 0 {
+		s += fmt.Sprintf(", CPU %s per verification", (p.CPU / time.Duration(max(p.Verifications, 1))).Round(10*time.Nanosecond))
+	}
 	if w, n := p.Writer, float64(max(p.Verifications, 1)); w.Commits > 0 {
 		s += fmt.Sprintf("\n  %-22s %.2f commits, %.2f writes, %.1f WAL pages per verification; %.1f writes, %.1f pages per commit",
 			"sqlite writer:", float64(w.Commits)/n, float64(w.Writes)/n, float64(w.Pages)/n,
@@ -301,6 +308,7 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		tokens   = make([]string, len(users))
 		err      error
 		writer   sqlite.WriterStats
+		cpu      time.Duration
 	)
 	deadline := time.Now().Add(cfg.Duration)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -312,7 +320,7 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		}
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		w0 := writerStats(st)
+		w0, c0 := writerStats(st), cpuTime()
 		t0 := time.Now()
 		for range cfg.Clients {
 			wg.Go(func() {
@@ -337,6 +345,7 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		}
 		wg.Wait()
 		timed += time.Since(t0)
+		cpu += cpuTime() - c0
 		w1 := writerStats(st)
 		writer.Commits += w1.Commits - w0.Commits
 		writer.Writes += w1.Writes - w0.Writes
@@ -349,9 +358,18 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		return Phase{}, fmt.Errorf("%s: nothing measured", name)
 	}
 	slices.Sort(lat)
-	p := Phase{Name: name, Verifications: len(lat), Elapsed: timed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], Writer: writer}
+	p := Phase{Name: name, Verifications: len(lat), Elapsed: timed, P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], CPU: cpu, Writer: writer}
 	p.PerSecond = float64(p.Verifications) / timed.Seconds()
 	return p, nil
+}
+
+// cpuTime is the CPU time (user and system) the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writerStats are the SQLite writer's counters (zero on other backends).
