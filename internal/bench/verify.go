@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -323,24 +324,28 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		w0, c0 := writerStats(st), cpuTime()
 		t0 := time.Now()
 		for range cfg.Clients {
+			// Labelled for profiles (pprof -tagfocus bench=timed): the timed
+			// part alone, with the SQLite writer's commits of its writes.
 			wg.Go(func() {
-				var local []time.Duration
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= len(users) {
-						break
+				pprof.Do(ctx, pprof.Labels("bench", "timed"), func(ctx context.Context) {
+					var local []time.Duration
+					for {
+						i := int(next.Add(1) - 1)
+						if i >= len(users) {
+							break
+						}
+						code, _ := seeds[i].Code(clock.Now())
+						t1 := time.Now()
+						err := fn(ctx, i, tokens[i], code)
+						local = append(local, time.Since(t1))
+						if err != nil && fail.Add(1) == 1 {
+							firstErr.Store(fmt.Errorf("%s: %w", users[i], err))
+						}
 					}
-					code, _ := seeds[i].Code(clock.Now())
-					t1 := time.Now()
-					err := fn(ctx, i, tokens[i], code)
-					local = append(local, time.Since(t1))
-					if err != nil && fail.Add(1) == 1 {
-						firstErr.Store(fmt.Errorf("%s: %w", users[i], err))
-					}
-				}
-				mu.Lock()
-				lat = append(lat, local...)
-				mu.Unlock()
+					mu.Lock()
+					lat = append(lat, local...)
+					mu.Unlock()
+				})
 			})
 		}
 		wg.Wait()

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -613,10 +614,14 @@ func (s *Store) writer() {
 
 // commit runs a group of writes in one transaction and wakes their callers.
 func (s *Store) commit(group []*write) {
+	// A CPU profile counts the commit under the profiler labels of the
+	// caller whose write opened the group (pprof -tagfocus).
+	pprof.SetGoroutineLabels(group[0].ctx)
 	defer func() {
 		for _, w := range group {
 			close(w.done)
 		}
+		pprof.SetGoroutineLabels(context.Background())
 	}()
 	s.stats.commits.Add(1)
 	s.stats.writes.Add(uint64(len(group)))
