@@ -66,11 +66,37 @@ type CheckResult struct {
 	Offset int64
 	// Resynced is set when this code confirmed a pending resync.
 	Resynced bool
+	// Use is the replay record an Accepted code of Match still needs:
+	// the commit that acts on the code takes it (storage's ExchangeToken),
+	// and a code whose step was used meanwhile is Replayed. Nil when
+	// nothing is left to record.
+	Use *model.StepUse
 }
 
 // Check verifies code for the source subject (e.g. "cam:SN") holding seed,
 // at time now. Accepted codes are recorded durably before Check returns.
 func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
+	res, err := c.Match(ctx, subject, seed, code, now)
+	if err != nil || res.Use == nil {
+		return res, err
+	}
+	u := res.Use
+	won, err := c.Store.AcceptStep(ctx, u.Subject, u.SeedVersion, u.Step, u.Drift)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	if !won { // a concurrent use of the same code won
+		return CheckResult{Outcome: Replayed, Offset: res.Offset}, nil
+	}
+	res.Use = nil
+	return res, nil
+}
+
+// Match is Check without the replay record of an accepted code: it
+// returns it in the result's Use, for the caller to take in the commit
+// that acts on the code (one write where Check and that commit are two).
+// Until it is taken, the code is not used up.
+func (c *Checker) Match(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
 	opts, err := seed.Opts()
 	if err != nil {
 		return CheckResult{}, err
@@ -125,14 +151,8 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 			}
 			continue
 		}
-		won, err := c.Store.AcceptStep(ctx, subject, seed.Version, step, step-cur)
-		if err != nil {
-			return CheckResult{}, err
-		}
-		if !won {
-			return CheckResult{Outcome: Replayed, Offset: step - cur}, nil
-		}
-		return CheckResult{Outcome: Accepted, Offset: step - cur}, nil
+		use := &model.StepUse{Subject: subject, SeedVersion: seed.Version, Step: step, Drift: step - cur}
+		return CheckResult{Outcome: Accepted, Offset: step - cur, Use: use}, nil
 	}
 	if replayed {
 		return CheckResult{Outcome: Replayed, Offset: replayOffset}, nil
@@ -157,14 +177,8 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 			continue
 		}
 		if st.ResyncOffset != nil && *st.ResyncOffset == o && step > st.ResyncStep {
-			won, err := c.Store.AcceptStep(ctx, subject, seed.Version, step, o)
-			if err != nil {
-				return CheckResult{}, err
-			}
-			if !won {
-				return CheckResult{Outcome: Replayed, Offset: o}, nil
-			}
-			return CheckResult{Outcome: Accepted, Offset: o, Resynced: true}, nil
+			use := &model.StepUse{Subject: subject, SeedVersion: seed.Version, Step: step, Drift: o}
+			return CheckResult{Outcome: Accepted, Offset: o, Resynced: true, Use: use}, nil
 		}
 		if err := c.Store.SetResync(ctx, subject, seed.Version, o, step); err != nil {
 			return CheckResult{}, err

@@ -27,7 +27,9 @@ type Method interface {
 	Available(ctx context.Context, acct Account, um *UserMethods) (bool, error)
 	// Check checks code typed by user at now. detail is what the audit log
 	// says of the check (never a secret). An error means the code could
-	// not be checked (ErrNoMethod, ErrNotEnabled, a store failure).
+	// not be checked (ErrNoMethod, ErrNotEnabled, a store failure). An
+	// accepted one-time code may leave its replay record in res.Use for
+	// the commit that ends the step (see Checker.Match).
 	Check(ctx context.Context, user, code, ip string, now time.Time) (res CheckResult, detail string, err error)
 }
 
@@ -95,7 +97,7 @@ func (m bodycamMethod) Check(ctx context.Context, user, code, _ string, now time
 	if err != nil {
 		return CheckResult{}, "", err
 	}
-	res, err := m.s.checker.Check(ctx, "cam:"+cam.Serial, seed, code, now)
+	res, err := m.s.checker.Match(ctx, "cam:"+cam.Serial, seed, code, now)
 	return res, fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset), err
 }
 
@@ -125,7 +127,7 @@ func (m appMethod) Check(ctx context.Context, user, code, _ string, now time.Tim
 	if err != nil {
 		return CheckResult{}, "", err
 	}
-	res, err := m.s.checker.Check(ctx, "app:"+user, seed, code, now)
+	res, err := m.s.checker.Match(ctx, "app:"+user, seed, code, now)
 	return res, fmt.Sprintf("app offset %d", res.Offset), err
 }
 

@@ -29,11 +29,13 @@ type TokenStore interface {
 	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
 	LookupToken(ctx context.Context, kind, raw string) (model.Token, error)
 	DeleteToken(ctx context.Context, raw string) error
-	// ExchangeToken atomically deletes old, creates a token, writes e and
-	// records a success on the throttle counters of clear.
-	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
+	// ExchangeToken atomically takes the replay record use (when not
+	// nil; storage.ErrStepUsed when its step was used already), deletes
+	// old, creates a token, writes e and records a success on the
+	// throttle counters of clear.
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
 	// ConsumeToken is ExchangeToken creating no token.
-	ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error
+	ConsumeToken(ctx context.Context, old string, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error
 }
 
 // Auditor appends to the audit log.
@@ -453,41 +455,16 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 	if err != nil {
 		return "", err
 	}
-	switch res.Outcome {
-	case Accepted:
-		// The success is recorded on the throttle counters in the commit
-		// that ends the step.
-		if res.Resynced {
-			detail += " (resynced)"
+	if res.Outcome == Accepted {
+		sess, err := s.accept(ctx, pending, user, method, t.Method, ip, detail, res, a, session)
+		if !errors.Is(err, storage.ErrStepUsed) {
+			return sess, err
 		}
-		if method == MethodEmail {
-			// product §1.3: in an organisation that uses body cameras, a
-			// user with no camera and only email must set up a method
-			// before the sign-in finishes; email proved who they are.
-			if setup, err := s.mustSetUp(ctx, user); err != nil {
-				return "", err
-			} else if len(setup) > 0 {
-				tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, model.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
-					model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
-					a.rules()...)
-				if err != nil {
-					return "", lostExchange(err)
-				}
-				a.settled = true
-				return "", &SetupNeeded{Pending: tok, Methods: setup}
-			}
-		}
-		sess, err := s.finish(ctx, pending, user, method, ip, detail, a, session)
-		if err != nil {
-			return "", err
-		}
-		if method != MethodBackup && method != t.Method {
-			if err := s.st.SetLastMethod(ctx, user, method); err != nil {
-				s.log.Warn("record last method", "user", user, "err", err)
-			}
-		}
-		return sess, nil
-	case ClockOff:
+		// A concurrent use of the same code took its step first: this
+		// use is a replay, and counted as a failure.
+		res.Outcome = Replayed
+	}
+	if res.Outcome == ClockOff {
 		s.audit(ctx, user, "login.mfa", method, "clock-off", ip, detail)
 		return "", &CodeError{ClockOff: true, AttemptsLeft: a.taken.AttemptsLeft + 1} // not counted: the slot is released
 	}
@@ -500,6 +477,45 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 		return "", &BlockedError{RetryAfter: d.RetryAfter}
 	}
 	return "", &CodeError{AttemptsLeft: d.AttemptsLeft, Replayed: res.Outcome == Replayed}
+}
+
+// accept ends a pending sign-in whose code res passed with method (opened
+// with opened): the code's replay record, the session (or none), the audit
+// row and the throttle success in one commit. storage.ErrStepUsed says the
+// code's step was used meanwhile and nothing happened.
+func (s *Service) accept(ctx context.Context, pending, user, method, opened, ip, detail string, res CheckResult, a *attempt, session bool) (string, error) {
+	// The success is recorded on the throttle counters in the commit
+	// that ends the step.
+	if res.Resynced {
+		detail += " (resynced)"
+	}
+	if method == MethodEmail {
+		// product §1.3: in an organisation that uses body cameras, a
+		// user with no camera and only email must set up a method
+		// before the sign-in finishes; email proved who they are.
+		if setup, err := s.mustSetUp(ctx, user); err != nil {
+			return "", err
+		} else if len(setup) > 0 {
+			tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, model.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
+				res.Use, model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
+				a.rules()...)
+			if err != nil {
+				return "", lostExchange(err)
+			}
+			a.settled = true
+			return "", &SetupNeeded{Pending: tok, Methods: setup}
+		}
+	}
+	sess, err := s.finish(ctx, pending, user, method, ip, detail, a, res.Use, session)
+	if err != nil {
+		return "", err
+	}
+	if method != MethodBackup && method != opened {
+		if err := s.st.SetLastMethod(ctx, user, method); err != nil {
+			s.log.Warn("record last method", "user", user, "err", err)
+		}
+	}
+	return sess, nil
 }
 
 // SetupNeeded ends a passed email step when the user must still set up a
@@ -593,15 +609,17 @@ func (s *Service) FinishSetup(ctx context.Context, pending, method, code, ip str
 	if err := s.st.SetLastMethod(ctx, user, last); err != nil {
 		s.log.Warn("record last method", "user", user, "err", err)
 	}
-	return s.finish(ctx, pending, user, last, ip, method+" set up at sign-in", nil, true)
+	return s.finish(ctx, pending, user, last, ip, method+" set up at sign-in", nil, nil, true)
 }
 
-// finish ends a passed MFA step: the pending token becomes a session (or,
+// finish ends a passed MFA step: the code's replay record use (nil when
+// none is left to take) is taken, the pending token becomes a session (or,
 // without session, simply ends), the audit log says so and the successful
 // attempt a (nil when settled already) clears its throttle counters, in
 // one commit; the observer is told. It returns the session token ("" when
-// none was asked for).
-func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail string, a *attempt, session bool) (string, error) {
+// none was asked for); storage.ErrStepUsed when use's step was used
+// already (nothing happened).
+func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail string, a *attempt, use *model.StepUse, session bool) (string, error) {
 	var clear []model.ThrottleRule
 	if a != nil {
 		clear = a.rules()
@@ -611,9 +629,9 @@ func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail 
 	var sess string
 	var err error
 	if session {
-		sess, err = s.st.ExchangeToken(ctx, pending, model.TokenSession, user, method, ip, s.cfg.SessionTTL, e, clear...)
+		sess, err = s.st.ExchangeToken(ctx, pending, model.TokenSession, user, method, ip, s.cfg.SessionTTL, use, e, clear...)
 	} else {
-		err = s.st.ConsumeToken(ctx, pending, e, clear...)
+		err = s.st.ConsumeToken(ctx, pending, use, e, clear...)
 	}
 	if err != nil {
 		return "", lostExchange(err)

@@ -14,6 +14,15 @@ type OTPState struct {
 	ResyncStep   int64
 }
 
+// StepUse is a code step to record as used for a source, with the drift
+// learnt: the replay record that the commit ending a sign-in step takes
+// first (see storage.Tokens.ExchangeToken).
+type StepUse struct {
+	Subject     string
+	SeedVersion uint64
+	Step, Drift int64
+}
+
 // Token kinds.
 const (
 	TokenPending = "pending" // password passed, MFA pending (API and web)

@@ -14,6 +14,10 @@ var (
 	ErrClosed = errors.New("store closed")
 	// ErrReplayed is an authorization code used a second time.
 	ErrReplayed = errors.New("authorization code already used")
+	// ErrStepUsed is a one-time code whose step (or a later one) was
+	// already accepted for its source: a replay, or a concurrent use of
+	// the same code that lost.
+	ErrStepUsed = errors.New("one-time code already used")
 )
 
 // BuildCommand makes the sealed MQTT command for an operation once its

@@ -114,8 +114,16 @@ type Tokens interface {
 	AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error)
 	SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error
 	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
-	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
-	ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error
+	// ExchangeToken ends the live token old and creates one of kind for
+	// username valid for ttl, appends e to the audit log and records a
+	// success on the throttle counters of clear, all in one commit, or
+	// nothing happens: ErrNotFound when old is not live (unknown,
+	// expired, or exchanged already). use, when not nil, is the replay
+	// record of the code that passed, taken first in the same commit
+	// (AcceptStep's rule): ErrStepUsed when its step was used already.
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
+	// ConsumeToken is ExchangeToken creating no token.
+	ConsumeToken(ctx context.Context, old string, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error
 	LookupToken(ctx context.Context, kind, raw string) (model.Token, error)
 	UserTokens(ctx context.Context, username string) ([]model.Token, error)
 	DeleteToken(ctx context.Context, raw string) error

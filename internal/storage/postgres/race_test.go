@@ -158,7 +158,7 @@ func TestExchangeTokenRace(t *testing.T) {
 	var session string
 	together.Run(16, func(i int) {
 		tok, err := n[i%2].ExchangeToken(ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
-			model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}, r)
+			nil, model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}, r)
 		switch {
 		case err == nil:
 			won.Add(1)
@@ -183,7 +183,7 @@ func TestExchangeTokenRace(t *testing.T) {
 	if _, err := n[1].LookupToken(ctx, model.TokenSession, session); err != nil {
 		t.Fatalf("the winner's session: %v", err)
 	}
-	if err := n[1].ConsumeToken(ctx, pending, model.AuditEntry{Action: "x", Subject: "alice"}); !errors.Is(err, storage.ErrNotFound) {
+	if err := n[1].ConsumeToken(ctx, pending, nil, model.AuditEntry{Action: "x", Subject: "alice"}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("consume an exchanged token: %v", err)
 	}
 }

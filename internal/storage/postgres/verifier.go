@@ -38,16 +38,35 @@ func (s *Store) OTPState(ctx context.Context, subject string) (st model.OTPState
 // of the same code lost the race): the caller must treat it as a replay.
 // One conditional upsert: the database decides the race.
 func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error) {
-	tag, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES ($1,$2,$3,$4)
-		ON CONFLICT (subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
-			drift = excluded.drift, resync_offset = NULL, resync_step = NULL
-		WHERE otp_state.seed_version < excluded.seed_version
-		   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`,
-		subject, seedVersion, step, drift)
+	tag, err := s.exec(ctx, acceptStep, subject, seedVersion, step, drift)
 	if err != nil {
 		return false, fmt.Errorf("record accepted step: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// acceptStep is the replay rule: the record moves forward only (a newer
+// seed, or a later step of the same seed). PostgreSQL locks the row and
+// evaluates the WHERE on its latest version, so of concurrent uses of one
+// step exactly one changes it. $1 subject, $2 seed version, $3 step, $4
+// drift.
+const acceptStep = `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES ($1,$2,$3,$4)
+	ON CONFLICT (subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
+		drift = excluded.drift, resync_offset = NULL, resync_step = NULL
+	WHERE otp_state.seed_version < excluded.seed_version
+	   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`
+
+// use runs acceptStep for u inside tx: ErrStepUsed when the step was used
+// already.
+func use(ctx context.Context, tx pgx.Tx, u *model.StepUse) error {
+	tag, err := tx.Exec(ctx, acceptStep, u.Subject, u.SeedVersion, u.Step, u.Drift)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != 1 {
+		return storage.ErrStepUsed
+	}
+	return nil
 }
 
 // SetResync records a code found far outside the window at offset (steps
@@ -104,20 +123,27 @@ func deleteOnce(ctx context.Context, tx pgx.Tx, raw string, now time.Time) error
 	return nil
 }
 
-// ExchangeToken deletes the token old, creates a token of kind for
-// username valid for ttl, appends e to the audit log and records the
-// success of the attempt on the throttle counters of clear, all in one
-// transaction: a pending sign-in becomes a session, the log says so and
-// the counters start over, or nothing happens. The token is exchanged
+// ExchangeToken takes the replay record u (when not nil), deletes the
+// token old, creates a token of kind for username valid for ttl, appends e
+// to the audit log and records the success of the attempt on the throttle
+// counters of clear, all in one transaction: a passed code is used up, a
+// pending sign-in becomes a session, the log says so and the counters
+// start over, or nothing happens. ErrStepUsed when u's step was used
+// already (a concurrent use of the code won); the token is exchanged
 // once: when old is not live (unknown, expired, or a concurrent exchange
 // won) nothing happens and the error matches ErrNotFound.
-func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
 	raw, err := storage.NewToken()
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
 	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if u != nil {
+			if err := use(ctx, tx, u); err != nil {
+				return err
+			}
+		}
 		if err := deleteOnce(ctx, tx, old, now); err != nil {
 			return err
 		}
@@ -135,14 +161,20 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	return raw, nil
 }
 
-// ConsumeToken deletes the token old, appends e to the audit log and
-// records the success of the attempt on the throttle counters of clear,
-// all in one transaction: ExchangeToken for a passed sign-in step that
-// starts no session (a front door that keeps its own, such as a RADIUS
-// NAS). Once only, like ExchangeToken.
-func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
+// ConsumeToken takes the replay record u (when not nil), deletes the
+// token old, appends e to the audit log and records the success of the
+// attempt on the throttle counters of clear, all in one transaction:
+// ExchangeToken for a passed sign-in step that starts no session (a front
+// door that keeps its own, such as a RADIUS NAS). ErrStepUsed, and once
+// only, like ExchangeToken.
+func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error {
 	now := s.now()
 	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if u != nil {
+			if err := use(ctx, tx, u); err != nil {
+				return err
+			}
+		}
 		if err := deleteOnce(ctx, tx, old, now); err != nil {
 			return err
 		}

@@ -35,12 +35,7 @@ func (s *Store) OTPState(ctx context.Context, subject string) (st model.OTPState
 // after this one was already accepted for the same seed (a concurrent use
 // of the same code lost the race): the caller must treat it as a replay.
 func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error) {
-	res, err := s.exec(ctx, `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES (?,?,?,?)
-		ON CONFLICT(subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
-			drift = excluded.drift, resync_offset = NULL, resync_step = NULL
-		WHERE otp_state.seed_version < excluded.seed_version
-		   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`,
-		subject, seedVersion, step, drift)
+	res, err := s.exec(ctx, acceptStep, subject, seedVersion, step, drift)
 	if err != nil {
 		return false, fmt.Errorf("record accepted step: %w", err)
 	}
@@ -49,6 +44,31 @@ func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint
 		return false, fmt.Errorf("record accepted step: %w", err)
 	}
 	return n == 1, nil
+}
+
+// acceptStep is the replay rule: the record moves forward only (a newer
+// seed, or a later step of the same seed), so of concurrent uses of one
+// step exactly one changes the row. ?1 subject, ?2 seed version, ?3 step,
+// ?4 drift.
+const acceptStep = `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES (?,?,?,?)
+	ON CONFLICT(subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
+		drift = excluded.drift, resync_offset = NULL, resync_step = NULL
+	WHERE otp_state.seed_version < excluded.seed_version
+	   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`
+
+// use runs acceptStep (prepared as st) for u in tx: ErrStepUsed when the
+// step was used already.
+func use(ctx context.Context, tx *sql.Tx, st *sql.Stmt, u *model.StepUse) error {
+	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, u.Subject, u.SeedVersion, u.Step, u.Drift)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return storage.ErrStepUsed
+	}
+	return nil
 }
 
 // SetResync records a code found far outside the window at offset (steps
@@ -109,34 +129,41 @@ func end(ctx context.Context, tx *sql.Tx, st *sql.Stmt, old string, now time.Tim
 	return nil
 }
 
-// ExchangeToken deletes the token old, creates a token of kind for
-// username valid for ttl, appends e to the audit log and records the
-// success of the attempt on the throttle counters of clear, all in one
-// commit: a pending sign-in becomes a session, the log says so and the
-// counters start over, or nothing happens. A token is exchanged once:
-// ErrNotFound when old is not live (unknown, expired or exchanged).
-func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
+// ExchangeToken takes the replay record u (when not nil), deletes the
+// token old, creates a token of kind for username valid for ttl, appends e
+// to the audit log and records the success of the attempt on the throttle
+// counters of clear, all in one commit: a passed code is used up, a
+// pending sign-in becomes a session, the log says so and the counters
+// start over, or nothing happens. ErrStepUsed when u's step was used
+// already; a token is exchanged once: ErrNotFound when old is not live
+// (unknown, expired or exchanged).
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
 	raw, err := storage.NewToken()
 	if err != nil {
 		return "", err
 	}
 	// Prepared before the transaction: the writer's connection is busy in it.
-	st, err := s.writeStmts(ctx, endToken, insertToken, insertAudit, successSQL[0], successSQL[1])
+	st, err := s.writeStmts(ctx, acceptStep, endToken, insertToken, insertAudit, successSQL[0], successSQL[1])
 	if err != nil {
 		return "", fmt.Errorf("exchange token: %w", err)
 	}
 	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if err := end(ctx, tx, st[0], old, now); err != nil {
+		if u != nil {
+			if err := use(ctx, tx, st[0], u); err != nil {
+				return err
+			}
+		}
+		if err := end(ctx, tx, st[1], old, now); err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
+		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
+		if _, err := tx.StmtContext(ctx, st[3]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
 			return err
 		}
-		return recordSuccess(ctx, tx, st[3:], clear)
+		return recordSuccess(ctx, tx, st[4:], clear)
 	})
 	if err != nil {
 		return "", fmt.Errorf("exchange token: %w", err)
@@ -144,26 +171,32 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	return raw, nil
 }
 
-// ConsumeToken deletes the token old, appends e to the audit log and
-// records the success of the attempt on the throttle counters of clear,
-// all in one commit: ExchangeToken for a passed sign-in step that starts
-// no session (a front door that keeps its own, such as a RADIUS NAS).
-// ErrNotFound when old is not live.
-func (s *Store) ConsumeToken(ctx context.Context, old string, e model.AuditEntry, clear ...model.ThrottleRule) error {
+// ConsumeToken takes the replay record u (when not nil), deletes the
+// token old, appends e to the audit log and records the success of the
+// attempt on the throttle counters of clear, all in one commit:
+// ExchangeToken for a passed sign-in step that starts no session (a front
+// door that keeps its own, such as a RADIUS NAS). ErrStepUsed or
+// ErrNotFound as ExchangeToken.
+func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error {
 	// Prepared before the transaction: the writer's connection is busy in it.
-	st, err := s.writeStmts(ctx, endToken, insertAudit, successSQL[0], successSQL[1])
+	st, err := s.writeStmts(ctx, acceptStep, endToken, insertAudit, successSQL[0], successSQL[1])
 	if err != nil {
 		return fmt.Errorf("consume token: %w", err)
 	}
 	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if err := end(ctx, tx, st[0], old, now); err != nil {
+		if u != nil {
+			if err := use(ctx, tx, st[0], u); err != nil {
+				return err
+			}
+		}
+		if err := end(ctx, tx, st[1], old, now); err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
+		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
 			return err
 		}
-		return recordSuccess(ctx, tx, st[2:], clear)
+		return recordSuccess(ctx, tx, st[3:], clear)
 	})
 	if err != nil {
 		return fmt.Errorf("consume token: %w", err)

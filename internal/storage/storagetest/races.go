@@ -217,7 +217,7 @@ func raceCases() []testCase {
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
 			sessions := make([]string, smallRacers)
 			errs := race(smallRacers, func(i int) (err error) {
-				sessions[i], err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, entry)
+				sessions[i], err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry)
 				return err
 			})
 			w := oneWinner(t, errs, storage.ErrNotFound, fmt.Sprintf("%d exchanges of one token", smallRacers))
@@ -231,10 +231,53 @@ func raceCases() []testCase {
 				t.Fatalf("audit %v, want one entry", acts)
 			}
 		}},
+		{"ExchangeTokenStepOneWinner", func(t *testing.T, e *env) {
+			// One code typed into several sign-ins of one user at once
+			// (each its own pending token): one session starts, every
+			// other exchange is told the step was used.
+			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
+			use := &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 1000}
+			pending := make([]string, smallRacers)
+			for i := range pending {
+				pending[i] = e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+			}
+			errs := race(smallRacers, func(i int) error {
+				_, err := e.s.ExchangeToken(e.ctx, pending[i], model.TokenSession, "alice", "bodycam", "ip", time.Hour, use, entry)
+				return err
+			})
+			w := oneWinner(t, errs, storage.ErrStepUsed, fmt.Sprintf("%d exchanges with one step", smallRacers))
+			sessions := 0
+			for _, k := range e.tokenKinds(t, "alice") {
+				if k == model.TokenSession {
+					sessions++
+				}
+			}
+			if sessions != 1 {
+				t.Fatalf("%d sessions, want 1", sessions)
+			}
+			for i, p := range pending {
+				_, err := e.s.LookupToken(e.ctx, model.TokenPending, p)
+				if (err == nil) == (i == w) {
+					t.Fatalf("pending token %d (winner %d): lookup %v", i, w, err)
+				}
+			}
+			if acts := e.auditActions(t, "alice"); len(acts) != 1 {
+				t.Fatalf("audit %v, want one entry", acts)
+			}
+			// One code sent twice for one sign-in: the step decides first,
+			// so the loser learns the code was used (a replay, which counts
+			// as a failure), not only that the sign-in is over.
+			one := e.createToken(t, model.TokenPending, "bob", 5*time.Minute)
+			use = &model.StepUse{Subject: "cam:B", SeedVersion: 1, Step: 1000}
+			errs = race(smallRacers, func(int) error {
+				return e.s.ConsumeToken(e.ctx, one, use, model.AuditEntry{Actor: "bob", Action: "radius.mfa", Subject: "bob", Result: "ok"})
+			})
+			oneWinner(t, errs, storage.ErrStepUsed, fmt.Sprintf("%d consumptions of one token with one step", smallRacers))
+		}},
 		{"ConsumeTokenOnce", func(t *testing.T, e *env) {
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "radius.mfa", Subject: "alice", Result: "ok"}
-			errs := race(smallRacers, func(int) error { return e.s.ConsumeToken(e.ctx, pending, entry) })
+			errs := race(smallRacers, func(int) error { return e.s.ConsumeToken(e.ctx, pending, nil, entry) })
 			oneWinner(t, errs, storage.ErrNotFound, fmt.Sprintf("%d consumptions of one token", smallRacers))
 			if acts := e.auditActions(t, "alice"); len(acts) != 1 {
 				t.Fatalf("audit %v, want one entry", acts)
@@ -410,7 +453,7 @@ func raceCases() []testCase {
 							return err
 						}
 						tok, err = e.s.ExchangeToken(e.ctx, tok, model.TokenPending, fmt.Sprintf("u%d", g), "bodycam", "", time.Hour,
-							model.AuditEntry{Action: "t"})
+							nil, model.AuditEntry{Action: "t"})
 					}
 					return err
 				}

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +155,7 @@ func tokenCases() []testCase {
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			e.clock.Advance(time.Second)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok", SourceIP: "192.0.2.1", Detail: "bodycam"}
-			session, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "192.0.2.1", time.Hour, entry, pair, acct)
+			session, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "192.0.2.1", time.Hour, nil, entry, pair, acct)
 			must(t, err, "exchange")
 			_, err = e.s.LookupToken(e.ctx, model.TokenPending, pending)
 			mustBe(t, err, storage.ErrNotFound, "pending token after the exchange")
@@ -180,11 +181,11 @@ func tokenCases() []testCase {
 			pair := pairRule("otp:pair:alice")
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
-			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, entry, pair)
+			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, pair)
 			must(t, err, "exchange")
 			e.reserve(t, pair)
 			// The token is gone: a second exchange does nothing at all.
-			_, err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, entry, pair)
+			_, err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, pair)
 			mustBe(t, err, storage.ErrNotFound, "second exchange")
 			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 1 {
 				t.Fatalf("alice's tokens after a second exchange: %v, want one session", kinds)
@@ -195,17 +196,97 @@ func tokenCases() []testCase {
 			if c := e.counter(t, pair.Key); c.Attempts != 1 {
 				t.Fatalf("a refused exchange cleared the counter: %+v", c)
 			}
-			_, err = e.s.ExchangeToken(e.ctx, "bm90LWEtdG9rZW4", model.TokenSession, "alice", "bodycam", "ip", time.Hour, entry)
+			_, err = e.s.ExchangeToken(e.ctx, "bm90LWEtdG9rZW4", model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry)
 			mustBe(t, err, storage.ErrNotFound, "exchange of an unknown token")
 		}},
 		{"ExchangeExpiredToken", func(t *testing.T, e *env) {
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			e.clock.Advance(5 * time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
-			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, entry)
+			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry)
 			mustBe(t, err, storage.ErrNotFound, "exchange of an expired token")
 			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 0 {
 				t.Fatalf("an expired pending token became %v", kinds)
+			}
+		}},
+		{"ExchangeTokenTakesTheStep", func(t *testing.T, e *env) {
+			pair := pairRule("otp:pair:alice")
+			if won, err := e.s.AcceptStep(e.ctx, "cam:A", 1, 100, 0); err != nil || !won {
+				t.Fatalf("accept step 100: %v %v", won, err)
+			}
+			e.reserve(t, pair)
+			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
+			// A used step: nothing happens, the sign-in is still pending.
+			for _, step := range []int64{100, 99} {
+				_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
+					&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: step}, entry, pair)
+				mustBe(t, err, storage.ErrStepUsed, fmt.Sprintf("exchange with used step %d", step))
+			}
+			if _, err := e.s.LookupToken(e.ctx, model.TokenPending, pending); err != nil {
+				t.Fatalf("pending token after a refused exchange: %v", err)
+			}
+			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 1 || kinds[0] != model.TokenPending {
+				t.Fatalf("alice's tokens after a refused exchange: %v, want the pending one", kinds)
+			}
+			if acts := e.auditActions(t, "alice"); len(acts) != 0 {
+				t.Fatalf("audit after a refused exchange: %v", acts)
+			}
+			if c := e.counter(t, pair.Key); c.Attempts != 1 {
+				t.Fatalf("a refused exchange cleared the counter: %+v", c)
+			}
+			// A token that is not live: the step is not used up either.
+			_, err := e.s.ExchangeToken(e.ctx, "bm90LWEtdG9rZW4", model.TokenSession, "alice", "bodycam", "ip", time.Hour,
+				&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 101, Drift: 1}, entry)
+			mustBe(t, err, storage.ErrNotFound, "exchange of an unknown token")
+			if st, _, err := e.s.OTPState(e.ctx, "cam:A"); err != nil || st.LastStep != 100 {
+				t.Fatalf("state %+v %v after an exchange of an unknown token, want step 100", st, err)
+			}
+			// A new step: used up with the exchange, in one commit.
+			session, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
+				&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 101, Drift: 1}, entry, pair)
+			must(t, err, "exchange with a new step")
+			if _, err := e.s.LookupToken(e.ctx, model.TokenSession, session); err != nil {
+				t.Fatalf("session: %v", err)
+			}
+			st, _, err := e.s.OTPState(e.ctx, "cam:A")
+			if err != nil || st.SeedVersion != 1 || st.LastStep != 101 || st.Drift != 1 {
+				t.Fatalf("state %+v %v, want step 101, drift 1", st, err)
+			}
+			if c := e.counter(t, pair.Key); c != (model.Throttle{}) {
+				t.Fatalf("counter after the exchange: %+v, want cleared", c)
+			}
+			// The step is used: AcceptStep says so too.
+			if won, err := e.s.AcceptStep(e.ctx, "cam:A", 1, 101, 0); err != nil || won {
+				t.Fatalf("step 101 accepted again: %v %v", won, err)
+			}
+			// A new seed starts fresh.
+			pending = e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+			_, err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
+				&model.StepUse{Subject: "cam:A", SeedVersion: 2, Step: 5}, entry)
+			must(t, err, "exchange with the first step of a new seed")
+		}},
+		{"ConsumeTokenTakesTheStep", func(t *testing.T, e *env) {
+			if won, err := e.s.AcceptStep(e.ctx, "cam:A", 1, 100, 0); err != nil || !won {
+				t.Fatalf("accept step 100: %v %v", won, err)
+			}
+			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+			entry := model.AuditEntry{Actor: "alice", Action: "radius.mfa", Subject: "alice", Result: "ok"}
+			err := e.s.ConsumeToken(e.ctx, pending, &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 100}, entry)
+			mustBe(t, err, storage.ErrStepUsed, "consume with a used step")
+			if _, err := e.s.LookupToken(e.ctx, model.TokenPending, pending); err != nil {
+				t.Fatalf("pending token after a refused consume: %v", err)
+			}
+			if acts := e.auditActions(t, "alice"); len(acts) != 0 {
+				t.Fatalf("audit after a refused consume: %v", acts)
+			}
+			must(t, e.s.ConsumeToken(e.ctx, pending, &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 102, Drift: 2}, entry),
+				"consume with a new step")
+			if st, _, err := e.s.OTPState(e.ctx, "cam:A"); err != nil || st.LastStep != 102 || st.Drift != 2 {
+				t.Fatalf("state %+v %v, want step 102, drift 2", st, err)
+			}
+			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 0 {
+				t.Fatalf("alice's tokens after the consume: %v", kinds)
 			}
 		}},
 		{"ConsumeToken", func(t *testing.T, e *env) {
@@ -214,7 +295,7 @@ func tokenCases() []testCase {
 			e.fail(t, pair)
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok", SourceIP: "ip"}
-			must(t, e.s.ConsumeToken(e.ctx, pending, entry, pair), "consume")
+			must(t, e.s.ConsumeToken(e.ctx, pending, nil, entry, pair), "consume")
 			_, err := e.s.LookupToken(e.ctx, model.TokenPending, pending)
 			mustBe(t, err, storage.ErrNotFound, "pending token after ConsumeToken")
 			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 0 {
@@ -228,7 +309,7 @@ func tokenCases() []testCase {
 				t.Fatalf("counter after ConsumeToken: %+v, want cleared (this attempt the first)", res.Counters[0])
 			}
 			// Once only: a second consume does nothing.
-			mustBe(t, e.s.ConsumeToken(e.ctx, pending, entry, pair), storage.ErrNotFound, "second consume")
+			mustBe(t, e.s.ConsumeToken(e.ctx, pending, nil, entry, pair), storage.ErrNotFound, "second consume")
 			if acts := e.auditActions(t, "alice"); len(acts) != 1 {
 				t.Fatalf("audit after a second consume: %v", acts)
 			}
