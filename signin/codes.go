@@ -97,16 +97,26 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 // that acts on the code (one write where Check and that commit are two).
 // Until it is taken, the code is not used up.
 func (c *Checker) Match(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
+	var st model.OTPState
+	var found bool
+	if wellFormed(seed, code) {
+		var err error
+		if st, found, err = c.Store.OTPState(ctx, subject); err != nil {
+			return CheckResult{}, err
+		}
+	}
+	return c.MatchRecord(ctx, subject, seed, st, found, code, now)
+}
+
+// MatchRecord is Match with the replay record of subject read already
+// (found false when there is none), e.g. in the read that found the seed.
+func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {
 	opts, err := seed.Opts()
 	if err != nil {
 		return CheckResult{}, err
 	}
-	if len(code) != seed.Digits || !allDigits(code) {
+	if !wellFormed(seed, code) {
 		return CheckResult{Outcome: Invalid}, nil
-	}
-	st, found, err := c.Store.OTPState(ctx, subject)
-	if err != nil {
-		return CheckResult{}, err
 	}
 	if !found || st.SeedVersion != seed.Version {
 		st = model.OTPState{SeedVersion: seed.Version, LastStep: -1}
@@ -189,6 +199,12 @@ func (c *Checker) Match(ctx context.Context, subject string, seed device.Seed, c
 		return CheckResult{Outcome: Replayed, Offset: replayOffset}, nil
 	}
 	return CheckResult{Outcome: Invalid}, nil
+}
+
+// wellFormed tells whether code has the seed's number of digits and
+// nothing else.
+func wellFormed(seed device.Seed, code string) bool {
+	return len(code) == seed.Digits && allDigits(code)
 }
 
 func allDigits(s string) bool {

@@ -82,22 +82,27 @@ func (m bodycamMethod) Available(ctx context.Context, acct Account, um *UserMeth
 	return true, nil
 }
 
+// Check reads the camera, its seed and the replay record of its codes in
+// one snapshot.
 func (m bodycamMethod) Check(ctx context.Context, user, code, _ string, now time.Time) (CheckResult, string, error) {
-	cam, err := m.s.camera(ctx, user)
-	if err != nil {
-		return CheckResult{}, "", err
-	}
-	if err := m.s.enabled(ctx, MethodBodycam); err != nil {
-		return CheckResult{}, "", err
-	}
-	seed, err := m.s.st.ActiveSeed(ctx, cam.Serial)
+	cc, err := m.s.st.CameraCheck(ctx, user)
 	if errors.Is(err, storage.ErrNotFound) {
 		return CheckResult{}, "", ErrNoMethod
 	}
 	if err != nil {
 		return CheckResult{}, "", err
 	}
-	res, err := m.s.checker.Match(ctx, "cam:"+cam.Serial, seed, code, now)
+	cam := cc.Camera
+	if cam.State != model.StateProvisioned {
+		return CheckResult{}, "", ErrNoMethod
+	}
+	if err := m.s.enabled(ctx, MethodBodycam); err != nil {
+		return CheckResult{}, "", err
+	}
+	if cc.Seed == nil {
+		return CheckResult{}, "", ErrNoMethod
+	}
+	res, err := m.s.checker.MatchRecord(ctx, model.CameraSubject(cam.Serial), *cc.Seed, cc.OTP, cc.OTPFound, code, now)
 	return res, fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset), err
 }
 

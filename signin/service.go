@@ -22,6 +22,9 @@ type Directory interface {
 	User(ctx context.Context, username string) (model.User, string, error)
 	CameraOf(ctx context.Context, username string) (model.Camera, error)
 	ActiveSeed(ctx context.Context, serial string) (device.Seed, error)
+	// CameraCheck reads the user's camera, its active seed and the
+	// replay record of its codes at once.
+	CameraCheck(ctx context.Context, username string) (model.CameraCheck, error)
 }
 
 // TokenStore keeps pending-MFA, session and trusted-browser tokens.

@@ -45,6 +45,27 @@ type Camera struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
+// CameraSubjectPrefix starts the code source of a camera's codes in the
+// replay records: the serial follows (CameraSubject).
+const CameraSubjectPrefix = "cam:"
+
+// CameraSubject is the code source of the codes of camera serial in the
+// replay records.
+func CameraSubject(serial string) string { return CameraSubjectPrefix + serial }
+
+// CameraCheck is what checking a code read off a camera needs, read at
+// once (one snapshot): the camera, the seed it proved it holds, and the
+// replay record of its codes.
+type CameraCheck struct {
+	Camera Camera
+	// Seed is the active seed; nil unless the camera is provisioned.
+	Seed *device.Seed
+	// OTP is the replay record of CameraSubject(Camera.Serial); OTPFound
+	// is false when there is none yet.
+	OTP      OTPState
+	OTPFound bool
+}
+
 // Pending is an operation sent to a camera and not yet proven.
 type Pending struct {
 	Op        Op

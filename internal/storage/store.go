@@ -61,6 +61,11 @@ type Cameras interface {
 	Assign(ctx context.Context, serial, username string) error
 	Unassign(ctx context.Context, serial string) error
 	CameraOf(ctx context.Context, username string) (model.Camera, error)
+	// CameraCheck reads in one snapshot the camera assigned to username,
+	// its active seed (opened; nil unless provisioned) and the replay
+	// record of its codes (model.CameraSubject). ErrNotFound when no
+	// camera is assigned.
+	CameraCheck(ctx context.Context, username string) (model.CameraCheck, error)
 	CameraStates(ctx context.Context) (map[string]int, error)
 	// Presence lives here, not in one process, so every node agrees.
 	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error

@@ -293,6 +293,55 @@ func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, er
 	return c, nil
 }
 
+// CameraCheck reads in one query the camera assigned to username, its
+// active seed (nil unless provisioned) and the replay record of its codes.
+// ErrNotFound when no camera is assigned.
+func (s *Store) CameraCheck(ctx context.Context, username string) (model.CameraCheck, error) {
+	var cc model.CameraCheck
+	var sealed []byte
+	var version, last, drift, off, rstep *int64
+	err := s.row(ctx, `SELECT `+cameraCols+`, seed, seed_version, last_step, drift, resync_offset, resync_step
+		FROM cameras LEFT JOIN otp_state ON subject = $1 || serial WHERE assigned_user = $2`,
+		args(model.CameraSubjectPrefix, username), func(r pgx.Row) error {
+			var lastSeen *int64
+			var created int64
+			var op, state, camModel string
+			c := &cc.Camera
+			if err := r.Scan(&c.Serial, &camModel, &c.PublicKey, &state, &c.Version, &op, &c.PendingVersion,
+				&c.AssignedUser, &lastSeen, &created, &c.Online, &sealed, &version, &last, &drift, &off, &rstep); err != nil {
+				return err
+			}
+			c.Model, c.State, c.PendingOp = device.Model(camModel), model.CameraState(state), model.Op(op)
+			c.CreatedAt = utc(created)
+			if lastSeen != nil {
+				t := utc(*lastSeen)
+				c.LastSeen = &t
+			}
+			return nil
+		})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, storage.ErrNotFound)
+	}
+	if err != nil {
+		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, err)
+	}
+	if cc.Camera.State == model.StateProvisioned && sealed != nil {
+		seed, err := s.seal.OpenCameraSeed(cc.Camera.Serial, sealed)
+		if err != nil {
+			return model.CameraCheck{}, err
+		}
+		cc.Seed = &seed
+	}
+	if version != nil {
+		cc.OTPFound = true
+		cc.OTP = model.OTPState{SeedVersion: uint64(*version), LastStep: *last, Drift: *drift, ResyncOffset: off}
+		if off != nil && rstep != nil {
+			cc.OTP.ResyncStep = *rstep
+		}
+	}
+	return cc, nil
+}
+
 // CameraStates counts cameras by state; a camera with an operation in
 // flight counts under "pending:<op>" instead of its state.
 func (s *Store) CameraStates(ctx context.Context) (map[string]int, error) {

@@ -287,6 +287,51 @@ func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, er
 	return c, nil
 }
 
+// CameraCheck reads in one query the camera assigned to username, its
+// active seed (nil unless provisioned) and the replay record of its codes.
+// ErrNotFound when no camera is assigned.
+func (s *Store) CameraCheck(ctx context.Context, username string) (model.CameraCheck, error) {
+	var cc model.CameraCheck
+	var lastSeen, version, last, drift, off, rstep sql.NullInt64
+	var created int64
+	var op string
+	var sealed []byte
+	err := s.queryRow(ctx, `SELECT `+cameraCols+`, seed, seed_version, last_step, drift, resync_offset, resync_step
+		FROM cameras LEFT JOIN otp_state ON subject = ?1 || serial WHERE assigned_user = ?2`, model.CameraSubjectPrefix, username).
+		Scan(&cc.Camera.Serial, &cc.Camera.Model, &cc.Camera.PublicKey, &cc.Camera.State, &cc.Camera.Version, &op,
+			&cc.Camera.PendingVersion, &cc.Camera.AssignedUser, &lastSeen, &created, &cc.Camera.Online,
+			&sealed, &version, &last, &drift, &off, &rstep)
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, storage.ErrNotFound)
+	}
+	if err != nil {
+		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, err)
+	}
+	c := &cc.Camera
+	c.PendingOp = model.Op(op)
+	c.CreatedAt = time.UnixMilli(created).UTC()
+	if lastSeen.Valid {
+		t := time.UnixMilli(lastSeen.Int64).UTC()
+		c.LastSeen = &t
+	}
+	if c.State == model.StateProvisioned && sealed != nil {
+		seed, err := s.seal.OpenCameraSeed(c.Serial, sealed)
+		if err != nil {
+			return model.CameraCheck{}, err
+		}
+		cc.Seed = &seed
+	}
+	if version.Valid {
+		cc.OTPFound = true
+		cc.OTP = model.OTPState{SeedVersion: uint64(version.Int64), LastStep: last.Int64, Drift: drift.Int64}
+		if off.Valid {
+			o := off.Int64
+			cc.OTP.ResyncOffset, cc.OTP.ResyncStep = &o, rstep.Int64
+		}
+	}
+	return cc, nil
+}
+
 func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }

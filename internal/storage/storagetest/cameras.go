@@ -272,6 +272,60 @@ func cameraCases() []testCase {
 				t.Fatalf("camera of alice after rotation: %+v %v", c, err)
 			}
 		}},
+		{"CameraCheck", func(t *testing.T, e *env) {
+			e.addUser(t, "alice")
+			_, err := e.s.CameraCheck(e.ctx, "alice")
+			mustBe(t, err, storage.ErrNotFound, "CameraCheck of a user without camera")
+			_, err = e.s.CameraCheck(e.ctx, "nobody")
+			mustBe(t, err, storage.ErrNotFound, "CameraCheck of an unknown user")
+			e.addCamera(t, "CAM-1")
+			must(t, e.s.Assign(e.ctx, "CAM-1", "alice"), "assign")
+			cc, err := e.s.CameraCheck(e.ctx, "alice")
+			must(t, err, "CameraCheck of a registered camera")
+			if cc.Camera.Serial != "CAM-1" || cc.Camera.State != model.StateRegistered || cc.Camera.AssignedUser != "alice" ||
+				cc.Seed != nil || cc.OTPFound {
+				t.Fatalf("registered camera: %+v", cc)
+			}
+			v := e.startOp(t, "CAM-1", model.OpProvision, ptr(testSeed(1)))
+			if cc, err = e.s.CameraCheck(e.ctx, "alice"); err != nil || cc.Seed != nil || cc.Camera.PendingOp != model.OpProvision {
+				t.Fatalf("camera with a provision in flight: %+v %v, want no seed yet", cc, err)
+			}
+			_, err = e.s.CompleteOp(e.ctx, "CAM-1", v)
+			must(t, err, "complete provision")
+			// Another source's record is not this camera's.
+			if _, err := e.s.AcceptStep(e.ctx, model.CameraSubject("CAM-10"), v, 500, 0); err != nil {
+				t.Fatal(err)
+			}
+			cc, err = e.s.CameraCheck(e.ctx, "alice")
+			must(t, err, "CameraCheck of a provisioned camera")
+			want := testSeed(1)
+			want.Version = v
+			if cc.Seed == nil || cc.OTPFound || cc.Camera.State != model.StateProvisioned || cc.Camera.Version != v {
+				t.Fatalf("provisioned camera: %+v", cc)
+			}
+			sameSeed(t, *cc.Seed, want, "seed")
+			active, err := e.s.ActiveSeed(e.ctx, "CAM-1")
+			must(t, err, "active seed")
+			sameSeed(t, *cc.Seed, active, "CameraCheck's seed against ActiveSeed")
+			if _, err := e.s.AcceptStep(e.ctx, model.CameraSubject("CAM-1"), v, 100, -1); err != nil {
+				t.Fatal(err)
+			}
+			must(t, e.s.SetResync(e.ctx, model.CameraSubject("CAM-1"), v, 7, 110), "set resync")
+			cc, err = e.s.CameraCheck(e.ctx, "alice")
+			must(t, err, "CameraCheck with a replay record")
+			rec, found, err := e.s.OTPState(e.ctx, model.CameraSubject("CAM-1"))
+			must(t, err, "OTPState")
+			if !cc.OTPFound || !found || cc.OTP.SeedVersion != v || cc.OTP.LastStep != 100 || cc.OTP.Drift != -1 ||
+				cc.OTP.ResyncOffset == nil || *cc.OTP.ResyncOffset != 7 || cc.OTP.ResyncStep != 110 ||
+				rec.LastStep != cc.OTP.LastStep || rec.ResyncStep != cc.OTP.ResyncStep {
+				t.Fatalf("replay record %+v (found %v), OTPState %+v", cc.OTP, cc.OTPFound, rec)
+			}
+			// A wipe drops the seed at once.
+			e.startOp(t, "CAM-1", model.OpWipe, nil)
+			if cc, err = e.s.CameraCheck(e.ctx, "alice"); err != nil || cc.Seed != nil {
+				t.Fatalf("camera being wiped: %+v %v, want no seed", cc, err)
+			}
+		}},
 		{"CameraStates", func(t *testing.T, e *env) {
 			if st, err := e.s.CameraStates(e.ctx); err != nil || len(st) != 0 {
 				t.Fatalf("empty store: %v %v", st, err)
@@ -343,3 +397,6 @@ func checkCamera(t *testing.T, e *env, sn string, want camStep, seeds map[uint64
 	must(t, err, step+": ActiveSeed")
 	sameSeed(t, active, seeds[want.active], step+": active seed")
 }
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
