@@ -77,9 +77,9 @@ func (p Phase) String() string {
 		s += fmt.Sprintf(", CPU %s per verification", (p.CPU / time.Duration(max(p.Verifications, 1))).Round(10*time.Nanosecond))
 	}
 	if w, n := p.Writer, float64(max(p.Verifications, 1)); w.Commits > 0 {
-		s += fmt.Sprintf("\n  %-22s %.2f commits, %.2f writes, %.1f WAL pages per verification; %.1f writes, %.1f pages per commit",
+		s += fmt.Sprintf("\n  %-22s %.2f commits, %.2f writes, %.1f WAL pages per verification; %.1f writes, %.1f pages per commit; %d checkpoints",
 			"sqlite writer:", float64(w.Commits)/n, float64(w.Writes)/n, float64(w.Pages)/n,
-			float64(w.Writes)/float64(w.Commits), float64(w.Pages)/float64(w.Commits))
+			float64(w.Writes)/float64(w.Commits), float64(w.Pages)/float64(w.Commits), w.Checkpoints)
 	}
 	return s
 }
@@ -355,6 +355,7 @@ func runRounds(ctx context.Context, cfg VerifyConfig, name string, st storage.St
 		writer.Commits += w1.Commits - w0.Commits
 		writer.Writes += w1.Writes - w0.Writes
 		writer.Pages += w1.Pages - w0.Pages
+		writer.Checkpoints += w1.Checkpoints - w0.Checkpoints
 	}
 	if n := fail.Load(); n > 0 {
 		return Phase{}, fmt.Errorf("%s: %d of %d verifications failed; first: %v", name, n, len(lat), firstErr.Load())

@@ -48,21 +48,28 @@ type Store struct {
 
 	changes storage.Hub // one process owns the file: announcements stay here
 
+	// catchUp asks the writer to checkpoint between two groups: the WAL
+	// has grown past walRestartFrames since it last started over.
+	catchUp atomic.Bool
+
 	auditFailures atomic.Uint64
 	auditFailed   func(model.AuditEntry, error)
 
-	stats struct{ commits, writes, pages atomic.Uint64 }
+	stats struct{ commits, writes, pages, checkpoints atomic.Uint64 }
 }
 
 // WriterStats are the writer's counters since Open.
 type WriterStats struct {
 	Commits, Writes, Pages uint64
+	// Checkpoints are those the writer ran to let the WAL start over.
+	Checkpoints uint64
 }
 
 // WriterStats returns how many group commits the writer made, how many
-// writes they held and how many pages they wrote to the WAL.
+// writes they held, how many pages they wrote to the WAL and how many
+// checkpoints it ran.
 func (s *Store) WriterStats() WriterStats {
-	return WriterStats{s.stats.commits.Load(), s.stats.writes.Load(), s.stats.pages.Load()}
+	return WriterStats{s.stats.commits.Load(), s.stats.writes.Load(), s.stats.pages.Load(), s.stats.checkpoints.Load()}
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
@@ -148,8 +155,20 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 // the database file.
 const checkpointInterval = 250 * time.Millisecond
 
+// walRestartFrames is how long the WAL may grow (in frames, pages of 4 KiB)
+// before the writer helps the checkpointer so that it starts over.
+const walRestartFrames = 1000
+
 // checkpointer runs passive checkpoints on its own connection until Close,
-// so the writer never pays for copying pages and syncing the file.
+// so the writer does not pay for copying most pages and syncing the file.
+//
+// The WAL starts over from its beginning only when a write transaction
+// begins with every frame copied back; under steady writes the checkpoint
+// never catches up with the writer, and the WAL would grow without bound
+// (gigabytes a minute at full load, and a page write appended to a growing
+// file costs twice one that overwrites). So when the WAL is past
+// walRestartFrames, the checkpointer asks the writer to checkpoint the
+// frames written since its own pass, between two groups.
 func (s *Store) checkpointer(db *sql.DB) {
 	defer db.Close()
 	t := time.NewTicker(checkpointInterval)
@@ -162,6 +181,9 @@ func (s *Store) checkpointer(db *sql.DB) {
 			var busy, log, done int
 			if err := db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
 				continue // retried at the next tick
+			}
+			if log >= walRestartFrames {
+				s.catchUp.Store(true)
 			}
 		}
 	}
@@ -609,7 +631,20 @@ func (s *Store) writer() {
 			}
 		}
 		s.commit(group)
+		if s.catchUp.Swap(false) {
+			s.checkpoint()
+		}
 	}
+}
+
+// checkpoint copies the frames the checkpointer has not (those written
+// during its last pass) back into the database file, on the writer's
+// connection between two groups: the next write transaction then begins
+// with the whole WAL copied, and starts it over.
+func (s *Store) checkpoint() {
+	var busy, log, done int
+	s.db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done) // retried when the WAL is still long
+	s.stats.checkpoints.Add(1)
 }
 
 // commit runs a group of writes in one transaction and wakes their callers.
