@@ -77,7 +77,10 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 		for i, r := range rules {
 			th, err := scanThrottle(reserve.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
 			if errors.Is(err, sql.ErrNoRows) {
-				return errRefused // the savepoint undoes the slots taken before
+				if i == 0 {
+					return unchangedError{errRefused}
+				}
+				return errRefused // the slots taken before are undone
 			}
 			if err != nil {
 				return err

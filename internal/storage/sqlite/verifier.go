@@ -56,8 +56,8 @@ const acceptStep = `INSERT INTO otp_state (subject, seed_version, last_step, dri
 	WHERE otp_state.seed_version < excluded.seed_version
 	   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`
 
-// use runs acceptStep (prepared as st) for u in tx: ErrStepUsed when the
-// step was used already.
+// use runs acceptStep (prepared as st) for u in tx: ErrStepUsed, having
+// changed nothing, when the step was used already.
 func use(ctx context.Context, tx *sql.Tx, st *sql.Stmt, u *model.StepUse) error {
 	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, u.Subject, u.SeedVersion, u.Step, u.Drift)
 	if err != nil {
@@ -66,7 +66,7 @@ func use(ctx context.Context, tx *sql.Tx, st *sql.Stmt, u *model.StepUse) error 
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n != 1 {
-		return storage.ErrStepUsed
+		return unchangedError{storage.ErrStepUsed}
 	}
 	return nil
 }
@@ -114,8 +114,9 @@ const (
 	endToken = `DELETE FROM tokens WHERE hash = ? AND expires_at > ?`
 )
 
-// end runs endToken (prepared as st) in tx: ErrNotFound when old is not a
-// live token (unknown, expired, or ended by a concurrent exchange).
+// end runs endToken (prepared as st) in tx: ErrNotFound, having changed
+// nothing, when old is not a live token (unknown, expired, or ended by a
+// concurrent exchange).
 func end(ctx context.Context, tx *sql.Tx, st *sql.Stmt, old string, now time.Time) error {
 	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, storage.TokenHash(old), now.UnixMilli())
 	if err != nil {
@@ -155,6 +156,9 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 			}
 		}
 		if err := end(ctx, tx, st[1], old, now); err != nil {
+			if u == nil { // nothing changed yet
+				err = unchangedError{err}
+			}
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
@@ -191,6 +195,9 @@ func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, 
 			}
 		}
 		if err := end(ctx, tx, st[1], old, now); err != nil {
+			if u == nil { // nothing changed yet
+				err = unchangedError{err}
+			}
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
