@@ -24,7 +24,7 @@ func inOneGroup(t *testing.T, s *Store, calls ...func()) {
 	var once sync.Once
 	defer once.Do(func() { close(release) })
 	wg.Go(func() {
-		s.tx(context.Background(), func(*sql.Tx) error {
+		s.tx(context.Background(), func(context.Context, *sql.Tx) error {
 			close(started)
 			<-release
 			return nil

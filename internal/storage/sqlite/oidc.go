@@ -84,7 +84,7 @@ func (s *Store) RemoveOIDCClient(ctx context.Context, id string) error {
 		return fmt.Errorf("remove oidc client %s: %w", id, err)
 	}
 	var n int64
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for i, q := range st {
 			res, err := tx.StmtContext(ctx, q).ExecContext(ctx, id)
 			if err != nil {
@@ -119,7 +119,7 @@ func (s *Store) AddOIDCKey(ctx context.Context, k model.OIDCKey) error {
 		return fmt.Errorf("add oidc key: %w", err)
 	}
 	now := s.now().UnixMilli()
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, now); err != nil {
 			return err
 		}

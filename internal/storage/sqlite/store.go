@@ -446,7 +446,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("database schema version %d is newer than this camotp (%d)", v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
 			}
@@ -470,12 +470,14 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 // tx runs fn as one atomic unit on the writer and returns once it is
 // committed: inside the writer's group transaction, whose other writes
 // are kept when fn fails and fn's changes are not (see commit). fn must
-// use only tx, and may run more than once: when a write of its group
+// use only tx, with the context it is given (ctx's values, never
+// cancelled: a write that began runs to its end), and may run more than
+// once: when a write of its group
 // fails, the group runs again. So fn sets what it reports to its caller
 // (never appends to it), and calls nothing that must happen once. It may
 // wrap an error in unchangedError when it changed nothing before failing
 // (its group then needs no second run).
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	return s.enqueue(ctx, &write{ctx: ctx, fn: fn, done: make(chan struct{})})
 }
 
@@ -557,7 +559,7 @@ type write struct {
 	ctx  context.Context
 	st   *sql.Stmt
 	args []any
-	fn   func(*sql.Tx) error
+	fn   func(context.Context, *sql.Tx) error
 	res  sql.Result
 	err  error
 	done chan struct{}
@@ -573,12 +575,12 @@ var savepointSQL = [3]string{`SAVEPOINT w`, `ROLLBACK TO w`, `RELEASE w`}
 
 // savepoint runs fn under a savepoint, rolled back when fn fails. It
 // returns fn's error, wrapped in errUndo when the rollback failed too.
-func (s *Store) savepoint(tx *sql.Tx, fn func(*sql.Tx) error) error {
+func (s *Store) savepoint(ctx context.Context, tx *sql.Tx, fn func(context.Context, *sql.Tx) error) error {
 	begin, undo, end := tx.Stmt(s.sp[0]), tx.Stmt(s.sp[1]), tx.Stmt(s.sp[2])
 	if _, err := begin.Exec(); err != nil {
 		return fmt.Errorf("%w: %w", errUndo, err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		var u unchangedError
 		if errors.As(err, &u) {
 			err = u.error
@@ -761,15 +763,20 @@ func (s *Store) apply(group []*write, careful bool) bool {
 			w.err = err
 			continue
 		}
+		// Once it runs, a write runs to its end, whether or not its
+		// caller still waits (it cannot leave the group anyway): no
+		// statement of it is interrupted, and none costs the goroutines
+		// that watch a cancellable context.
+		ctx := context.WithoutCancel(w.ctx)
 		if w.fn == nil {
 			// One statement is atomic on its own: SQLite undoes a failed
 			// one, and the transaction goes on.
-			w.res, w.err = tx.StmtContext(w.ctx, w.st).ExecContext(w.ctx, w.args...)
+			w.res, w.err = tx.StmtContext(ctx, w.st).ExecContext(ctx, w.args...)
 			w.err = classify(w.err)
 			continue
 		}
 		if !careful {
-			err := w.fn(tx)
+			err := w.fn(ctx, tx)
 			var u unchangedError
 			switch {
 			case err == nil:
@@ -786,7 +793,7 @@ func (s *Store) apply(group []*write, careful bool) bool {
 			}
 			continue
 		}
-		if w.err = classify(s.savepoint(tx, w.fn)); errors.Is(w.err, errUndo) {
+		if w.err = classify(s.savepoint(ctx, tx, w.fn)); errors.Is(w.err, errUndo) {
 			// The savepoint could not be undone: nothing of the group
 			// commits.
 			tx.Rollback()
@@ -818,7 +825,12 @@ func (r errRow) Scan(...any) error { return r.err }
 
 type scanner interface{ Scan(...any) error }
 
+// queryRow runs a read of one row. It is not interrupted when ctx is
+// cancelled: a row read by key takes microseconds, while a cancellable
+// context costs two goroutines per query (database/sql's watcher and the
+// driver's), a tenth of a sign-in's reads.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) scanner {
+	ctx = context.WithoutCancel(ctx)
 	st, err := s.stmt(ctx, q)
 	if err != nil {
 		return errRow{err}

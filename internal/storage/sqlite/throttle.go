@@ -72,7 +72,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 	if err != nil {
 		return model.Reservation{}, fmt.Errorf("reserve attempt: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		reserve := tx.StmtContext(ctx, st[0])
 		for i, r := range rules {
 			th, err := scanThrottle(reserve.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
@@ -114,7 +114,7 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model
 	if err != nil {
 		return model.FailureResult{}, fmt.Errorf("record failure: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		block, sel := tx.StmtContext(ctx, st[0]), tx.StmtContext(ctx, st[1])
 		for i, r := range rules {
 			th, err := scanThrottle(block.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Limit,
@@ -146,7 +146,7 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model
 func (s *Store) RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error {
 	st, err := s.writeStmts(ctx, successSQL[:]...)
 	if err == nil {
-		err = s.tx(ctx, func(tx *sql.Tx) error { return recordSuccess(ctx, tx, st, rules) })
+		err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return recordSuccess(ctx, tx, st, rules) })
 	}
 	if err != nil {
 		return fmt.Errorf("record success: %w", err)
@@ -199,7 +199,7 @@ func (s *Store) ReleaseAttempt(ctx context.Context, taken model.Reservation, rul
 	if err != nil {
 		return fmt.Errorf("release attempt: %w", err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		release := tx.StmtContext(ctx, st[0])
 		for i, r := range rules {
 			if i >= len(taken.Counters) {

@@ -149,7 +149,7 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 		return "", fmt.Errorf("exchange token: %w", err)
 	}
 	now := s.now()
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if u != nil {
 			if err := use(ctx, tx, st[0], u); err != nil {
 				return err
@@ -188,7 +188,7 @@ func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, 
 		return fmt.Errorf("consume token: %w", err)
 	}
 	now := s.now()
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if u != nil {
 			if err := use(ctx, tx, st[0], u); err != nil {
 				return err
