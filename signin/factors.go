@@ -25,12 +25,22 @@ type Method interface {
 	// method now. It may note in um what the challenge shows for it (the
 	// camera's model, the address codes go to, the backup codes left).
 	Available(ctx context.Context, acct Account, um *UserMethods) (bool, error)
-	// Check checks code typed by user at now. detail is what the audit log
-	// says of the check (never a secret). An error means the code could
-	// not be checked (ErrNoMethod, ErrNotEnabled, a store failure). An
-	// accepted one-time code may leave its replay record in res.Use for
-	// the commit that ends the step (see Checker.Match).
-	Check(ctx context.Context, user, code, ip string, now time.Time) (res CheckResult, detail string, err error)
+	// Check checks the answer a. detail is what the audit log says of the
+	// check (never a secret). An error means the code could not be
+	// checked (ErrNoMethod, ErrNotEnabled, a store failure). An accepted
+	// one-time code may leave its replay record in res.Use for the commit
+	// that ends the step (see Checker.Match).
+	Check(ctx context.Context, a Answer) (res CheckResult, detail string, err error)
+}
+
+// Answer is a code typed at the MFA step of a pending sign-in, with what
+// the read of that sign-in found.
+type Answer struct {
+	User, Code, IP string
+	Now            time.Time
+	// Camera is what checking a code of the user's camera needs, read
+	// with the pending sign-in (nil when no camera is assigned).
+	Camera *model.CameraCheck
 }
 
 // Enrollable is a Method the user sets up themselves (the body camera is
@@ -82,28 +92,22 @@ func (m bodycamMethod) Available(ctx context.Context, acct Account, um *UserMeth
 	return true, nil
 }
 
-// Check reads the camera, its seed and the replay record of its codes in
-// one snapshot.
-func (m bodycamMethod) Check(ctx context.Context, user, code, _ string, now time.Time) (CheckResult, string, error) {
-	cc, err := m.s.st.CameraCheck(ctx, user)
-	if errors.Is(err, storage.ErrNotFound) {
-		return CheckResult{}, "", ErrNoMethod
-	}
-	if err != nil {
-		return CheckResult{}, "", err
-	}
-	cam := cc.Camera
-	if cam.State != model.StateProvisioned {
+// Check checks against the camera, its seed and the replay record of its
+// codes as the read of the pending sign-in found them.
+func (m bodycamMethod) Check(ctx context.Context, a Answer) (CheckResult, string, error) {
+	if a.Camera == nil || a.Camera.Camera.State != model.StateProvisioned {
 		return CheckResult{}, "", ErrNoMethod
 	}
 	if err := m.s.enabled(ctx, MethodBodycam); err != nil {
 		return CheckResult{}, "", err
 	}
+	cc := a.Camera
 	if cc.Seed == nil {
 		return CheckResult{}, "", ErrNoMethod
 	}
-	res, err := m.s.checker.MatchRecord(ctx, model.CameraSubject(cam.Serial), *cc.Seed, cc.OTP, cc.OTPFound, code, now)
-	return res, fmt.Sprintf("bodycam %s offset %d", cam.Serial, res.Offset), err
+	serial := cc.Camera.Serial
+	res, err := m.s.checker.MatchRecord(ctx, model.CameraSubject(serial), *cc.Seed, cc.OTP, cc.OTPFound, a.Code, a.Now)
+	return res, fmt.Sprintf("bodycam %s offset %d", serial, res.Offset), err
 }
 
 // appMethod checks a code against the user's own authenticator app.
@@ -121,18 +125,18 @@ func (appMethod) SetUp(acct Account) (string, bool) {
 	return MethodApp, acct.Policy.Enabled(MethodApp) && !slices.Contains(acct.Registered, MethodApp)
 }
 
-func (m appMethod) Check(ctx context.Context, user, code, _ string, now time.Time) (CheckResult, string, error) {
+func (m appMethod) Check(ctx context.Context, a Answer) (CheckResult, string, error) {
 	if err := m.s.enabled(ctx, MethodApp); err != nil {
 		return CheckResult{}, "", err
 	}
-	seed, err := m.s.st.AppSeed(ctx, user)
+	seed, err := m.s.st.AppSeed(ctx, a.User)
 	if errors.Is(err, storage.ErrNotFound) {
 		return CheckResult{}, "", ErrNoMethod
 	}
 	if err != nil {
 		return CheckResult{}, "", err
 	}
-	res, err := m.s.checker.Match(ctx, "app:"+user, seed, code, now)
+	res, err := m.s.checker.Match(ctx, "app:"+a.User, seed, a.Code, a.Now)
 	return res, fmt.Sprintf("app offset %d", res.Offset), err
 }
 
@@ -166,11 +170,11 @@ func (m sentMethod) SetUp(acct Account) (string, bool) {
 	return SetupPhone, m.channel != MethodEmail && acct.Policy.Enabled(m.channel) && !slices.Contains(acct.Registered, SetupPhone)
 }
 
-func (m sentMethod) Check(ctx context.Context, user, code, ip string, _ time.Time) (CheckResult, string, error) {
+func (m sentMethod) Check(ctx context.Context, a Answer) (CheckResult, string, error) {
 	if err := m.s.enabled(ctx, m.channel); err != nil {
 		return CheckResult{}, "", err
 	}
-	res, err := m.s.checkSent(ctx, user, m.channel, code, ip)
+	res, err := m.s.checkSent(ctx, a.User, m.channel, a.Code, a.IP)
 	return res, m.channel + " code", err
 }
 
@@ -189,11 +193,11 @@ func (m backupMethod) Available(ctx context.Context, acct Account, um *UserMetho
 	return n > 0, nil
 }
 
-func (m backupMethod) Check(ctx context.Context, user, code, _ string, _ time.Time) (CheckResult, string, error) {
-	ok, err := m.s.st.UseBackupCode(ctx, user, normalizeBackup(code))
+func (m backupMethod) Check(ctx context.Context, a Answer) (CheckResult, string, error) {
+	ok, err := m.s.st.UseBackupCode(ctx, a.User, normalizeBackup(a.Code))
 	if err != nil || !ok {
 		return CheckResult{}, "", err
 	}
-	left, _ := m.s.st.BackupCodesLeft(ctx, user)
+	left, _ := m.s.st.BackupCodesLeft(ctx, a.User)
 	return CheckResult{Outcome: Accepted}, fmt.Sprintf("backup code used, %d left", left), nil
 }

@@ -22,15 +22,15 @@ type Directory interface {
 	User(ctx context.Context, username string) (model.User, string, error)
 	CameraOf(ctx context.Context, username string) (model.Camera, error)
 	ActiveSeed(ctx context.Context, serial string) (device.Seed, error)
-	// CameraCheck reads the user's camera, its active seed and the
-	// replay record of its codes at once.
-	CameraCheck(ctx context.Context, username string) (model.CameraCheck, error)
 }
 
 // TokenStore keeps pending-MFA, session and trusted-browser tokens.
 type TokenStore interface {
 	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
 	LookupToken(ctx context.Context, kind, raw string) (model.Token, error)
+	// PendingCheck reads the live pending token raw and, in the same
+	// snapshot, what checking a code of its user's camera needs.
+	PendingCheck(ctx context.Context, raw string) (model.PendingCheck, error)
 	DeleteToken(ctx context.Context, raw string) error
 	// ExchangeToken atomically takes the replay record use (when not
 	// nil; storage.ErrStepUsed when its step was used already), deletes
@@ -431,11 +431,15 @@ func (s *Service) VerifyOnly(ctx context.Context, pending, method, code, ip stri
 
 // verify runs VerifyMethod, starting a session when session is set.
 func (s *Service) verify(ctx context.Context, pending, method, code, ip string, session bool) (string, error) {
-	t, err := s.st.LookupToken(ctx, model.TokenPending, pending)
-	if err != nil {
+	// One read: the pending sign-in and what checking a camera code needs.
+	pc, err := s.st.PendingCheck(ctx, pending)
+	if errors.Is(err, storage.ErrNotFound) {
 		return "", ErrBadToken
 	}
-	user := t.Username
+	if err != nil {
+		return "", err
+	}
+	t, user := pc.Token, pc.Token.Username
 	if t.Method == MethodSetup {
 		return "", ErrSetupRequired
 	}
@@ -454,7 +458,7 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 		return "", err
 	}
 	defer a.release(ctx)
-	res, detail, err := m.Check(ctx, user, code, ip, a.now)
+	res, detail, err := m.Check(ctx, Answer{User: user, Code: code, IP: ip, Now: a.now, Camera: pc.Camera})
 	if err != nil {
 		return "", err
 	}

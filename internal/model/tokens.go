@@ -23,6 +23,15 @@ type StepUse struct {
 	Step, Drift int64
 }
 
+// PendingCheck is what the MFA step of a pending sign-in needs, read at
+// once: the pending token and, when a camera is assigned to its user, what
+// checking that camera's codes needs.
+type PendingCheck struct {
+	Token Token
+	// Camera is nil when no camera is assigned to Token.Username.
+	Camera *CameraCheck
+}
+
 // Token kinds.
 const (
 	TokenPending = "pending" // password passed, MFA pending (API and web)

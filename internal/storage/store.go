@@ -61,11 +61,6 @@ type Cameras interface {
 	Assign(ctx context.Context, serial, username string) error
 	Unassign(ctx context.Context, serial string) error
 	CameraOf(ctx context.Context, username string) (model.Camera, error)
-	// CameraCheck reads in one snapshot the camera assigned to username,
-	// its active seed (opened; nil unless provisioned) and the replay
-	// record of its codes (model.CameraSubject). ErrNotFound when no
-	// camera is assigned.
-	CameraCheck(ctx context.Context, username string) (model.CameraCheck, error)
 	CameraStates(ctx context.Context) (map[string]int, error)
 	// Presence lives here, not in one process, so every node agrees.
 	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
@@ -130,6 +125,12 @@ type Tokens interface {
 	// ConsumeToken is ExchangeToken creating no token.
 	ConsumeToken(ctx context.Context, old string, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error
 	LookupToken(ctx context.Context, kind, raw string) (model.Token, error)
+	// PendingCheck reads in one snapshot the live pending token raw and
+	// what checking a code of its user's camera needs: the camera, its
+	// active seed (opened; nil unless provisioned) and the replay record
+	// of its codes (model.CameraSubject); no camera when none is
+	// assigned. ErrNotFound when raw is not a live pending token.
+	PendingCheck(ctx context.Context, raw string) (model.PendingCheck, error)
 	UserTokens(ctx context.Context, username string) ([]model.Token, error)
 	DeleteToken(ctx context.Context, raw string) error
 	DeleteTokens(ctx context.Context, username, kind string) error

@@ -293,50 +293,66 @@ func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, er
 	return c, nil
 }
 
-// CameraCheck reads in one query the camera assigned to username, its
-// active seed (nil unless provisioned) and the replay record of its codes.
-// ErrNotFound when no camera is assigned.
-func (s *Store) CameraCheck(ctx context.Context, username string) (model.CameraCheck, error) {
-	var cc model.CameraCheck
-	var sealed []byte
-	var version, last, drift, off, rstep *int64
-	err := s.row(ctx, `SELECT `+cameraCols+`, seed, seed_version, last_step, drift, resync_offset, resync_step
-		FROM cameras LEFT JOIN otp_state ON subject = $1 || serial WHERE assigned_user = $2`,
-		args(model.CameraSubjectPrefix, username), func(r pgx.Row) error {
-			var lastSeen *int64
-			var created int64
-			var op, state, camModel string
-			c := &cc.Camera
-			if err := r.Scan(&c.Serial, &camModel, &c.PublicKey, &state, &c.Version, &op, &c.PendingVersion,
-				&c.AssignedUser, &lastSeen, &created, &c.Online, &sealed, &version, &last, &drift, &off, &rstep); err != nil {
-				return err
-			}
-			c.Model, c.State, c.PendingOp = device.Model(camModel), model.CameraState(state), model.Op(op)
-			c.CreatedAt = utc(created)
-			if lastSeen != nil {
-				t := utc(*lastSeen)
-				c.LastSeen = &t
-			}
-			return nil
-		})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, storage.ErrNotFound)
+// cameraCheckCols are what a CameraCheck holds: the columns of a camera c
+// (cameraCols), its sealed seed and the replay record o of its codes, each
+// NULL when there is none (LEFT JOIN).
+const cameraCheckCols = `c.serial, c.model, c.public_key, c.state, c.version, c.pending_op, c.pending_version,
+	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed,
+	o.seed_version, o.last_step, o.drift, o.resync_offset, o.resync_step`
+
+// cameraCheckScan receives cameraCheckCols.
+type cameraCheckScan struct {
+	serial, camModel, publicKey, state, op, user *string
+	version, pendingVersion, lastSeen, created   *int64
+	online                                       *bool
+	sealed                                       []byte
+	seedVersion, last, drift, off, rstep         *int64
+}
+
+func (cs *cameraCheckScan) dest() []any {
+	return []any{&cs.serial, &cs.camModel, &cs.publicKey, &cs.state, &cs.version, &cs.op, &cs.pendingVersion,
+		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed,
+		&cs.seedVersion, &cs.last, &cs.drift, &cs.off, &cs.rstep}
+}
+
+// check is the CameraCheck scanned, its seed opened; nil when no camera
+// was found.
+func (cs *cameraCheckScan) check(seal storage.Sealer) (*model.CameraCheck, error) {
+	if cs.serial == nil {
+		return nil, nil
 	}
-	if err != nil {
-		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, err)
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
 	}
-	if cc.Camera.State == model.StateProvisioned && sealed != nil {
-		seed, err := s.seal.OpenCameraSeed(cc.Camera.Serial, sealed)
+	num := func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	cc := &model.CameraCheck{Camera: model.Camera{Serial: *cs.serial, Model: device.Model(str(cs.camModel)),
+		PublicKey: str(cs.publicKey), State: model.CameraState(str(cs.state)), Version: uint64(num(cs.version)),
+		PendingOp: model.Op(str(cs.op)), PendingVersion: uint64(num(cs.pendingVersion)), AssignedUser: str(cs.user),
+		Online: cs.online != nil && *cs.online, CreatedAt: utc(num(cs.created))}}
+	if cs.lastSeen != nil {
+		t := utc(*cs.lastSeen)
+		cc.Camera.LastSeen = &t
+	}
+	if cc.Camera.State == model.StateProvisioned && cs.sealed != nil {
+		seed, err := seal.OpenCameraSeed(cc.Camera.Serial, cs.sealed)
 		if err != nil {
-			return model.CameraCheck{}, err
+			return nil, err
 		}
 		cc.Seed = &seed
 	}
-	if version != nil {
+	if cs.seedVersion != nil {
 		cc.OTPFound = true
-		cc.OTP = model.OTPState{SeedVersion: uint64(*version), LastStep: *last, Drift: *drift, ResyncOffset: off}
-		if off != nil && rstep != nil {
-			cc.OTP.ResyncStep = *rstep
+		cc.OTP = model.OTPState{SeedVersion: uint64(*cs.seedVersion), LastStep: num(cs.last), Drift: num(cs.drift), ResyncOffset: cs.off}
+		if cs.off != nil {
+			cc.OTP.ResyncStep = num(cs.rstep)
 		}
 	}
 	return cc, nil

@@ -222,6 +222,39 @@ func (s *Store) LookupToken(ctx context.Context, kind, raw string) (model.Token,
 	return t, nil
 }
 
+// PendingCheck reads in one query the live pending token raw and what
+// checking a code of its user's camera needs (CameraCheck; nil when no
+// camera is assigned). ErrNotFound when raw is not a live pending token.
+func (s *Store) PendingCheck(ctx context.Context, raw string) (model.PendingCheck, error) {
+	if raw == "" || len(raw) > 128 {
+		return model.PendingCheck{}, fmt.Errorf("token: %w", storage.ErrNotFound)
+	}
+	var pc model.PendingCheck
+	var cs cameraCheckScan
+	err := s.row(ctx, `SELECT t.kind, t.username, t.method, t.ip, t.created_at, t.expires_at, `+cameraCheckCols+`
+		FROM tokens t LEFT JOIN cameras c ON c.assigned_user = t.username LEFT JOIN otp_state o ON o.subject = $1 || c.serial
+		WHERE t.hash = $2 AND t.kind = $3 AND t.expires_at > $4`,
+		args(model.CameraSubjectPrefix, storage.TokenHash(raw), model.TokenPending, s.now().UnixMilli()), func(r pgx.Row) error {
+			var created, exp int64
+			t := &pc.Token
+			if err := r.Scan(append([]any{&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp}, cs.dest()...)...); err != nil {
+				return err
+			}
+			t.CreatedAt, t.ExpiresAt = time.UnixMilli(created), time.UnixMilli(exp)
+			return nil
+		})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.PendingCheck{}, fmt.Errorf("token: %w", storage.ErrNotFound)
+	}
+	if err != nil {
+		return model.PendingCheck{}, fmt.Errorf("read token: %w", err)
+	}
+	if pc.Camera, err = cs.check(s.seal); err != nil {
+		return model.PendingCheck{}, fmt.Errorf("camera of %s: %w", pc.Token.Username, err)
+	}
+	return pc, nil
+}
+
 // UserTokens lists username's live tokens, newest first (their hashes
 // are not part of a Token): the sessions, pending sign-ins and trusted
 // browsers an admin sees.

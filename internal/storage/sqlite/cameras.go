@@ -287,46 +287,55 @@ func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, er
 	return c, nil
 }
 
-// CameraCheck reads in one query the camera assigned to username, its
-// active seed (nil unless provisioned) and the replay record of its codes.
-// ErrNotFound when no camera is assigned.
-func (s *Store) CameraCheck(ctx context.Context, username string) (model.CameraCheck, error) {
-	var cc model.CameraCheck
-	var lastSeen, version, last, drift, off, rstep sql.NullInt64
-	var created int64
-	var op string
-	var sealed []byte
-	err := s.queryRow(ctx, `SELECT `+cameraCols+`, seed, seed_version, last_step, drift, resync_offset, resync_step
-		FROM cameras LEFT JOIN otp_state ON subject = ?1 || serial WHERE assigned_user = ?2`, model.CameraSubjectPrefix, username).
-		Scan(&cc.Camera.Serial, &cc.Camera.Model, &cc.Camera.PublicKey, &cc.Camera.State, &cc.Camera.Version, &op,
-			&cc.Camera.PendingVersion, &cc.Camera.AssignedUser, &lastSeen, &created, &cc.Camera.Online,
-			&sealed, &version, &last, &drift, &off, &rstep)
-	if errors.Is(err, sql.ErrNoRows) {
-		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, storage.ErrNotFound)
+// cameraCheckCols are what a CameraCheck holds: the columns of a camera c
+// (cameraCols), its sealed seed and the replay record o of its codes, each
+// NULL when there is none (LEFT JOIN).
+const cameraCheckCols = `c.serial, c.model, c.public_key, c.state, c.version, c.pending_op, c.pending_version,
+	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed,
+	o.seed_version, o.last_step, o.drift, o.resync_offset, o.resync_step`
+
+// cameraCheckScan receives cameraCheckCols.
+type cameraCheckScan struct {
+	serial, camModel, publicKey, state, op, user sql.NullString
+	version, pendingVersion, lastSeen, created   sql.NullInt64
+	online                                       sql.NullBool
+	sealed                                       []byte
+	seedVersion, last, drift, off, rstep         sql.NullInt64
+}
+
+func (cs *cameraCheckScan) dest() []any {
+	return []any{&cs.serial, &cs.camModel, &cs.publicKey, &cs.state, &cs.version, &cs.op, &cs.pendingVersion,
+		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed,
+		&cs.seedVersion, &cs.last, &cs.drift, &cs.off, &cs.rstep}
+}
+
+// check is the CameraCheck scanned, its seed opened; nil when no camera
+// was found.
+func (cs *cameraCheckScan) check(seal storage.Sealer) (*model.CameraCheck, error) {
+	if !cs.serial.Valid {
+		return nil, nil
 	}
-	if err != nil {
-		return model.CameraCheck{}, fmt.Errorf("camera of %s: %w", username, err)
+	cc := &model.CameraCheck{Camera: model.Camera{Serial: cs.serial.String, Model: device.Model(cs.camModel.String),
+		PublicKey: cs.publicKey.String, State: model.CameraState(cs.state.String), Version: uint64(cs.version.Int64),
+		PendingOp: model.Op(cs.op.String), PendingVersion: uint64(cs.pendingVersion.Int64), AssignedUser: cs.user.String,
+		Online: cs.online.Bool, CreatedAt: time.UnixMilli(cs.created.Int64).UTC()}}
+	if cs.lastSeen.Valid {
+		t := time.UnixMilli(cs.lastSeen.Int64).UTC()
+		cc.Camera.LastSeen = &t
 	}
-	c := &cc.Camera
-	c.PendingOp = model.Op(op)
-	c.CreatedAt = time.UnixMilli(created).UTC()
-	if lastSeen.Valid {
-		t := time.UnixMilli(lastSeen.Int64).UTC()
-		c.LastSeen = &t
-	}
-	if c.State == model.StateProvisioned && sealed != nil {
-		seed, err := s.seal.OpenCameraSeed(c.Serial, sealed)
+	if cc.Camera.State == model.StateProvisioned && cs.sealed != nil {
+		seed, err := seal.OpenCameraSeed(cc.Camera.Serial, cs.sealed)
 		if err != nil {
-			return model.CameraCheck{}, err
+			return nil, err
 		}
 		cc.Seed = &seed
 	}
-	if version.Valid {
+	if cs.seedVersion.Valid {
 		cc.OTPFound = true
-		cc.OTP = model.OTPState{SeedVersion: uint64(version.Int64), LastStep: last.Int64, Drift: drift.Int64}
-		if off.Valid {
-			o := off.Int64
-			cc.OTP.ResyncOffset, cc.OTP.ResyncStep = &o, rstep.Int64
+		cc.OTP = model.OTPState{SeedVersion: uint64(cs.seedVersion.Int64), LastStep: cs.last.Int64, Drift: cs.drift.Int64}
+		if cs.off.Valid {
+			o := cs.off.Int64
+			cc.OTP.ResyncOffset, cc.OTP.ResyncStep = &o, cs.rstep.Int64
 		}
 	}
 	return cc, nil

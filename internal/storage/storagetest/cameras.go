@@ -272,32 +272,38 @@ func cameraCases() []testCase {
 				t.Fatalf("camera of alice after rotation: %+v %v", c, err)
 			}
 		}},
-		{"CameraCheck", func(t *testing.T, e *env) {
+		{"PendingCheckOfTheCamera", func(t *testing.T, e *env) {
+			// What PendingCheck reads of the camera of the token's user,
+			// through its life.
 			e.addUser(t, "alice")
-			_, err := e.s.CameraCheck(e.ctx, "alice")
-			mustBe(t, err, storage.ErrNotFound, "CameraCheck of a user without camera")
-			_, err = e.s.CameraCheck(e.ctx, "nobody")
-			mustBe(t, err, storage.ErrNotFound, "CameraCheck of an unknown user")
+			pending := e.createToken(t, model.TokenPending, "alice", time.Hour)
+			camera := func(what string) *model.CameraCheck {
+				t.Helper()
+				pc, err := e.s.PendingCheck(e.ctx, pending)
+				must(t, err, "PendingCheck: "+what)
+				return pc.Camera
+			}
+			if cc := camera("no camera"); cc != nil {
+				t.Fatalf("user without camera: %+v", cc)
+			}
 			e.addCamera(t, "CAM-1")
 			must(t, e.s.Assign(e.ctx, "CAM-1", "alice"), "assign")
-			cc, err := e.s.CameraCheck(e.ctx, "alice")
-			must(t, err, "CameraCheck of a registered camera")
-			if cc.Camera.Serial != "CAM-1" || cc.Camera.State != model.StateRegistered || cc.Camera.AssignedUser != "alice" ||
-				cc.Seed != nil || cc.OTPFound {
+			cc := camera("registered")
+			if cc == nil || cc.Camera.Serial != "CAM-1" || cc.Camera.State != model.StateRegistered || cc.Camera.AssignedUser != "alice" ||
+				cc.Camera.Model != device.Body4 || cc.Camera.PublicKey != "pub:CAM-1" || cc.Seed != nil || cc.OTPFound {
 				t.Fatalf("registered camera: %+v", cc)
 			}
 			v := e.startOp(t, "CAM-1", model.OpProvision, ptr(testSeed(1)))
-			if cc, err = e.s.CameraCheck(e.ctx, "alice"); err != nil || cc.Seed != nil || cc.Camera.PendingOp != model.OpProvision {
-				t.Fatalf("camera with a provision in flight: %+v %v, want no seed yet", cc, err)
+			if cc = camera("provision in flight"); cc.Seed != nil || cc.Camera.PendingOp != model.OpProvision || cc.Camera.PendingVersion != v {
+				t.Fatalf("camera with a provision in flight: %+v, want no seed yet", cc)
 			}
-			_, err = e.s.CompleteOp(e.ctx, "CAM-1", v)
+			_, err := e.s.CompleteOp(e.ctx, "CAM-1", v)
 			must(t, err, "complete provision")
 			// Another source's record is not this camera's.
 			if _, err := e.s.AcceptStep(e.ctx, model.CameraSubject("CAM-10"), v, 500, 0); err != nil {
 				t.Fatal(err)
 			}
-			cc, err = e.s.CameraCheck(e.ctx, "alice")
-			must(t, err, "CameraCheck of a provisioned camera")
+			cc = camera("provisioned")
 			want := testSeed(1)
 			want.Version = v
 			if cc.Seed == nil || cc.OTPFound || cc.Camera.State != model.StateProvisioned || cc.Camera.Version != v {
@@ -306,13 +312,17 @@ func cameraCases() []testCase {
 			sameSeed(t, *cc.Seed, want, "seed")
 			active, err := e.s.ActiveSeed(e.ctx, "CAM-1")
 			must(t, err, "active seed")
-			sameSeed(t, *cc.Seed, active, "CameraCheck's seed against ActiveSeed")
+			sameSeed(t, *cc.Seed, active, "the check's seed against ActiveSeed")
+			c, err := e.s.Camera(e.ctx, "CAM-1")
+			must(t, err, "camera")
+			if c.CreatedAt != cc.Camera.CreatedAt || (c.LastSeen == nil) != (cc.Camera.LastSeen == nil) || c.Online != cc.Camera.Online {
+				t.Fatalf("the check's camera %+v, Camera %+v", cc.Camera, c)
+			}
 			if _, err := e.s.AcceptStep(e.ctx, model.CameraSubject("CAM-1"), v, 100, -1); err != nil {
 				t.Fatal(err)
 			}
 			must(t, e.s.SetResync(e.ctx, model.CameraSubject("CAM-1"), v, 7, 110), "set resync")
-			cc, err = e.s.CameraCheck(e.ctx, "alice")
-			must(t, err, "CameraCheck with a replay record")
+			cc = camera("with a replay record")
 			rec, found, err := e.s.OTPState(e.ctx, model.CameraSubject("CAM-1"))
 			must(t, err, "OTPState")
 			if !cc.OTPFound || !found || cc.OTP.SeedVersion != v || cc.OTP.LastStep != 100 || cc.OTP.Drift != -1 ||
@@ -322,8 +332,12 @@ func cameraCases() []testCase {
 			}
 			// A wipe drops the seed at once.
 			e.startOp(t, "CAM-1", model.OpWipe, nil)
-			if cc, err = e.s.CameraCheck(e.ctx, "alice"); err != nil || cc.Seed != nil {
-				t.Fatalf("camera being wiped: %+v %v, want no seed", cc, err)
+			if cc = camera("being wiped"); cc.Seed != nil {
+				t.Fatalf("camera being wiped: %+v, want no seed", cc)
+			}
+			must(t, e.s.Unassign(e.ctx, "CAM-1"), "unassign")
+			if cc = camera("unassigned"); cc != nil {
+				t.Fatalf("after unassign: %+v", cc)
 			}
 		}},
 		{"CameraStates", func(t *testing.T, e *env) {

@@ -147,6 +147,40 @@ func tokenCases() []testCase {
 				t.Fatalf("live token purged: %v", err)
 			}
 		}},
+		{"PendingCheck", func(t *testing.T, e *env) {
+			for name, raw := range map[string]string{"unknown": "bm90LWEtdG9rZW4", "empty": "", "huge": strings.Repeat("A", 4096),
+				"a session": e.createToken(t, model.TokenSession, "alice", time.Hour)} {
+				_, err := e.s.PendingCheck(e.ctx, raw)
+				mustBe(t, err, storage.ErrNotFound, "PendingCheck of "+name)
+			}
+			e.addUser(t, "alice")
+			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+			pc, err := e.s.PendingCheck(e.ctx, pending)
+			must(t, err, "PendingCheck of a user without camera")
+			if pc.Token.Kind != model.TokenPending || pc.Token.Username != "alice" || pc.Token.Method != "bodycam" ||
+				pc.Token.IP != "192.0.2.1" || pc.Camera != nil {
+				t.Fatalf("pending check %+v (camera %+v), want alice's token and no camera", pc.Token, pc.Camera)
+			}
+			sameTime(t, pc.Token.ExpiresAt, T0.Add(5*time.Minute), "expires")
+			v := e.provision(t, "CAM-1", testSeed(1))
+			must(t, e.s.Assign(e.ctx, "CAM-1", "alice"), "assign")
+			if _, err := e.s.AcceptStep(e.ctx, model.CameraSubject("CAM-1"), v, 100, 1); err != nil {
+				t.Fatal(err)
+			}
+			pc, err = e.s.PendingCheck(e.ctx, pending)
+			must(t, err, "PendingCheck of a user with a camera")
+			if pc.Camera == nil || pc.Camera.Camera.Serial != "CAM-1" || pc.Camera.Camera.State != model.StateProvisioned ||
+				pc.Camera.Camera.Version != v || !pc.Camera.OTPFound || pc.Camera.OTP.LastStep != 100 ||
+				pc.Camera.OTP.Drift != 1 || pc.Camera.Seed == nil {
+				t.Fatalf("pending check's camera %+v", pc.Camera)
+			}
+			want := testSeed(1)
+			want.Version = v
+			sameSeed(t, *pc.Camera.Seed, want, "seed")
+			e.clock.Advance(5 * time.Minute)
+			_, err = e.s.PendingCheck(e.ctx, pending)
+			mustBe(t, err, storage.ErrNotFound, "PendingCheck of an expired token")
+		}},
 		{"ExchangeToken", func(t *testing.T, e *env) {
 			pair, acct := pairRule("otp:pair:alice"), acctRule("otp:acct:alice")
 			e.reserve(t, pair, acct)
