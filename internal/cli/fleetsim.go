@@ -126,7 +126,7 @@ func (f *fleetSim) run(ctx context.Context) error {
 	for i, st := range fleet.States {
 		serials[i] = st.Identity().Serial
 	}
-	fmt.Fprintf(out, "fleet-sim: %d %s cameras (state in %s), server %s, broker %s\n", f.n, f.model, f.dir, f.admin.base, f.broker)
+	fmt.Fprintf(out, "fleet-sim: %d %s cameras (state in %s), server %s, broker %s\n", f.n, f.model, f.dir, strings.Join(f.admin.bases, ","), f.broker)
 
 	// Register every camera (one already registered with the same key is fine).
 	f.each(ctx, serials, func(ctx context.Context, i int) {
