@@ -121,6 +121,15 @@ func writeErr(w http.ResponseWriter, err error) {
 	}
 }
 
+// ServerKeyPath is where the admin API gives the server's X25519 public
+// key, the key a camera pins at enrolment (camotp camera init --server-key).
+const ServerKeyPath = "/api/v1/admin/server-key"
+
+// ServerKeyResponse carries the server's X25519 public key (standard base64 in JSON).
+type ServerKeyResponse struct {
+	ServerKey []byte `json:"serverKey"`
+}
+
 // CameraRequest registers a camera.
 type CameraRequest struct {
 	Serial    string `json:"serial"`

@@ -33,6 +33,46 @@ type LinkConfig struct {
 	// Jitter returns a uniform integer in [0, n): the randomness of the
 	// reconnect schedule (nil: math/rand/v2).
 	Jitter func(n int64) int64
+	// Credential is the MQTT password a camera presents: CredentialToken
+	// ("" too) or CredentialDerived. The server's link ignores it.
+	Credential string
+}
+
+// Camera broker credentials (LinkConfig.Credential).
+const (
+	// CredentialToken is a token signed by the camera's Ed25519 key, fresh
+	// on every connect: what camotp's embedded broker and its HTTP hook
+	// (EMQX) check.
+	CredentialToken = "token"
+	// CredentialDerived is the password derived from the camera's X25519
+	// key and the pinned server key (camkey.BrokerPassword): what a broker
+	// with a static password per client checks (mosquitto's dynamic
+	// security plugin, managed by camotp).
+	CredentialDerived = "derived"
+)
+
+// ErrNoServerKey is returned when a camera should present a derived broker
+// password but has no server key pinned yet.
+var ErrNoServerKey = errors.New("camera has no server key pinned: enrol it with the server's key (camotp camera init --server-key)")
+
+// credentials returns the function that gives the camera's MQTT username
+// and password on each connect.
+func (a *Agent) credentials(id device.Identity) (func() (string, string), error) {
+	switch a.cfg.Credential {
+	case "", CredentialToken:
+		return func() (string, string) { return id.Serial, id.Key.Token(id.Serial, a.clock.Now()) }, nil
+	case CredentialDerived:
+		pin := a.st.PinnedServerKey()
+		if len(pin) != 32 {
+			return nil, ErrNoServerKey
+		}
+		pw, err := id.Key.BrokerPassword(id.Serial, [32]byte(pin))
+		if err != nil {
+			return nil, err
+		}
+		return func() (string, string) { return id.Serial, pw }, nil
+	}
+	return nil, fmt.Errorf("unknown broker credential %q (want %s or %s)", a.cfg.Credential, CredentialToken, CredentialDerived)
 }
 
 // Link states an Agent reports.
@@ -212,13 +252,15 @@ func (a *Agent) session(ctx context.Context, bo *Backoff) (wasUp bool, err error
 	id := a.st.Identity()
 	serial := id.Serial
 	c := &agentConn{lost: make(chan struct{})}
+	creds, err := a.credentials(id)
+	if err != nil {
+		return false, err
+	}
 	opts := mqtt.NewClientOptions().AddBroker(a.cfg.Broker).SetClientID(serial).
 		SetCleanSession(false).SetOrderMatters(false).
 		SetAutoReconnect(false).SetConnectRetry(false).SetStore(noStore{}).
 		SetKeepAlive(30*time.Second).SetConnectTimeout(10*time.Second).
-		SetCredentialsProvider(func() (string, string) {
-			return serial, id.Key.Token(serial, a.clock.Now())
-		}).
+		SetCredentialsProvider(creds).
 		SetBinaryWill(statusTopic(serial), []byte(StatusOffline), 1, false).
 		// Commands queued for the session may arrive before Subscribe runs.
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { a.onMessage(m.Topic(), m.Payload()) }).

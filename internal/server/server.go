@@ -408,6 +408,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			httpx.WriteJSON(w, http.StatusOK, msgs)
 		})))
 	}
+	s.mux.Handle("GET "+provisioning.ServerKeyPath, adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := s.Provisioning.ServerKey()
+		httpx.WriteJSON(w, http.StatusOK, provisioning.ServerKeyResponse{ServerKey: k[:]})
+	})))
 	(&oidc.Admin{St: st, Log: cfg.Log.With("component", "oidc")}).Register(s.mux, adminAPI.Auth)
 	if cfg.OIDCIssuer != "" {
 		var ck [32]byte
