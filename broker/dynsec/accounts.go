@@ -57,6 +57,7 @@ type Accounts struct {
 	serverBox [32]byte
 	server    ServerLogin
 	log       *slog.Logger
+	page      int // items per listClients/listRoles request
 }
 
 // NewAccounts returns the accounts kept through c. serverBox is the server's
@@ -65,7 +66,7 @@ func NewAccounts(c *Client, serverBox [32]byte, server ServerLogin, log *slog.Lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Accounts{c: c, serverBox: serverBox, server: server, log: log}
+	return &Accounts{c: c, serverBox: serverBox, server: server, log: log, page: 1000}
 }
 
 // fingerprint names a password without revealing it: it is kept in the
@@ -296,12 +297,11 @@ type SyncResult struct {
 	Foreign []string
 }
 
-// list pages through listClients or listRoles.
+// list pages through listClients or listRoles until it has totalCount items.
 func (a *Accounts) list(ctx context.Context, command, field string, verbose bool) ([]json.RawMessage, error) {
-	const page = 1000
 	var all []json.RawMessage
-	for offset := 0; ; offset += page {
-		resps, err := a.c.Do(ctx, Command{"command": command, "verbose": verbose, "count": page, "offset": offset})
+	for {
+		resps, err := a.c.Do(ctx, Command{"command": command, "verbose": verbose, "count": a.page, "offset": len(all)})
 		if err != nil {
 			return nil, err
 		}
@@ -313,11 +313,15 @@ func (a *Accounts) list(ctx context.Context, command, field string, verbose bool
 			return nil, fmt.Errorf("dynsec %s: %w", command, err)
 		}
 		var items []json.RawMessage
+		var total int
 		if err := json.Unmarshal(d[field], &items); err != nil {
 			return nil, fmt.Errorf("dynsec %s: %w", command, err)
 		}
+		if err := json.Unmarshal(d["totalCount"], &total); err != nil {
+			return nil, fmt.Errorf("dynsec %s: totalCount: %w", command, err)
+		}
 		all = append(all, items...)
-		if len(items) < page {
+		if len(items) == 0 || len(all) >= total {
 			return all, nil
 		}
 	}

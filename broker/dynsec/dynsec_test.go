@@ -286,6 +286,7 @@ func TestCameraIdentityEnforcedByMosquitto(t *testing.T) {
 func TestSyncReconciles(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
+	dynsec.SetPage(f.acc, 2) // every list takes several pages
 	a, b, c := f.camera(t, "CAM-A"), f.camera(t, "CAM-B"), f.camera(t, "CAM-C")
 	if res, err := f.acc.Sync(ctx, []dynsec.Camera{a.reg(), b.reg()}); err != nil || res.Created != 2 {
 		t.Fatalf("first sync: %+v %v", res, err)
