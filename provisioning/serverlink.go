@@ -26,9 +26,10 @@ type ServerLink struct {
 	client      mqtt.Client
 	reconnected atomic.Pointer[func()]
 
-	mu        sync.Mutex
-	lost      chan struct{} // closed when the current connection is lost
-	connected bool          // the first connection came up
+	mu         sync.Mutex
+	lost       chan struct{} // closed when the current connection is lost
+	connected  bool          // the first connection came up
+	subscribed chan error    // the first connection's subscription answer
 }
 
 // Server MQTT identity on the embedded broker.
@@ -40,9 +41,10 @@ const (
 // DialServer connects the server's client (persistent session, so acks sent
 // while the server was down are delivered when it returns) and subscribes to
 // every camera's ack and status topics; onMessage receives them. It waits
-// until connected or ctx ends.
+// until connected and subscribed (an ack sent before the subscription
+// would be lost), or until ctx ends.
 func DialServer(ctx context.Context, cfg LinkConfig, username, password string, onMessage func(topic string, payload []byte)) (*ServerLink, error) {
-	l := &ServerLink{lost: make(chan struct{})}
+	l := &ServerLink{lost: make(chan struct{}), subscribed: make(chan error, 1)}
 	opts := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID(ServerClientID).
 		SetCleanSession(false).SetOrderMatters(false).SetStore(noStore{}).
 		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).
@@ -67,6 +69,16 @@ func DialServer(ctx context.Context, cfg LinkConfig, username, password string, 
 		go l.client.Disconnect(0)
 		return nil, fmt.Errorf("connect to MQTT broker %s: %w", cfg.Broker, ctx.Err())
 	}
+	select {
+	case err := <-l.subscribed:
+		if err != nil {
+			go l.client.Disconnect(0)
+			return nil, fmt.Errorf("subscribe on MQTT broker %s: %w", cfg.Broker, err)
+		}
+	case <-ctx.Done():
+		go l.client.Disconnect(0)
+		return nil, fmt.Errorf("subscribe on MQTT broker %s: %w", cfg.Broker, ctx.Err())
+	}
 	return l, nil
 }
 
@@ -88,12 +100,36 @@ func (l *ServerLink) onConnect(c mqtt.Client) {
 	l.connected = true
 	l.mu.Unlock()
 	t := c.SubscribeMultiple(map[string]byte{"cams/+/ack": 1, "cams/+/status": 1}, nil)
-	if again {
-		t.WaitTimeout(10 * time.Second)
-		if f := l.reconnected.Load(); f != nil {
-			(*f)()
+	if !again {
+		err := errors.New("no SUBACK within 10s")
+		if t.WaitTimeout(10 * time.Second) {
+			err = subackError(t)
+		}
+		l.subscribed <- err // buffered, read once by DialServer
+		return
+	}
+	t.WaitTimeout(10 * time.Second)
+	if f := l.reconnected.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// subackError tells a refused subscription: paho reports a SUBACK's
+// failure codes (0x80 and up) only in its result, not as an error.
+func subackError(t mqtt.Token) error {
+	if err := t.Error(); err != nil {
+		return err
+	}
+	st, ok := t.(*mqtt.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	for topic, code := range st.Result() {
+		if code >= 0x80 {
+			return fmt.Errorf("subscription to %s refused (code %#x): does the broker let the server read cams/+/ack and cams/+/status?", topic, code)
 		}
 	}
+	return nil
 }
 
 func (l *ServerLink) onLost() {

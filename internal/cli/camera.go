@@ -18,6 +18,7 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/emulator"
 	"github.com/camotp/camotp/hw"
+	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -167,8 +168,18 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		return usageError{err}
 	}
 	startVersion := st.Version()
+	// Seeds whose ack the broker has taken: with --wait-seed the camera
+	// carries on (and may exit) only then, or the server never hears the proof.
+	delivered := make(chan uint64, 16)
 	if f.broker != "" {
-		agent, err := startAgent(env, st, f)
+		agent, err := startAgent(env, st, f, func(a provisioning.Ack) {
+			if a.Result == provisioning.ResultOK && a.Op != store.OpWipe {
+				select {
+				case delivered <- a.Version:
+				default:
+				}
+			}
+		})
 		if err != nil {
 			return err
 		}
@@ -181,7 +192,7 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	switch f.ui {
 	case "headless":
 		if f.waitSeed > 0 {
-			if err := waitForSeed(ctx, st, startVersion, f.waitSeed); err != nil {
+			if err := waitForSeed(ctx, st, startVersion, f.waitSeed, delivered); err != nil {
 				return err
 			}
 		}
@@ -253,8 +264,9 @@ func runSerial(ctx context.Context, env Env, cfg device.Config, port string, bau
 	return cam.Run(ctx, board)
 }
 
-// startAgent connects the camera to its fleet broker; logs go to stderr.
-func startAgent(env Env, st *device.State, f cameraFlags) (*provisioning.Agent, error) {
+// startAgent connects the camera to its fleet broker; logs go to stderr;
+// applied is told each ack the broker acknowledged.
+func startAgent(env Env, st *device.State, f cameraFlags, applied func(provisioning.Ack)) (*provisioning.Agent, error) {
 	lc := provisioning.LinkConfig{Broker: f.broker, Credential: f.brokerAuth,
 		Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if f.brokerCA != "" {
@@ -269,6 +281,7 @@ func startAgent(env Env, st *device.State, f cameraFlags) (*provisioning.Agent, 
 		lc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	a := provisioning.NewAgent(st, lc)
+	a.Applied = applied
 	a.Start()
 	return a, nil
 }
@@ -283,20 +296,21 @@ func parseServerKey(s string) ([]byte, error) {
 	return raw, nil
 }
 
-// waitForSeed waits until a provisioning version newer than from is applied.
-func waitForSeed(ctx context.Context, st *device.State, from uint64, wait time.Duration) error {
+// waitForSeed waits until a seed of a provisioning version newer than from
+// is stored and its ack is with the broker (delivered says which versions).
+func waitForSeed(ctx context.Context, st *device.State, from uint64, wait time.Duration, delivered <-chan uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for st.Version() == from {
+	for {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("no seed was delivered to camera %s within %s", st.Identity().Serial, wait)
-		case <-t.C:
+		case v := <-delivered:
+			if v > from {
+				return nil
+			}
 		}
 	}
-	return nil
 }
 
 func (f cameraFlags) buildClock() (device.Clock, error) {
