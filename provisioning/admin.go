@@ -29,9 +29,11 @@ type AdminStore interface {
 	AuditLog(ctx context.Context, subject string, limit int) ([]store.AuditEntry, error)
 }
 
-// Operator starts provisioning operations.
+// Operator starts provisioning operations and gives a newly registered
+// camera its broker login (a no-op unless the broker needs one made).
 type Operator interface {
 	Start(ctx context.Context, serial string, op store.Op, actor, ip string) (uint64, error)
+	EnsureAccount(ctx context.Context, serial string, key camkey.PublicKey, actor, ip string)
 }
 
 // AdminAPI is the fleet admin JSON API under /api/v1/admin/, protected by
@@ -163,6 +165,7 @@ func (a *AdminAPI) addCamera(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	a.ops.EnsureAccount(r.Context(), req.Serial, pub, adminActor, httpx.ClientIP(r))
 	cam, err := a.store.Camera(r.Context(), req.Serial)
 	if err != nil {
 		writeErr(w, err)

@@ -14,8 +14,10 @@ import (
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/password"
+	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/oidc"
+	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/signin"
 )
@@ -49,6 +51,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.MQTTTLSKey, "mqtt-tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&cfg.MQTTExternal, "mqtt-external", "", "use this MQTT broker (tcp://HOST:PORT) instead of the embedded one")
 	fs.StringVar(&cfg.MQTTUsername, "mqtt-username", "", "username on the external broker (password from CAMOTP_MQTT_PASSWORD)")
+	dynsecAdmin := fs.String("mqtt-dynsec-admin", "", "administer mosquitto's dynamic security plugin on --mqtt-external as this user: one broker login per camera, kept in step with the registry (docs/scale-out.md)")
+	dynsecPWFile := fs.String("mqtt-dynsec-password-file", "", "file (mode 0600) holding the --mqtt-dynsec-admin password")
+	fs.BoolVar(&cfg.MQTTHook, "mqtt-hook", false, "serve the HTTP authentication/authorisation hook for an external broker such as EMQX 5 ("+broker.HookAuthPath+", "+broker.HookACLPath+"; bearer token in DATA/"+server.MQTTHookTokenFile+")")
 	fs.IntVar(&cfg.MQTTMaxConns, "mqtt-max-conns", 0, fmt.Sprintf("cap on the embedded broker's open connections, CONNECT sent or not (0: open-file limit minus %d; -1: no cap)", server.MQTTFDReserve))
 	fs.IntVar(&cfg.MQTTMaxConnsPerIP, "mqtt-max-conns-per-ip", 0, "cap on the embedded broker's open connections from one address (0: no cap)")
 	fs.DurationVar(&cfg.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "close an MQTT connection that has not sent CONNECT within this time")
@@ -135,6 +140,23 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	if (cfg.MQTTTLSAddr != "") != (cfg.MQTTTLSCert != "" && cfg.MQTTTLSKey != "") {
 		return usagef("serve: --mqtt-tls needs --mqtt-tls-cert and --mqtt-tls-key")
+	}
+	if (*dynsecAdmin == "") != (*dynsecPWFile == "") {
+		return usagef("serve: --mqtt-dynsec-admin and --mqtt-dynsec-password-file go together")
+	}
+	if *dynsecAdmin != "" {
+		if cfg.MQTTExternal == "" {
+			return usagef("serve: --mqtt-dynsec-admin needs --mqtt-external (a mosquitto with the dynamic security plugin)")
+		}
+		pw, err := secretfile.ReadPrivate(*dynsecPWFile)
+		if err != nil {
+			return usagef("serve: --mqtt-dynsec-password-file: %v", err)
+		}
+		cfg.MQTTDynsec = &server.DynsecConfig{AdminUser: *dynsecAdmin, AdminPassword: pw}
+	}
+	if (cfg.MQTTDynsec != nil || cfg.MQTTHook) && (cfg.MQTTUsername != "" || env.Getenv("CAMOTP_MQTT_PASSWORD") != "") {
+		return usagef("serve: with --mqtt-dynsec-admin or --mqtt-hook the server logs in to the broker as %s with DATA/%s: drop --mqtt-username and CAMOTP_MQTT_PASSWORD",
+			provisioning.ServerUsername, server.MQTTSecretFile)
 	}
 	if cfg.MQTTMaxConns < -1 || cfg.MQTTMaxConnsPerIP < 0 || cfg.MQTTConnectTimeout <= 0 {
 		return usagef("serve: --mqtt-max-conns ≥ -1, --mqtt-max-conns-per-ip ≥ 0, --mqtt-connect-timeout > 0")

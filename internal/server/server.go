@@ -23,6 +23,7 @@ import (
 
 	"github.com/camotp/camotp/api"
 	"github.com/camotp/camotp/broker"
+	"github.com/camotp/camotp/broker/dynsec"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/fdlimit"
 	"github.com/camotp/camotp/internal/httpx"
@@ -53,11 +54,12 @@ func defaultMQTTMaxConns(softLimit uint64) int {
 
 // Files the server keeps in its data directory.
 const (
-	DBFile           = "camotp.db"
-	MasterKeyFile    = "master.key"
-	AdminTokenFile   = "admin-token"
-	MQTTSecretFile   = "mqtt-server.secret"
-	ServerBoxKeyFile = "server-box.key"
+	DBFile            = "camotp.db"
+	MasterKeyFile     = "master.key"
+	AdminTokenFile    = "admin-token"
+	MQTTSecretFile    = "mqtt-server.secret"
+	ServerBoxKeyFile  = "server-box.key"
+	MQTTHookTokenFile = "mqtt-hook.token"
 )
 
 // Config is the server's setup.
@@ -80,6 +82,18 @@ type Config struct {
 	// embedded broker; MQTTUsername/Password authenticate the server there.
 	MQTTExternal               string
 	MQTTUsername, MQTTPassword string
+	// MQTTDynsec, with MQTTExternal, makes the server the administrator of
+	// mosquitto's dynamic security plugin there: it keeps one client and
+	// role per registered camera (the camera's derived password) and its own
+	// client (ServerUsername, the MQTT server secret), so MQTTUsername and
+	// MQTTPassword stay empty.
+	MQTTDynsec *DynsecConfig
+	// MQTTHook serves the HTTP authentication and authorisation hook an
+	// external broker such as EMQX 5 calls (broker.HookAuthPath,
+	// broker.HookACLPath), with the bearer token in DATA/mqtt-hook.token;
+	// the server logs in there as ServerUsername with the MQTT server
+	// secret, so MQTTUsername and MQTTPassword stay empty.
+	MQTTHook bool
 	// SignIn tunes sign-in (zero value: signin.DefaultConfig()).
 	SignIn *signin.Config
 	// SecureCookies forces Secure cookies (TLS terminated by a proxy).
@@ -102,6 +116,12 @@ type Config struct {
 	OIDCIssuer string
 	Log        *slog.Logger
 	Now        func() time.Time
+}
+
+// DynsecConfig is the login of the dynamic security plugin's admin client
+// (made by 'mosquitto_ctrl dynsec init').
+type DynsecConfig struct {
+	AdminUser, AdminPassword string
 }
 
 // NotifyConfig selects the senders of one-time codes. A channel without a
@@ -169,7 +189,8 @@ type Server struct {
 
 	cfg      Config
 	broker   *broker.Broker
-	link     *provisioning.ServerLink
+	link     atomic.Pointer[provisioning.ServerLink]
+	dynsec   *dynsec.Client
 	http     *http.Server
 	httpAddr string
 	ready    atomic.Bool
@@ -253,6 +274,86 @@ func (k cameraKeys) CameraKey(ctx context.Context, serial string) (camkey.Public
 	return camkey.ParsePublicKey(c.PublicKey)
 }
 
+// startDynsec connects to mosquitto's dynamic security plugin as its
+// admin and brings its accounts in step with the registry, the server's
+// own login among them (the MQTT link needs it next); then keeps them so:
+// on every reconnect of the admin link, and for each camera added or sent
+// a command.
+func (s *Server) startDynsec(ctx context.Context, brokerURL string, boxKey [32]byte, serverSecret string) error {
+	log := s.cfg.Log.With("component", "dynsec")
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := dynsec.Dial(dctx, dynsec.Config{Broker: brokerURL, Username: s.cfg.MQTTDynsec.AdminUser,
+		Password: s.cfg.MQTTDynsec.AdminPassword, Log: log})
+	if err != nil {
+		return err
+	}
+	s.dynsec = c
+	acc := dynsec.NewAccounts(c, boxKey, dynsec.ServerLogin{Username: provisioning.ServerUsername,
+		ClientID: provisioning.ServerClientID, Password: serverSecret}, log)
+	sctx, cancel := context.WithTimeout(ctx, dynsecSyncTimeout)
+	defer cancel()
+	if err := s.syncDynsec(sctx, acc); err != nil {
+		return err
+	}
+	c.OnReconnect(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), dynsecSyncTimeout)
+		defer cancel()
+		if err := s.syncDynsec(ctx, acc); err != nil {
+			log.Warn("dynsec sync after reconnect", "err", err)
+		}
+	})
+	s.Provisioning.SetBrokerAccounts(acc)
+	return nil
+}
+
+// dynsecSyncTimeout bounds one sync of the broker's accounts (a few
+// commands per camera, 100 per message).
+const dynsecSyncTimeout = 5 * time.Minute
+
+// syncDynsec makes the plugin's accounts match the registered cameras.
+func (s *Server) syncDynsec(ctx context.Context, acc *dynsec.Accounts) error {
+	cams, err := s.Store.Cameras(ctx)
+	if err != nil {
+		return fmt.Errorf("dynsec sync: %w", err)
+	}
+	reg := make([]dynsec.Camera, 0, len(cams))
+	for _, c := range cams {
+		pub, err := camkey.ParsePublicKey(c.PublicKey)
+		if err != nil {
+			s.cfg.Log.Error("dynsec sync: camera public key unreadable; no broker login", "serial", c.Serial, "err", err)
+			continue
+		}
+		reg = append(reg, dynsec.Camera{Serial: c.Serial, Key: pub})
+	}
+	_, err = acc.Sync(ctx, reg)
+	return err
+}
+
+// serveHTTP binds the HTTP address and serves the mux in the background.
+func (s *Server) serveHTTP() error {
+	cfg := s.cfg
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
+	}
+	s.httpAddr = ln.Addr().String()
+	s.http = &http.Server{Handler: httpx.TrustedProxies(cfg.TrustedProxies, s.mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	go func() {
+		var err error
+		if cfg.TLSCert != "" {
+			err = s.http.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Log.Error("http server", "err", err)
+		}
+	}()
+	return nil
+}
+
 // Start creates DataDir (0700) and its keys on first start, reuses them
 // after, and starts every part. It returns once all are serving.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
@@ -261,6 +362,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MQTTDynsec != nil && cfg.MQTTExternal == "" {
+		return nil, errors.New("mqtt dynamic security needs an external broker (MQTTExternal)")
+	}
+	if (cfg.MQTTDynsec != nil || cfg.MQTTHook) && (cfg.MQTTUsername != "" || cfg.MQTTPassword != "") {
+		return nil, errors.New("with dynamic security or the MQTT hook the server logs in as " + provisioning.ServerUsername +
+			" with its own secret: no MQTT username or password")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -339,26 +447,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		brokerURL, user, pass = "tcp://"+s.broker.Addr(), provisioning.ServerUsername, secretfile.Text(mqttSecret)
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	onMsg := func(topic string, payload []byte) {
-		s.Provisioning.HandleMessage(context.Background(), topic, payload)
-	}
-	s.link, err = provisioning.DialServer(dialCtx, provisioning.LinkConfig{Broker: brokerURL, Log: cfg.Log}, user, pass, onMsg)
-	if err != nil {
-		return nil, err
-	}
-	s.Provisioning.SetPublisher(s.link)
-	// Commands whose publish failed while the link was down go out again.
-	s.link.OnReconnect(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := s.Provisioning.ResendAll(ctx); err != nil {
-			cfg.Log.Warn("resend pending commands after reconnect", "err", err)
+	if cfg.MQTTDynsec != nil {
+		if err := s.startDynsec(ctx, brokerURL, boxKey, secretfile.Text(mqttSecret)); err != nil {
+			return nil, err
 		}
-	})
-	if err := s.Provisioning.ResendAll(ctx); err != nil {
-		cfg.Log.Warn("resend pending commands", "err", err)
+	}
+	if cfg.MQTTHook {
+		tok, err := secretfile.LoadOrCreate(path(MQTTHookTokenFile), 32)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt hook token: %w", err)
+		}
+		auth := broker.NewAuth(cameraKeys{st}, provisioning.ServerUsername, provisioning.ServerClientID,
+			[]byte(secretfile.Text(mqttSecret)), cfg.Now, cfg.Log.With("component", "mqtt-hook"))
+		auth.AcceptDerivedPasswords(boxKey)
+		broker.NewHTTPHook(auth, secretfile.Text(tok), cfg.Log.With("component", "mqtt-hook")).Register(s.mux)
+	}
+	if cfg.MQTTDynsec != nil || cfg.MQTTHook {
+		user, pass = provisioning.ServerUsername, secretfile.Text(mqttSecret)
 	}
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -425,24 +530,41 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	pages.Register(s.mux)
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
+	// With the hook, HTTP serves first: the broker calls it to admit the
+	// server's own client. Otherwise the link is up before the APIs serve.
+	if cfg.MQTTHook {
+		if err := s.serveHTTP(); err != nil {
+			return nil, err
+		}
 	}
-	s.httpAddr = ln.Addr().String()
-	s.http = &http.Server{Handler: httpx.TrustedProxies(cfg.TrustedProxies, s.mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	go func() {
-		var err error
-		if cfg.TLSCert != "" {
-			err = s.http.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
-		} else {
-			err = s.http.Serve(ln)
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	onMsg := func(topic string, payload []byte) {
+		s.Provisioning.HandleMessage(context.Background(), topic, payload)
+	}
+	link, err := provisioning.DialServer(dialCtx, provisioning.LinkConfig{Broker: brokerURL, Log: cfg.Log}, user, pass, onMsg)
+	if err != nil {
+		return nil, err
+	}
+	s.link.Store(link)
+	s.Provisioning.SetPublisher(link)
+	// Commands whose publish failed while the link was down go out again.
+	link.OnReconnect(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Provisioning.ResendAll(ctx); err != nil {
+			cfg.Log.Warn("resend pending commands after reconnect", "err", err)
 		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cfg.Log.Error("http server", "err", err)
+	})
+	if err := s.Provisioning.ResendAll(ctx); err != nil {
+		cfg.Log.Warn("resend pending commands", "err", err)
+	}
+	if !cfg.MQTTHook {
+		if err := s.serveHTTP(); err != nil {
+			return nil, err
 		}
-	}()
+	}
+
 	s.stop = make(chan struct{})
 	s.janitor.Add(1)
 	go func() {
@@ -511,7 +633,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	} else if err := s.probeWrite(); err != nil {
 		problems = append(problems, "database writes: "+err.Error())
 	}
-	if s.link == nil || !s.link.Connected() {
+	if l := s.link.Load(); l == nil || !l.Connected() {
 		problems = append(problems, "mqtt: not connected")
 	}
 	if s.broker != nil {
@@ -592,8 +714,11 @@ func (s *Server) close() error {
 		s.http.Shutdown(ctx)
 		cancel()
 	}
-	if s.link != nil {
-		s.link.Close()
+	if l := s.link.Load(); l != nil {
+		l.Close()
+	}
+	if s.dynsec != nil {
+		s.dynsec.Close()
 	}
 	if s.broker != nil {
 		s.broker.Close()
