@@ -44,9 +44,9 @@ type Service struct {
 	pub      atomic.Pointer[Publisher]
 	accounts BrokerAccounts
 	boxPub   [32]byte
-	boxPriv [32]byte
-	now     func() time.Time
-	log     *slog.Logger
+	boxPriv  [32]byte
+	now      func() time.Time
+	log      *slog.Logger
 
 	mu       sync.Mutex
 	online   map[string]struct{} // serials connected now
