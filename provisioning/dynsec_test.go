@@ -2,12 +2,15 @@ package provisioning_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/internal/testenv"
@@ -118,5 +121,53 @@ func TestProvisionThroughMosquittoDynsec(t *testing.T) {
 	codeMatches(t, srv, cam)
 	if agent.Status() != provisioning.LinkConnected {
 		t.Fatalf("camera link %s after the server restart", agent.Status())
+	}
+}
+
+// brokerAccounts records EnsureCamera calls and fails them when told to.
+type brokerAccounts struct {
+	mu    sync.Mutex
+	calls []string
+	fail  error
+}
+
+func (b *brokerAccounts) EnsureCamera(_ context.Context, serial string, _ camkey.PublicKey) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, serial)
+	return b.fail
+}
+
+// A camera's broker login is ensured when it is added and before each
+// command; when the broker cannot make it, the operation still goes ahead
+// (the next one or the next sync retries) and the audit says so.
+func TestBrokerLoginEnsuredOnAddAndOps(t *testing.T) {
+	srv := testenv.Server(t, t.TempDir(), nil)
+	acc := &brokerAccounts{}
+	srv.Provisioning.SetBrokerAccounts(acc)
+	testenv.Camera(t, srv, "ACC-1", device.Body4)
+	testenv.Op(t, srv, "ACC-1", "provision")
+	acc.mu.Lock()
+	acc.fail = errors.New("broker unreachable")
+	acc.mu.Unlock()
+	testenv.Op(t, srv, "ACC-1", "wipe")
+	acc.mu.Lock()
+	calls := strings.Join(acc.calls, ",")
+	acc.mu.Unlock()
+	if calls != "ACC-1,ACC-1,ACC-1" {
+		t.Fatalf("EnsureCamera calls %q; want one on add and one per operation", calls)
+	}
+	entries, err := srv.Store.AuditLog(context.Background(), "ACC-1", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, e := range entries {
+		if e.Action == "camera.broker-login" && strings.Contains(e.Result, "broker unreachable") && e.Actor == "admin" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no audited broker-login failure in %+v", entries)
 	}
 }
