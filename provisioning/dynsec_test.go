@@ -113,9 +113,27 @@ func TestProvisionThroughMosquittoDynsec(t *testing.T) {
 	testenv.WaitCamera(t, srv.Store, "DYN-3", store.StateProvisioned, v)
 	codeMatches(t, srv, late)
 
+	// A camera registered behind the server's back and never sent a
+	// command has no login until the next sync: the restart's.
+	quiet, err := device.InitState(filepath.Join(t.TempDir(), "DYN-4"), "DYN-4", device.Body4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub = quiet.Identity().Public()
+	if err := srv.Store.AddCamera(context.Background(), pub.Serial, pub.Model, pub.PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	quiet.PinServerKey(sk[:])
+
 	// Restart: the server syncs the broker's accounts again and carries on.
 	srv.Close()
 	srv = testenv.Server(t, data, withDynsec)
+	qa := testenv.AgentWith(t, quiet, derived)
+	for deadline := time.Now().Add(30 * time.Second); qa.Status() != provisioning.LinkConnected; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a camera registered while the server was down never got its login from the restart's sync")
+		}
+	}
 	v = testenv.Op(t, srv, "DYN-1", "provision")
 	testenv.WaitCamera(t, srv.Store, "DYN-1", store.StateProvisioned, v)
 	codeMatches(t, srv, cam)

@@ -27,8 +27,9 @@ const (
 	serverText = "camotp server"
 )
 
-// batch is how many commands go in one control message.
-const batch = 100
+// batch is how many commands go in one control message: few enough that
+// the broker, which saves its file after each, answers within seconds.
+const batch = 50
 
 // ErrForeignClient is returned when a broker client with a camera's (or the
 // server's) username exists and was not made by camotp: camotp will not
@@ -40,6 +41,17 @@ type Camera struct {
 	Serial string
 	Key    camkey.PublicKey
 }
+
+// Directory lists the registered cameras.
+type Directory interface {
+	Cameras(ctx context.Context) ([]Camera, error)
+}
+
+// CameraList is a fixed Directory.
+type CameraList []Camera
+
+// Cameras returns the list.
+func (l CameraList) Cameras(context.Context) ([]Camera, error) { return l, nil }
 
 // ServerLogin is the server's own broker client.
 type ServerLogin struct {
@@ -327,11 +339,17 @@ func (a *Accounts) list(ctx context.Context, command, field string, verbose bool
 	}
 }
 
-// Sync runs Setup, then makes the plugin's camera clients match cams: every
-// registered camera has its client and role with its current password;
-// clients and roles camotp made for cameras that are no longer registered
-// are deleted. Clients camotp did not make are never changed.
-func (a *Accounts) Sync(ctx context.Context, cams []Camera) (SyncResult, error) {
+// Sync runs Setup, then makes the plugin's camera clients match the
+// directory: every registered camera has its client and role with its
+// current password; clients and roles camotp made for cameras that are no
+// longer registered are deleted. Clients camotp did not make are never
+// changed.
+//
+// The directory is read after the plugin's clients are listed: a camera
+// registered (and given its login by EnsureCamera) while Sync runs is then
+// either in the list Sync reads or its login is not in the listing, so
+// Sync never deletes a new camera's login.
+func (a *Accounts) Sync(ctx context.Context, dir Directory) (SyncResult, error) {
 	var res SyncResult
 	if err := a.Setup(ctx); err != nil {
 		return res, err
@@ -359,6 +377,10 @@ func (a *Accounts) Sync(ctx context.Context, cams []Camera) (SyncResult, error) 
 			return res, fmt.Errorf("dynsec sync: listRoles: %w", err)
 		}
 		roles[name] = true
+	}
+	cams, err := dir.Cameras(ctx)
+	if err != nil {
+		return res, fmt.Errorf("dynsec sync: registered cameras: %w", err)
 	}
 
 	want := map[string]bool{}

@@ -33,6 +33,12 @@ const (
 // Config names no timeout.
 const DefaultTimeout = 10 * time.Second
 
+// perCommand is added to Do's timeout for each command it sends: mosquitto
+// 2.0 rewrites its whole JSON file after every change, which takes longer
+// the more clients it holds (measured: about 30 ms a change at 2,500
+// cameras, growing linearly).
+const perCommand = 500 * time.Millisecond
+
 // Command is one control command: "command" names it, the other keys are
 // its fields (see mosquitto's dynamic security documentation).
 type Command map[string]any
@@ -211,12 +217,12 @@ func (c *Client) onResponse(_ mqtt.Client, m mqtt.Message) {
 // Do sends cmds in one control message and returns the plugin's answers in
 // the same order. A refused command is not an error of Do: check each
 // Response.Err. Do fails when the message cannot be sent or an answer does
-// not come within the timeout.
+// not come within the timeout (Config.Timeout, plus a little per command).
 func (c *Client) Do(ctx context.Context, cmds ...Command) ([]Response, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout+time.Duration(len(cmds))*perCommand)
 	defer cancel()
 	ids := make([]string, len(cmds))
 	chans := make([]chan Response, len(cmds))

@@ -134,6 +134,26 @@ func publish(t *testing.T, cl paho.Client, topic, payload string, retained bool)
 	}
 }
 
+// lateDir is a registry that gains camera late (with its login made by
+// EnsureCamera, as the admin API does) just as Sync reads it; listed says
+// whether the reading includes it.
+type lateDir struct {
+	cams   dynsec.CameraList
+	late   camera
+	listed bool
+	acc    *dynsec.Accounts
+}
+
+func (l *lateDir) Cameras(ctx context.Context) ([]dynsec.Camera, error) {
+	if err := l.acc.EnsureCamera(ctx, l.late.serial, l.late.key.Public()); err != nil {
+		return nil, err
+	}
+	if l.listed {
+		return append(l.cams, l.late.reg()), nil
+	}
+	return l.cams, nil
+}
+
 // The client matches answers to commands, also with many callers at once,
 // and tells "exists" and "not found" apart.
 func TestClientCorrelatesAnswers(t *testing.T) {
@@ -178,7 +198,7 @@ func TestCameraIdentityEnforcedByMosquitto(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	x, y := f.camera(t, "CAM-X"), f.camera(t, "CAM-Y")
-	res, err := f.acc.Sync(ctx, []dynsec.Camera{x.reg(), y.reg()})
+	res, err := f.acc.Sync(ctx, dynsec.CameraList{x.reg(), y.reg()})
 	if err != nil || res.Created != 2 {
 		t.Fatalf("sync: %+v %v\n%s", res, err, f.m.Log())
 	}
@@ -288,7 +308,7 @@ func TestSyncReconciles(t *testing.T) {
 	ctx := t.Context()
 	dynsec.SetPage(f.acc, 2) // every list takes several pages
 	a, b, c := f.camera(t, "CAM-A"), f.camera(t, "CAM-B"), f.camera(t, "CAM-C")
-	if res, err := f.acc.Sync(ctx, []dynsec.Camera{a.reg(), b.reg()}); err != nil || res.Created != 2 {
+	if res, err := f.acc.Sync(ctx, dynsec.CameraList{a.reg(), b.reg()}); err != nil || res.Created != 2 {
 		t.Fatalf("first sync: %+v %v", res, err)
 	}
 	// Default access is deny, as camotp set it.
@@ -301,7 +321,7 @@ func TestSyncReconciles(t *testing.T) {
 		t.Fatalf("A login: %v", err)
 	}
 	// Again: nothing to do, A stays connected.
-	if res, err := f.acc.Sync(ctx, []dynsec.Camera{a.reg(), b.reg()}); err != nil || res.Created+res.Updated+res.Removed != 0 {
+	if res, err := f.acc.Sync(ctx, dynsec.CameraList{a.reg(), b.reg()}); err != nil || res.Created+res.Updated+res.Removed != 0 {
 		t.Fatalf("second sync: %+v %v", res, err)
 	}
 	publish(t, ac, "cams/CAM-A/status", "online", false)
@@ -317,7 +337,7 @@ func TestSyncReconciles(t *testing.T) {
 	}
 	foreign := f.camera(t, "CAM-F")
 	// B leaves the registry, C and F join.
-	res, err := f.acc.Sync(ctx, []dynsec.Camera{a.reg(), c.reg(), foreign.reg()})
+	res, err := f.acc.Sync(ctx, dynsec.CameraList{a.reg(), c.reg(), foreign.reg()})
 	if err != nil || res.Created != 1 || res.Removed != 1 || len(res.Foreign) != 1 || res.Foreign[0] != "CAM-F" {
 		t.Fatalf("third sync: %+v %v", res, err)
 	}
@@ -353,10 +373,23 @@ func TestSyncReconciles(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A camera registered while a sync runs keeps the login it was just
+	// given, whether or not the sync's reading of the registry has it.
+	d := f.camera(t, "CAM-D")
+	for _, listed := range []bool{false, true} { // first run: D has no login when the sync lists them
+		dir := lateDir{cams: dynsec.CameraList{a.reg(), c.reg()}, late: d, listed: listed, acc: f.acc}
+		if _, err := f.acc.Sync(ctx, &dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := connect(t, f.m.URL, "CAM-D", "CAM-D", d.pw, nil); err != nil {
+			t.Fatalf("camera registered during a sync (in its reading: %v) lost its login: %v", listed, err)
+		}
+	}
+
 	// A new server key (a re-key) gives every camera a new password.
 	k, _ := camkey.Generate()
 	rekeyed := dynsec.NewAccounts(f.c, k.Box, serverLogin, quiet())
-	res, err = rekeyed.Sync(ctx, []dynsec.Camera{a.reg(), c.reg()})
+	res, err = rekeyed.Sync(ctx, dynsec.CameraList{a.reg(), c.reg()})
 	if err != nil || res.Updated != 2 {
 		t.Fatalf("re-key sync: %+v %v", res, err)
 	}

@@ -187,18 +187,22 @@ type Server struct {
 	AdminToken string
 	Metrics    *metrics.Metrics
 
-	cfg      Config
-	broker   *broker.Broker
-	link     atomic.Pointer[provisioning.ServerLink]
-	dynsec   *dynsec.Client
-	http     *http.Server
-	httpAddr string
-	ready    atomic.Bool
-	mux      *http.ServeMux
-	closed   sync.Once
-	closeErr error
-	stop     chan struct{} // ends the janitor
-	janitor  sync.WaitGroup
+	cfg       Config
+	broker    *broker.Broker
+	link      atomic.Pointer[provisioning.ServerLink]
+	dynsec    *dynsec.Client
+	stopSync  context.CancelFunc // ends a running dynsec sync
+	syncing   sync.WaitGroup     // running dynsec syncs
+	syncMu    sync.Mutex         // held by the running dynsec sync
+	syncStart sync.Mutex         // orders starting a sync with Close
+	http      *http.Server
+	httpAddr  string
+	ready     atomic.Bool
+	mux       *http.ServeMux
+	closed    sync.Once
+	closeErr  error
+	stop      chan struct{} // ends the janitor
+	janitor   sync.WaitGroup
 
 	radius atomic.Pointer[radius.Server]
 
@@ -275,10 +279,12 @@ func (k cameraKeys) CameraKey(ctx context.Context, serial string) (camkey.Public
 }
 
 // startDynsec connects to mosquitto's dynamic security plugin as its
-// admin and brings its accounts in step with the registry, the server's
-// own login among them (the MQTT link needs it next); then keeps them so:
-// on every reconnect of the admin link, and for each camera added or sent
-// a command.
+// admin and sets up the server's own login (the MQTT link needs it next);
+// then brings the camera logins in step with the registry in the
+// background (mosquitto 2.0 rewrites its file after every change: a first
+// sync of thousands of cameras takes minutes), again on every reconnect of
+// the admin link, and ensures a camera's login when it is added or sent a
+// command.
 func (s *Server) startDynsec(ctx context.Context, brokerURL string, boxKey [32]byte, serverSecret string) error {
 	log := s.cfg.Log.With("component", "dynsec")
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -291,43 +297,65 @@ func (s *Server) startDynsec(ctx context.Context, brokerURL string, boxKey [32]b
 	s.dynsec = c
 	acc := dynsec.NewAccounts(c, boxKey, dynsec.ServerLogin{Username: provisioning.ServerUsername,
 		ClientID: provisioning.ServerClientID, Password: serverSecret}, log)
-	sctx, cancel := context.WithTimeout(ctx, dynsecSyncTimeout)
-	defer cancel()
-	if err := s.syncDynsec(sctx, acc); err != nil {
+	if err := acc.Setup(dctx); err != nil {
 		return err
 	}
-	c.OnReconnect(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), dynsecSyncTimeout)
-		defer cancel()
-		if err := s.syncDynsec(ctx, acc); err != nil {
-			log.Warn("dynsec sync after reconnect", "err", err)
+	bg, stop := context.WithCancel(context.Background())
+	s.stopSync = stop
+	resync := func() {
+		s.syncStart.Lock()
+		defer s.syncStart.Unlock()
+		if bg.Err() != nil {
+			return // closing
 		}
-	})
+		s.syncing.Add(1)
+		go func() {
+			defer s.syncing.Done()
+			s.syncMu.Lock() // one sync at a time; a reconnect's waits for the one it cut short
+			defer s.syncMu.Unlock()
+			ctx, cancel := context.WithTimeout(bg, dynsecSyncTimeout)
+			defer cancel()
+			if err := s.syncDynsec(ctx, acc); err != nil && bg.Err() == nil {
+				log.Warn("dynsec sync failed; it runs again when the admin link reconnects, and each camera's login is ensured when it is sent a command", "err", err)
+			}
+		}()
+	}
+	c.OnReconnect(resync)
 	s.Provisioning.SetBrokerAccounts(acc)
+	resync()
 	return nil
 }
 
-// dynsecSyncTimeout bounds one sync of the broker's accounts (a few
-// commands per camera, 100 per message).
-const dynsecSyncTimeout = 5 * time.Minute
+// dynsecSyncTimeout bounds one sync of the broker's accounts.
+const dynsecSyncTimeout = 2 * time.Hour
 
 // syncDynsec makes the plugin's accounts match the registered cameras.
 func (s *Server) syncDynsec(ctx context.Context, acc *dynsec.Accounts) error {
-	cams, err := s.Store.Cameras(ctx)
+	_, err := acc.Sync(ctx, cameraDirectory{s.Store, s.cfg.Log})
+	return err
+}
+
+// cameraDirectory adapts the store for the dynsec sync.
+type cameraDirectory struct {
+	st  *store.Store
+	log *slog.Logger
+}
+
+func (d cameraDirectory) Cameras(ctx context.Context) ([]dynsec.Camera, error) {
+	cams, err := d.st.Cameras(ctx)
 	if err != nil {
-		return fmt.Errorf("dynsec sync: %w", err)
+		return nil, err
 	}
 	reg := make([]dynsec.Camera, 0, len(cams))
 	for _, c := range cams {
 		pub, err := camkey.ParsePublicKey(c.PublicKey)
 		if err != nil {
-			s.cfg.Log.Error("dynsec sync: camera public key unreadable; no broker login", "serial", c.Serial, "err", err)
+			d.log.Error("dynsec sync: camera public key unreadable; no broker login", "serial", c.Serial, "err", err)
 			continue
 		}
 		reg = append(reg, dynsec.Camera{Serial: c.Serial, Key: pub})
 	}
-	_, err = acc.Sync(ctx, reg)
-	return err
+	return reg, nil
 }
 
 // serveHTTP binds the HTTP address and serves the mux in the background.
@@ -716,6 +744,12 @@ func (s *Server) close() error {
 	}
 	if l := s.link.Load(); l != nil {
 		l.Close()
+	}
+	if s.stopSync != nil {
+		s.syncStart.Lock()
+		s.stopSync()
+		s.syncStart.Unlock()
+		s.syncing.Wait()
 	}
 	if s.dynsec != nil {
 		s.dynsec.Close()
