@@ -65,6 +65,7 @@ type CommandError struct {
 	Message string
 }
 
+// Error names the command and the plugin's reason.
 func (e *CommandError) Error() string {
 	return fmt.Sprintf("dynamic security %s: %s", e.Command, e.Message)
 }

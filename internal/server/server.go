@@ -341,6 +341,7 @@ type cameraDirectory struct {
 	log *slog.Logger
 }
 
+// Cameras lists the registered cameras with readable public keys.
 func (d cameraDirectory) Cameras(ctx context.Context) ([]dynsec.Camera, error) {
 	cams, err := d.st.Cameras(ctx)
 	if err != nil {
