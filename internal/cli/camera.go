@@ -18,7 +18,6 @@ import (
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/emulator"
 	"github.com/camotp/camotp/hw"
-	"github.com/camotp/camotp/internal/store"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -173,7 +172,7 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	delivered := make(chan uint64, 16)
 	if f.broker != "" {
 		agent, err := startAgent(env, st, f, func(a provisioning.Ack) {
-			if a.Result == provisioning.ResultOK && a.Op != store.OpWipe {
+			if a.DeliversSeed() {
 				select {
 				case delivered <- a.Version:
 				default:
