@@ -34,14 +34,22 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte) error
 }
 
+// BrokerAccounts keeps a camera's login on an external broker that has no
+// hook into camotp (mosquitto's dynamic security plugin): EnsureCamera
+// creates it, or brings its password up to date, and is idempotent.
+type BrokerAccounts interface {
+	EnsureCamera(ctx context.Context, serial string, key camkey.PublicKey) error
+}
+
 // Service is the server side of provisioning.
 type Service struct {
-	reg     Registry
-	pub     Publisher
-	boxPub  [32]byte
-	boxPriv [32]byte
-	now     func() time.Time
-	log     *slog.Logger
+	reg      Registry
+	pub      atomic.Pointer[Publisher]
+	accounts BrokerAccounts
+	boxPub   [32]byte
+	boxPriv  [32]byte
+	now      func() time.Time
+	log      *slog.Logger
 
 	byBroker atomic.Bool // presence comes from SetPresence only
 }
@@ -93,8 +101,28 @@ func (s *Service) SetPresence(serial string, online bool) {
 	s.setOnline(context.Background(), serial, online)
 }
 
-// SetPublisher attaches the MQTT link (set once, before messages flow).
-func (s *Service) SetPublisher(p Publisher) { s.pub = p }
+// SetPublisher attaches the MQTT link; until then commands stay pending
+// (ResendAll publishes them).
+func (s *Service) SetPublisher(p Publisher) { s.pub.Store(&p) }
+
+// SetBrokerAccounts makes Start ensure the camera's broker login before it
+// sends a command (call it before serving). Without it, the broker is
+// trusted to know the camera (the embedded broker reads the registry).
+func (s *Service) SetBrokerAccounts(a BrokerAccounts) { s.accounts = a }
+
+// EnsureAccount gives the camera its login on the external broker, when
+// broker accounts are set; a failure is logged and audited (actor and ip
+// are the requester's), not returned: the next operation or the next sync
+// tries again.
+func (s *Service) EnsureAccount(ctx context.Context, serial string, key camkey.PublicKey, actor, ip string) {
+	if s.accounts == nil {
+		return
+	}
+	if err := s.accounts.EnsureCamera(ctx, serial, key); err != nil {
+		s.log.Warn("camera broker login not ensured; retried on the next operation or broker reconnect", "serial", serial, "err", err)
+		s.audit(ctx, actor, "camera.broker-login", serial, model.Result(err), ip, "")
+	}
+}
 
 // ServerKey is the server's X25519 public key, as cameras pin it.
 func (s *Service) ServerKey() [32]byte { return s.boxPub }
@@ -147,6 +175,8 @@ func (s *Service) Start(ctx context.Context, serial string, op model.Op, actor, 
 		return 0, err
 	}
 	s.log.Info("provisioning started", "serial", serial, "op", op, "version", version)
+	// The camera must be able to log in to hear the command.
+	s.EnsureAccount(ctx, serial, pub, actor, ip)
 	if err := s.resend(ctx, serial); err != nil {
 		// The operation is recorded; it is resent when the camera reports online.
 		s.log.Warn("publish provisioning command", "serial", serial, "err", err)
@@ -169,10 +199,11 @@ func (s *Service) resend(ctx context.Context, serial string) error {
 	if err != nil {
 		return err
 	}
-	if s.pub == nil {
+	pub := s.pub.Load()
+	if pub == nil {
 		return errors.New("no MQTT link yet")
 	}
-	return s.pub.Publish(ctx, provTopic(serial), p.Payload)
+	return (*pub).Publish(ctx, provTopic(serial), p.Payload)
 }
 
 // ResendAll publishes every pending command again: after a server or broker

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -148,6 +149,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
   radius add-client --name N --cidr CIDR [--json] | list [--json] | remove N
   oidc add-client --id ID --redirect-uri URI [--redirect-uri URI...] [--public] [--json]
   oidc list [--json] | remove ID | rotate-key [--alg RS256|ES256]
+  server-key   (the key cameras pin: camotp camera init --server-key)
   outbox   (development outbox of serve --dev-outbox / camotp demo)
   audit [--subject S]`)
 	}
@@ -195,6 +197,16 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.At.Format(time.RFC3339), m.Channel, m.Address, m.Body)
 		}
 		return tw.Flush()
+	case "server-key":
+		if err := parse(newFlags(env, "admin server-key"), rest[1:], 0); err != nil {
+			return err
+		}
+		var k provisioning.ServerKeyResponse
+		if err := c.do(ctx, "GET", provisioning.ServerKeyPath, nil, &k); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(env.Stdout, base64.StdEncoding.EncodeToString(k.ServerKey))
+		return err
 	case "audit":
 		f := newFlags(env, "admin audit")
 		subject := f.String("subject", "", "only entries about this serial or user")
