@@ -100,6 +100,11 @@ type Config struct {
 	// Open opens the port (OpenSerial when nil).
 	Open OpenFunc
 	Log  *slog.Logger
+	// Clock is the host's clock for the panel time that board timestamps
+	// are mapped onto and that Uptime runs on (device.SystemClock when
+	// nil). A test gives the host the manual clock of its simulated board.
+	// Link timing (heartbeat, DeadAfter, reopening) is on real time.
+	Clock device.Clock
 }
 
 // LinkStats counts what went over the link.
@@ -210,6 +215,9 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = device.SystemClock{}
+	}
 	b := &Board{cfg: cfg, log: cfg.Log, edges: make(chan device.Edge, 64),
 		pongs: make(chan Pong, 4), helloCh: make(chan Hello, 1), redraw: make(chan Hello, 1), done: make(chan struct{})}
 	l, err := b.dial(ctx)
@@ -284,7 +292,7 @@ func (b *Board) handshake(ctx context.Context, l *link) error {
 				continue
 			}
 			b.mu.Lock()
-			b.clk.sync(p.Millis, time.Now())
+			b.clk.sync(p.Millis, b.cfg.Clock.Now())
 			b.mu.Unlock()
 			return nil
 		case <-ctx.Done():
@@ -422,14 +430,14 @@ func (b *Board) read(port Port, stop <-chan struct{}) error {
 		if n == 0 {
 			continue // read timeout
 		}
-		now := time.Now()
+		rx, now := time.Now(), b.cfg.Clock.Now()
 		frames := dec.Feed(buf[:n])
 		b.mu.Lock()
 		st := dec.Stats()
 		b.stats.Stats = addStats(b.stats.Stats, st, prev)
 		prev = st
 		if len(frames) > 0 {
-			b.lastRx = now
+			b.lastRx = rx
 		}
 		b.mu.Unlock()
 		for _, f := range frames {
@@ -448,7 +456,8 @@ func addStats(total, cur, prev Stats) Stats {
 	return total
 }
 
-// handle acts on one good frame from the board.
+// handle acts on one good frame from the board, read at now on the
+// host's clock.
 func (b *Board) handle(f Frame, now time.Time) {
 	var err error
 	switch f.Type {
@@ -561,7 +570,7 @@ func (b *Board) Edges() <-chan device.Edge { return b.edges }
 func (b *Board) Uptime() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.clk.uptime(time.Now())
+	return b.clk.uptime(b.cfg.Clock.Now())
 }
 
 // Stats returns the link counters.
