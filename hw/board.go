@@ -151,12 +151,13 @@ type Board struct {
 // boardClock maps the board's wrapping millisecond counter to the panel's
 // monotonic time, across wraps and board restarts.
 type boardClock struct {
-	offset  time.Duration // panel time of board millisecond 0 (this connection)
-	lastMs  uint32
-	wraps   int64
-	last    time.Duration // latest panel time handed out
-	lastAt  time.Time     // host time of last
-	started bool
+	offset   time.Duration // panel time of board millisecond 0 (this connection)
+	lastMs   uint32
+	wraps    int64
+	lastEdge time.Duration // panel time of the latest board timestamp mapped
+	last     time.Duration // latest panel time handed out (Uptime and edges)
+	lastAt   time.Time     // host time of last
+	started  bool
 }
 
 // sync starts a connection: board millisecond m maps to the panel time
@@ -166,15 +167,22 @@ func (c *boardClock) sync(m uint32, now time.Time) {
 	c.lastMs, c.wraps, c.started = m, 0, true
 }
 
-// at returns the panel time of board millisecond m, never earlier than any
-// time handed out before.
+// at returns the panel time of board millisecond m, read by the host at
+// now. It is the board's own time (never earlier than the board's previous
+// timestamp), not the host's estimate of the time: edges keep the spacing
+// the board measured however late the host reads them, so host scheduling
+// and USB jitter do not change what a gesture is (an edge read late would
+// otherwise take the estimate, which ran on meanwhile, and two presses
+// 150 ms apart on the board could arrive 600 ms apart: no double-press).
+// Panel time moves on to t when the board is ahead of the estimate.
 func (c *boardClock) at(m uint32, now time.Time) time.Duration {
 	if m < c.lastMs && c.lastMs-m > 1<<31 {
 		c.wraps++
 	}
 	c.lastMs = m
-	t := max(c.offset+time.Duration(c.wraps<<32+int64(m))*time.Millisecond, c.last)
-	c.last, c.lastAt = t, now
+	t := max(c.offset+time.Duration(c.wraps<<32+int64(m))*time.Millisecond, c.lastEdge)
+	c.lastEdge = t
+	c.last = max(c.uptime(now), t)
 	return t
 }
 
