@@ -335,11 +335,20 @@ func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[s
 				f.fail("user %s: %v", user, err)
 				return
 			}
-			err = f.admin.do(ctx, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: user, Email: user + "@fleet-sim.invalid", Password: pw}, nil)
-			var ae apiError
-			if errors.As(err, &ae) && ae.status == http.StatusConflict {
-				pw, err = "", nil // made by an earlier run whose file was lost
-			}
+			// Creating a user hashes its password: a busy server answers 503
+			// (its hashing memory budget is taken) and is asked again.
+			err = f.withRetry(ctx, func(retry bool) error {
+				err := f.admin.do(ctx, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: user, Email: user + "@fleet-sim.invalid", Password: pw}, nil)
+				var ae apiError
+				if errors.As(err, &ae) && ae.status == http.StatusConflict {
+					if retry {
+						return nil // an earlier try, with this password, reached the server
+					}
+					pw = "" // made by an earlier run whose file was lost
+					return nil
+				}
+				return err
+			})
 			if err != nil {
 				f.fail("user %s: %v", user, err)
 				return
@@ -351,7 +360,10 @@ func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[s
 		if cams[serials[i]].AssignedUser == user {
 			return
 		}
-		if err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+serials[i]+"/assign", provisioning.AssignRequest{User: user}, nil); err != nil {
+		err := f.withRetry(ctx, func(bool) error { // assigning the same user again is a no-op
+			return f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+serials[i]+"/assign", provisioning.AssignRequest{User: user}, nil)
+		})
+		if err != nil {
 			f.fail("assign %s to %s: %v", serials[i], user, err)
 		}
 	})
