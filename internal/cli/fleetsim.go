@@ -30,6 +30,7 @@ type fleetSim struct {
 	env      Env
 	admin    adminClient
 	broker   string
+	auth     string // the cameras' broker credential: token or derived
 	dir      string
 	prefix   string
 	n        int
@@ -56,6 +57,7 @@ func runFleetSim(ctx context.Context, env Env, args []string) error {
 	client := adminFlags(fs)
 	f := &fleetSim{env: env}
 	fs.StringVar(&f.broker, "broker", "tcp://"+defaultMQTT, "MQTT broker the cameras connect to")
+	fs.StringVar(&f.auth, "broker-auth", provisioning.CredentialToken, "what the cameras present to the broker: token (embedded broker, EMQX hook) or derived (a broker whose logins camotp keeps, mosquitto dynamic security; the server key is fetched from the admin API and pinned)")
 	fs.IntVar(&f.n, "cameras", 100, "number of headless cameras")
 	fs.StringVar(&f.dir, "state", ".camotp-fleet", "directory holding every simulated camera's state (reused on the next run)")
 	fs.StringVar(&f.prefix, "prefix", "SIM", "serial prefix (serials are PREFIX-00000, ...)")
@@ -70,6 +72,9 @@ func runFleetSim(ctx context.Context, env Env, args []string) error {
 	var err error
 	if f.model, err = device.ParseModel(*model); err != nil {
 		return usageError{err}
+	}
+	if f.auth != provisioning.CredentialToken && f.auth != provisioning.CredentialDerived {
+		return usagef("fleet-sim: --broker-auth: want token or derived, got %q", f.auth)
 	}
 	if f.n < 1 || f.workers < 1 || f.timeout <= 0 || f.retries < 0 {
 		return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0, --retries ≥ 0")
@@ -149,9 +154,22 @@ func (f *fleetSim) run(ctx context.Context) error {
 		return f.report(fleet, simResult{stopped: "interrupted while registering"})
 	}
 
+	if f.auth == provisioning.CredentialDerived {
+		// Enrolment: every camera pins the server's key, from which its
+		// broker password is derived.
+		var k provisioning.ServerKeyResponse
+		if err := f.withRetry(ctx, func(bool) error { return f.admin.do(ctx, "GET", provisioning.ServerKeyPath, nil, &k) }); err != nil {
+			return fmt.Errorf("fleet-sim: the server key: %w", err)
+		}
+		for _, st := range fleet.States {
+			if err := st.PinServerKey(k.ServerKey); err != nil {
+				return fmt.Errorf("fleet-sim: camera %s: %w", st.Identity().Serial, err)
+			}
+		}
+	}
 	before := bench.MemInUse()
 	t0 := time.Now()
-	fleet.Connect(f.broker, quiet)
+	fleet.ConnectWith(provisioning.LinkConfig{Broker: f.broker, Log: quiet, Credential: f.auth})
 	defer fleet.Stop()
 	if err := fleet.WaitConnected(ctx, 2*time.Minute); err != nil {
 		return f.report(fleet, simResult{stopped: fmt.Sprintf("connecting: %v", err)})

@@ -64,6 +64,12 @@ const (
 	MQTTHookTokenFile = "mqtt-hook.token"
 )
 
+// SharedFiles are the files of the data directory that every node of one
+// installation must hold the same copy of: the master key sealing the
+// database's secrets, the key cameras pin, the admin token, the server's
+// login on an external broker, the EMQX hook's token.
+var SharedFiles = []string{MasterKeyFile, ServerBoxKeyFile, AdminTokenFile, MQTTSecretFile, MQTTHookTokenFile}
+
 // Config is the server's setup.
 type Config struct {
 	DataDir string
