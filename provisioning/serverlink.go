@@ -39,8 +39,9 @@ const (
 	ServerUsername = "camotp-server"
 )
 
-// DialServer connects the server's client (persistent session, so acks sent
-// while the server was down are delivered when it returns) and subscribes to
+// DialServer connects the server's client (a persistent session when it is
+// the only node, so acks sent while it was down are delivered when it
+// returns; see LinkConfig.SharedGroup for several) and subscribes to
 // every camera's ack and status topics; onMessage receives them. It waits
 // until connected and subscribed (an ack sent before the subscription
 // would be lost), or until ctx ends.
@@ -56,8 +57,13 @@ func DialServer(ctx context.Context, cfg LinkConfig, username, password string, 
 	if clientID == "" {
 		clientID = ServerClientID
 	}
+	// One node alone keeps a persistent session, so acks sent while it is
+	// down wait for it. Nodes sharing the acks take a clean one: a dead
+	// node's persistent session would stay in the share group and keep
+	// its share of the acks queued until it returns (the sweep's resends
+	// recover what a clean session drops).
 	opts := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID(clientID).
-		SetCleanSession(false).SetOrderMatters(false).SetStore(noStore{}).
+		SetCleanSession(cfg.SharedGroup != "").SetOrderMatters(false).SetStore(noStore{}).
 		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { onMessage(m.Topic(), m.Payload()) }).

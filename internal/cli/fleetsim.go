@@ -198,6 +198,18 @@ func (f *fleetSim) run(ctx context.Context) error {
 	}
 	f.each(ctx, todo, func(ctx context.Context, i int) {
 		err := f.withRetry(ctx, func(retry bool) error {
+			if retry {
+				// The earlier try may have reached a node that died before
+				// answering: the operation is then recorded, and starting
+				// another would provision the camera twice.
+				var cam model.Camera
+				if err := f.admin.do(ctx, "GET", "/api/v1/admin/cameras/"+todo[i], nil, &cam); err != nil {
+					return err
+				}
+				if cam.State == model.StateProvisioned || cam.PendingOp == model.OpProvision {
+					return nil
+				}
+			}
 			err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+todo[i]+"/provision", nil, nil)
 			var ae apiError
 			if retry && errors.As(err, &ae) && ae.status == http.StatusConflict {

@@ -47,6 +47,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data", ".camotp", "data directory (database, keys, admin token)")
 	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:PATH, or postgres://USER@HOST:PORT/DB shared by several nodes (password from PGPASSWORD or PGPASSFILE; default: camotp.db in --data; CAMOTP_DB also sets it)")
 	fs.StringVar(&cfg.HTTPAddr, "http", defaultHTTP, "HTTP listen address")
+	fs.DurationVar(&cfg.ResendEvery, "resend-every", server.DefaultResendEvery, "a pending command not acknowledged within this time is published again (by one node)")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name on an external broker, unique among the nodes sharing it (default: the host name)")
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", defaultMQTT, "embedded MQTT broker listen address")
 	fs.StringVar(&cfg.MQTTTLSAddr, "mqtt-tls", "", "embedded broker TLS listen address (with --mqtt-tls-cert/--mqtt-tls-key)")
@@ -95,6 +96,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	err := parse(fs, args, 0)
 	if err != nil {
 		return err
+	}
+	if cfg.ResendEvery <= 0 {
+		return usagef("serve: --resend-every must be > 0")
 	}
 	if cfg.OIDCIssuer != "" {
 		if err := oidc.CheckIssuer(cfg.OIDCIssuer); err != nil {
