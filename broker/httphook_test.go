@@ -18,6 +18,7 @@ const hookToken = "hook-token-0123456789"
 
 type hookFixture struct {
 	url        string
+	handler    http.Handler
 	now        time.Time
 	x, y       camkey.PrivateKey
 	serverBox  [32]byte
@@ -26,7 +27,7 @@ type hookFixture struct {
 }
 
 // newHookFixture serves the hook over real HTTP for cameras CAM-X and CAM-Y.
-func newHookFixture(t *testing.T) *hookFixture {
+func newHookFixture(t testing.TB) *hookFixture {
 	t.Helper()
 	f := &hookFixture{now: time.Unix(1_800_000_000, 0), serverPass: "s3cret"}
 	var err error
@@ -52,7 +53,7 @@ func newHookFixture(t *testing.T) *hookFixture {
 	NewHTTPHook(auth, hookToken, log).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url, f.handler = srv.URL, mux
 	return f
 }
 
