@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,10 @@ const (
 // until connected and subscribed (an ack sent before the subscription
 // would be lost), or until ctx ends.
 func DialServer(ctx context.Context, cfg LinkConfig, username, password string, onMessage func(topic string, payload []byte)) (*ServerLink, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	l := &ServerLink{lost: make(chan struct{}), topics: map[string]byte{}, subscribed: make(chan error, 1)}
 	for _, t := range []string{"cams/+/ack", "cams/+/status"} {
 		if cfg.SharedGroup != "" {
@@ -68,7 +73,12 @@ func DialServer(ctx context.Context, cfg LinkConfig, username, password string, 
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { onMessage(m.Topic(), m.Payload()) }).
 		SetOnConnectHandler(l.onConnect).
-		SetConnectionLostHandler(func(mqtt.Client, error) { l.onLost() })
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			// Said, not silent: a link that keeps dropping (a client with
+			// the same ID elsewhere, a broker refusing us) shows here.
+			log.Warn("MQTT link to the broker lost; reconnecting", "client_id", clientID, "err", err)
+			l.onLost()
+		})
 	if username != "" {
 		opts.SetUsername(username).SetPassword(password)
 	}

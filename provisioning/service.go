@@ -228,6 +228,15 @@ func (s *Service) ResendAll(ctx context.Context) error {
 // and publishing it, or whose publish or ack was lost, still reaches the
 // camera, and only one node resends each.
 func (s *Service) ResendDue(ctx context.Context, every time.Duration, limit int) (int, error) {
+	// A node that cannot publish claims nothing: what it claimed would
+	// wait a whole period more while another node could send it.
+	p := s.pub.Load()
+	if p == nil {
+		return 0, nil
+	}
+	if c, ok := (*p).(interface{ Connected() bool }); ok && !c.Connected() {
+		return 0, nil
+	}
 	serials, err := s.reg.ClaimResends(ctx, s.now(), every, limit)
 	if err != nil {
 		return 0, err

@@ -747,10 +747,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// The reasons are short and fixed: readyz answers anybody, and a
+	// database error names hosts, users and databases. The log has it.
 	if err := s.Store.Ping(ctx); err != nil {
-		problems = append(problems, "database: "+err.Error())
+		s.cfg.Log.Warn("readyz: database not answering", "err", err)
+		problems = append(problems, "database: not answering")
 	} else if err := s.probeWrite(); err != nil {
-		problems = append(problems, "database writes: "+err.Error())
+		s.cfg.Log.Warn("readyz: database refuses writes", "err", err)
+		problems = append(problems, "database writes: "+unavailableReason(err))
 	}
 	if l := s.link.Load(); l == nil || !l.Connected() {
 		problems = append(problems, "mqtt: not connected")
@@ -765,6 +769,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("ready\n"))
+}
+
+// unavailableReason is the client-safe reason of a storage failure: the
+// UnavailableError's own ("disk full", "read-only", …) or "failing".
+func unavailableReason(err error) string {
+	var u *storage.UnavailableError
+	if errors.As(err, &u) {
+		return u.Reason
+	}
+	return "failing"
 }
 
 func (s *Server) metricsHandler() http.Handler {
