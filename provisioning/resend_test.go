@@ -16,8 +16,11 @@ import (
 // downLink is a publisher whose broker link is down.
 type downLink struct{ published int }
 
-func (d *downLink) Publish(context.Context, string, []byte) error { d.published++; return provisioning.ErrLinkDown }
-func (d *downLink) Connected() bool                                { return false }
+func (d *downLink) Publish(context.Context, string, []byte) error {
+	d.published++
+	return provisioning.ErrLinkDown
+}
+func (d *downLink) Connected() bool { return false }
 
 // TestResendDueNeedsALink: a node whose link is down claims no pending
 // command, so a node that can publish gets it at once.
