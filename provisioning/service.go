@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,15 @@ type Service struct {
 	log      *slog.Logger
 
 	byBroker atomic.Bool // presence comes from SetPresence only
+
+	// SetPresence queues here (the latest event of each camera) and one
+	// goroutine writes: the broker's hook never waits for the database.
+	presenceMu   sync.Mutex
+	presence     map[string]presenceEvent
+	presenceWake chan struct{}
+	presenceStop chan struct{}
+	presenceDone chan struct{}
+	closeOnce    sync.Once
 }
 
 // NewService returns a provisioning service. boxKey is the server's X25519
@@ -63,9 +73,55 @@ func NewService(reg Registry, boxKey [32]byte, now func() time.Time, log *slog.L
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log}
+	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log,
+		presence: map[string]presenceEvent{}, presenceWake: make(chan struct{}, 1),
+		presenceStop: make(chan struct{}), presenceDone: make(chan struct{})}
 	s.boxPub = camkey.BoxPublic(boxKey)
+	go s.writePresence()
 	return s
+}
+
+// presenceEvent is the latest word on one camera not yet written.
+type presenceEvent struct {
+	online bool
+	at     time.Time
+}
+
+// writePresence writes the presence events SetPresence queued, the latest
+// of each camera, until Close; then what is left, bounded.
+func (s *Service) writePresence() {
+	defer close(s.presenceDone)
+	for {
+		select {
+		case <-s.presenceWake:
+		case <-s.presenceStop:
+			s.flushPresence()
+			return
+		}
+		s.flushPresence()
+	}
+}
+
+func (s *Service) flushPresence() {
+	s.presenceMu.Lock()
+	batch := s.presence
+	s.presence = map[string]presenceEvent{}
+	s.presenceMu.Unlock()
+	for serial, e := range batch {
+		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+		if err := s.reg.SetPresence(ctx, serial, e.online, e.at); err != nil {
+			s.log.Warn("record presence", "serial", serial, "online", e.online, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Close stops the presence writer once it has written what is queued.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		close(s.presenceStop)
+		<-s.presenceDone
+	})
 }
 
 // Online is the number of cameras connected to the broker now, as the
@@ -90,15 +146,23 @@ func (s *Service) setOnline(ctx context.Context, serial string, on bool) {
 // (online) or left it (offline), cleanly or not. The embedded broker calls
 // it from its session events; with an external broker the cameras' status
 // messages (an explicit "offline" before a clean disconnect, the will
-// otherwise) carry the same news. It is safe to call from any goroutine;
-// it waits for the store (bounded).
+// otherwise) carry the same news. It is safe to call from any goroutine
+// and never waits for the store: the event, timed now, is written in the
+// background (a slow database must not hold up the broker's hook, which
+// every camera's connection waits for); the store keeps the newest.
 //
 // Once it has been called, it is the only source of presence: status
 // messages reach the server through the broker in no fixed order, and a
 // late "online" must not undo the broker's own word that a camera left.
 func (s *Service) SetPresence(serial string, online bool) {
 	s.byBroker.Store(true)
-	s.setOnline(context.Background(), serial, online)
+	s.presenceMu.Lock()
+	s.presence[serial] = presenceEvent{online: online, at: s.now()}
+	s.presenceMu.Unlock()
+	select {
+	case s.presenceWake <- struct{}{}:
+	default: // the writer is awake already and will see it
+	}
 }
 
 // SetPublisher attaches the MQTT link; until then commands stay pending

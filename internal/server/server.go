@@ -862,5 +862,8 @@ func (s *Server) close() error {
 	if s.broker != nil {
 		s.broker.Close()
 	}
+	if s.Provisioning != nil {
+		s.Provisioning.Close() // the last presence events, before the store goes
+	}
 	return s.Store.Close()
 }
