@@ -486,6 +486,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
+		if target.Backend == dburl.Postgres {
+			cfg.Log.Warn("embedded MQTT broker on a shared PostgreSQL database: run one node like this; several nodes need an external broker (--mqtt-external), or each clears the others' camera presence and resends commands to cameras it does not have")
+		}
 		// The embedded broker starts with no connections: whatever the
 		// store says of presence is from this node's previous run.
 		if err := st.ClearPresence(ctx, cfg.Now()); err != nil {
