@@ -340,17 +340,22 @@ func (s *Server) startDynsec(ctx context.Context, brokerURL string, boxKey [32]b
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stopSync = stop
+	var queued atomic.Bool // a sync waits to run: a flapping link adds no more
 	resync := func() {
 		s.syncStart.Lock()
 		defer s.syncStart.Unlock()
 		if bg.Err() != nil {
 			return // closing
 		}
+		if !queued.CompareAndSwap(false, true) {
+			return // the waiting sync will read the registry as it is then
+		}
 		s.syncing.Add(1)
 		go func() {
 			defer s.syncing.Done()
 			s.syncMu.Lock() // one sync at a time; a reconnect's waits for the one it cut short
 			defer s.syncMu.Unlock()
+			queued.Store(false)
 			ctx, cancel := context.WithTimeout(bg, dynsecSyncTimeout)
 			defer cancel()
 			if err := s.syncDynsec(ctx, acc); err != nil && bg.Err() == nil {
