@@ -1,12 +1,14 @@
 // Package broker is camotp's embedded MQTT broker (mochi-mqtt/server/v2):
 // per-camera authentication with signed tokens and topic ACLs, so a camera
-// reaches only its own topics and only the server publishes commands.
+// reaches only its own topics and only the server publishes commands. The
+// same decisions answer an external broker's HTTP hook (HTTPHook, EMQX 5).
 package broker
 
 import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -39,6 +41,7 @@ type Auth struct {
 	serverUser   string
 	serverClient string
 	serverSecret []byte
+	derived      *[32]byte // server box key, when derived passwords are accepted
 	now          func() time.Time
 	log          *slog.Logger
 }
@@ -59,50 +62,102 @@ func (a *Auth) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
 }
 
+// Login is what a client presents in its CONNECT packet.
+type Login struct {
+	Username string
+	ClientID string
+	Password []byte
+	// Will tells whether the client set a last will, on WillTopic.
+	Will      bool
+	WillTopic string
+}
+
+// AcceptDerivedPasswords makes Authenticate also accept, from a camera, the
+// password derived from its X25519 key and the server's
+// (camkey.BrokerPassword), next to its signed token. The embedded broker
+// does not call it (its cameras present tokens); the HTTP hook for an
+// external broker does. Call it before the first Authenticate.
+func (a *Auth) AcceptDerivedPasswords(serverBoxKey [32]byte) {
+	k := serverBoxKey
+	a.derived = &k
+}
+
+// Authenticate decides a CONNECT: nil admits the client, an error says why
+// not (for logs; it never names a secret). The server's client must present
+// the server secret under its own client ID; a camera its serial as
+// username and client ID, and a token signed by its registered key (or its
+// derived password, see AcceptDerivedPasswords); its last will, if any,
+// must be on one of its own topics.
+func (a *Auth) Authenticate(ctx context.Context, l Login) error {
+	if l.Username == a.serverUser {
+		if subtle.ConstantTimeCompare(l.Password, a.serverSecret) != 1 || !a.serverClientID(l.ClientID) {
+			return errors.New("bad server credentials")
+		}
+		return nil
+	}
+	if device.ValidateSerial(l.Username) != nil || l.ClientID != l.Username {
+		return errors.New("username must be a serial equal to the client id")
+	}
+	key, err := a.keys.CameraKey(ctx, l.Username)
+	if err != nil {
+		return errors.New("unknown camera")
+	}
+	pw := string(l.Password)
+	if a.derived != nil && camkey.IsBrokerPassword(pw) {
+		err = key.VerifyBrokerPassword(*a.derived, l.Username, pw)
+	} else {
+		err = key.VerifyToken(l.Username, pw, a.now())
+	}
+	if err != nil {
+		return err
+	}
+	if l.Will && !cameraMay(l.Username, l.WillTopic, true) {
+		return errors.New("last will outside the camera's topics")
+	}
+	return nil
+}
+
+// isServer tells the server's own client.
+func (a *Auth) isServer(cl *mqtt.Client) bool {
+	return string(cl.Properties.Username) == a.serverUser && a.serverClientID(cl.ID)
+}
+
+// serverClientID tells the client IDs of the server's links: its own, or
+// its own followed by "-" and a node name (several nodes on one broker;
+// no camera serial has that form).
+func (a *Auth) serverClientID(id string) bool {
+	return id == a.serverClient || strings.HasPrefix(id, a.serverClient+"-") && len(id) > len(a.serverClient)+1
+}
+
+// Allowed decides whether the client (username, client ID) may publish
+// (write) or subscribe to topic: the server anywhere, a camera on its own
+// topics only.
+func (a *Auth) Allowed(username, clientID, topic string, write bool) bool {
+	if username == a.serverUser && a.serverClientID(clientID) {
+		return true
+	}
+	return cameraMay(username, topic, write)
+}
+
 // OnConnectAuthenticate admits the server and registered cameras.
 func (a *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	user := string(pk.Connect.Username)
-	clientID := pk.Connect.ClientIdentifier
-	if user == a.serverUser {
-		ok := subtle.ConstantTimeCompare(pk.Connect.Password, a.serverSecret) == 1 && clientID == a.serverClient
-		if !ok {
-			a.log.Warn("mqtt connect refused", "user", user, "remote", cl.Net.Remote, "reason", "bad server credentials")
+	l := Login{Username: string(pk.Connect.Username), ClientID: pk.Connect.ClientIdentifier, Password: pk.Connect.Password,
+		Will: pk.Connect.WillFlag, WillTopic: pk.Connect.WillTopic}
+	if err := a.Authenticate(context.Background(), l); err != nil {
+		attrs := []any{"user", l.Username, "remote", cl.Net.Remote, "reason", err.Error()}
+		if l.Will {
+			attrs = append(attrs, "will_topic", l.WillTopic)
 		}
-		return ok
-	}
-	if device.ValidateSerial(user) != nil || clientID != user {
-		a.log.Warn("mqtt connect refused", "remote", cl.Net.Remote, "reason", "username must be a serial equal to the client id")
-		return false
-	}
-	key, err := a.keys.CameraKey(context.Background(), user)
-	if err != nil {
-		a.log.Warn("mqtt connect refused", "serial", user, "remote", cl.Net.Remote, "reason", "unknown camera")
-		return false
-	}
-	if err := key.VerifyToken(user, string(pk.Connect.Password), a.now()); err != nil {
-		a.log.Warn("mqtt connect refused", "serial", user, "remote", cl.Net.Remote, "reason", err.Error())
-		return false
-	}
-	if pk.Connect.WillFlag && !cameraMay(user, pk.Connect.WillTopic, true) {
-		a.log.Warn("mqtt connect refused", "serial", user, "remote", cl.Net.Remote,
-			"reason", "last will outside the camera's topics", "will_topic", pk.Connect.WillTopic)
+		a.log.Warn("mqtt connect refused", attrs...)
 		return false
 	}
 	return true
 }
 
-// isServer tells the server's own client.
-func (a *Auth) isServer(cl *mqtt.Client) bool {
-	return string(cl.Properties.Username) == a.serverUser && cl.ID == a.serverClient
-}
-
 // OnACLCheck confines a camera to its own topics.
 func (a *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	if a.isServer(cl) {
-		return true
-	}
 	user := string(cl.Properties.Username)
-	allowed := cameraMay(user, topic, write)
+	allowed := a.Allowed(user, cl.ID, topic, write)
 	if !allowed {
 		a.log.Warn("mqtt acl denied", "client", user, "topic", topic, "write", write)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/camotp/camotp/internal/atomicfile"
@@ -34,8 +35,19 @@ func ValidateSerial(s string) error {
 	if !serialRE.MatchString(s) {
 		return fmt.Errorf("invalid serial %q: use 1-64 letters, digits, '-' or '_'", s)
 	}
+	if len(s) >= len(ReservedPrefix) && strings.EqualFold(s[:len(ReservedPrefix)], ReservedPrefix) {
+		// A camera's MQTT client ID is its serial: one named like the
+		// server's links (camotp-server-NODE) could take a node's place
+		// on the broker.
+		return fmt.Errorf("invalid serial %q: serials starting with %q are reserved for camotp's own MQTT clients", s, ReservedPrefix)
+	}
 	return nil
 }
+
+// ReservedPrefix starts the MQTT client IDs of camotp's own clients (the
+// server's links, the dynamic-security admin); no serial may start with it,
+// in any case.
+const ReservedPrefix = "camotp-"
 
 // Identity is who a camera is: serial, model and its private keys.
 type Identity struct {

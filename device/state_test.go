@@ -186,3 +186,19 @@ func TestStateRemovesStaleTemp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSerialReservedPrefix: no camera may be named like camotp's own MQTT
+// clients (a camera's client ID is its serial; camotp-server-NODE is a
+// server node's link).
+func TestSerialReservedPrefix(t *testing.T) {
+	for _, sn := range []string{"camotp-server-n1", "CAMOTP-server", "Camotp-dynsec-1", "camotp-"} {
+		if err := ValidateSerial(sn); err == nil {
+			t.Errorf("serial %q accepted", sn)
+		}
+	}
+	for _, sn := range []string{"camotp", "CAMOTP1-0001", "BC4-camotp-1"} {
+		if err := ValidateSerial(sn); err != nil {
+			t.Errorf("serial %q refused: %v", sn, err)
+		}
+	}
+}

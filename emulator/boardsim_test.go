@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"github.com/camotp/camotp/internal/testclock"
+	"github.com/camotp/camotp/internal/testpanel"
 
 	"context"
 	"io"
@@ -17,7 +18,10 @@ import (
 )
 
 // simRig is board-sim's UI on a simulation screen over a simulated board
-// on a pty, the board's clock a manual one the test moves.
+// on a pty, the board's clock a manual one the test moves. A host on the
+// pty is given the same clock (hw.Config.Clock), as a real board's and
+// host's clocks run together: gestures are then what the test's clock
+// moves say, however slowly a loaded machine delivers them.
 type simRig struct {
 	p      *hw.Pty
 	clock  *testclock.Manual
@@ -54,13 +58,14 @@ func startBoardSim(t *testing.T, ctx context.Context, id string) simRig {
 func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The board stamps button edges with its own clock: the test moves it,
-	// so a stalled machine cannot stretch a double-press past its window.
+	// The board stamps button edges with its own clock and the host maps
+	// them onto the same one: the test moves it, so a stalled machine
+	// cannot stretch a double-press past its window.
 	r := startBoardSim(t, ctx, "ui-test")
 	p, clock, screen, ui, uiDone := r.p, r.clock, r.screen, r.ui, r.uiDone
 	waitFor(t, ui, "waiting for host")
 
-	board, err := hw.Open(ctx, hw.Config{Path: p.SlavePath, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	board, err := hw.Open(ctx, hw.Config{Path: p.SlavePath, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +74,23 @@ func TestBoardSimDrivesCameraOverSerial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go cam.Run(ctx, board)
+	panel := testpanel.New(board)
+	go cam.Run(ctx, panel)
 	waitFor(t, ui, "READY")
 
-	// key types r after gap on the board's clock; the real pause only lets
-	// the previous press (ShortHold) finish first.
+	// key types r after gap on the board's clock, and waits until the
+	// camera has handled the press's two edges (board-sim sends the up
+	// edge ShortHold after the down edge): the next key's clock move
+	// cannot overtake this press.
+	edges := 0
 	key := func(r rune, gap time.Duration) {
+		t.Helper()
 		clock.Advance(gap)
 		screen.InjectKey(tcell.KeyRune, r, tcell.ModNone)
-		time.Sleep(ShortHold + 70*time.Millisecond)
+		edges += 2
+		if err := panel.WaitHandled(ctx, edges, 15*time.Second); err != nil {
+			t.Fatalf("key %q: %v\n%s", r, err, ui.Text())
+		}
 	}
 	key('s', 0)
 	key('s', 150*time.Millisecond) // two 's' 150 ms apart: a double-press
@@ -108,7 +121,7 @@ func TestBoardSimLinkLost(t *testing.T) {
 	// host runs a camera on the board until stop is called.
 	host := func() (stop func()) {
 		hctx, hcancel := context.WithCancel(ctx)
-		board, err := hw.Open(hctx, hw.Config{Path: p.SlavePath, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		board, err := hw.Open(hctx, hw.Config{Path: p.SlavePath, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -100,6 +100,11 @@ type Config struct {
 	// Open opens the port (OpenSerial when nil).
 	Open OpenFunc
 	Log  *slog.Logger
+	// Clock is the host's clock for the panel time that board timestamps
+	// are mapped onto and that Uptime runs on (device.SystemClock when
+	// nil). A test gives the host the manual clock of its simulated board.
+	// Link timing (heartbeat, DeadAfter, reopening) is on real time.
+	Clock device.Clock
 }
 
 // LinkStats counts what went over the link.
@@ -146,12 +151,13 @@ type Board struct {
 // boardClock maps the board's wrapping millisecond counter to the panel's
 // monotonic time, across wraps and board restarts.
 type boardClock struct {
-	offset  time.Duration // panel time of board millisecond 0 (this connection)
-	lastMs  uint32
-	wraps   int64
-	last    time.Duration // latest panel time handed out
-	lastAt  time.Time     // host time of last
-	started bool
+	offset   time.Duration // panel time of board millisecond 0 (this connection)
+	lastMs   uint32
+	wraps    int64
+	lastEdge time.Duration // panel time of the latest board timestamp mapped
+	last     time.Duration // latest panel time handed out (Uptime and edges)
+	lastAt   time.Time     // host time of last
+	started  bool
 }
 
 // sync starts a connection: board millisecond m maps to the panel time
@@ -161,15 +167,22 @@ func (c *boardClock) sync(m uint32, now time.Time) {
 	c.lastMs, c.wraps, c.started = m, 0, true
 }
 
-// at returns the panel time of board millisecond m, never earlier than any
-// time handed out before.
+// at returns the panel time of board millisecond m, read by the host at
+// now. It is the board's own time (never earlier than the board's previous
+// timestamp), not the host's estimate of the time: edges keep the spacing
+// the board measured however late the host reads them, so host scheduling
+// and USB jitter do not change what a gesture is (an edge read late would
+// otherwise take the estimate, which ran on meanwhile, and two presses
+// 150 ms apart on the board could arrive 600 ms apart: no double-press).
+// Panel time moves on to t when the board is ahead of the estimate.
 func (c *boardClock) at(m uint32, now time.Time) time.Duration {
 	if m < c.lastMs && c.lastMs-m > 1<<31 {
 		c.wraps++
 	}
 	c.lastMs = m
-	t := max(c.offset+time.Duration(c.wraps<<32+int64(m))*time.Millisecond, c.last)
-	c.last, c.lastAt = t, now
+	t := max(c.offset+time.Duration(c.wraps<<32+int64(m))*time.Millisecond, c.lastEdge)
+	c.lastEdge = t
+	c.last = max(c.uptime(now), t)
 	return t
 }
 
@@ -209,6 +222,9 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = device.SystemClock{}
 	}
 	b := &Board{cfg: cfg, log: cfg.Log, edges: make(chan device.Edge, 64),
 		pongs: make(chan Pong, 4), helloCh: make(chan Hello, 1), redraw: make(chan Hello, 1), done: make(chan struct{})}
@@ -284,7 +300,7 @@ func (b *Board) handshake(ctx context.Context, l *link) error {
 				continue
 			}
 			b.mu.Lock()
-			b.clk.sync(p.Millis, time.Now())
+			b.clk.sync(p.Millis, b.cfg.Clock.Now())
 			b.mu.Unlock()
 			return nil
 		case <-ctx.Done():
@@ -422,14 +438,14 @@ func (b *Board) read(port Port, stop <-chan struct{}) error {
 		if n == 0 {
 			continue // read timeout
 		}
-		now := time.Now()
+		rx, now := time.Now(), b.cfg.Clock.Now()
 		frames := dec.Feed(buf[:n])
 		b.mu.Lock()
 		st := dec.Stats()
 		b.stats.Stats = addStats(b.stats.Stats, st, prev)
 		prev = st
 		if len(frames) > 0 {
-			b.lastRx = now
+			b.lastRx = rx
 		}
 		b.mu.Unlock()
 		for _, f := range frames {
@@ -448,7 +464,8 @@ func addStats(total, cur, prev Stats) Stats {
 	return total
 }
 
-// handle acts on one good frame from the board.
+// handle acts on one good frame from the board, read at now on the
+// host's clock.
 func (b *Board) handle(f Frame, now time.Time) {
 	var err error
 	switch f.Type {
@@ -561,7 +578,7 @@ func (b *Board) Edges() <-chan device.Edge { return b.edges }
 func (b *Board) Uptime() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.clk.uptime(time.Now())
+	return b.clk.uptime(b.cfg.Clock.Now())
 }
 
 // Stats returns the link counters.

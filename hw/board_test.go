@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/testclock"
+	"github.com/camotp/camotp/internal/testpanel"
 )
 
 // rfcSeed is the RFC 6238 Appendix B SHA1 key.
@@ -29,47 +32,78 @@ func quiet() *slog.Logger {
 
 // rig is a simulated board on a real pty, opened by the host through
 // go.bug.st/serial at a stable symlink (as udev gives /dev/serial/by-id/...).
+// The board and the host share a manual clock: the board stamps button
+// edges with it and the host maps them onto it, so a gesture is what the
+// test's clock moves say, however slowly a loaded machine delivers it.
+// (The board's link watchdog runs on it too: keep clock moves between two
+// host frames under LinkTimeout.)
 type rig struct {
 	t     *testing.T
 	ctx   context.Context
 	link  string
-	pty   *Pty
+	clock *testclock.Manual
+	ptys  []*Pty // closed at cleanup, after the host
+	pty   *Pty   // the board plugged in now
 	sim   *Sim
 	board *Board
+	panel *testpanel.Spy // the board as the camera sees it
 	cam   *device.Camera
+	logs  *logCount
+	sent  int // button edges the boards sent
 }
 
+// plug connects a new board at the stable path.
 func (r *rig) plug(id string) {
 	r.t.Helper()
 	p, err := OpenPty()
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	os.Remove(r.link)
+	r.ptys = append(r.ptys, p)
 	if err := os.Symlink(p.SlavePath, r.link); err != nil {
 		r.t.Fatal(err)
 	}
-	r.pty, r.sim = p, NewSim(p.Master, id)
+	r.pty, r.sim = p, NewSimClock(p.Master, id, r.clock)
 	go r.sim.Run(r.ctx)
-	r.t.Cleanup(func() { p.Close() })
+}
+
+// unplug takes the board away as USB does: its stable name goes first
+// (udev removes the by-id link), then the device. The host's reopen
+// attempts then find no port. (Closing the pty with the link left in
+// place would leave the host reopening /dev/pts/N, a number the kernel
+// hands to the next pty anyone opens: another test's board, whose bytes
+// two hosts would then share.)
+func (r *rig) unplug() {
+	r.t.Helper()
+	if err := os.Remove(r.link); err != nil {
+		r.t.Fatal(err)
+	}
+	r.pty.Close()
 }
 
 func newRig(t *testing.T, model device.Model) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{t: t, ctx: ctx, link: filepath.Join(t.TempDir(), "ttyCAMOTP")}
+	r := &rig{t: t, ctx: ctx, link: filepath.Join(t.TempDir(), "ttyCAMOTP"), clock: testclock.NewManual(rfcTime),
+		logs: &logCount{Handler: quiet().Handler(), counts: &logCounts{n: map[string]int{}}}}
+	t.Cleanup(func() { // after the host below has closed its port
+		for _, p := range r.ptys {
+			p.Close()
+		}
+	})
 	r.plug("SIM-BOARD-1")
-	board, err := Open(ctx, Config{Path: r.link, Log: quiet()})
+	board, err := Open(ctx, Config{Path: r.link, Log: slog.New(r.logs), Clock: r.clock})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	r.board = board
+	r.board, r.panel = board, testpanel.New(board)
 	r.cam, err = device.New(device.Config{Serial: "HW-1", Model: model, Clock: device.FixedClock{T: rfcTime}, Seeds: device.TestSeed{S: rfcSeed}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	camDone := make(chan error, 1)
-	go func() { camDone <- r.cam.Run(ctx, board) }()
+	go func() { camDone <- r.cam.Run(ctx, r.panel) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-camDone; err != nil {
@@ -79,6 +113,58 @@ func newRig(t *testing.T, model device.Model) *rig {
 	})
 	r.wait("READY", screenWait)
 	return r
+}
+
+// logCount passes records on to Handler and counts them by message and
+// error text (debug records included), for waiting on what the host did.
+type logCount struct {
+	slog.Handler
+	counts *logCounts
+}
+
+type logCounts struct {
+	mu sync.Mutex
+	n  map[string]int // by "msg" and by "msg: err"
+}
+
+func (l *logCount) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logCount) Handle(ctx context.Context, rec slog.Record) error {
+	l.counts.mu.Lock()
+	l.counts.n[rec.Message]++
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			l.counts.n[rec.Message+": "+a.Value.String()]++
+		}
+		return true
+	})
+	l.counts.mu.Unlock()
+	if !l.Handler.Enabled(ctx, rec.Level) {
+		return nil
+	}
+	return l.Handler.Handle(ctx, rec)
+}
+
+func (l *logCount) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logCount{Handler: l.Handler.WithAttrs(as), counts: l.counts}
+}
+
+func (l *logCount) WithGroup(name string) slog.Handler {
+	return &logCount{Handler: l.Handler.WithGroup(name), counts: l.counts}
+}
+
+// count is how many records said msg (with an error containing errPart,
+// when not empty).
+func (l *logCount) count(msg, errPart string) int {
+	l.counts.mu.Lock()
+	defer l.counts.mu.Unlock()
+	n := 0
+	for k, c := range l.counts.n {
+		if errPart == "" && k == msg || errPart != "" && strings.HasPrefix(k, msg+": ") && strings.Contains(k, errPart) {
+			n += c
+		}
+	}
+	return n
 }
 
 // screenWait bounds a wait for a screen: generous, because on a loaded CI
@@ -99,9 +185,38 @@ func (r *rig) wait(text string, timeout time.Duration) Draw {
 	return d
 }
 
-func (r *rig) press(b device.Button) {
+// edge sends a button edge after the board's clock moved by after.
+func (r *rig) edge(b device.Button, down bool, after time.Duration) {
 	r.t.Helper()
-	if err := r.sim.Press(b, 40*time.Millisecond); err != nil {
+	r.clock.Advance(after)
+	if err := r.sim.Edge(b, down); err != nil {
+		r.t.Fatal(err)
+	}
+	r.sent++
+}
+
+// hold presses b for hold on the board's clock.
+func (r *rig) hold(b device.Button, hold time.Duration) {
+	r.t.Helper()
+	r.edge(b, true, 0)
+	r.edge(b, false, hold)
+}
+
+// press is a short press of b.
+func (r *rig) press(b device.Button) { r.t.Helper(); r.hold(b, 40*time.Millisecond) }
+
+// double is a double-press of b: the down edges 100 ms apart.
+func (r *rig) double(b device.Button) {
+	r.t.Helper()
+	r.press(b)
+	r.clock.Advance(60 * time.Millisecond)
+	r.press(b)
+}
+
+// handled waits until the camera has handled every edge the boards sent.
+func (r *rig) handled() {
+	r.t.Helper()
+	if err := r.panel.WaitHandled(r.ctx, r.sent, screenWait); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -111,13 +226,9 @@ func TestSerialBoardGestures(t *testing.T) {
 		model device.Model
 		open  func(r *rig)
 	}{
-		{device.Body4, func(r *rig) { // double-press Select
-			r.press(device.Select)
-			time.Sleep(60 * time.Millisecond)
-			r.press(device.Select)
-		}},
+		{device.Body4, func(r *rig) { r.double(device.Select) }},
 		{device.Body3, func(r *rig) { // long-press Program, timed by the board
-			r.sim.Press(device.Program, device.LongPressThreshold+200*time.Millisecond)
+			r.hold(device.Program, device.LongPressThreshold+200*time.Millisecond)
 		}},
 	} {
 		t.Run(string(tc.model), func(t *testing.T) {
@@ -146,8 +257,13 @@ func TestSerialBoardGestures(t *testing.T) {
 // Body 4's menu, over the serial path as on the keyboard.
 func TestSerialOtherModelGestureIgnored(t *testing.T) {
 	r := newRig(t, device.Body4)
-	r.sim.Press(device.Program, device.LongPressThreshold+200*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
+	r.hold(device.Program, device.LongPressThreshold+200*time.Millisecond)
+	r.handled() // the camera has handled the press and shown what it does
+	for _, s := range r.panel.Shown() {
+		if s.ID != device.HomeScreen {
+			t.Fatalf("Body 4 reacted to a long Program press:\n%s", s.Text())
+		}
+	}
 	if d, _ := r.sim.Screen(); d.Lines()[5] != "READY" {
 		t.Fatalf("Body 4 reacted to a long Program press:\n%s", joinLines(d.Lines()))
 	}
@@ -182,7 +298,7 @@ func TestSerialGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(screenWait)
 	for {
 		st := r.board.Stats()
 		if st.COBS+st.Short >= 1 && st.CRC >= 1 && st.Version == 1 && st.Oversize == 1 && st.Unknown == 1 {
@@ -194,9 +310,7 @@ func TestSerialGarbage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Still a working link.
-	r.press(device.Select)
-	time.Sleep(60 * time.Millisecond)
-	r.press(device.Select)
+	r.double(device.Select)
 	r.wait("> Device Info", screenWait)
 	if !r.board.Stats().Connected {
 		t.Fatal("link dropped by garbage")
@@ -208,15 +322,14 @@ func TestSerialGarbage(t *testing.T) {
 // camera's screen, which kept its state meanwhile.
 func TestSerialUnplugReplug(t *testing.T) {
 	r := newRig(t, device.Body4)
-	r.press(device.Select)
-	time.Sleep(60 * time.Millisecond)
-	r.press(device.Select)
+	r.double(device.Select)
 	r.wait("> Device Info", screenWait)
 	r.press(device.VolDown)
+	r.clock.Advance(time.Second) // a separate press, not a double
 	r.press(device.Select)
 	r.wait("005924", screenWait)
 
-	r.pty.Close()
+	r.unplug()
 	deadline := time.Now().Add(DeadAfter + screenWait)
 	for r.board.Stats().Connected {
 		if time.Now().After(deadline) {
@@ -227,7 +340,17 @@ func TestSerialUnplugReplug(t *testing.T) {
 	if s := r.board.Status(); !strings.Contains(s, "disconnected") {
 		t.Errorf("status %q", s)
 	}
-	time.Sleep(2 * ReopenInterval) // reopen attempts on a missing port fail quietly
+	// Reopen attempts on the missing port fail quietly, and count as no
+	// reconnect.
+	const notFound = "not found (is the board plugged in?)"
+	for deadline := time.Now().Add(screenWait); r.logs.count("board reopen failed", notFound) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d failed reopen attempts logged", r.logs.count("board reopen failed", notFound))
+		}
+	}
+	if st := r.board.Stats(); st.Connected || st.Reconnects != 0 {
+		t.Fatalf("stats while unplugged %+v", st)
+	}
 
 	r.plug("SIM-BOARD-2")
 	d := r.wait("005924", screenWait) // redrawn without a button press
@@ -239,6 +362,7 @@ func TestSerialUnplugReplug(t *testing.T) {
 		t.Fatalf("stats after replug %+v", st)
 	}
 	// Buttons work on the new board.
+	r.clock.Advance(time.Second)
 	r.press(device.Select)
 	r.wait("> Authenticator", screenWait)
 }

@@ -179,7 +179,7 @@ func (h *fakeHost) send(f Frame) {
 // others.
 func (h *fakeHost) expect(typ byte) Frame {
 	h.t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(screenWait)
 	for {
 		select {
 		case f, ok := <-h.frames:
@@ -198,7 +198,7 @@ func (h *fakeHost) expect(typ byte) Frame {
 // shows waits until the board's display contains text.
 func shows(t *testing.T, sim *Sim, text string) Draw {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), screenWait)
 	defer cancel()
 	d, err := sim.WaitScreen(ctx, func(d Draw) bool {
 		return slices.ContainsFunc(d.Lines(), func(l string) bool { return strings.Contains(l, text) })

@@ -30,9 +30,11 @@ type AdminStore interface {
 	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
 }
 
-// Operator starts provisioning operations.
+// Operator starts provisioning operations and gives a newly registered
+// camera its broker login (a no-op unless the broker needs one made).
 type Operator interface {
 	Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error)
+	EnsureAccount(ctx context.Context, serial string, key camkey.PublicKey, actor, ip string)
 }
 
 // AdminAPI is the fleet admin JSON API under /api/v1/admin/, protected by
@@ -122,6 +124,15 @@ func writeErr(w http.ResponseWriter, err error) {
 	}
 }
 
+// ServerKeyPath is where the admin API gives the server's X25519 public
+// key, the key a camera pins at enrolment (camotp camera init --server-key).
+const ServerKeyPath = "/api/v1/admin/server-key"
+
+// ServerKeyResponse carries the server's X25519 public key (standard base64 in JSON).
+type ServerKeyResponse struct {
+	ServerKey []byte `json:"serverKey"`
+}
+
 // CameraRequest registers a camera.
 type CameraRequest struct {
 	Serial    string `json:"serial"`
@@ -155,6 +166,7 @@ func (a *AdminAPI) addCamera(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	a.ops.EnsureAccount(r.Context(), req.Serial, pub, adminActor, httpx.ClientIP(r))
 	cam, err := a.store.Camera(r.Context(), req.Serial)
 	if err != nil {
 		writeErr(w, err)

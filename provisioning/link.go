@@ -42,6 +42,46 @@ type LinkConfig struct {
 	// subscribes to the cameras' acks and status as the MQTT shared
 	// subscription $share/SharedGroup/…, so each message reaches one node.
 	SharedGroup string
+	// Credential is the MQTT password a camera presents: CredentialToken
+	// ("" too) or CredentialDerived. The server's link ignores it.
+	Credential string
+}
+
+// Camera broker credentials (LinkConfig.Credential).
+const (
+	// CredentialToken is a token signed by the camera's Ed25519 key, fresh
+	// on every connect: what camotp's embedded broker and its HTTP hook
+	// (EMQX) check.
+	CredentialToken = "token"
+	// CredentialDerived is the password derived from the camera's X25519
+	// key and the pinned server key (camkey.BrokerPassword): what a broker
+	// with a static password per client checks (mosquitto's dynamic
+	// security plugin, managed by camotp).
+	CredentialDerived = "derived"
+)
+
+// ErrNoServerKey is returned when a camera should present a derived broker
+// password but has no server key pinned yet.
+var ErrNoServerKey = errors.New("camera has no server key pinned: enrol it with the server's key (camotp camera init --server-key)")
+
+// credentials returns the function that gives the camera's MQTT username
+// and password on each connect.
+func (a *Agent) credentials(id device.Identity) (func() (string, string), error) {
+	switch a.cfg.Credential {
+	case "", CredentialToken:
+		return func() (string, string) { return id.Serial, id.Key.Token(id.Serial, a.clock.Now()) }, nil
+	case CredentialDerived:
+		pin := a.st.PinnedServerKey()
+		if len(pin) != 32 {
+			return nil, ErrNoServerKey
+		}
+		pw, err := id.Key.BrokerPassword(id.Serial, [32]byte(pin))
+		if err != nil {
+			return nil, err
+		}
+		return func() (string, string) { return id.Serial, pw }, nil
+	}
+	return nil, fmt.Errorf("unknown broker credential %q (want %s or %s)", a.cfg.Credential, CredentialToken, CredentialDerived)
 }
 
 // Link states an Agent reports.
@@ -221,13 +261,15 @@ func (a *Agent) session(ctx context.Context, bo *Backoff) (wasUp bool, err error
 	id := a.st.Identity()
 	serial := id.Serial
 	c := &agentConn{lost: make(chan struct{})}
+	creds, err := a.credentials(id)
+	if err != nil {
+		return false, err
+	}
 	opts := mqtt.NewClientOptions().AddBroker(a.cfg.Broker).SetClientID(serial).
 		SetCleanSession(false).SetOrderMatters(false).
 		SetAutoReconnect(false).SetConnectRetry(false).SetStore(noStore{}).
 		SetKeepAlive(30*time.Second).SetConnectTimeout(10*time.Second).
-		SetCredentialsProvider(func() (string, string) {
-			return serial, id.Key.Token(serial, a.clock.Now())
-		}).
+		SetCredentialsProvider(creds).
 		SetBinaryWill(statusTopic(serial), []byte(StatusOffline), 1, false).
 		// Commands queued for the session may arrive before Subscribe runs.
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { a.onMessage(m.Topic(), m.Payload()) }).

@@ -142,13 +142,9 @@ func TestSetPresence(t *testing.T) {
 	s.SetPresence("BC4-0202", true)
 	s.SetPresence("BC4-0202", true) // a repeat counts once
 	s.SetPresence("BC4-0299", true) // not registered: not counted
-	if n, err := s.Online(t.Context()); err != nil || n != 2 {
-		t.Fatalf("online %d (%v), want 2", n, err)
-	}
+	waitOnline(t, s, 2)
 	s.SetPresence("BC4-0201", false)
-	if n, err := s.Online(t.Context()); err != nil || n != 1 {
-		t.Fatalf("online %d (%v), want 1", n, err)
-	}
+	waitOnline(t, s, 1)
 	if c, err := srv.Store.Camera(t.Context(), "BC4-0202"); err != nil || !c.Online {
 		t.Fatalf("camera BC4-0202: %+v %v, want online", c, err)
 	}

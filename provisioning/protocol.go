@@ -90,6 +90,10 @@ type Ack struct {
 	Proof   []byte   `json:"proof,omitempty"`
 }
 
+// DeliversSeed tells an ack of a seed the camera stored (a provision or
+// rotate answered ok).
+func (a Ack) DeliversSeed() bool { return a.Result == ResultOK && a.Op != model.OpWipe }
+
 // Ack results.
 const (
 	ResultOK    = "ok"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,9 +28,10 @@ type ServerLink struct {
 	topics      map[string]byte // subscriptions, renewed on every connection
 	reconnected atomic.Pointer[func()]
 
-	mu        sync.Mutex
-	lost      chan struct{} // closed when the current connection is lost
-	connected bool          // the first connection came up
+	mu         sync.Mutex
+	lost       chan struct{} // closed when the current connection is lost
+	connected  bool          // the first connection came up
+	subscribed chan error    // the first connection's subscription answer
 }
 
 // Server MQTT identity on the embedded broker.
@@ -38,12 +40,18 @@ const (
 	ServerUsername = "camotp-server"
 )
 
-// DialServer connects the server's client (persistent session, so acks sent
-// while the server was down are delivered when it returns) and subscribes to
+// DialServer connects the server's client (a persistent session when it is
+// the only node, so acks sent while it was down are delivered when it
+// returns; see LinkConfig.SharedGroup for several) and subscribes to
 // every camera's ack and status topics; onMessage receives them. It waits
-// until connected or ctx ends.
+// until connected and subscribed (an ack sent before the subscription
+// would be lost), or until ctx ends.
 func DialServer(ctx context.Context, cfg LinkConfig, username, password string, onMessage func(topic string, payload []byte)) (*ServerLink, error) {
-	l := &ServerLink{lost: make(chan struct{}), topics: map[string]byte{}}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	l := &ServerLink{lost: make(chan struct{}), topics: map[string]byte{}, subscribed: make(chan error, 1)}
 	for _, t := range []string{"cams/+/ack", "cams/+/status"} {
 		if cfg.SharedGroup != "" {
 			t = "$share/" + cfg.SharedGroup + "/" + t
@@ -54,13 +62,23 @@ func DialServer(ctx context.Context, cfg LinkConfig, username, password string, 
 	if clientID == "" {
 		clientID = ServerClientID
 	}
+	// One node alone keeps a persistent session, so acks sent while it is
+	// down wait for it. Nodes sharing the acks take a clean one: a dead
+	// node's persistent session would stay in the share group and keep
+	// its share of the acks queued until it returns (the sweep's resends
+	// recover what a clean session drops).
 	opts := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID(clientID).
-		SetCleanSession(false).SetOrderMatters(false).SetStore(noStore{}).
+		SetCleanSession(cfg.SharedGroup != "").SetOrderMatters(false).SetStore(noStore{}).
 		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { onMessage(m.Topic(), m.Payload()) }).
 		SetOnConnectHandler(l.onConnect).
-		SetConnectionLostHandler(func(mqtt.Client, error) { l.onLost() })
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			// Said, not silent: a link that keeps dropping (a client with
+			// the same ID elsewhere, a broker refusing us) shows here.
+			log.Warn("MQTT link to the broker lost; reconnecting", "client_id", clientID, "err", err)
+			l.onLost()
+		})
 	if username != "" {
 		opts.SetUsername(username).SetPassword(password)
 	}
@@ -77,6 +95,16 @@ func DialServer(ctx context.Context, cfg LinkConfig, username, password string, 
 	case <-ctx.Done():
 		go l.client.Disconnect(0)
 		return nil, fmt.Errorf("connect to MQTT broker %s: %w", cfg.Broker, ctx.Err())
+	}
+	select {
+	case err := <-l.subscribed:
+		if err != nil {
+			go l.client.Disconnect(0)
+			return nil, fmt.Errorf("subscribe on MQTT broker %s: %w", cfg.Broker, err)
+		}
+	case <-ctx.Done():
+		go l.client.Disconnect(0)
+		return nil, fmt.Errorf("subscribe on MQTT broker %s: %w", cfg.Broker, ctx.Err())
 	}
 	return l, nil
 }
@@ -99,12 +127,36 @@ func (l *ServerLink) onConnect(c mqtt.Client) {
 	l.connected = true
 	l.mu.Unlock()
 	t := c.SubscribeMultiple(l.topics, nil)
-	if again {
-		t.WaitTimeout(10 * time.Second)
-		if f := l.reconnected.Load(); f != nil {
-			(*f)()
+	if !again {
+		err := errors.New("no SUBACK within 10s")
+		if t.WaitTimeout(10 * time.Second) {
+			err = subackError(t)
+		}
+		l.subscribed <- err // buffered, read once by DialServer
+		return
+	}
+	t.WaitTimeout(10 * time.Second)
+	if f := l.reconnected.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// subackError tells a refused subscription: paho reports a SUBACK's
+// failure codes (0x80 and up) only in its result, not as an error.
+func subackError(t mqtt.Token) error {
+	if err := t.Error(); err != nil {
+		return err
+	}
+	st, ok := t.(*mqtt.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	for topic, code := range st.Result() {
+		if code >= 0x80 {
+			return fmt.Errorf("subscription to %s refused (code %#x): does the broker let the server read cams/+/ack and cams/+/status?", topic, code)
 		}
 	}
+	return nil
 }
 
 func (l *ServerLink) onLost() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,16 +35,33 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte) error
 }
 
+// BrokerAccounts keeps a camera's login on an external broker that has no
+// hook into camotp (mosquitto's dynamic security plugin): EnsureCamera
+// creates it, or brings its password up to date, and is idempotent.
+type BrokerAccounts interface {
+	EnsureCamera(ctx context.Context, serial string, key camkey.PublicKey) error
+}
+
 // Service is the server side of provisioning.
 type Service struct {
-	reg     Registry
-	pub     Publisher
-	boxPub  [32]byte
-	boxPriv [32]byte
-	now     func() time.Time
-	log     *slog.Logger
+	reg      Registry
+	pub      atomic.Pointer[Publisher]
+	accounts BrokerAccounts
+	boxPub   [32]byte
+	boxPriv  [32]byte
+	now      func() time.Time
+	log      *slog.Logger
 
 	byBroker atomic.Bool // presence comes from SetPresence only
+
+	// SetPresence queues here (the latest event of each camera) and one
+	// goroutine writes: the broker's hook never waits for the database.
+	presenceMu   sync.Mutex
+	presence     map[string]presenceEvent
+	presenceWake chan struct{}
+	presenceStop chan struct{}
+	presenceDone chan struct{}
+	closeOnce    sync.Once
 }
 
 // NewService returns a provisioning service. boxKey is the server's X25519
@@ -55,9 +73,55 @@ func NewService(reg Registry, boxKey [32]byte, now func() time.Time, log *slog.L
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log}
+	s := &Service{reg: reg, boxPriv: boxKey, now: now, log: log,
+		presence: map[string]presenceEvent{}, presenceWake: make(chan struct{}, 1),
+		presenceStop: make(chan struct{}), presenceDone: make(chan struct{})}
 	s.boxPub = camkey.BoxPublic(boxKey)
+	go s.writePresence()
 	return s
+}
+
+// presenceEvent is the latest word on one camera not yet written.
+type presenceEvent struct {
+	online bool
+	at     time.Time
+}
+
+// writePresence writes the presence events SetPresence queued, the latest
+// of each camera, until Close; then what is left, bounded.
+func (s *Service) writePresence() {
+	defer close(s.presenceDone)
+	for {
+		select {
+		case <-s.presenceWake:
+		case <-s.presenceStop:
+			s.flushPresence()
+			return
+		}
+		s.flushPresence()
+	}
+}
+
+func (s *Service) flushPresence() {
+	s.presenceMu.Lock()
+	batch := s.presence
+	s.presence = map[string]presenceEvent{}
+	s.presenceMu.Unlock()
+	for serial, e := range batch {
+		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+		if err := s.reg.SetPresence(ctx, serial, e.online, e.at); err != nil {
+			s.log.Warn("record presence", "serial", serial, "online", e.online, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Close stops the presence writer once it has written what is queued.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		close(s.presenceStop)
+		<-s.presenceDone
+	})
 }
 
 // Online is the number of cameras connected to the broker now, as the
@@ -82,19 +146,47 @@ func (s *Service) setOnline(ctx context.Context, serial string, on bool) {
 // (online) or left it (offline), cleanly or not. The embedded broker calls
 // it from its session events; with an external broker the cameras' status
 // messages (an explicit "offline" before a clean disconnect, the will
-// otherwise) carry the same news. It is safe to call from any goroutine;
-// it waits for the store (bounded).
+// otherwise) carry the same news. It is safe to call from any goroutine
+// and never waits for the store: the event, timed now, is written in the
+// background (a slow database must not hold up the broker's hook, which
+// every camera's connection waits for); the store keeps the newest.
 //
 // Once it has been called, it is the only source of presence: status
 // messages reach the server through the broker in no fixed order, and a
 // late "online" must not undo the broker's own word that a camera left.
 func (s *Service) SetPresence(serial string, online bool) {
 	s.byBroker.Store(true)
-	s.setOnline(context.Background(), serial, online)
+	s.presenceMu.Lock()
+	s.presence[serial] = presenceEvent{online: online, at: s.now()}
+	s.presenceMu.Unlock()
+	select {
+	case s.presenceWake <- struct{}{}:
+	default: // the writer is awake already and will see it
+	}
 }
 
-// SetPublisher attaches the MQTT link (set once, before messages flow).
-func (s *Service) SetPublisher(p Publisher) { s.pub = p }
+// SetPublisher attaches the MQTT link; until then commands stay pending
+// (ResendAll publishes them).
+func (s *Service) SetPublisher(p Publisher) { s.pub.Store(&p) }
+
+// SetBrokerAccounts makes Start ensure the camera's broker login before it
+// sends a command (call it before serving). Without it, the broker is
+// trusted to know the camera (the embedded broker reads the registry).
+func (s *Service) SetBrokerAccounts(a BrokerAccounts) { s.accounts = a }
+
+// EnsureAccount gives the camera its login on the external broker, when
+// broker accounts are set; a failure is logged and audited (actor and ip
+// are the requester's), not returned: the next operation or the next sync
+// tries again.
+func (s *Service) EnsureAccount(ctx context.Context, serial string, key camkey.PublicKey, actor, ip string) {
+	if s.accounts == nil {
+		return
+	}
+	if err := s.accounts.EnsureCamera(ctx, serial, key); err != nil {
+		s.log.Warn("camera broker login not ensured; retried on the next operation or broker reconnect", "serial", serial, "err", err)
+		s.audit(ctx, actor, "camera.broker-login", serial, model.Result(err), ip, "")
+	}
+}
 
 // ServerKey is the server's X25519 public key, as cameras pin it.
 func (s *Service) ServerKey() [32]byte { return s.boxPub }
@@ -147,6 +239,8 @@ func (s *Service) Start(ctx context.Context, serial string, op model.Op, actor, 
 		return 0, err
 	}
 	s.log.Info("provisioning started", "serial", serial, "op", op, "version", version)
+	// The camera must be able to log in to hear the command.
+	s.EnsureAccount(ctx, serial, pub, actor, ip)
 	if err := s.resend(ctx, serial); err != nil {
 		// The operation is recorded; it is resent when the camera reports online.
 		s.log.Warn("publish provisioning command", "serial", serial, "err", err)
@@ -169,10 +263,11 @@ func (s *Service) resend(ctx context.Context, serial string) error {
 	if err != nil {
 		return err
 	}
-	if s.pub == nil {
+	pub := s.pub.Load()
+	if pub == nil {
 		return errors.New("no MQTT link yet")
 	}
-	return s.pub.Publish(ctx, provTopic(serial), p.Payload)
+	return (*pub).Publish(ctx, provTopic(serial), p.Payload)
 }
 
 // ResendAll publishes every pending command again: after a server or broker
@@ -197,6 +292,15 @@ func (s *Service) ResendAll(ctx context.Context) error {
 // and publishing it, or whose publish or ack was lost, still reaches the
 // camera, and only one node resends each.
 func (s *Service) ResendDue(ctx context.Context, every time.Duration, limit int) (int, error) {
+	// A node that cannot publish claims nothing: what it claimed would
+	// wait a whole period more while another node could send it.
+	p := s.pub.Load()
+	if p == nil {
+		return 0, nil
+	}
+	if c, ok := (*p).(interface{ Connected() bool }); ok && !c.Connected() {
+		return 0, nil
+	}
 	serials, err := s.reg.ClaimResends(ctx, s.now(), every, limit)
 	if err != nil {
 		return 0, err

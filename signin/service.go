@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/model"
@@ -284,9 +285,7 @@ type LoginResult struct {
 // takes a throttle slot before the password is hashed, so neither a burst
 // nor a blocked source costs a hash.
 func (s *Service) Login(ctx context.Context, username, pw, ip, trust string) (LoginResult, error) {
-	if len(username) > 256 {
-		username = username[:256]
-	}
+	username = clientText(username, 256)
 	a, err := s.reserve(ctx, "password", username, ip)
 	if err != nil {
 		if errors.As(err, new(*BlockedError)) {
@@ -650,6 +649,21 @@ func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail 
 		s.obs.SignIn("mfa", method, "ok")
 	}
 	return sess, nil
+}
+
+// clientText makes a name a client sent storable in every backend: valid
+// UTF-8 without NUL (U+FFFD in place of bad bytes), at most max bytes, cut
+// on a character boundary. No real username changes.
+func clientText(s string, max int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // lostExchange names the error of a pending token that another request

@@ -43,8 +43,14 @@ func NewFleet(dir, prefix string, n int, model device.Model) (*Fleet, error) {
 
 // Connect starts every camera's MQTT client on broker.
 func (f *Fleet) Connect(broker string, log *slog.Logger) {
+	f.ConnectWith(provisioning.LinkConfig{Broker: broker, Log: log})
+}
+
+// ConnectWith starts an agent per camera with cfg (the broker, its log,
+// the credential the cameras present).
+func (f *Fleet) ConnectWith(cfg provisioning.LinkConfig) {
 	for _, st := range f.States {
-		a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: broker, Log: log})
+		a := provisioning.NewAgent(st, cfg)
 		if f.Observe != nil {
 			serial := st.Identity().Serial
 			a.Observe = func(e provisioning.LinkEvent) { f.Observe(serial, e) }

@@ -174,6 +174,13 @@ func Verify(ctx context.Context, cfg VerifyConfig) (VerifyResult, error) {
 		nodes[i] = n
 	}
 	st := nodes[0].st
+	if existing, err := st.Users(ctx); err != nil {
+		return VerifyResult{}, err
+	} else if len(existing) > 0 {
+		// The benchmark's users have a known password: never add them
+		// beside real ones.
+		return VerifyResult{}, fmt.Errorf("bench verify: %s holds %d users; give it an empty database", target, len(existing))
+	}
 	users, seeds, err := setUpFleet(ctx, st, cfg.Cameras)
 	if err != nil {
 		return VerifyResult{}, err

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -27,9 +29,24 @@ import (
 
 // adminClient calls the admin API.
 type adminClient struct {
-	base  string
+	bases []string      // the nodes of one installation, tried in turn
+	cur   *atomic.Int64 // index of the node in use
 	token string
 	http  *http.Client
+}
+
+// newAdminClient returns a client for the nodes at bases (one or more URLs
+// of one installation).
+func newAdminClient(bases []string, token string, hc *http.Client) adminClient {
+	return adminClient{bases: bases, cur: new(atomic.Int64), token: token, http: hc}
+}
+
+// failover moves to the next node after a call to the one at index i
+// found it down (once per failure, whatever the calls in flight).
+func (c adminClient) failover(i int64) {
+	if len(c.bases) > 1 {
+		c.cur.CompareAndSwap(i, (i+1)%int64(len(c.bases)))
+	}
 }
 
 // apiError is a non-2xx answer.
@@ -49,7 +66,9 @@ func (c adminClient) do(ctx context.Context, method, path string, in, out any) e
 		}
 		body = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	i := c.cur.Load() % int64(len(c.bases))
+	base := c.bases[i]
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return err
 	}
@@ -57,7 +76,13 @@ func (c adminClient) do(ctx context.Context, method, path string, in, out any) e
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach camotp server at %s: %w", c.base, err)
+		if ctx.Err() == nil {
+			c.failover(i) // the next try goes to another node
+		}
+		return fmt.Errorf("reach camotp server at %s: %w", base, err)
+	}
+	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout {
+		c.failover(i)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -82,7 +107,7 @@ func (c adminClient) do(ctx context.Context, method, path string, in, out any) e
 // adminFlags adds --server and --token-file to fs; the returned function
 // builds the admin client once fs is parsed.
 func adminFlags(fs *flag.FlagSet) func(Env) (adminClient, error) {
-	base := fs.String("server", defaultServer, "camotp server URL")
+	base := fs.String("server", defaultServer, "camotp server URL; several nodes of one installation as URL,URL,… (a node that is down or answers 502-504 hands over to the next)")
 	tokenFile := fs.String("token-file", "", "admin token file (default: env CAMOTP_ADMIN_TOKEN, else .camotp/admin-token)")
 	return func(env Env) (adminClient, error) {
 		token := env.Getenv("CAMOTP_ADMIN_TOKEN")
@@ -97,7 +122,16 @@ func adminFlags(fs *flag.FlagSet) func(Env) (adminClient, error) {
 			}
 			token = t
 		}
-		return adminClient{base: strings.TrimRight(*base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+		var bases []string
+		for _, b := range strings.Split(*base, ",") {
+			if b = strings.TrimRight(strings.TrimSpace(b), "/"); b != "" {
+				bases = append(bases, b)
+			}
+		}
+		if len(bases) == 0 {
+			return adminClient{}, usagef("--server: want a URL")
+		}
+		return newAdminClient(bases, token, &http.Client{Timeout: 30 * time.Second}), nil
 	}
 }
 
@@ -115,6 +149,7 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
   radius add-client --name N --cidr CIDR [--json] | list [--json] | remove N
   oidc add-client --id ID --redirect-uri URI [--redirect-uri URI...] [--public] [--json]
   oidc list [--json] | remove ID | rotate-key [--alg RS256|ES256]
+  server-key   (the key cameras pin: camotp camera init --server-key)
   outbox   (development outbox of serve --dev-outbox / camotp demo)
   audit [--subject S]`)
 	}
@@ -162,6 +197,16 @@ func runAdmin(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.At.Format(time.RFC3339), m.Channel, m.Address, m.Body)
 		}
 		return tw.Flush()
+	case "server-key":
+		if err := parse(newFlags(env, "admin server-key"), rest[1:], 0); err != nil {
+			return err
+		}
+		var k provisioning.ServerKeyResponse
+		if err := c.do(ctx, "GET", provisioning.ServerKeyPath, nil, &k); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(env.Stdout, base64.StdEncoding.EncodeToString(k.ServerKey))
+		return err
 	case "audit":
 		f := newFlags(env, "admin audit")
 		subject := f.String("subject", "", "only entries about this serial or user")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -37,11 +39,19 @@ func cameraInit(env Env, args []string) error {
 	dir := fs.String("state", "", "camera state directory (created)")
 	serial := fs.String("serial", "", "serial number")
 	model := fs.String("model", "", "model: body4, body3 or workforce")
+	serverKey := fs.String("server-key", "", "pin the provisioning server's key (base64, from 'camotp admin server-key'); needed before a camera can log in to an external broker with --broker-auth derived")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *dir == "" || *serial == "" || *model == "" {
 		return usagef("camera init: --state, --serial and --model are required")
+	}
+	var pin []byte
+	if *serverKey != "" {
+		var err error
+		if pin, err = parseServerKey(*serverKey); err != nil {
+			return usageError{err}
+		}
 	}
 	m, err := device.ParseModel(*model)
 	if err != nil {
@@ -54,6 +64,11 @@ func cameraInit(env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if pin != nil {
+		if err := st.PinServerKey(pin); err != nil {
+			return err
+		}
+	}
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(st.Identity().Public())
@@ -65,6 +80,7 @@ type cameraFlags struct {
 	offset                           time.Duration
 	ppm                              float64
 	broker, brokerCA                 string
+	brokerAuth, serverKey            string
 	waitSeed                         time.Duration
 	follow                           bool
 }
@@ -81,6 +97,8 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.testSeed, "test-seed", "", "factory test mode: use this base32 seed, show TEST, never connect")
 	fs.StringVar(&f.broker, "broker", "", "fleet MQTT broker (tcp://HOST:PORT or ssl://HOST:PORT) to receive seeds from")
 	fs.StringVar(&f.brokerCA, "broker-ca", "", "CA certificate (PEM) for an ssl:// broker")
+	fs.StringVar(&f.brokerAuth, "broker-auth", provisioning.CredentialToken, "broker login: token (signed, fresh each connect: camotp's embedded broker, EMQX with camotp's HTTP hook) or derived (from the camera and server keys: mosquitto with dynamic security)")
+	fs.StringVar(&f.serverKey, "server-key", "", "pin the provisioning server's key (base64) if none is pinned yet; refused if another is")
 	fs.DurationVar(&f.waitSeed, "wait-seed", 0, "headless: first wait this long for a new seed to be delivered")
 	fs.BoolVar(&f.follow, "follow", false, "headless: after the script, print the screen each time it changes until stopped")
 	if err := parse(fs, args, 0); err != nil {
@@ -95,6 +113,16 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	if f.waitSeed > 0 && f.broker == "" {
 		return usagef("camera run: --wait-seed needs --broker")
 	}
+	if f.brokerAuth != provisioning.CredentialToken && f.brokerAuth != provisioning.CredentialDerived {
+		return usagef("camera run: --broker-auth: want %s or %s", provisioning.CredentialToken, provisioning.CredentialDerived)
+	}
+	var pin []byte
+	if f.serverKey != "" {
+		var err error
+		if pin, err = parseServerKey(f.serverKey); err != nil {
+			return usageError{err}
+		}
+	}
 	clock, err := f.buildClock()
 	if err != nil {
 		return err
@@ -102,6 +130,14 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	st, err := device.OpenState(f.dir)
 	if err != nil {
 		return err
+	}
+	if pin != nil {
+		if err := st.PinServerKey(pin); err != nil {
+			return fmt.Errorf("--server-key: %w", err)
+		}
+	}
+	if f.broker != "" && f.brokerAuth == provisioning.CredentialDerived && st.PinnedServerKey() == nil {
+		return usagef("camera run: --broker-auth derived needs the server's key: pass --server-key (from 'camotp admin server-key')")
 	}
 	id := st.Identity()
 	cfg := device.Config{Serial: id.Serial, Model: id.Model, Clock: clock, Seeds: st}
@@ -131,8 +167,18 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		return usageError{err}
 	}
 	startVersion := st.Version()
+	// Seeds whose ack the broker has taken: with --wait-seed the camera
+	// carries on (and may exit) only then, or the server never hears the proof.
+	delivered := make(chan uint64, 16)
 	if f.broker != "" {
-		agent, err := startAgent(env, st, f)
+		agent, err := startAgent(env, st, f, func(a provisioning.Ack) {
+			if a.DeliversSeed() {
+				select {
+				case delivered <- a.Version:
+				default:
+				}
+			}
+		})
 		if err != nil {
 			return err
 		}
@@ -145,7 +191,7 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	switch f.ui {
 	case "headless":
 		if f.waitSeed > 0 {
-			if err := waitForSeed(ctx, st, startVersion, f.waitSeed); err != nil {
+			if err := waitForSeed(ctx, st, startVersion, f.waitSeed, delivered); err != nil {
 				return err
 			}
 		}
@@ -217,9 +263,11 @@ func runSerial(ctx context.Context, env Env, cfg device.Config, port string, bau
 	return cam.Run(ctx, board)
 }
 
-// startAgent connects the camera to its fleet broker; logs go to stderr.
-func startAgent(env Env, st *device.State, f cameraFlags) (*provisioning.Agent, error) {
-	lc := provisioning.LinkConfig{Broker: f.broker, Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+// startAgent connects the camera to its fleet broker; logs go to stderr;
+// applied is told each ack the broker acknowledged.
+func startAgent(env Env, st *device.State, f cameraFlags, applied func(provisioning.Ack)) (*provisioning.Agent, error) {
+	lc := provisioning.LinkConfig{Broker: f.broker, Credential: f.brokerAuth,
+		Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if f.brokerCA != "" {
 		pem, err := os.ReadFile(f.brokerCA)
 		if err != nil {
@@ -232,24 +280,36 @@ func startAgent(env Env, st *device.State, f cameraFlags) (*provisioning.Agent, 
 		lc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	a := provisioning.NewAgent(st, lc)
+	a.Applied = applied
 	a.Start()
 	return a, nil
 }
 
-// waitForSeed waits until a provisioning version newer than from is applied.
-func waitForSeed(ctx context.Context, st *device.State, from uint64, wait time.Duration) error {
+// parseServerKey decodes a server key as 'camotp admin server-key' prints
+// it: standard base64 of the 32-byte X25519 public key.
+func parseServerKey(s string) ([]byte, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(raw) != 32 {
+		return nil, errors.New("--server-key: want the base64 of 32 bytes, as 'camotp admin server-key' prints it")
+	}
+	return raw, nil
+}
+
+// waitForSeed waits until a seed of a provisioning version newer than from
+// is stored and its ack is with the broker (delivered says which versions).
+func waitForSeed(ctx context.Context, st *device.State, from uint64, wait time.Duration, delivered <-chan uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for st.Version() == from {
+	for {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("no seed was delivered to camera %s within %s", st.Identity().Serial, wait)
-		case <-t.C:
+		case v := <-delivered:
+			if v > from {
+				return nil
+			}
 		}
 	}
-	return nil
 }
 
 func (f cameraFlags) buildClock() (device.Clock, error) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -139,6 +140,14 @@ func TestHeadlessClockOffset(t *testing.T) {
 
 func TestCLIErrors(t *testing.T) {
 	dir := initCamera(t, "SN-6", "body4")
+	pinned := filepath.Join(t.TempDir(), "pinned")
+	if _, errOut, code := run(t, "camera", "init", "--state", pinned, "--serial", "SN-7", "--model", "body4",
+		"--server-key", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))); code != 0 {
+		t.Fatalf("camera init --server-key: exit %d: %s", code, errOut)
+	}
+	if data, err := os.ReadFile(filepath.Join(pinned, "server-key.json")); err != nil || !strings.Contains(string(data), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))) {
+		t.Fatalf("camera init --server-key pinned %q (%v)", data, err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -155,6 +164,10 @@ func TestCLIErrors(t *testing.T) {
 		{"missing state", []string{"camera", "run", "--ui", "headless"}, 2, "--state"},
 		{"no camera in dir", []string{"camera", "run", "--state", t.TempDir(), "--ui", "headless"}, 1, "camera init"},
 		{"unknown command", []string{"teleport"}, 2, "teleport"},
+		{"bad server key", []string{"camera", "init", "--state", t.TempDir(), "--serial", "X", "--model", "body4", "--server-key", "c2hvcnQ="}, 2, "--server-key"},
+		{"bad broker auth", []string{"camera", "run", "--state", dir, "--broker", "tcp://127.0.0.1:1", "--broker-auth", "psk"}, 2, "--broker-auth"},
+		{"derived without server key", []string{"camera", "run", "--state", dir, "--ui", "headless", "--broker", "tcp://127.0.0.1:1", "--broker-auth", "derived"}, 2, "--server-key"},
+		{"other server key", []string{"camera", "run", "--state", pinned, "--ui", "headless", "--server-key", base64.StdEncoding.EncodeToString(make([]byte, 32))}, 1, "pinned to another"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ type fleetSim struct {
 	env      Env
 	admin    adminClient
 	broker   string
+	auth     string // the cameras' broker credential: token or derived
 	dir      string
 	prefix   string
 	n        int
@@ -56,6 +57,7 @@ func runFleetSim(ctx context.Context, env Env, args []string) error {
 	client := adminFlags(fs)
 	f := &fleetSim{env: env}
 	fs.StringVar(&f.broker, "broker", "tcp://"+defaultMQTT, "MQTT broker the cameras connect to")
+	fs.StringVar(&f.auth, "broker-auth", provisioning.CredentialToken, "what the cameras present to the broker: token (embedded broker, EMQX hook) or derived (a broker whose logins camotp keeps, mosquitto dynamic security; the server key is fetched from the admin API and pinned)")
 	fs.IntVar(&f.n, "cameras", 100, "number of headless cameras")
 	fs.StringVar(&f.dir, "state", ".camotp-fleet", "directory holding every simulated camera's state (reused on the next run)")
 	fs.StringVar(&f.prefix, "prefix", "SIM", "serial prefix (serials are PREFIX-00000, ...)")
@@ -70,6 +72,9 @@ func runFleetSim(ctx context.Context, env Env, args []string) error {
 	var err error
 	if f.model, err = device.ParseModel(*model); err != nil {
 		return usageError{err}
+	}
+	if f.auth != provisioning.CredentialToken && f.auth != provisioning.CredentialDerived {
+		return usagef("fleet-sim: --broker-auth: want token or derived, got %q", f.auth)
 	}
 	if f.n < 1 || f.workers < 1 || f.timeout <= 0 || f.retries < 0 {
 		return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0, --retries ≥ 0")
@@ -126,7 +131,7 @@ func (f *fleetSim) run(ctx context.Context) error {
 	for i, st := range fleet.States {
 		serials[i] = st.Identity().Serial
 	}
-	fmt.Fprintf(out, "fleet-sim: %d %s cameras (state in %s), server %s, broker %s\n", f.n, f.model, f.dir, f.admin.base, f.broker)
+	fmt.Fprintf(out, "fleet-sim: %d %s cameras (state in %s), server %s, broker %s\n", f.n, f.model, f.dir, strings.Join(f.admin.bases, ","), f.broker)
 
 	// Register every camera (one already registered with the same key is fine).
 	f.each(ctx, serials, func(ctx context.Context, i int) {
@@ -149,9 +154,22 @@ func (f *fleetSim) run(ctx context.Context) error {
 		return f.report(fleet, simResult{stopped: "interrupted while registering"})
 	}
 
+	if f.auth == provisioning.CredentialDerived {
+		// Enrolment: every camera pins the server's key, from which its
+		// broker password is derived.
+		var k provisioning.ServerKeyResponse
+		if err := f.withRetry(ctx, func(bool) error { return f.admin.do(ctx, "GET", provisioning.ServerKeyPath, nil, &k) }); err != nil {
+			return fmt.Errorf("fleet-sim: the server key: %w", err)
+		}
+		for _, st := range fleet.States {
+			if err := st.PinServerKey(k.ServerKey); err != nil {
+				return fmt.Errorf("fleet-sim: camera %s: %w", st.Identity().Serial, err)
+			}
+		}
+	}
 	before := bench.MemInUse()
 	t0 := time.Now()
-	fleet.Connect(f.broker, quiet)
+	fleet.ConnectWith(provisioning.LinkConfig{Broker: f.broker, Log: quiet, Credential: f.auth})
 	defer fleet.Stop()
 	if err := fleet.WaitConnected(ctx, 2*time.Minute); err != nil {
 		return f.report(fleet, simResult{stopped: fmt.Sprintf("connecting: %v", err)})
@@ -180,6 +198,18 @@ func (f *fleetSim) run(ctx context.Context) error {
 	}
 	f.each(ctx, todo, func(ctx context.Context, i int) {
 		err := f.withRetry(ctx, func(retry bool) error {
+			if retry {
+				// The earlier try may have reached a node that died before
+				// answering: the operation is then recorded, and starting
+				// another would provision the camera twice.
+				var cam model.Camera
+				if err := f.admin.do(ctx, "GET", "/api/v1/admin/cameras/"+todo[i], nil, &cam); err != nil {
+					return err
+				}
+				if cam.State == model.StateProvisioned || cam.PendingOp == model.OpProvision {
+					return nil
+				}
+			}
 			err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+todo[i]+"/provision", nil, nil)
 			var ae apiError
 			if retry && errors.As(err, &ae) && ae.status == http.StatusConflict {
@@ -335,11 +365,20 @@ func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[s
 				f.fail("user %s: %v", user, err)
 				return
 			}
-			err = f.admin.do(ctx, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: user, Email: user + "@fleet-sim.invalid", Password: pw}, nil)
-			var ae apiError
-			if errors.As(err, &ae) && ae.status == http.StatusConflict {
-				pw, err = "", nil // made by an earlier run whose file was lost
-			}
+			// Creating a user hashes its password: a busy server answers 503
+			// (its hashing memory budget is taken) and is asked again.
+			err = f.withRetry(ctx, func(retry bool) error {
+				err := f.admin.do(ctx, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: user, Email: user + "@fleet-sim.invalid", Password: pw}, nil)
+				var ae apiError
+				if errors.As(err, &ae) && ae.status == http.StatusConflict {
+					if retry {
+						return nil // an earlier try, with this password, reached the server
+					}
+					pw = "" // made by an earlier run whose file was lost
+					return nil
+				}
+				return err
+			})
 			if err != nil {
 				f.fail("user %s: %v", user, err)
 				return
@@ -351,7 +390,10 @@ func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[s
 		if cams[serials[i]].AssignedUser == user {
 			return
 		}
-		if err := f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+serials[i]+"/assign", provisioning.AssignRequest{User: user}, nil); err != nil {
+		err := f.withRetry(ctx, func(bool) error { // assigning the same user again is a no-op
+			return f.admin.do(ctx, "POST", "/api/v1/admin/cameras/"+serials[i]+"/assign", provisioning.AssignRequest{User: user}, nil)
+		})
+		if err != nil {
 			f.fail("assign %s to %s: %v", serials[i], user, err)
 		}
 	})

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
@@ -62,7 +64,12 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("migrate: open %s: %w", src, err)
 	}
+	sealed, err := openSealed(ctx, lite)
 	lite.Close()
+	if err != nil {
+		return fmt.Errorf("migrate: nothing copied: %w (is this the installation's master key?)", err)
+	}
+	fmt.Fprintf(env.Stderr, "migrate: the master key opens every sealed secret (%d)\n", sealed)
 	raw, err := sql.Open("sqlite", "file:"+src.Path+"?mode=ro")
 	if err != nil {
 		return fmt.Errorf("migrate: open %s: %w", src, err)
@@ -109,4 +116,55 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "%d provisioned camera seeds open on PostgreSQL with this master key. Start every node with --db %s and a copy of %s.\n",
 		opened, dst, server.MasterKeyFile)
 	return nil
+}
+
+// openSealed opens every secret sealed in st with its master key — camera
+// seeds (active and pending), app seeds, RADIUS secrets, OIDC signing keys
+// — and returns how many there are: a copy made with another key would
+// be unreadable on the new database.
+func openSealed(ctx context.Context, st *sqlite.Store) (int, error) {
+	n := 0
+	cams, err := st.Cameras(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range cams {
+		if c.State == model.StateProvisioned {
+			if _, err := st.ActiveSeed(ctx, c.Serial); err != nil {
+				return n, fmt.Errorf("camera %s's seed: %w", c.Serial, err)
+			}
+			n++
+		}
+		if c.PendingOp != "" {
+			if _, err := st.Pending(ctx, c.Serial); err != nil {
+				return n, fmt.Errorf("camera %s's pending operation: %w", c.Serial, err)
+			}
+			n++
+		}
+	}
+	users, err := st.Users(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, u := range users {
+		methods, err := st.Methods(ctx, u.Username)
+		if err != nil {
+			return n, err
+		}
+		if slices.Contains(methods, model.MethodApp) {
+			if _, err := st.AppSeed(ctx, u.Username); err != nil {
+				return n, fmt.Errorf("%s's authenticator app seed: %w", u.Username, err)
+			}
+			n++
+		}
+	}
+	rcs, err := st.RadiusClients(ctx)
+	if err != nil {
+		return n, fmt.Errorf("RADIUS client secrets: %w", err)
+	}
+	keys, err := st.OIDCKeys(ctx, time.Time{})
+	if err != nil {
+		return n, fmt.Errorf("OpenID Connect signing keys: %w", err)
+	}
+	return n + len(rcs) + len(keys), nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,6 +87,75 @@ func TestFleetSimGivesUpAfterRetries(t *testing.T) {
 	out, errOut, code := run(t, args...)
 	if code == 0 || !strings.Contains(out, "provision SIM-00000") || !strings.Contains(out, "1 failures") {
 		t.Fatalf("fleet-sim against a server that never answers: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestFleetSimRetriesUserCreation: creating a user hashes its password,
+// and a server whose hashing budget is taken answers 503; fleet-sim asks
+// again, as for its other admin calls. A try whose answer was lost after
+// the server created the user (the retry then meets 409) keeps the
+// password it sent: the user signs in with the one in users.txt.
+func TestFleetSimRetriesUserCreation(t *testing.T) {
+	root := t.TempDir()
+	srv := testenv.Server(t, filepath.Join(root, "server"), nil)
+	target, _ := url.Parse("http://" + srv.HTTPAddr())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	failed := 0
+	lost := map[string]bool{} // users created whose answer was lost
+	const n, fail = 4, 6
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.Path != "/api/v1/admin/users" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		failed++
+		k := failed
+		mu.Unlock()
+		switch {
+		case k > fail:
+			proxy.ServeHTTP(w, r)
+		case k%2 == 1: // the server's hashing budget is taken
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":"too many sign-ins at once: try again in a moment"}`, http.StatusServiceUnavailable)
+		default: // created, but the answer is lost on the way back
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			if rec.Code == http.StatusCreated || rec.Code == http.StatusOK {
+				var req struct{ Username string }
+				json.Unmarshal(body, &req)
+				mu.Lock()
+				lost[req.Username] = true
+				mu.Unlock()
+			}
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		}
+	}))
+	defer front.Close()
+	dir := filepath.Join(root, "fleet")
+	args := fleetArgs(srv, dir, n, "--assign")
+	args[2] = front.URL // --server
+	out, errOut, code := run(t, args...)
+	if code != 0 || !strings.Contains(out, "0 failures") || !strings.Contains(out, "admin calls retried") {
+		t.Fatalf("fleet-sim: exit %d\n%s\n%s", code, out, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failed <= fail || len(lost) == 0 {
+		t.Fatalf("the front saw %d user creations, lost %d answers", failed, len(lost))
+	}
+	users, err := readUsers(filepath.Join(dir, "users.txt"))
+	if err != nil || len(users) != n {
+		t.Fatalf("users.txt: %v %v", users, err)
+	}
+	for user := range lost {
+		status, body := testenv.API(t, srv, "", "POST", "/api/v1/auth/login", map[string]string{"username": user, "password": users[user]})
+		if status != 200 || body["token"] == nil {
+			t.Errorf("%s (answer lost, password %q) cannot sign in: %d %v", user, users[user], status, body)
+		}
 	}
 }
 

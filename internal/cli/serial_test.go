@@ -19,7 +19,10 @@ func TestCameraRunSerial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	// Closed after the camera process stops (cleanups run last first): a
+	// host whose board went away reopens the path every 500 ms, and the
+	// kernel hands this /dev/pts number to the next pty anyone opens.
+	t.Cleanup(func() { p.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sim := hw.NewSim(p.Master, "cli-test")

@@ -14,9 +14,11 @@ import (
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/notify"
 	"github.com/camotp/camotp/internal/password"
+	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/storage/dburl"
 	"github.com/camotp/camotp/oidc"
+	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
 	"github.com/camotp/camotp/signin"
 )
@@ -45,12 +47,17 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data", ".camotp", "data directory (database, keys, admin token)")
 	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:PATH, or postgres://USER@HOST:PORT/DB shared by several nodes (password from PGPASSWORD or PGPASSFILE; default: camotp.db in --data; CAMOTP_DB also sets it)")
 	fs.StringVar(&cfg.HTTPAddr, "http", defaultHTTP, "HTTP listen address")
+	fs.DurationVar(&cfg.ResendEvery, "resend-every", server.DefaultResendEvery, "a pending command not acknowledged within this time is published again (by one node)")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name on an external broker, unique among the nodes sharing it (default: the host name)")
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", defaultMQTT, "embedded MQTT broker listen address")
 	fs.StringVar(&cfg.MQTTTLSAddr, "mqtt-tls", "", "embedded broker TLS listen address (with --mqtt-tls-cert/--mqtt-tls-key)")
 	fs.StringVar(&cfg.MQTTTLSCert, "mqtt-tls-cert", "", "TLS certificate (PEM)")
 	fs.StringVar(&cfg.MQTTTLSKey, "mqtt-tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&cfg.MQTTExternal, "mqtt-external", "", "use this MQTT broker (tcp://HOST:PORT) instead of the embedded one")
 	fs.StringVar(&cfg.MQTTUsername, "mqtt-username", "", "username on the external broker (password from CAMOTP_MQTT_PASSWORD)")
+	dynsecAdmin := fs.String("mqtt-dynsec-admin", "", "administer mosquitto's dynamic security plugin on --mqtt-external as this user: one broker login per camera, kept in step with the registry (docs/scale-out.md)")
+	dynsecPWFile := fs.String("mqtt-dynsec-password-file", "", "file (mode 0600) holding the --mqtt-dynsec-admin password")
+	fs.BoolVar(&cfg.MQTTHook, "mqtt-hook", false, "serve the HTTP authentication/authorisation hook for an external broker such as EMQX 5 ("+broker.HookAuthPath+", "+broker.HookACLPath+"; bearer token in DATA/"+server.MQTTHookTokenFile+")")
 	fs.IntVar(&cfg.MQTTMaxConns, "mqtt-max-conns", 0, fmt.Sprintf("cap on the embedded broker's open connections, CONNECT sent or not (0: open-file limit minus %d; -1: no cap)", server.MQTTFDReserve))
 	fs.IntVar(&cfg.MQTTMaxConnsPerIP, "mqtt-max-conns-per-ip", 0, "cap on the embedded broker's open connections from one address (0: no cap)")
 	fs.DurationVar(&cfg.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "close an MQTT connection that has not sent CONNECT within this time")
@@ -89,6 +96,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	err := parse(fs, args, 0)
 	if err != nil {
 		return err
+	}
+	if cfg.ResendEvery <= 0 {
+		return usagef("serve: --resend-every must be > 0")
 	}
 	if cfg.OIDCIssuer != "" {
 		if err := oidc.CheckIssuer(cfg.OIDCIssuer); err != nil {
@@ -137,6 +147,23 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	if (cfg.MQTTTLSAddr != "") != (cfg.MQTTTLSCert != "" && cfg.MQTTTLSKey != "") {
 		return usagef("serve: --mqtt-tls needs --mqtt-tls-cert and --mqtt-tls-key")
+	}
+	if (*dynsecAdmin == "") != (*dynsecPWFile == "") {
+		return usagef("serve: --mqtt-dynsec-admin and --mqtt-dynsec-password-file go together")
+	}
+	if *dynsecAdmin != "" {
+		if cfg.MQTTExternal == "" {
+			return usagef("serve: --mqtt-dynsec-admin needs --mqtt-external (a mosquitto with the dynamic security plugin)")
+		}
+		pw, err := secretfile.ReadPrivate(*dynsecPWFile)
+		if err != nil {
+			return usagef("serve: --mqtt-dynsec-password-file: %v", err)
+		}
+		cfg.MQTTDynsec = &server.DynsecConfig{AdminUser: *dynsecAdmin, AdminPassword: pw}
+	}
+	if (cfg.MQTTDynsec != nil || cfg.MQTTHook) && (cfg.MQTTUsername != "" || env.Getenv("CAMOTP_MQTT_PASSWORD") != "") {
+		return usagef("serve: with --mqtt-dynsec-admin or --mqtt-hook the server logs in to the broker as %s with DATA/%s: drop --mqtt-username and CAMOTP_MQTT_PASSWORD",
+			provisioning.ServerUsername, server.MQTTSecretFile)
 	}
 	if cfg.MQTTMaxConns < -1 || cfg.MQTTMaxConnsPerIP < 0 || cfg.MQTTConnectTimeout <= 0 {
 		return usagef("serve: --mqtt-max-conns ≥ -1, --mqtt-max-conns-per-ip ≥ 0, --mqtt-connect-timeout > 0")

@@ -46,6 +46,35 @@ func LoadOrCreate(path string, n int) ([]byte, error) {
 	return raw, nil
 }
 
+// maxPrivate bounds a secret ReadPrivate reads.
+const maxPrivate = 4 << 10
+
+// ReadPrivate returns the secret an operator put in path (a password for
+// another system), without its trailing line break. Like LoadOrCreate it
+// refuses a file readable by group or others; it also refuses an empty
+// file and one over 4 KiB.
+func ReadPrivate(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("secret file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	if fi.Size() > maxPrivate {
+		return "", fmt.Errorf("%s is over %d bytes: not a password", path, maxPrivate)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	secret := strings.TrimRight(string(data), "\r\n")
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return secret, nil
+}
+
 // Text returns the secret file's content as the string form LoadOrCreate
 // wrote (for tokens handed to people and programs).
 func Text(raw []byte) string { return base64.RawURLEncoding.EncodeToString(raw) }

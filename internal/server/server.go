@@ -23,6 +23,7 @@ import (
 
 	"github.com/camotp/camotp/api"
 	"github.com/camotp/camotp/broker"
+	"github.com/camotp/camotp/broker/dynsec"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/fdlimit"
 	"github.com/camotp/camotp/internal/httpx"
@@ -55,16 +56,27 @@ func defaultMQTTMaxConns(softLimit uint64) int {
 
 // Files the server keeps in its data directory.
 const (
-	DBFile           = dburl.DefaultFile
-	MasterKeyFile    = "master.key"
-	AdminTokenFile   = "admin-token"
-	MQTTSecretFile   = "mqtt-server.secret"
-	ServerBoxKeyFile = "server-box.key"
+	DBFile            = dburl.DefaultFile
+	MasterKeyFile     = "master.key"
+	AdminTokenFile    = "admin-token"
+	MQTTSecretFile    = "mqtt-server.secret"
+	ServerBoxKeyFile  = "server-box.key"
+	MQTTHookTokenFile = "mqtt-hook.token"
 )
+
+// SharedFiles are the files of the data directory that every node of one
+// installation must hold the same copy of: the master key sealing the
+// database's secrets, the key cameras pin, the admin token, the server's
+// login on an external broker, the EMQX hook's token.
+var SharedFiles = []string{MasterKeyFile, ServerBoxKeyFile, AdminTokenFile, MQTTSecretFile, MQTTHookTokenFile}
 
 // Config is the server's setup.
 type Config struct {
 	DataDir string
+	// NodeID names this node on an external broker (its link's client ID
+	// is camotp-server-NodeID; default: the host name). Nodes sharing a
+	// broker need different ones.
+	NodeID string
 	// ResendEvery is how long a pending command waits for its ack before
 	// some node publishes it again (0: DefaultResendEvery).
 	ResendEvery time.Duration
@@ -88,6 +100,18 @@ type Config struct {
 	// embedded broker; MQTTUsername/Password authenticate the server there.
 	MQTTExternal               string
 	MQTTUsername, MQTTPassword string
+	// MQTTDynsec, with MQTTExternal, makes the server the administrator of
+	// mosquitto's dynamic security plugin there: it keeps one client and
+	// role per registered camera (the camera's derived password) and its own
+	// client (ServerUsername, the MQTT server secret), so MQTTUsername and
+	// MQTTPassword stay empty.
+	MQTTDynsec *DynsecConfig
+	// MQTTHook serves the HTTP authentication and authorisation hook an
+	// external broker such as EMQX 5 calls (broker.HookAuthPath,
+	// broker.HookACLPath), with the bearer token in DATA/mqtt-hook.token;
+	// the server logs in there as ServerUsername with the MQTT server
+	// secret, so MQTTUsername and MQTTPassword stay empty.
+	MQTTHook bool
 	// SignIn tunes sign-in (zero value: signin.DefaultConfig()).
 	SignIn *signin.Config
 	// SecureCookies forces Secure cookies (TLS terminated by a proxy).
@@ -110,6 +134,12 @@ type Config struct {
 	OIDCIssuer string
 	Log        *slog.Logger
 	Now        func() time.Time
+}
+
+// DynsecConfig is the login of the dynamic security plugin's admin client
+// (made by 'mosquitto_ctrl dynsec init').
+type DynsecConfig struct {
+	AdminUser, AdminPassword string
 }
 
 // NotifyConfig selects the senders of one-time codes. A channel without a
@@ -175,17 +205,22 @@ type Server struct {
 	AdminToken string
 	Metrics    *metrics.Metrics
 
-	cfg      Config
-	broker   *broker.Broker
-	link     *provisioning.ServerLink
-	http     *http.Server
-	httpAddr string
-	ready    atomic.Bool
-	mux      *http.ServeMux
-	closed   sync.Once
-	closeErr error
-	stop     chan struct{} // ends the janitor
-	janitor  sync.WaitGroup
+	cfg       Config
+	broker    *broker.Broker
+	link      atomic.Pointer[provisioning.ServerLink]
+	dynsec    *dynsec.Client
+	stopSync  context.CancelFunc // ends a running dynsec sync
+	syncing   sync.WaitGroup     // running dynsec syncs
+	syncMu    sync.Mutex         // held by the running dynsec sync
+	syncStart sync.Mutex         // orders starting a sync with Close
+	http      *http.Server
+	httpAddr  string
+	ready     atomic.Bool
+	mux       *http.ServeMux
+	closed    sync.Once
+	closeErr  error
+	stop      chan struct{} // ends the janitor
+	janitor   sync.WaitGroup
 
 	radius atomic.Pointer[radius.Server]
 
@@ -235,6 +270,19 @@ func (s *Server) probeWrite() error {
 	return err
 }
 
+// nodeID is the node's name in its MQTT client ID: the configured one, or
+// the host name (stable across restarts, so the broker keeps the node's
+// persistent session).
+func nodeID(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "node"
+}
+
 // DefaultResendEvery is how long a pending command waits for its ack
 // before some node publishes it again.
 const DefaultResendEvery = 30 * time.Second
@@ -268,6 +316,116 @@ func (k cameraKeys) CameraKey(ctx context.Context, serial string) (camkey.Public
 	return camkey.ParsePublicKey(c.PublicKey)
 }
 
+// startDynsec connects to mosquitto's dynamic security plugin as its
+// admin and sets up the server's own login (the MQTT link needs it next);
+// then brings the camera logins in step with the registry in the
+// background (mosquitto 2.0 rewrites its file after every change: a first
+// sync of thousands of cameras takes minutes), again on every reconnect of
+// the admin link, and ensures a camera's login when it is added or sent a
+// command.
+func (s *Server) startDynsec(ctx context.Context, brokerURL string, boxKey [32]byte, serverSecret string) error {
+	log := s.cfg.Log.With("component", "dynsec")
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := dynsec.Dial(dctx, dynsec.Config{Broker: brokerURL, Username: s.cfg.MQTTDynsec.AdminUser,
+		Password: s.cfg.MQTTDynsec.AdminPassword, Log: log})
+	if err != nil {
+		return err
+	}
+	s.dynsec = c
+	// No client ID bound to the server's login: each node has its own.
+	acc := dynsec.NewAccounts(c, boxKey, dynsec.ServerLogin{Username: provisioning.ServerUsername, Password: serverSecret}, log)
+	if err := acc.Setup(dctx); err != nil {
+		return err
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.stopSync = stop
+	var queued atomic.Bool // a sync waits to run: a flapping link adds no more
+	resync := func() {
+		s.syncStart.Lock()
+		defer s.syncStart.Unlock()
+		if bg.Err() != nil {
+			return // closing
+		}
+		if !queued.CompareAndSwap(false, true) {
+			return // the waiting sync will read the registry as it is then
+		}
+		s.syncing.Add(1)
+		go func() {
+			defer s.syncing.Done()
+			s.syncMu.Lock() // one sync at a time; a reconnect's waits for the one it cut short
+			defer s.syncMu.Unlock()
+			queued.Store(false)
+			ctx, cancel := context.WithTimeout(bg, dynsecSyncTimeout)
+			defer cancel()
+			if err := s.syncDynsec(ctx, acc); err != nil && bg.Err() == nil {
+				log.Warn("dynsec sync failed; it runs again when the admin link reconnects, and each camera's login is ensured when it is sent a command", "err", err)
+			}
+		}()
+	}
+	c.OnReconnect(resync)
+	s.Provisioning.SetBrokerAccounts(acc)
+	resync()
+	return nil
+}
+
+// dynsecSyncTimeout bounds one sync of the broker's accounts.
+const dynsecSyncTimeout = 2 * time.Hour
+
+// syncDynsec makes the plugin's accounts match the registered cameras.
+func (s *Server) syncDynsec(ctx context.Context, acc *dynsec.Accounts) error {
+	_, err := acc.Sync(ctx, cameraDirectory{s.Store, s.cfg.Log})
+	return err
+}
+
+// cameraDirectory adapts the store for the dynsec sync.
+type cameraDirectory struct {
+	st  storage.Store
+	log *slog.Logger
+}
+
+// Cameras lists the registered cameras with readable public keys.
+func (d cameraDirectory) Cameras(ctx context.Context) ([]dynsec.Camera, error) {
+	cams, err := d.st.Cameras(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reg := make([]dynsec.Camera, 0, len(cams))
+	for _, c := range cams {
+		pub, err := camkey.ParsePublicKey(c.PublicKey)
+		if err != nil {
+			d.log.Error("dynsec sync: camera public key unreadable; no broker login", "serial", c.Serial, "err", err)
+			continue
+		}
+		reg = append(reg, dynsec.Camera{Serial: c.Serial, Key: pub})
+	}
+	return reg, nil
+}
+
+// serveHTTP binds the HTTP address and serves the mux in the background.
+func (s *Server) serveHTTP() error {
+	cfg := s.cfg
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
+	}
+	s.httpAddr = ln.Addr().String()
+	s.http = &http.Server{Handler: httpx.TrustedProxies(cfg.TrustedProxies, s.mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	go func() {
+		var err error
+		if cfg.TLSCert != "" {
+			err = s.http.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Log.Error("http server", "err", err)
+		}
+	}()
+	return nil
+}
+
 // Start creates DataDir (0700) and its keys on first start, reuses them
 // after, and starts every part. It returns once all are serving.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
@@ -276,6 +434,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MQTTDynsec != nil && cfg.MQTTExternal == "" {
+		return nil, errors.New("mqtt dynamic security needs an external broker (MQTTExternal)")
+	}
+	if (cfg.MQTTDynsec != nil || cfg.MQTTHook) && (cfg.MQTTUsername != "" || cfg.MQTTPassword != "") {
+		return nil, errors.New("with dynamic security or the MQTT hook the server logs in as " + provisioning.ServerUsername +
+			" with its own secret: no MQTT username or password")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -326,6 +491,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
+		if target.Backend == dburl.Postgres {
+			cfg.Log.Warn("embedded MQTT broker on a shared PostgreSQL database: run one node like this; several nodes need an external broker (--mqtt-external), or each clears the others' camera presence and resends commands to cameras it does not have")
+		}
 		// The embedded broker starts with no connections: whatever the
 		// store says of presence is from this node's previous run.
 		if err := st.ClearPresence(ctx, cfg.Now()); err != nil {
@@ -368,26 +536,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		brokerURL, user, pass = "tcp://"+s.broker.Addr(), provisioning.ServerUsername, secretfile.Text(mqttSecret)
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	onMsg := func(topic string, payload []byte) {
-		s.Provisioning.HandleMessage(context.Background(), topic, payload)
-	}
-	s.link, err = provisioning.DialServer(dialCtx, provisioning.LinkConfig{Broker: brokerURL, Log: cfg.Log}, user, pass, onMsg)
-	if err != nil {
-		return nil, err
-	}
-	s.Provisioning.SetPublisher(s.link)
-	// Commands whose publish failed while the link was down go out again.
-	s.link.OnReconnect(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := s.Provisioning.ResendAll(ctx); err != nil {
-			cfg.Log.Warn("resend pending commands after reconnect", "err", err)
+	if cfg.MQTTDynsec != nil {
+		if err := s.startDynsec(ctx, brokerURL, boxKey, secretfile.Text(mqttSecret)); err != nil {
+			return nil, err
 		}
-	})
-	if err := s.Provisioning.ResendAll(ctx); err != nil {
-		cfg.Log.Warn("resend pending commands", "err", err)
+	}
+	if cfg.MQTTHook {
+		tok, err := secretfile.LoadOrCreate(path(MQTTHookTokenFile), 32)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt hook token: %w", err)
+		}
+		auth := broker.NewAuth(cameraKeys{st}, provisioning.ServerUsername, provisioning.ServerClientID,
+			[]byte(secretfile.Text(mqttSecret)), cfg.Now, cfg.Log.With("component", "mqtt-hook"))
+		auth.AcceptDerivedPasswords(boxKey)
+		broker.NewHTTPHook(auth, secretfile.Text(tok), cfg.Log.With("component", "mqtt-hook")).Register(s.mux)
+	}
+	if cfg.MQTTDynsec != nil || cfg.MQTTHook {
+		user, pass = provisioning.ServerUsername, secretfile.Text(mqttSecret)
 	}
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -447,6 +612,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			httpx.WriteJSON(w, http.StatusOK, msgs)
 		})))
 	}
+	s.mux.Handle("GET "+provisioning.ServerKeyPath, adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := s.Provisioning.ServerKey()
+		httpx.WriteJSON(w, http.StatusOK, provisioning.ServerKeyResponse{ServerKey: k[:]})
+	})))
 	(&oidc.Admin{St: st, Log: cfg.Log.With("component", "oidc")}).Register(s.mux, adminAPI.Auth)
 	if cfg.OIDCIssuer != "" {
 		var ck [32]byte
@@ -460,24 +629,48 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	pages.Register(s.mux)
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
+	// With the hook, HTTP serves first: the broker calls it to admit the
+	// server's own client. Otherwise the link is up before the APIs serve.
+	if cfg.MQTTHook {
+		if err := s.serveHTTP(); err != nil {
+			return nil, err
+		}
 	}
-	s.httpAddr = ln.Addr().String()
-	s.http = &http.Server{Handler: httpx.TrustedProxies(cfg.TrustedProxies, s.mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	go func() {
-		var err error
-		if cfg.TLSCert != "" {
-			err = s.http.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
-		} else {
-			err = s.http.Serve(ln)
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	onMsg := func(topic string, payload []byte) {
+		s.Provisioning.HandleMessage(context.Background(), topic, payload)
+	}
+	lcfg := provisioning.LinkConfig{Broker: brokerURL, Log: cfg.Log}
+	if cfg.MQTTExternal != "" {
+		// Several nodes may share the broker: a client ID each, and the
+		// cameras' acks and status shared out, each to one node.
+		lcfg.ClientID = provisioning.ServerClientID + "-" + nodeID(cfg.NodeID)
+		lcfg.SharedGroup = dynsec.SharedGroup // what the broker's ACL allows
+	}
+	link, err := provisioning.DialServer(dialCtx, lcfg, user, pass, onMsg)
+	if err != nil {
+		return nil, err
+	}
+	s.link.Store(link)
+	s.Provisioning.SetPublisher(link)
+	// Commands whose publish failed while the link was down go out again.
+	link.OnReconnect(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Provisioning.ResendAll(ctx); err != nil {
+			cfg.Log.Warn("resend pending commands after reconnect", "err", err)
 		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cfg.Log.Error("http server", "err", err)
+	})
+	if err := s.Provisioning.ResendAll(ctx); err != nil {
+		cfg.Log.Warn("resend pending commands", "err", err)
+	}
+	if !cfg.MQTTHook {
+		if err := s.serveHTTP(); err != nil {
+			return nil, err
 		}
-	}()
+	}
+
 	s.stop = make(chan struct{})
 	resendEvery := cmp.Or(cfg.ResendEvery, DefaultResendEvery)
 	s.janitor.Add(1)
@@ -562,12 +755,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// The reasons are short and fixed: readyz answers anybody, and a
+	// database error names hosts, users and databases. The log has it.
 	if err := s.Store.Ping(ctx); err != nil {
-		problems = append(problems, "database: "+err.Error())
+		s.cfg.Log.Warn("readyz: database not answering", "err", err)
+		problems = append(problems, "database: not answering")
 	} else if err := s.probeWrite(); err != nil {
-		problems = append(problems, "database writes: "+err.Error())
+		s.cfg.Log.Warn("readyz: database refuses writes", "err", err)
+		problems = append(problems, "database writes: "+unavailableReason(err))
 	}
-	if s.link == nil || !s.link.Connected() {
+	if l := s.link.Load(); l == nil || !l.Connected() {
 		problems = append(problems, "mqtt: not connected")
 	}
 	if s.broker != nil {
@@ -580,6 +777,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("ready\n"))
+}
+
+// unavailableReason is the client-safe reason of a storage failure: the
+// UnavailableError's own ("disk full", "read-only", …) or "failing".
+func unavailableReason(err error) string {
+	var u *storage.UnavailableError
+	if errors.As(err, &u) {
+		return u.Reason
+	}
+	return "failing"
 }
 
 func (s *Server) metricsHandler() http.Handler {
@@ -648,11 +855,23 @@ func (s *Server) close() error {
 		s.http.Shutdown(ctx)
 		cancel()
 	}
-	if s.link != nil {
-		s.link.Close()
+	if l := s.link.Load(); l != nil {
+		l.Close()
+	}
+	if s.stopSync != nil {
+		s.syncStart.Lock()
+		s.stopSync()
+		s.syncStart.Unlock()
+		s.syncing.Wait()
+	}
+	if s.dynsec != nil {
+		s.dynsec.Close()
 	}
 	if s.broker != nil {
 		s.broker.Close()
+	}
+	if s.Provisioning != nil {
+		s.Provisioning.Close() // the last presence events, before the store goes
 	}
 	return s.Store.Close()
 }

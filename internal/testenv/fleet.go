@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 
@@ -63,8 +64,8 @@ func NewFleet(t *testing.T, mods ...func(*server.Config)) *Fleet {
 func (f *Fleet) Dir() string { return f.dir }
 
 // Node starts another node of the fleet's installation: its own data
-// directory with copies of the first node's master key, admin token and
-// server box key (as an operator copies them), the same database (the
+// directory with copies of the first node's server.SharedFiles (as an
+// operator copies them), the same database (the
 // fleet's mods must have set a shared one, PostgreSQL) and the same clock.
 func (f *Fleet) Node(t *testing.T) *server.Server {
 	t.Helper()
@@ -72,8 +73,11 @@ func (f *Fleet) Node(t *testing.T) *server.Server {
 		t.Fatal("Node: the fleet's database is its first node's SQLite file; set Config.DB to a PostgreSQL URL")
 	}
 	dir := t.TempDir()
-	for _, name := range []string{server.MasterKeyFile, server.AdminTokenFile, server.ServerBoxKeyFile} {
+	for _, name := range server.SharedFiles {
 		data, err := os.ReadFile(filepath.Join(f.dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

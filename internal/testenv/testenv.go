@@ -94,7 +94,17 @@ func Camera(tb testing.TB, srv *server.Server, serial string, model device.Model
 // Agent connects the camera to broker; it stops at cleanup.
 func Agent(tb testing.TB, st *device.State, broker string) *provisioning.Agent {
 	tb.Helper()
-	a := provisioning.NewAgent(st, provisioning.LinkConfig{Broker: broker, Log: Log(tb)})
+	return AgentWith(tb, st, provisioning.LinkConfig{Broker: broker})
+}
+
+// AgentWith connects the camera as cfg says (its Log defaults to Log(tb));
+// it stops at cleanup.
+func AgentWith(tb testing.TB, st *device.State, cfg provisioning.LinkConfig) *provisioning.Agent {
+	tb.Helper()
+	if cfg.Log == nil {
+		cfg.Log = Log(tb)
+	}
+	a := provisioning.NewAgent(st, cfg)
 	a.Start()
 	tb.Cleanup(a.Stop)
 	return a

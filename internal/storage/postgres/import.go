@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -34,6 +35,14 @@ var importTables = []struct{ name, order string }{
 	{"oidc_tokens", "id"},
 }
 
+// ErrNotEmpty is the refusal to import into a database that holds data.
+var ErrNotEmpty = errors.New("the PostgreSQL database is not empty")
+
+// logTables keep text a client sent (a made-up username in a failed
+// sign-in): text PostgreSQL cannot hold is kept with U+FFFD in place of
+// the bad bytes, as this backend's audit log does.
+var logTables = map[string]bool{"audit": true, "outbox": true}
+
 // importBatch is how many rows go to the server in one round trip.
 const importBatch = 500
 
@@ -46,21 +55,20 @@ type TableCopy struct {
 	Table string
 	// Source is the number of rows in the SQLite table.
 	Source int
-	// Copied rows were new here; the others were here already (from an
-	// earlier run: the import is safe to repeat).
+	// Copied is the number of rows inserted here.
 	Copied int
-	// Here is the number of rows in the PostgreSQL table afterwards: at
-	// least Source, more only if rows were written here outside the copy.
+	// Here is the number of rows in the PostgreSQL table afterwards (the
+	// import checks it is Source).
 	Here int
 }
 
 // ImportSQLite copies every row of a SQLite camotp database at the same
 // schema version into this one, in one transaction: sealed secrets as
 // they are (every node needs the same master key), replay records,
-// throttles, tokens and the audit log with its ids. A row whose key is
-// here already is kept as it is, so a second run copies nothing and
-// reports the same counts. It fails, changing nothing, when a table holds
-// fewer rows afterwards than the source.
+// throttles, tokens and the audit log with its ids.
+// It copies into an empty database only (ErrNotEmpty otherwise), reads
+// the source in one read transaction, and fails, changing nothing, when a
+// table holds fewer rows afterwards than the source.
 func (s *Store) ImportSQLite(ctx context.Context, src *sql.DB) ([]TableCopy, error) {
 	var srcVersion int
 	if err := src.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&srcVersion); err != nil {
@@ -73,11 +81,29 @@ func (s *Store) ImportSQLite(ctx context.Context, src *sql.DB) ([]TableCopy, err
 	if srcVersion != here {
 		return nil, fmt.Errorf("the SQLite database is at schema version %d, this one at %d: open it with this camotp version first", srcVersion, here)
 	}
+	// Into an empty database only: rows here would be newer than the
+	// source's (a second run after nodes started would bring back revoked
+	// sessions and replaced codes) or clash with its ids.
+	for _, t := range importTables {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+t.name).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s here: %w", t.name, classify(err))
+		}
+		if n > 0 {
+			return nil, fmt.Errorf("%w: %s holds %d rows (camotp copies into an empty database only; if an earlier migrate filled it, that migration is done)", ErrNotEmpty, t.name, n)
+		}
+	}
+	// One read transaction: every table as of one moment.
+	snap, err := src.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read the SQLite database: %w", err)
+	}
+	defer snap.Rollback()
 	var report []TableCopy
 	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		report = report[:0]
 		for _, t := range importTables {
-			c, err := importTable(ctx, src, tx, t.name, t.order)
+			c, err := importTable(ctx, snap, tx, t.name, t.order)
 			if err != nil {
 				return fmt.Errorf("copy %s: %w", t.name, err)
 			}
@@ -89,8 +115,8 @@ func (s *Store) ImportSQLite(ctx context.Context, src *sql.DB) ([]TableCopy, err
 			}
 		}
 		for _, c := range report {
-			if c.Here < c.Source {
-				return fmt.Errorf("%s: %d rows here after the copy, %d in the source", c.Table, c.Here, c.Source)
+			if c.Here != c.Source || c.Copied != c.Source {
+				return fmt.Errorf("%s: %d rows in the source, %d copied, %d here after the copy", c.Table, c.Source, c.Copied, c.Here)
 			}
 		}
 		return nil
@@ -103,7 +129,7 @@ func (s *Store) ImportSQLite(ctx context.Context, src *sql.DB) ([]TableCopy, err
 
 // importTable copies one table: the columns are this database's (a
 // column SQLite lacks fails the copy), converted to their types here.
-func importTable(ctx context.Context, src *sql.DB, tx pgx.Tx, table, order string) (TableCopy, error) {
+func importTable(ctx context.Context, src *sql.Tx, tx pgx.Tx, table, order string) (TableCopy, error) {
 	c := TableCopy{Table: table}
 	rows, err := tx.Query(ctx, `SELECT column_name, data_type FROM information_schema.columns
 		WHERE table_schema = current_schema() AND table_name = $1 AND is_generated = 'NEVER'
@@ -133,7 +159,7 @@ func importTable(ctx context.Context, src *sql.DB, tx pgx.Tx, table, order strin
 	for i := range ph {
 		ph[i] = fmt.Sprintf("$%d", i+1)
 	}
-	insert := `INSERT INTO ` + table + ` (` + list + `) VALUES (` + strings.Join(ph, ", ") + `) ON CONFLICT DO NOTHING`
+	insert := `INSERT INTO ` + table + ` (` + list + `) VALUES (` + strings.Join(ph, ", ") + `)`
 	in, err := src.QueryContext(ctx, `SELECT `+list+` FROM `+table+` ORDER BY `+order)
 	if err != nil {
 		return c, fmt.Errorf("read the SQLite rows: %w", err)
@@ -168,7 +194,7 @@ func importTable(ctx context.Context, src *sql.DB, tx pgx.Tx, table, order strin
 		}
 		args := make([]any, len(cols))
 		for i, v := range vals {
-			if args[i], err = convert(v, types[i]); err != nil {
+			if args[i], err = convert(v, types[i], logTables[table]); err != nil {
 				return c, fmt.Errorf("row %d, column %s: %w", c.Source+1, cols[i], err)
 			}
 		}
@@ -195,7 +221,7 @@ func importTable(ctx context.Context, src *sql.DB, tx pgx.Tx, table, order strin
 // convert turns a value as SQLite gave it into one for a column of type
 // typ here: SQLite's 0/1 integers are booleans, text and bytes cross
 // between TEXT and BYTEA (text that PostgreSQL cannot hold is refused).
-func convert(v any, typ string) (any, error) {
+func convert(v any, typ string, lossyText bool) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -225,7 +251,11 @@ func convert(v any, typ string) (any, error) {
 			return nil, fmt.Errorf("%T where text was expected", v)
 		}
 		if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
-			return nil, fmt.Errorf("text PostgreSQL cannot hold (NUL or invalid UTF-8)")
+			if !lossyText {
+				return nil, fmt.Errorf("text PostgreSQL cannot hold (NUL or invalid UTF-8)")
+			}
+			// What a client sent, as the audit log here keeps it.
+			s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 		}
 		return s, nil
 	case "bigint", "integer", "smallint":

@@ -3,14 +3,17 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrationFiles are the migrations, NNNN_name.sql, applied in the order of
@@ -57,12 +60,41 @@ func migrations() ([]migration, error) {
 // in ASCII).
 const migrationLock = int64(0x63616d6f7470)
 
+// Time limits of migrations: how long a schema change waits for a table
+// lock, and how long a node waits for another node's migrations.
+const (
+	migrationLockWait = 30 * time.Second
+	migrationNodeWait = 10 * time.Minute
+)
+
+// advisoryLock takes migrationLock, trying again until wait has passed.
+func advisoryLock(ctx context.Context, conn *pgx.Conn, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, migrationLock).Scan(&ok); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("migration lock: another node has been migrating the schema for over %s", wait)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migration lock: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // migrate applies the migrations the database lacks, on a connection of
 // its own holding migrationLock: a second node starting at the same time
 // waits for the first, then finds nothing to do. Closing the connection
 // ends the lock, whatever happens. A database already at the latest
 // version is only read (so a read-only database opens, for reads).
-func migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
+func migrate(ctx context.Context, cfg *pgx.ConnConfig, lockWait time.Duration) error {
 	all, err := migrations()
 	if err != nil {
 		return err
@@ -72,8 +104,14 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return err
 	}
 	defer closeConn(conn)
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
-		return fmt.Errorf("migration lock: %w", err)
+	// A schema change waiting behind another session's lock (a long
+	// transaction, a pg_dump) gives up instead of hanging this start and,
+	// queued ahead of them, every other node's reads of that table.
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET lock_timeout = %d`, lockWait.Milliseconds())); err != nil {
+		return err
+	}
+	if err := advisoryLock(ctx, conn, migrationNodeWait); err != nil {
+		return err
 	}
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&exists); err != nil {
@@ -102,6 +140,10 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
 			_, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, m.version)
 			return err
 		})
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "55P03" {
+			return fmt.Errorf("migration %d waited %s for a lock another session holds on the tables (a long transaction or a dump? see pg_stat_activity): %w", m.version, lockWait, err)
+		}
 		if err != nil {
 			return fmt.Errorf("migration %d: %w", m.version, err)
 		}

@@ -140,7 +140,7 @@ func Open(ctx context.Context, url string, key *masterkey.Key, now func() time.T
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	s := &Store{seal: storage.NewSealer(key), now: now, opTimeout: OpTimeout, connConfig: cfg.ConnConfig}
-	if err := migrate(ctx, cfg.ConnConfig); err != nil {
+	if err := migrate(ctx, cfg.ConnConfig, migrationLockWait); err != nil {
 		return nil, fmt.Errorf("migrate postgres: %w", classify(err))
 	}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {

@@ -233,3 +233,46 @@ func TestRowsCopiedFromSQLite(t *testing.T) {
 		t.Errorf("user: %+v %v", u, err)
 	}
 }
+
+// TestMigrationGivesUpOnALockedTable: a schema change that another
+// session's transaction blocks (a dump, a long report) gives up after its
+// lock wait, saying why, instead of hanging the node's start — and, queued
+// ahead of them, every other node's reads of that table.
+func TestMigrationGivesUpOnALockedTable(t *testing.T) {
+	s := openTest(t, nil)
+	ctx := t.Context()
+	// Back to schema 7: migration 8 has to alter cameras again.
+	if _, err := s.pool.Exec(ctx, `ALTER TABLE cameras DROP COLUMN online, DROP COLUMN presence_at, DROP COLUMN resent_at;
+		DELETE FROM schema_version WHERE version >= 8`); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := pgx.ConnectConfig(ctx, s.connConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(reader)
+	tx, err := reader.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM cameras`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	err = migrate(ctx, s.connConfig, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "migration 8 waited") {
+		t.Fatalf("migration behind a reader's lock: %v", err)
+	}
+	if took := time.Since(t0); took > 20*time.Second {
+		t.Fatalf("gave up after %s", took)
+	}
+	tx.Rollback(ctx)
+	// Nothing half done: once the reader is gone it applies.
+	if err := migrate(ctx, s.connConfig, 300*time.Millisecond); err != nil {
+		t.Fatalf("migration after the reader left: %v", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 8 {
+		t.Fatalf("schema version %d %v", v, err)
+	}
+}
