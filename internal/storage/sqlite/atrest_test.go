@@ -68,7 +68,7 @@ func TestRadiusSecretSealedAtRest(t *testing.T) {
 	if bytes.Contains(raw, secret) || strings.Contains(string(raw), "s3cret") {
 		t.Fatal("the secret is stored in plaintext")
 	}
-	if _, err := s.db.Exec(`UPDATE radius_clients SET name = 'other'`); err != nil {
+	if _, err := s.exec(ctx, `UPDATE radius_clients SET name = 'other'`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RadiusClients(ctx); err == nil {

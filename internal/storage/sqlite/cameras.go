@@ -87,7 +87,7 @@ func (s *Store) Cameras(ctx context.Context) ([]model.Camera, error) {
 // camera stops verifying codes before it acknowledges. ErrConflict otherwise.
 func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *device.Seed, challenge []byte, build storage.BuildCommand) (uint64, error) {
 	var version uint64
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		c, err := scanCamera(tx.QueryRowContext(ctx, `SELECT `+cameraCols+` FROM cameras WHERE serial = ?`, serial))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
@@ -177,7 +177,7 @@ func (s *Store) PendingSerials(ctx context.Context) ([]string, error) {
 // the pending one.
 func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (model.Op, error) {
 	var op model.Op
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		var pop sql.NullString
 		var pver uint64
 		err := tx.QueryRowContext(ctx, `SELECT pending_op, COALESCE(pending_version, 0) FROM cameras WHERE serial = ?`, serial).Scan(&pop, &pver)
@@ -228,7 +228,7 @@ func (s *Store) Touch(ctx context.Context, serial string, t time.Time) error {
 // Assign gives the camera to user. A user has at most one camera, and a
 // camera at most one user: both are refused with ErrConflict.
 func (s *Store) Assign(ctx context.Context, serial, username string) error {
-	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		var current string
 		err := tx.QueryRowContext(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = ?`, serial).Scan(&current)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -366,5 +366,7 @@ func (s *Store) CameraStates(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping checks that the database answers, on the read pool (the write
+// connection is the writer's for the store's life; ProbeWrite proves
+// writes).
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.PingContext(ctx) }

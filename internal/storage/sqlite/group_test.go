@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"sync"
 	"testing"
@@ -14,8 +13,7 @@ import (
 
 // inOneGroup runs the calls so that the writer commits them in one group:
 // it holds the writer in a transaction function until every call is
-// queued behind it. The calls' statements must be prepared already (the
-// writer's connection is busy meanwhile).
+// queued behind it.
 func inOneGroup(t *testing.T, s *Store, calls ...func()) {
 	t.Helper()
 	started, release := make(chan struct{}), make(chan struct{})
@@ -24,7 +22,7 @@ func inOneGroup(t *testing.T, s *Store, calls ...func()) {
 	var once sync.Once
 	defer once.Do(func() { close(release) })
 	wg.Go(func() {
-		s.tx(context.Background(), func(context.Context, *sql.Tx) error {
+		s.tx(context.Background(), func(context.Context, *wtx) error {
 			close(started)
 			<-release
 			return nil
@@ -62,10 +60,6 @@ func TestGroupKeepsOthersWhenOneFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	entry := model.AuditEntry{Actor: "x", Action: "login.mfa", Subject: "x", Result: "ok"}
-	// Prepares their statements.
-	s.ExchangeToken(ctx, "bm90LWEtdG9rZW4", model.TokenSession, "bob", "bodycam", "ip", time.Hour, nil, entry)
-	s.ConsumeToken(ctx, "bm90LWEtdG9rZW4", nil, entry)
-	s.AcceptStep(ctx, "cam:Z", 1, 1, 0)
 	var (
 		acceptA              bool
 		errB, errC, errD     error

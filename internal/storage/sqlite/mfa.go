@@ -70,7 +70,7 @@ func (s *Store) ConfirmApp(ctx context.Context, username string, seed device.See
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO mfa_methods (username, method, secret, created_at) VALUES (?,?,?,?)
 			ON CONFLICT(username, method) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at`,
 			username, model.MethodApp, sealed, s.now().UnixMilli()); err != nil {
@@ -127,7 +127,7 @@ func (s *Store) RemoveMethod(ctx context.Context, username, method string) error
 // ResetMFA deletes the user's registered methods, enrolments, backup codes
 // and trusted browsers, in one transaction.
 func (s *Store) ResetMFA(ctx context.Context, username string) error {
-	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		for _, q := range []string{
 			`DELETE FROM mfa_methods WHERE username = ?`,
 			`DELETE FROM enrolments WHERE username = ?`,
@@ -151,7 +151,7 @@ func (s *Store) SetBackupCodes(ctx context.Context, username string, codes []str
 	for i, c := range codes {
 		hashes[i] = s.seal.BackupCodeMAC(username, c)
 	}
-	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM backup_codes WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("replace backup codes of %s: %w", username, err)
 		}
@@ -241,7 +241,7 @@ func (s *Store) PhoneEnrolment(ctx context.Context, username string) (string, er
 
 // ConfirmPhone makes phone the user's phone method and ends the enrolment.
 func (s *Store) ConfirmPhone(ctx context.Context, username, phone string) error {
-	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO mfa_methods (username, method, phone, created_at) VALUES (?,?,?,?)
 			ON CONFLICT(username, method) DO UPDATE SET phone = excluded.phone, created_at = excluded.created_at`,
 			username, model.MethodPhone, phone, s.now().UnixMilli()); err != nil {

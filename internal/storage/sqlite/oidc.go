@@ -78,15 +78,11 @@ func (s *Store) OIDCClients(ctx context.Context) ([]model.OIDCClient, error) {
 // RemoveOIDCClient deletes a client with its pending auth requests and
 // access tokens; ErrNotFound when there is none.
 func (s *Store) RemoveOIDCClient(ctx context.Context, id string) error {
-	st, err := s.writeStmts(ctx, `DELETE FROM oidc_clients WHERE id = ?`, `DELETE FROM oidc_auth_requests WHERE client_id = ?`,
-		`DELETE FROM oidc_tokens WHERE client_id = ?`)
-	if err != nil {
-		return fmt.Errorf("remove oidc client %s: %w", id, err)
-	}
 	var n int64
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		for i, q := range st {
-			res, err := tx.StmtContext(ctx, q).ExecContext(ctx, id)
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+		for i, q := range []string{`DELETE FROM oidc_clients WHERE id = ?`, `DELETE FROM oidc_auth_requests WHERE client_id = ?`,
+			`DELETE FROM oidc_tokens WHERE client_id = ?`} {
+			res, err := tx.ExecContext(ctx, q, id)
 			if err != nil {
 				return err
 			}
@@ -113,17 +109,12 @@ func (s *Store) AddOIDCKey(ctx context.Context, k model.OIDCKey) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.writeStmts(ctx, `UPDATE oidc_keys SET retired_at = ? WHERE retired_at IS NULL`,
-		`INSERT INTO oidc_keys (id, alg, sealed, created_at) VALUES (?,?,?,?)`)
-	if err != nil {
-		return fmt.Errorf("add oidc key: %w", err)
-	}
 	now := s.now().UnixMilli()
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, now); err != nil {
+	err = s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE oidc_keys SET retired_at = ? WHERE retired_at IS NULL`, now); err != nil {
 			return err
 		}
-		_, err := tx.StmtContext(ctx, st[1]).ExecContext(ctx, k.ID, k.Alg, sealed, now)
+		_, err := tx.ExecContext(ctx, `INSERT INTO oidc_keys (id, alg, sealed, created_at) VALUES (?,?,?,?)`, k.ID, k.Alg, sealed, now)
 		return err
 	})
 	if err != nil {

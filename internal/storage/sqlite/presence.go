@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -46,7 +45,7 @@ func (s *Store) OnlineCount(ctx context.Context) (int, error) {
 // command goes to exactly one.
 func (s *Store) ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error) {
 	var out []string
-	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE cameras SET resent_at = ?1 WHERE serial IN
 			(SELECT serial FROM cameras WHERE pending_op IS NOT NULL AND resent_at <= ?2 ORDER BY resent_at, serial LIMIT ?3)

@@ -12,13 +12,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"runtime"
-	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"modernc.org/sqlite" // database/sql driver "sqlite"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
@@ -30,21 +28,18 @@ import (
 // run on a separate pool of read-only connections, which WAL lets proceed
 // while the writer commits.
 type Store struct {
-	db     *sql.DB // the writer's single connection
-	rdb    *sql.DB // read-only connections
-	path   string
-	seal   storage.Sealer
-	now    func() time.Time
-	stmts  sync.Map // query → *sql.Stmt on rdb
-	wstmts sync.Map // query → *sql.Stmt on db
+	db    *sql.DB // the writer's single connection, held by the writer
+	rdb   *sql.DB // read-only connections
+	path  string
+	seal  storage.Sealer
+	now   func() time.Time
+	stmts sync.Map // query → *sql.Stmt on rdb
 
 	writes    chan *write // statements and transactions, committed in groups
 	closing   chan struct{}
 	writerEnd chan struct{}
 	ckptEnd   chan struct{}
 	closeOnce sync.Once
-
-	sp [3]*sql.Stmt // savepointSQL, prepared on the writer's connection
 
 	changes storage.Hub // one process owns the file: announcements stay here
 
@@ -94,7 +89,6 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 			// Checkpoints (and their fsync) run on the checkpointer's own
 			// connection, off the commit path.
 			q.Add("_pragma", "wal_autocheckpoint(0)")
-			q.Set("_txlock", "immediate")
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
@@ -123,12 +117,6 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path, seal: storage.NewSealer(key), now: now, writes: make(chan *write, maxGroup),
 		closing: make(chan struct{}), writerEnd: make(chan struct{}), ckptEnd: make(chan struct{})}
-	for i, q := range savepointSQL {
-		if s.sp[i], err = db.PrepareContext(ctx, q); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open database %s: %w", path, classify(err))
-		}
-	}
 	go s.writer()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -200,9 +188,7 @@ func (s *Store) Close() error {
 	if s.rdb != nil { // the checkpointer starts with the read pool
 		<-s.ckptEnd
 	}
-	for _, m := range []*sync.Map{&s.stmts, &s.wstmts} {
-		m.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
-	}
+	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	if s.rdb != nil {
 		s.rdb.Close()
 	}
@@ -435,19 +421,22 @@ var migrations = []string{
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
-		return err
-	}
 	var v int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+		if err := tx.ExecScript(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+	})
+	if err != nil {
 		return err
 	}
 	if v > len(migrations) {
 		return fmt.Errorf("database schema version %d is newer than this camotp (%d)", v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
-		err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+		err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+			if err := tx.ExecScript(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, i+1)
@@ -465,20 +454,6 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
 	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
 	return v, err
-}
-
-// tx runs fn as one atomic unit on the writer and returns once it is
-// committed: inside the writer's group transaction, whose other writes
-// are kept when fn fails and fn's changes are not (see commit). fn must
-// use only tx, with the context it is given (ctx's values, never
-// cancelled: a write that began runs to its end), and may run more than
-// once: when a write of its group
-// fails, the group runs again. So fn sets what it reports to its caller
-// (never appends to it), and calls nothing that must happen once. It may
-// wrap an error in unchangedError when it changed nothing before failing
-// (its group then needs no second run).
-func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
-	return s.enqueue(ctx, &write{ctx: ctx, fn: fn, done: make(chan struct{})})
 }
 
 // Audit appends an entry (At defaults to now). Never put a secret in Detail.
@@ -549,274 +524,6 @@ func prepared(ctx context.Context, db *sql.DB, cache *sync.Map, q string) (*sql.
 	}
 	return st, nil
 }
-
-// maxGroup bounds how many writes share one commit.
-const maxGroup = 256
-
-// write is one statement, or one transaction function, waiting for the
-// group commit.
-type write struct {
-	ctx  context.Context
-	st   *sql.Stmt
-	args []any
-	fn   func(context.Context, *sql.Tx) error
-	res  sql.Result
-	err  error
-	done chan struct{}
-}
-
-// errUndo marks a savepoint that could not be rolled back.
-var errUndo = errors.New("undo savepoint")
-
-// savepointSQL are the statements around each transaction function in a
-// group: begin, undo, end. They run once per write, so they are prepared
-// once (at Open) rather than parsed every time.
-var savepointSQL = [3]string{`SAVEPOINT w`, `ROLLBACK TO w`, `RELEASE w`}
-
-// savepoint runs fn under a savepoint, rolled back when fn fails. It
-// returns fn's error, wrapped in errUndo when the rollback failed too.
-func (s *Store) savepoint(ctx context.Context, tx *sql.Tx, fn func(context.Context, *sql.Tx) error) error {
-	begin, undo, end := tx.Stmt(s.sp[0]), tx.Stmt(s.sp[1]), tx.Stmt(s.sp[2])
-	if _, err := begin.Exec(); err != nil {
-		return fmt.Errorf("%w: %w", errUndo, err)
-	}
-	if err := fn(ctx, tx); err != nil {
-		var u unchangedError
-		if errors.As(err, &u) {
-			err = u.error
-		}
-		if _, rerr := undo.Exec(); rerr != nil {
-			return fmt.Errorf("%w: %w (%w)", errUndo, rerr, err)
-		}
-		end.Exec()
-		return err
-	}
-	if _, err := end.Exec(); err != nil {
-		return fmt.Errorf("%w: %w", errUndo, err)
-	}
-	return nil
-}
-
-// exec runs one write statement and returns once it is committed. Writes
-// from concurrent callers are committed together (group commit): a commit
-// costs far more than a statement, so N callers share one. Each statement
-// is atomic on its own; one failing statement does not affect the others
-// in its group.
-func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if s.closed() { // the writer's connection is closed or closing
-		return nil, storage.ErrClosed
-	}
-	st, err := prepared(ctx, s.db, &s.wstmts, q)
-	if err != nil {
-		return nil, err
-	}
-	w := &write{ctx: ctx, st: st, args: args, done: make(chan struct{})}
-	err = s.enqueue(ctx, w)
-	return w.res, err
-}
-
-// closed says whether Close has begun.
-func (s *Store) closed() bool {
-	select {
-	case <-s.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// enqueue hands w to the writer and waits until it is committed;
-// ErrClosed once Close has begun.
-func (s *Store) enqueue(ctx context.Context, w *write) error {
-	if s.closed() {
-		return storage.ErrClosed
-	}
-	select {
-	case s.writes <- w:
-	case <-s.closing:
-		return storage.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-w.done:
-	case <-s.writerEnd:
-		// The writer has stopped. It closes done before it ends, so w
-		// was either committed or is left in the queue for good (it
-		// arrived after the writer's last look).
-		select {
-		case <-w.done:
-		default:
-			return storage.ErrClosed
-		}
-	}
-	return w.err
-}
-
-// writer commits queued writes in groups until Close.
-func (s *Store) writer() {
-	defer close(s.writerEnd)
-	group := make([]*write, 0, maxGroup)
-	for {
-		var first *write
-		select {
-		case first = <-s.writes:
-		case <-s.closing:
-			// Commit what is queued, then refuse the rest.
-			for {
-				select {
-				case w := <-s.writes:
-					s.commit(append(group[:0], w))
-				default:
-					return
-				}
-			}
-		}
-		group = append(group[:0], first)
-		// Let runnable callers reach the queue before committing: on a
-		// busy machine they join this group instead of paying a commit.
-		runtime.Gosched()
-	more:
-		for len(group) < maxGroup {
-			select {
-			case w := <-s.writes:
-				group = append(group, w)
-			default:
-				break more
-			}
-		}
-		s.commit(group)
-		if s.catchUp.Swap(false) {
-			s.checkpoint()
-		}
-	}
-}
-
-// checkpoint copies the frames the checkpointer has not (those written
-// during its last pass) back into the database file, on the writer's
-// connection between two groups: the next write transaction then begins
-// with the whole WAL copied, and starts it over.
-func (s *Store) checkpoint() {
-	var busy, log, done int
-	s.db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done) // retried when the WAL is still long
-	s.stats.checkpoints.Add(1)
-}
-
-// commit runs a group of writes in one transaction and wakes their callers.
-//
-// The writes run one after another with nothing around them: a group in
-// which every transaction function succeeds — almost every group — commits
-// as it ran. When a function fails after changing something, its changes
-// cannot be undone alone: the transaction is rolled back and the group runs
-// again, each function under a savepoint rolled back when it fails (see
-// savepoint). The savepoints cost a statement before and after every
-// function and a copy of each page it changes, a sixth of the writer's
-// time when they were always there.
-func (s *Store) commit(group []*write) {
-	// A CPU profile counts the commit under the profiler labels of the
-	// caller whose write opened the group (pprof -tagfocus).
-	pprof.SetGoroutineLabels(group[0].ctx)
-	defer func() {
-		for _, w := range group {
-			close(w.done)
-		}
-		pprof.SetGoroutineLabels(context.Background())
-	}()
-	s.stats.commits.Add(1)
-	s.stats.writes.Add(uint64(len(group)))
-	if !s.apply(group, false) {
-		s.stats.reruns.Add(1)
-		s.apply(group, true)
-	}
-}
-
-// apply runs group in one transaction and commits it; with careful, each
-// transaction function under a savepoint. Without careful it returns
-// false, having rolled everything back, when a function of a group of
-// several failed after changing something: run the group again with care.
-func (s *Store) apply(group []*write, careful bool) bool {
-	conn, err := s.db.Conn(context.Background())
-	if err != nil {
-		for _, w := range group {
-			w.err = fmt.Errorf("begin: %w", classify(err))
-		}
-		return true
-	}
-	defer func() {
-		conn.Raw(func(dc any) error {
-			n, _, err := dc.(sqlite.DBStatus).Status(sqlite.DBStatusCacheWrite, true)
-			s.stats.pages.Add(uint64(n))
-			return err
-		})
-		conn.Close()
-	}()
-	tx, err := conn.BeginTx(context.Background(), nil)
-	if err != nil {
-		for _, w := range group {
-			w.err = fmt.Errorf("begin: %w", classify(err))
-		}
-		return true
-	}
-	for _, w := range group {
-		w.res, w.err = nil, nil
-		if err := w.ctx.Err(); err != nil {
-			w.err = err
-			continue
-		}
-		// Once it runs, a write runs to its end, whether or not its
-		// caller still waits (it cannot leave the group anyway): no
-		// statement of it is interrupted, and none costs the goroutines
-		// that watch a cancellable context.
-		ctx := context.WithoutCancel(w.ctx)
-		if w.fn == nil {
-			// One statement is atomic on its own: SQLite undoes a failed
-			// one, and the transaction goes on.
-			w.res, w.err = tx.StmtContext(ctx, w.st).ExecContext(ctx, w.args...)
-			w.err = classify(w.err)
-			continue
-		}
-		if !careful {
-			err := w.fn(ctx, tx)
-			var u unchangedError
-			switch {
-			case err == nil:
-			case errors.As(err, &u):
-				w.err = classify(u.error) // nothing to undo
-			case len(group) == 1:
-				// Its changes are all the transaction holds.
-				tx.Rollback()
-				w.err = classify(err)
-				return true
-			default:
-				tx.Rollback()
-				return false
-			}
-			continue
-		}
-		if w.err = classify(s.savepoint(ctx, tx, w.fn)); errors.Is(w.err, errUndo) {
-			// The savepoint could not be undone: nothing of the group
-			// commits.
-			tx.Rollback()
-			for _, o := range group {
-				o.res, o.err = nil, fmt.Errorf("transaction aborted: %w", w.err)
-			}
-			return true
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		for _, w := range group {
-			w.res, w.err = nil, fmt.Errorf("commit: %w", classify(err))
-		}
-	}
-	return true
-}
-
-// unchangedError is the error of a transaction function that failed
-// before it changed anything (a conditional statement that found its
-// condition false, first thing): its group needs no undo.
-type unchangedError struct{ error }
-
-func (e unchangedError) Unwrap() error { return e.error }
 
 // errRow is a row whose Scan reports a prepare error.
 type errRow struct{ err error }

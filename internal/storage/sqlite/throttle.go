@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/model"
-	"github.com/camotp/camotp/internal/storage"
 )
 
 func msTime(ms int64) time.Time {
@@ -68,14 +67,9 @@ func scanThrottle(sc scanner) (model.Throttle, error) {
 // call RecordFailure, RecordSuccess or ReleaseAttempt.
 func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.Reservation, error) {
 	res := model.Reservation{Counters: make([]model.Throttle, len(rules))}
-	st, err := s.writeStmts(ctx, reserveSQL)
-	if err != nil {
-		return model.Reservation{}, fmt.Errorf("reserve attempt: %w", err)
-	}
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		reserve := tx.StmtContext(ctx, st[0])
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		for i, r := range rules {
-			th, err := scanThrottle(reserve.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
+			th, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
 			if errors.Is(err, sql.ErrNoRows) {
 				if i == 0 {
 					return unchangedError{errRefused}
@@ -110,18 +104,13 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 // failed: a counter whose slots are all taken is blocked.
 func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
 	out := model.FailureResult{Counters: make([]model.Throttle, len(rules)), Blocked: make([]bool, len(rules))}
-	st, err := s.writeStmts(ctx, blockSQL, selectThrottle)
-	if err != nil {
-		return model.FailureResult{}, fmt.Errorf("record failure: %w", err)
-	}
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		block, sel := tx.StmtContext(ctx, st[0]), tx.StmtContext(ctx, st[1])
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		for i, r := range rules {
-			th, err := scanThrottle(block.QueryRowContext(ctx, r.Key, now.UnixMilli(), r.Limit,
+			th, err := scanThrottle(tx.QueryRowContext(ctx, blockSQL, r.Key, now.UnixMilli(), r.Limit,
 				r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
 			if errors.Is(err, sql.ErrNoRows) {
 				// Slots left, or blocked already: the counter stands.
-				th, err = scanThrottle(sel.QueryRowContext(ctx, r.Key))
+				th, err = scanThrottle(tx.QueryRowContext(ctx, selectThrottle, r.Key))
 				if errors.Is(err, sql.ErrNoRows) {
 					err = nil // cleared meanwhile by a success
 				}
@@ -144,10 +133,7 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model
 // RecordSuccess clears the counters of rules after a successful attempt:
 // attempts and level start over; a block that is not Sticky is lifted.
 func (s *Store) RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error {
-	st, err := s.writeStmts(ctx, successSQL[:]...)
-	if err == nil {
-		err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return recordSuccess(ctx, tx, st, rules) })
-	}
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error { return recordSuccess(ctx, tx, rules) })
 	if err != nil {
 		return fmt.Errorf("record success: %w", err)
 	}
@@ -159,35 +145,18 @@ func (s *Store) RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) 
 var successSQL = [2]string{`DELETE FROM throttle WHERE key = ?`,
 	`UPDATE throttle SET attempts = 0, first_at = 0, level = 0 WHERE key = ?`}
 
-// recordSuccess runs successSQL (prepared as st) for rules inside tx.
-func recordSuccess(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, rules []model.ThrottleRule) error {
+// recordSuccess runs successSQL for rules inside tx.
+func recordSuccess(ctx context.Context, tx *wtx, rules []model.ThrottleRule) error {
 	for _, r := range rules {
-		q := st[0]
+		q := successSQL[0]
 		if r.Sticky {
-			q = st[1]
+			q = successSQL[1]
 		}
-		if _, err := tx.StmtContext(ctx, q).ExecContext(ctx, r.Key); err != nil {
+		if _, err := tx.ExecContext(ctx, q, r.Key); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// writeStmts prepares write statements on the writer's connection; call
-// it before the transaction that uses them (the writer's only connection
-// is busy during one).
-func (s *Store) writeStmts(ctx context.Context, qs ...string) ([]*sql.Stmt, error) {
-	if s.closed() { // the writer's connection is closed or closing
-		return nil, storage.ErrClosed
-	}
-	out := make([]*sql.Stmt, len(qs))
-	for i, q := range qs {
-		var err error
-		if out[i], err = prepared(ctx, s.db, &s.wstmts, q); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // ReleaseAttempt gives back a slot taken by ReserveAttempt (taken is its
@@ -195,17 +164,13 @@ func (s *Store) writeStmts(ctx context.Context, qs ...string) ([]*sql.Stmt, erro
 // check). Only a slot of the window it was taken in is given back: a
 // window that has started over since owes nothing.
 func (s *Store) ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error {
-	st, err := s.writeStmts(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0 AND first_at = ?`)
-	if err != nil {
-		return fmt.Errorf("release attempt: %w", err)
-	}
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		release := tx.StmtContext(ctx, st[0])
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		for i, r := range rules {
 			if i >= len(taken.Counters) {
 				break
 			}
-			if _, err := release.ExecContext(ctx, r.Key, timeMs(taken.Counters[i].FirstAt)); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE throttle SET attempts = attempts - 1 WHERE key = ? AND attempts > 0 AND first_at = ?`,
+				r.Key, timeMs(taken.Counters[i].FirstAt)); err != nil {
 				return err
 			}
 		}

@@ -56,10 +56,10 @@ const acceptStep = `INSERT INTO otp_state (subject, seed_version, last_step, dri
 	WHERE otp_state.seed_version < excluded.seed_version
 	   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`
 
-// use runs acceptStep (prepared as st) for u in tx: ErrStepUsed, having
-// changed nothing, when the step was used already.
-func use(ctx context.Context, tx *sql.Tx, st *sql.Stmt, u *model.StepUse) error {
-	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, u.Subject, u.SeedVersion, u.Step, u.Drift)
+// use runs acceptStep for u in tx: ErrStepUsed, having changed nothing,
+// when the step was used already.
+func use(ctx context.Context, tx *wtx, u *model.StepUse) error {
+	res, err := tx.ExecContext(ctx, acceptStep, u.Subject, u.SeedVersion, u.Step, u.Drift)
 	if err != nil {
 		return err
 	}
@@ -114,11 +114,11 @@ const (
 	endToken = `DELETE FROM tokens WHERE hash = ? AND expires_at > ?`
 )
 
-// end runs endToken (prepared as st) in tx: ErrNotFound, having changed
-// nothing, when old is not a live token (unknown, expired, or ended by a
-// concurrent exchange).
-func end(ctx context.Context, tx *sql.Tx, st *sql.Stmt, old string, now time.Time) error {
-	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, storage.TokenHash(old), now.UnixMilli())
+// end runs endToken in tx: ErrNotFound, having changed nothing, when old
+// is not a live token (unknown, expired, or ended by a concurrent
+// exchange).
+func end(ctx context.Context, tx *wtx, old string, now time.Time) error {
+	res, err := tx.ExecContext(ctx, endToken, storage.TokenHash(old), now.UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -143,31 +143,26 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 	if err != nil {
 		return "", err
 	}
-	// Prepared before the transaction: the writer's connection is busy in it.
-	st, err := s.writeStmts(ctx, acceptStep, endToken, insertToken, insertAudit, successSQL[0], successSQL[1])
-	if err != nil {
-		return "", fmt.Errorf("exchange token: %w", err)
-	}
 	now := s.now()
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		if u != nil {
-			if err := use(ctx, tx, st[0], u); err != nil {
+			if err := use(ctx, tx, u); err != nil {
 				return err
 			}
 		}
-		if err := end(ctx, tx, st[1], old, now); err != nil {
+		if err := end(ctx, tx, old, now); err != nil {
 			if u == nil { // nothing changed yet
 				err = unchangedError{err}
 			}
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, insertToken, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st[3]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
+		if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
 			return err
 		}
-		return recordSuccess(ctx, tx, st[4:], clear)
+		return recordSuccess(ctx, tx, clear)
 	})
 	if err != nil {
 		return "", fmt.Errorf("exchange token: %w", err)
@@ -182,28 +177,23 @@ func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, 
 // door that keeps its own, such as a RADIUS NAS). ErrStepUsed or
 // ErrNotFound as ExchangeToken.
 func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error {
-	// Prepared before the transaction: the writer's connection is busy in it.
-	st, err := s.writeStmts(ctx, acceptStep, endToken, insertAudit, successSQL[0], successSQL[1])
-	if err != nil {
-		return fmt.Errorf("consume token: %w", err)
-	}
 	now := s.now()
-	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		if u != nil {
-			if err := use(ctx, tx, st[0], u); err != nil {
+			if err := use(ctx, tx, u); err != nil {
 				return err
 			}
 		}
-		if err := end(ctx, tx, st[1], old, now); err != nil {
+		if err := end(ctx, tx, old, now); err != nil {
 			if u == nil { // nothing changed yet
 				err = unchangedError{err}
 			}
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st[2]).ExecContext(ctx, s.auditArgs(e)...); err != nil {
+		if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
 			return err
 		}
-		return recordSuccess(ctx, tx, st[3:], clear)
+		return recordSuccess(ctx, tx, clear)
 	})
 	if err != nil {
 		return fmt.Errorf("consume token: %w", err)
