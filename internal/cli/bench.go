@@ -49,20 +49,8 @@ func runBench(ctx context.Context, env Env, args []string) error {
 		fs.BoolVar(&cfg.HTTP, "http", false, "through the JSON API of a real HTTP server on loopback, beside a no-op handler measured with the same client")
 		fs.StringVar(&cfg.DB, "db", "", "database as serve --db takes it (default: a SQLite file in a scratch directory); a PostgreSQL database gets bench tables, use an empty one")
 		fs.IntVar(&cfg.Nodes, "nodes", 1, "also run on this many nodes sharing the --db (PostgreSQL) and compare with one")
-		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 		if err := parse(fs, args[1:], 0); err != nil {
 			return err
-		}
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
 		}
 		if cfg.Cameras < 1 || cfg.Clients < 1 || cfg.Duration <= 0 || cfg.Nodes < 1 {
 			return usagef("bench verify: --cameras, --clients and --nodes must be ≥ 1, --duration > 0")

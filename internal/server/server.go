@@ -305,6 +305,27 @@ func (s *Server) sweep(ctx context.Context, limits signin.Limits) {
 	}
 }
 
+// every runs fn each interval, with a context bounded by timeout, until
+// Close.
+func (s *Server) every(interval, timeout time.Duration, fn func(context.Context)) {
+	s.janitor.Add(1)
+	go func() {
+		defer s.janitor.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				fn(ctx)
+				cancel()
+			}
+		}
+	}()
+}
+
 // cameraKeys adapts the store for the broker's auth hook.
 type cameraKeys struct{ st storage.Store }
 
@@ -673,43 +694,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.stop = make(chan struct{})
 	resendEvery := cmp.Or(cfg.ResendEvery, DefaultResendEvery)
-	s.janitor.Add(1)
-	go func() {
-		defer s.janitor.Done()
-		t := time.NewTicker(resendEvery / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), resendEvery)
-				if n, err := s.Provisioning.ResendDue(ctx, resendEvery, resendLimit); err != nil {
-					cfg.Log.Warn("resend pending commands", "sent", n, "err", err)
-				} else if n > 0 {
-					cfg.Log.Info("resent pending commands", "sent", n)
-				}
-				cancel()
-			}
+	s.every(resendEvery/2, resendEvery, func(ctx context.Context) {
+		if n, err := s.Provisioning.ResendDue(ctx, resendEvery, resendLimit); err != nil {
+			cfg.Log.Warn("resend pending commands", "sent", n, "err", err)
+		} else if n > 0 {
+			cfg.Log.Info("resent pending commands", "sent", n)
 		}
-	}()
-	s.janitor.Add(1)
-	go func() {
-		defer s.janitor.Done()
-		t := time.NewTicker(janitorInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				// Bounded, so a wedged disk cannot hold up Close.
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				s.sweep(ctx, vcfg.Limits)
-				cancel()
-			}
-		}
-	}()
+	})
+	// Bounded, so a wedged disk cannot hold up Close.
+	s.every(janitorInterval, time.Minute, func(ctx context.Context) { s.sweep(ctx, vcfg.Limits) })
 	if cfg.RADIUS != nil {
 		if err := s.StartRADIUS(*cfg.RADIUS); err != nil {
 			return nil, err
