@@ -26,6 +26,7 @@ var ErrLinkDown = errors.New("MQTT link to the broker is down")
 type ServerLink struct {
 	client      mqtt.Client
 	topics      map[string]byte // subscriptions, renewed on every connection
+	log         *slog.Logger
 	reconnected atomic.Pointer[func()]
 
 	mu         sync.Mutex
@@ -51,7 +52,7 @@ func DialServer(ctx context.Context, cfg LinkConfig, username, password string, 
 	if log == nil {
 		log = slog.Default()
 	}
-	l := &ServerLink{lost: make(chan struct{}), topics: map[string]byte{}, subscribed: make(chan error, 1)}
+	l := &ServerLink{lost: make(chan struct{}), topics: map[string]byte{}, subscribed: make(chan error, 1), log: log}
 	for _, t := range []string{"cams/+/ack", "cams/+/status"} {
 		if cfg.SharedGroup != "" {
 			t = "$share/" + cfg.SharedGroup + "/" + t
@@ -135,7 +136,11 @@ func (l *ServerLink) onConnect(c mqtt.Client) {
 		l.subscribed <- err // buffered, read once by DialServer
 		return
 	}
-	t.WaitTimeout(10 * time.Second)
+	if !t.WaitTimeout(10 * time.Second) {
+		l.log.Error("MQTT link back, but no SUBACK within 10s: acks and status may not arrive until the next reconnect")
+	} else if err := subackError(t); err != nil {
+		l.log.Error("MQTT link back, but its subscriptions were refused: acks and status do not arrive", "err", err)
+	}
 	if f := l.reconnected.Load(); f != nil {
 		(*f)()
 	}
