@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -401,11 +400,9 @@ func (f *fleetSim) assignUsers(ctx context.Context, serials []string, cams map[s
 }
 
 func randomPassword() (string, error) {
-	b := make([]byte, 18)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random password: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	// Letters and digits only (128 bits): a password starting with "-" is
+	// read as an option by the tools QA scripts pass it to.
+	return rand.Text(), nil
 }
 
 // readUsers reads "user password" lines; a missing file is empty.

@@ -7,7 +7,6 @@ package demo
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -202,9 +202,9 @@ func loadCredentials(path string) ([]Officer, error) {
 	}
 	out := append([]Officer(nil), officers...)
 	for i := range out {
-		b := make([]byte, 9)
-		rand.Read(b)
-		out[i].Password = base64.RawURLEncoding.EncodeToString(b)
+		// Letters and digits only (base32, 80 bits): a password starting
+		// with "-" is read as an option when typed on a command line.
+		out[i].Password = strings.ToLower(rand.Text()[:16])
 	}
 	data, _ = json.MarshalIndent(out, "", "  ")
 	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
