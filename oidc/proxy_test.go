@@ -1,7 +1,6 @@
 package oidc_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -93,24 +92,6 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// syncBuffer collects a child process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // upstream is the application behind oauth2-proxy: it records every
 // request it gets.
 type upstream struct {
@@ -151,7 +132,7 @@ func (u *upstream) requests(pages bool) []*http.Request {
 type proxy struct {
 	url      string // http://127.0.0.1:PORT
 	clientID string
-	out      *syncBuffer
+	out      *testenv.SyncBuffer
 }
 
 // startProxy registers oauth2-proxy as a confidential client of camotp and
@@ -160,7 +141,7 @@ type proxy struct {
 func startProxy(t *testing.T, e *env, bin string, up *upstream) *proxy {
 	t.Helper()
 	addr := freeAddr(t)
-	p := &proxy{url: "http://" + addr, clientID: "oauth2-proxy", out: &syncBuffer{}}
+	p := &proxy{url: "http://" + addr, clientID: "oauth2-proxy", out: &testenv.SyncBuffer{}}
 	secret := e.addClient(t, p.clientID, false, p.url+"/oauth2/callback")
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "client-secret")

@@ -2,18 +2,14 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/storage/sqlite"
 	"github.com/camotp/camotp/internal/testenv"
 )
 
@@ -76,24 +72,7 @@ func TestServeWithMosquittoDynsecThroughCLI(t *testing.T) {
 	}
 	camExit := time.Now()
 
-	key2, err := masterkey.Load(filepath.Join(data, server.MasterKeyFile), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(data, server.DBFile), key2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	seed, err := st.ActiveSeed(context.Background(), "DYN-CLI")
-	if err != nil {
-		t.Fatal(err)
-	}
-	shift := scriptShift(t, script)
-	candidates := stepCodes(t, seed, camStart.Add(shift), camExit.Add(shift))
-	if !slices.ContainsFunc(candidates, func(c string) bool { return strings.Contains(camOut.String(), c) }) {
-		t.Fatalf("camera screen does not show the server seed's code %v:\n%s", candidates, camOut.String())
-	}
+	screenShowsServerCode(t, data, "DYN-CLI", script, camStart, camExit, camOut.String())
 }
 
 func TestServeDynsecFlagErrors(t *testing.T) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"strconv"
 
+	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/internal/together"
 
 	"bytes"
@@ -12,38 +13,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/camotp/camotp/internal/server"
 )
 
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serveWithFDLimit runs `camotp serve` with soft and hard RLIMIT_NOFILE set
 // to limit (through sh's ulimit, so this test process keeps its own) and
 // stops it at cleanup.
-func serveWithFDLimit(t *testing.T, limit int, args ...string) *syncBuffer {
+func serveWithFDLimit(t *testing.T, limit int, args ...string) *testenv.SyncBuffer {
 	t.Helper()
 	cmd := exec.Command("sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(limit), binary, "serve"}, args...)...)
-	stderr := &syncBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	startUntilCleanup(t, cmd, "serve", stderr)
 	return stderr

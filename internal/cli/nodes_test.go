@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -49,18 +48,7 @@ func TestKillDispatchingNode(t *testing.T) {
 	var outA, outB bytes.Buffer
 	nodeA := startBinary(t, &outA, nodeArgs(dataA, httpA, "a")...)
 	waitHealthy(t, "http://"+httpA)
-	for _, name := range server.SharedFiles {
-		data, err := os.ReadFile(filepath.Join(dataA, name))
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dataB, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.CopySharedFiles(t, dataA, dataB)
 	startBinary(t, &outB, nodeArgs(dataB, httpB, "b")...)
 	waitHealthy(t, "http://"+httpB)
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/camotp/camotp/internal/testenv"
 )
 
 func freeUDP(t *testing.T) string {
@@ -25,7 +27,7 @@ func freeUDP(t *testing.T) string {
 func TestServeRadiusThroughCLI(t *testing.T) {
 	data := t.TempDir()
 	httpAddr, mqttAddr, radiusAddr := freeAddr(t), freeAddr(t), freeUDP(t)
-	serveOut, serveErr := &syncBuffer{}, &syncBuffer{}
+	serveOut, serveErr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	cmd := exec.Command(binary, "serve", "--data", data, "--http", httpAddr, "--mqtt", mqttAddr, "--radius", radiusAddr)
 	cmd.Stdout, cmd.Stderr = serveOut, serveErr
 	startUntilCleanup(t, cmd, "serve", serveErr)

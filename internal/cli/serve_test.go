@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +21,7 @@ import (
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/storage/sqlite"
+	"github.com/camotp/camotp/internal/testenv"
 )
 
 func freeAddr(t *testing.T) string {
@@ -35,7 +36,7 @@ func freeAddr(t *testing.T) string {
 // startBinary starts a long-running camotp command and stops it at cleanup.
 func startBinary(t *testing.T, stdout *bytes.Buffer, args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
-	stderr := &syncBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	startUntilCleanup(t, cmd, args[0], stderr)
 	return cmd
@@ -62,6 +63,35 @@ func startUntilCleanup(t *testing.T, cmd *exec.Cmd, name string, stderr fmt.Stri
 			t.Logf("%s stderr:\n%s", name, stderr.String())
 		}
 	})
+}
+
+// screenShowsServerCode checks that screen, what a camera printed while
+// it ran script between camStart and camExit, shows a code of the seed the
+// server in data holds for serial. The camera printed at its own clock:
+// real time moved on by the script's virtual timeline (headless mode plays
+// the script without sleeping and moves the camera clock with it), so the
+// code is the seed's code at one of the steps that clock could have read.
+func screenShowsServerCode(t *testing.T, data, serial, script string, camStart, camExit time.Time, screen string) {
+	t.Helper()
+	key, err := masterkey.Load(filepath.Join(data, server.MasterKeyFile), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, server.DBFile), key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seed, err := st.ActiveSeed(context.Background(), serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shift := scriptShift(t, script)
+	candidates := stepCodes(t, seed, camStart.Add(shift), camExit.Add(shift))
+	if !slices.ContainsFunc(candidates, func(c string) bool { return strings.Contains(screen, c) }) {
+		t.Fatalf("camera screen does not show the server seed's code %v (camera clock between %s and %s):\n%s",
+			candidates, camStart.Add(shift).Format(time.StampMilli), camExit.Add(shift).Format(time.StampMilli), screen)
+	}
 }
 
 func waitHealthy(t *testing.T, base string) {
@@ -138,30 +168,7 @@ func TestServeProvisionThroughCLI(t *testing.T) {
 	}
 
 	// The server-side seed (sealed in SQLite) gives the code the camera shows.
-	key, err := masterkey.Load(filepath.Join(data, server.MasterKeyFile), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(data, server.DBFile), key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	seed, err := st.ActiveSeed(context.Background(), "BC4-CLI")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The camera printed its screen while it ran, at its own clock: real
-	// time moved on by the script's virtual timeline (headless mode plays
-	// the script without sleeping and moves the camera clock with it). So
-	// the code is the seed's code at one of the steps the camera's clock
-	// could have read.
-	shift := scriptShift(t, script)
-	candidates := stepCodes(t, seed, camStart.Add(shift), camExit.Add(shift))
-	if !slices.ContainsFunc(candidates, func(c string) bool { return strings.Contains(screen, c) }) {
-		t.Fatalf("camera screen does not show the server seed's code %v (camera clock between %s and %s):\n%s",
-			candidates, camStart.Add(shift).Format(time.StampMilli), camExit.Add(shift).Format(time.StampMilli), screen)
-	}
+	screenShowsServerCode(t, data, "BC4-CLI", script, camStart, camExit, screen)
 
 	// Users and assignment through the CLI.
 	userAdd := exec.Command(binary, "admin", "--server", base, "--token-file", tokenFile, "user", "add", "officer1", "--email", "o1@pd.example", "--password-stdin")

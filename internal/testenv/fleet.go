@@ -73,24 +73,31 @@ func (f *Fleet) Node(t *testing.T) *server.Server {
 		t.Fatal("Node: the fleet's database is its first node's SQLite file; set Config.DB to a PostgreSQL URL")
 	}
 	dir := t.TempDir()
-	for _, name := range server.SharedFiles {
-		data, err := os.ReadFile(filepath.Join(f.dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	CopySharedFiles(t, f.dir, dir)
 	return Server(t, dir, func(c *server.Config) {
 		c.Now = f.Clock.Now
 		for _, m := range f.mods {
 			m(c)
 		}
 	})
+}
+
+// CopySharedFiles copies the server.SharedFiles that exist in the data
+// directory from into to (0600), as an operator sets up another node.
+func CopySharedFiles(tb testing.TB, from, to string) {
+	tb.Helper()
+	for _, name := range server.SharedFiles {
+		data, err := os.ReadFile(filepath.Join(from, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), data, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // SetPolicy sets the organisation policy through the admin API.

@@ -28,24 +28,25 @@ type Mosquitto struct {
 	Dir string
 
 	cmd *exec.Cmd
-	log *lockedBuffer
+	log *SyncBuffer
 }
 
-// lockedBuffer is a bytes.Buffer mosquitto writes to while tests read it.
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer a child process (mosquitto, a camotp
+// binary) writes to while the test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
 // Write appends p.
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
 // String is what was written so far.
-func (l *lockedBuffer) String() string {
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -126,7 +127,7 @@ func StartMosquitto(tb testing.TB) *Mosquitto {
 		if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
 			tb.Fatal(err)
 		}
-		m.log = &lockedBuffer{}
+		m.log = &SyncBuffer{}
 		m.cmd = exec.Command("mosquitto", "-c", conf)
 		m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 		if err := m.cmd.Start(); err != nil {
