@@ -16,7 +16,6 @@ import (
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/secretfile"
 	"github.com/camotp/camotp/internal/server"
-	"github.com/camotp/camotp/internal/storage/dburl"
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
@@ -200,8 +199,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if srv.OIDC != nil {
 		log.Info("openid connect provider on", "issuer", srv.OIDC.Issuer(), "discovery", srv.OIDC.Issuer()+oidc.PathDiscovery)
 	}
-	db, _ := dburl.Parse(cfg.DB, cfg.DataDir) // parsed once already by Start
-	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"), "db", db.String(),
+	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"), "db", srv.DB(),
 		"admin_token_file", fmt.Sprintf("%s/%s", cfg.DataDir, server.AdminTokenFile))
 	<-ctx.Done()
 	log.Info("camotp stopping")

@@ -215,6 +215,7 @@ type Server struct {
 	syncStart sync.Mutex         // orders starting a sync with Close
 	http      *http.Server
 	httpAddr  string
+	db        dburl.Target // the database, as --db named it
 	ready     atomic.Bool
 	mux       *http.ServeMux
 	closed    sync.Once
@@ -496,7 +497,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		dbLog := cfg.Log.With("component", "db")
 		l.SetLogger(func(msg string, err error) { dbLog.Warn(msg, "err", err) })
 	}
-	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{Store: st, AdminToken: secretfile.Text(admin), cfg: cfg, mux: http.NewServeMux(), db: target}
 	st.SetAuditFailureHook(func(e model.AuditEntry, err error) {
 		cfg.Log.Error("audit entry lost", "action", e.Action, "actor", e.Actor, "subject", e.Subject, "result", e.Result, "err", err)
 	})
@@ -729,6 +730,9 @@ func (s *Server) StartRADIUS(rc RADIUSConfig) error {
 	s.cfg.Log.Info("radius serving", "addr", r.Addr(), "allow_legacy", rc.AllowLegacy, "separator", rc.Separator)
 	return nil
 }
+
+// DB names the server's database, without any password.
+func (s *Server) DB() string { return s.db.String() }
 
 // RADIUSAddr is the RADIUS server's bound UDP address ("" when off).
 func (s *Server) RADIUSAddr() string {
