@@ -47,7 +47,7 @@ func commands() []command {
 		{"camera", "camera init|run ...   a camera: create its state, run it (tui or headless)", runCamera},
 		{"board-sim", "board-sim [--link PATH]   a simulated serial board (display + buttons) on a pty, for camera run --ui serial:PATH", runBoardSim},
 		{"serve", "serve [--data DIR] [--http ADDR] [--mqtt ADDR]   the server: broker, registry, APIs", runServe},
-		{"migrate", "migrate --to postgres://… [--data DIR]   move an installation's SQLite database to PostgreSQL (safe to rerun)", runMigrate},
+		{"migrate", "migrate --to postgres://… [--data DIR]   move an installation's SQLite database into an empty PostgreSQL one (all or nothing)", runMigrate},
 		{"demo", "demo [--headless] [--camera SERIAL]   the whole product: server, demo officers, provisioned cameras, emulator", runDemo},
 		{"bench", "bench verify|radius|provision ...   measure verifications/s, RADIUS code steps/s and fleet provisioning on this machine", runBench},
 		{"fleet-sim", "fleet-sim [--server URL] [--broker URL] --cameras N [--assign]   N headless cameras registered and provisioned through the admin API", runFleetSim},
