@@ -17,6 +17,8 @@ type attempt struct {
 	now            time.Time
 	taken          Decision // the reservation
 	settled        bool
+	// unreserved: no slot was taken before the evaluation (unreserved).
+	unreserved bool
 }
 
 // reserve takes a slot for user on kind from ip before anything is
@@ -33,6 +35,18 @@ func (s *Service) reserve(ctx context.Context, kind, user, ip string) (*attempt,
 	return &attempt{s: s, kind: kind, user: user, ip: ip, now: now, taken: d}, nil
 }
 
+// unreserved is an attempt that takes no slot before it is evaluated, for
+// a check that writes nothing (pureChecker): a passed code then costs one
+// commit, not two. Its slot is checked in that commit
+// (model.Settlement.Unreserved), and a failure takes a slot and fails it
+// in one commit (FailAttempt). Either way only an attempt the counters
+// allow has an effect or gets an answer, and a blocked caller's right and
+// wrong codes are refused alike: one refused write, then a read of the
+// counters.
+func (s *Service) unreserved(kind, user, ip string) *attempt {
+	return &attempt{s: s, kind: kind, user: user, ip: ip, now: s.now(), unreserved: true}
+}
+
 // fail records the attempt as failed and returns the decision after it,
 // telling the observer of a lockout it caused. The attempt was evaluated:
 // it is recorded even when the client has gone away meanwhile (a request
@@ -42,7 +56,11 @@ func (s *Service) reserve(ctx context.Context, kind, user, ip string) (*attempt,
 // guessing window).
 func (a *attempt) fail(ctx context.Context) (Decision, error) {
 	a.settled = true
-	d, err := a.s.reg.Fail(context.WithoutCancel(ctx), a.kind, a.user, a.ip, a.now)
+	fail := a.s.reg.Fail
+	if a.unreserved {
+		fail = a.s.reg.FailUnreserved
+	}
+	d, err := fail(context.WithoutCancel(ctx), a.kind, a.user, a.ip, a.now)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -62,14 +80,17 @@ func (a *attempt) succeed(ctx context.Context) error {
 	return nil
 }
 
-// rules are the attempt's throttle counters, for a commit that records its
-// success together with other writes (give it a context that the client
-// cannot cancel, and set settled once it committed).
-func (a *attempt) rules() []model.ThrottleRule { return a.s.reg.rules(a.kind, a.user, a.ip) }
+// settlement settles the attempt's throttle counters as a success in a
+// commit that records it together with other writes (give it a context
+// that the client cannot cancel, and set settled once it committed).
+func (a *attempt) settlement() model.Settlement {
+	return model.Settlement{Rules: a.s.reg.rules(a.kind, a.user, a.ip), Unreserved: a.unreserved, At: a.now}
+}
 
-// release gives the slot back unless the attempt was settled.
+// release gives the slot back unless the attempt was settled (an
+// unreserved attempt holds none).
 func (a *attempt) release(ctx context.Context) {
-	if a.settled {
+	if a.settled || a.unreserved {
 		return
 	}
 	a.settled = true

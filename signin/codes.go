@@ -71,12 +71,28 @@ type CheckResult struct {
 	// and a code whose step was used meanwhile is Replayed. Nil when
 	// nothing is left to record.
 	Use *model.StepUse
+	// Resync is the candidate of a ClockOff code of Match (Step, and the
+	// offset in Drift) that the caller records with SetResync once the
+	// attempt is allowed to have an effect (Check records it itself).
+	Resync *model.StepUse
+}
+
+// Record takes the write a Match result still owes other than its replay
+// record: a ClockOff code's resync candidate.
+func (c *Checker) Record(ctx context.Context, res CheckResult) error {
+	if r := res.Resync; res.Outcome == ClockOff && r != nil {
+		return c.Store.SetResync(ctx, r.Subject, r.SeedVersion, r.Drift, r.Step)
+	}
+	return nil
 }
 
 // Check verifies code for the source subject (e.g. "cam:SN") holding seed,
 // at time now. Accepted codes are recorded durably before Check returns.
 func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
 	res, err := c.Match(ctx, subject, seed, code, now)
+	if err == nil {
+		err = c.Record(ctx, res)
+	}
 	if err != nil || res.Use == nil {
 		return res, err
 	}
@@ -92,10 +108,11 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 	return res, nil
 }
 
-// Match is Check without the replay record of an accepted code: it
-// returns it in the result's Use, for the caller to take in the commit
-// that acts on the code (one write where Check and that commit are two).
-// Until it is taken, the code is not used up.
+// Match is Check writing nothing: it returns the replay record of an
+// accepted code in the result's Use, for the caller to take in the commit
+// that acts on the code (one write where Check and that commit are two),
+// and a ClockOff code's resync candidate in Resync (Record). Until it is
+// taken, the code is not used up.
 func (c *Checker) Match(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
 	var st model.OTPState
 	var found bool
@@ -190,10 +207,7 @@ func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.S
 			use := &model.StepUse{Subject: subject, SeedVersion: seed.Version, Step: step, Drift: o}
 			return CheckResult{Outcome: Accepted, Offset: o, Resynced: true, Use: use}, nil
 		}
-		if err := c.Store.SetResync(ctx, subject, seed.Version, o, step); err != nil {
-			return CheckResult{}, err
-		}
-		return CheckResult{Outcome: ClockOff, Offset: o}, nil
+		return CheckResult{Outcome: ClockOff, Offset: o, Resync: &model.StepUse{Subject: subject, SeedVersion: seed.Version, Step: step, Drift: o}}, nil
 	}
 	if replayed {
 		return CheckResult{Outcome: Replayed, Offset: replayOffset}, nil

@@ -110,6 +110,13 @@ func (m bodycamMethod) Check(ctx context.Context, a Answer) (CheckResult, string
 	return res, fmt.Sprintf("bodycam %s offset %d", serial, res.Offset), err
 }
 
+// pureChecker is a method whose Check writes nothing (Checker.Match):
+// its attempts are evaluated before they take a slot (Service.unreserved).
+type pureChecker interface{ checkWritesNothing() }
+
+func (bodycamMethod) checkWritesNothing() {}
+func (appMethod) checkWritesNothing()     {}
+
 // appMethod checks a code against the user's own authenticator app.
 type appMethod struct{ s *Service }
 

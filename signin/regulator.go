@@ -2,10 +2,12 @@ package signin
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
 	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // ThrottleStore keeps throttling counters. Every operation is atomic in
@@ -17,6 +19,7 @@ type ThrottleStore interface {
 	RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 	RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error
 	ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error
+	FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 }
 
 // Limits configure throttling.
@@ -58,6 +61,9 @@ type Decision struct {
 	// Lockout says this failure is the one that blocked the pair or the
 	// account.
 	Lockout bool
+	// Refused says an attempt evaluated without a slot was refused one
+	// (FailUnreserved): it counted nowhere and must be answered as blocked.
+	Refused bool
 
 	taken model.Reservation // the slot Reserve took, for Release
 }
@@ -110,6 +116,25 @@ func (r *Regulator) Fail(ctx context.Context, kind, user, ip string, now time.Ti
 	if err != nil {
 		return Decision{}, err
 	}
+	return r.decide(now, res), nil
+}
+
+// FailUnreserved settles an attempt evaluated without a slot as failed:
+// it takes a slot and fails it in one commit, or, the counters having
+// none to give, the attempt is Refused and counts nowhere.
+func (r *Regulator) FailUnreserved(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
+	res, err := r.Store.FailAttempt(ctx, now, r.rules(kind, user, ip)...)
+	if te := (*storage.ThrottledError)(nil); errors.As(err, &te) {
+		return Decision{Blocked: true, Refused: true, RetryAfter: te.RetryAfter}, nil
+	}
+	if err != nil {
+		return Decision{}, err
+	}
+	return r.decide(now, res), nil
+}
+
+// decide is the decision after a failure whose counters are res.
+func (r *Regulator) decide(now time.Time, res model.FailureResult) Decision {
 	pair := res.Counters[0]
 	d := Decision{AttemptsLeft: max(r.Limits.MaxFailures-pair.Attempts, 0)}
 	for i, th := range res.Counters {
@@ -119,7 +144,7 @@ func (r *Regulator) Fail(ctx context.Context, kind, user, ip string, now time.Ti
 		}
 		d.Lockout = d.Lockout || res.Blocked[i]
 	}
-	return d, nil
+	return d
 }
 
 // Succeed settles a reserved attempt as successful: the pair's counter is

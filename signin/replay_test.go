@@ -21,13 +21,11 @@ func (staleStore) OTPState(context.Context, string) (model.OTPState, bool, error
 	return model.OTPState{}, false, nil
 }
 
-// A code whose step is used between the check and the commit that ends the
-// sign-in (another sign-in with the same code won) is refused as a replay
-// and counted as a failure; the sign-in stays pending and no session
-// starts.
-func TestCodeUsedDuringTheCheckIsAReplay(t *testing.T) {
-	ctx, ip := context.Background(), "192.0.2.9"
-	now := func() time.Time { return base }
+// cameraFixture is a real store and service at now with alice holding a
+// provisioned Body 4 camera (SN1) of seed (its version set).
+func cameraFixture(t *testing.T, now func() time.Time) (*sqlite.Store, *Service, device.Seed) {
+	t.Helper()
+	ctx := context.Background()
 	st := newStore(t, t.TempDir(), now)
 	if err := st.AddUser(ctx, model.User{Username: "alice", Email: "alice@pd.example"}, "hash"); err != nil {
 		t.Fatal(err)
@@ -53,6 +51,19 @@ func TestCodeUsedDuringTheCheckIsAReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, svc, seed
+}
+
+// A code whose step is used between the check and the commit that ends the
+// sign-in (another sign-in with the same code won) is refused as a replay
+// and counted as a failure; the sign-in stays pending and no session
+// starts.
+func TestCodeUsedDuringTheCheckIsAReplay(t *testing.T) {
+	ctx, ip := context.Background(), "192.0.2.9"
+	now := func() time.Time { return base }
+	st, svc, seed := cameraFixture(t, now)
+	cfg := DefaultConfig()
+	cfg.Argon2 = password.Params{Memory: 8 << 10, Time: 1, Threads: 1}
 	stale, err := NewService(staleStore{st}, cfg, now, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -34,12 +34,13 @@ type TokenStore interface {
 	PendingCheck(ctx context.Context, raw string) (model.PendingCheck, error)
 	DeleteToken(ctx context.Context, raw string) error
 	// ExchangeToken atomically takes the replay record use (when not
-	// nil; storage.ErrStepUsed when its step was used already), deletes
-	// old, creates a token, writes e and records a success on the
-	// throttle counters of clear.
-	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
+	// nil; storage.ErrStepUsed when its step was used already), ends
+	// old, creates a token, writes e and settles the attempt's throttle
+	// counters as a success (an unreserved attempt refused by them:
+	// *storage.ThrottledError, nothing done).
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, use *model.StepUse, e model.AuditEntry, settle model.Settlement) (string, error)
 	// ConsumeToken is ExchangeToken creating no token.
-	ConsumeToken(ctx context.Context, old string, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error
+	ConsumeToken(ctx context.Context, old string, use *model.StepUse, e model.AuditEntry, settle model.Settlement) error
 }
 
 // Auditor appends to the audit log.
@@ -449,12 +450,19 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 	if !ok {
 		return "", ErrNoMethod
 	}
-	a, err := s.reserve(ctx, "otp", user, ip)
-	if err != nil {
+	blocked := func(err error) (string, error) {
 		if errors.As(err, new(*BlockedError)) {
 			s.audit(ctx, user, "login.mfa", method, "blocked", ip, method)
 		}
 		return "", err
+	}
+	// A check that writes nothing is evaluated first and settled in one
+	// commit (unreserved); any other takes its slot first.
+	var a *attempt
+	if _, ok := m.(pureChecker); ok {
+		a = s.unreserved("otp", user, ip)
+	} else if a, err = s.reserve(ctx, "otp", user, ip); err != nil {
+		return blocked(err)
 	}
 	defer a.release(ctx)
 	res, detail, err := m.Check(ctx, Answer{User: user, Code: code, IP: ip, Now: a.now, Camera: pc.Camera})
@@ -463,6 +471,9 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 	}
 	if res.Outcome == Accepted {
 		sess, err := s.accept(ctx, pending, user, method, t.Method, ip, detail, res, a, session)
+		if te := (*storage.ThrottledError)(nil); errors.As(err, &te) {
+			return blocked(&BlockedError{RetryAfter: te.RetryAfter})
+		}
 		if !errors.Is(err, storage.ErrStepUsed) {
 			return sess, err
 		}
@@ -471,12 +482,26 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 		res.Outcome = Replayed
 	}
 	if res.Outcome == ClockOff {
+		if a.unreserved {
+			// Only an attempt within the limits hears that the clock is
+			// off: it holds a slot meanwhile, given back after.
+			if a, err = s.reserve(ctx, "otp", user, ip); err != nil {
+				return blocked(err)
+			}
+			defer a.release(ctx)
+		}
+		if err := s.checker.Record(ctx, res); err != nil {
+			return "", err
+		}
 		s.audit(ctx, user, "login.mfa", method, "clock-off", ip, detail)
 		return "", &CodeError{ClockOff: true, AttemptsLeft: a.taken.AttemptsLeft + 1} // not counted: the slot is released
 	}
 	d, err := a.fail(ctx)
 	if err != nil {
 		return "", err
+	}
+	if d.Refused {
+		return blocked(&BlockedError{RetryAfter: d.RetryAfter})
 	}
 	s.audit(ctx, user, "login.mfa", method, res.Outcome.String(), ip, detail)
 	if d.Blocked {
@@ -504,7 +529,7 @@ func (s *Service) accept(ctx context.Context, pending, user, method, opened, ip,
 		} else if len(setup) > 0 {
 			tok, err := s.st.ExchangeToken(context.WithoutCancel(ctx), pending, model.TokenPending, user, MethodSetup, ip, s.cfg.PendingTTL,
 				res.Use, model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "setup required", SourceIP: ip, Detail: detail},
-				a.rules()...)
+				a.settlement())
 			if err != nil {
 				return "", lostExchange(err)
 			}
@@ -626,18 +651,18 @@ func (s *Service) FinishSetup(ctx context.Context, pending, method, code, ip str
 // none was asked for); storage.ErrStepUsed when use's step was used
 // already (nothing happened).
 func (s *Service) finish(ctx context.Context, pending, user, method, ip, detail string, a *attempt, use *model.StepUse, session bool) (string, error) {
-	var clear []model.ThrottleRule
+	var settle model.Settlement
 	if a != nil {
-		clear = a.rules()
+		settle = a.settlement()
 		ctx = context.WithoutCancel(ctx) // the attempt was evaluated: settle it whatever the client does
 	}
 	e := model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok", SourceIP: ip, Detail: detail}
 	var sess string
 	var err error
 	if session {
-		sess, err = s.st.ExchangeToken(ctx, pending, model.TokenSession, user, method, ip, s.cfg.SessionTTL, use, e, clear...)
+		sess, err = s.st.ExchangeToken(ctx, pending, model.TokenSession, user, method, ip, s.cfg.SessionTTL, use, e, settle)
 	} else {
-		err = s.st.ConsumeToken(ctx, pending, use, e, clear...)
+		err = s.st.ConsumeToken(ctx, pending, use, e, settle)
 	}
 	if err != nil {
 		return "", lostExchange(err)

@@ -76,3 +76,19 @@ func RetryAfter(now time.Time, rules []ThrottleRule, counters []Throttle) time.D
 	}
 	return wait
 }
+
+// Settlement is how the commit that acts on a passed attempt settles the
+// attempt's throttle counters.
+type Settlement struct {
+	// Rules are the attempt's counters: the success clears them.
+	Rules []ThrottleRule
+	// Unreserved says the attempt took no slot before it was evaluated
+	// (its check wrote nothing): the commit first makes sure that every
+	// counter of Rules would have given a slot At, and changes nothing
+	// when one would not (storage.ThrottledError).
+	Unreserved bool
+	At         time.Time
+}
+
+// Clear is the Settlement of a reserved attempt that clears rules.
+func Clear(rules ...ThrottleRule) Settlement { return Settlement{Rules: rules} }

@@ -20,6 +20,16 @@ var (
 	ErrStepUsed = errors.New("one-time code already used")
 )
 
+// ThrottledError says an attempt that took no slot before it was
+// evaluated (model.Settlement.Unreserved, FailAttempt) would not have been
+// given one: a counter is blocked or its slots are held. Nothing changed.
+type ThrottledError struct {
+	// RetryAfter is how long the caller should wait (model.RetryAfter).
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string { return "attempt refused by its throttle counters" }
+
 // BuildCommand makes the sealed MQTT command for an operation once its
 // version is fixed.
 type BuildCommand func(version uint64) ([]byte, error)

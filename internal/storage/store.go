@@ -103,6 +103,12 @@ type Throttles interface {
 	RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 	RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error
 	ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error
+	// FailAttempt is ReserveAttempt and RecordFailure in one commit, for an
+	// attempt evaluated without a slot (its check wrote nothing): it is
+	// counted as failed when every counter has a slot for it, and
+	// otherwise nothing changes (*ThrottledError) — the refusal takes the
+	// same steps as a refused Settlement.Unreserved success.
+	FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 	PurgeThrottles(ctx context.Context, now time.Time, maxWindow time.Duration) error
 	GetThrottles(ctx context.Context, keys ...string) ([]model.Throttle, error)
 }
@@ -115,15 +121,17 @@ type Tokens interface {
 	SetResync(ctx context.Context, subject string, seedVersion uint64, offset, step int64) error
 	CreateToken(ctx context.Context, kind, username, method, ip string, ttl time.Duration) (string, error)
 	// ExchangeToken ends the live token old and creates one of kind for
-	// username valid for ttl, appends e to the audit log and records a
-	// success on the throttle counters of clear, all in one commit, or
-	// nothing happens: ErrNotFound when old is not live (unknown,
-	// expired, or exchanged already). use, when not nil, is the replay
-	// record of the code that passed, taken first in the same commit
-	// (AcceptStep's rule): ErrStepUsed when its step was used already.
-	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error)
+	// username valid for ttl, appends e to the audit log and settles the
+	// attempt's throttle counters as a success (settle), all in one
+	// commit, or nothing happens: an unreserved attempt is checked against
+	// its counters first (*ThrottledError); ErrNotFound when old is not
+	// live (unknown, expired, or exchanged already). use, when not nil,
+	// is the replay record of the code that passed, taken in the same
+	// commit (AcceptStep's rule): ErrStepUsed when its step was used
+	// already.
+	ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, use *model.StepUse, e model.AuditEntry, settle model.Settlement) (string, error)
 	// ConsumeToken is ExchangeToken creating no token.
-	ConsumeToken(ctx context.Context, old string, use *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error
+	ConsumeToken(ctx context.Context, old string, use *model.StepUse, e model.AuditEntry, settle model.Settlement) error
 	LookupToken(ctx context.Context, kind, raw string) (model.Token, error)
 	// PendingCheck reads in one snapshot the live pending token raw and
 	// what checking a code of its user's camera needs: the camera, its

@@ -56,7 +56,7 @@ func BenchmarkSignInWrites(b *testing.B) {
 						return
 					}
 					if _, err := s.ExchangeToken(ctx, pending, model.TokenSession, user, "bodycam", "ip", time.Hour,
-						nil, model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok"}, pair, acct); err != nil {
+						nil, model.AuditEntry{Actor: user, Action: "login.mfa", Subject: user, Result: "ok"}, model.Clear(pair, acct)); err != nil {
 						b.Error(err)
 						return
 					}

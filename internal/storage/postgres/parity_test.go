@@ -316,16 +316,16 @@ func script(t *testing.T, s storage.Store, clk *testclock.Manual) []string {
 	s.ReserveAttempt(ctx, clk.Now(), r)
 	s.RecordFailure(ctx, clk.Now(), r)
 	sess, err := s.ExchangeToken(ctx, pend, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
-		nil, model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}, r)
+		nil, model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}, model.Clear(r))
 	say("exchange %d %s", len(sess), e(err))
-	_, err = s.ExchangeToken(ctx, pend, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, model.AuditEntry{Action: "x", Subject: "alice"})
+	_, err = s.ExchangeToken(ctx, pend, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, model.AuditEntry{Action: "x", Subject: "alice"}, model.Settlement{})
 	say("exchange again %s", e(err))
 	ths, _ = s.GetThrottles(ctx, "k")
 	tk, err = s.LookupToken(ctx, model.TokenSession, sess)
 	say("session %+v %s; counter %+v", tk, e(err), ths)
 	pend2, _ := s.CreateToken(ctx, model.TokenPending, "alice", "radius", "ip2", time.Minute)
-	say("consume %s again %s", e(s.ConsumeToken(ctx, pend2, nil, model.AuditEntry{Actor: "alice", Action: "radius", Subject: "alice", Result: "ok"})),
-		e(s.ConsumeToken(ctx, pend2, nil, model.AuditEntry{Action: "x", Subject: "alice"})))
+	say("consume %s again %s", e(s.ConsumeToken(ctx, pend2, nil, model.AuditEntry{Actor: "alice", Action: "radius", Subject: "alice", Result: "ok"}, model.Settlement{})),
+		e(s.ConsumeToken(ctx, pend2, nil, model.AuditEntry{Action: "x", Subject: "alice"}, model.Settlement{})))
 	s.CreateToken(ctx, model.TokenTrust, "alice", "", "ip", time.Hour)
 	clk.Advance(time.Second)
 	s.CreateToken(ctx, model.TokenPending, "alice", "", "ip", time.Second)

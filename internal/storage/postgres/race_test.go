@@ -158,7 +158,7 @@ func TestExchangeTokenRace(t *testing.T) {
 	var session string
 	together.Run(16, func(i int) {
 		tok, err := n[i%2].ExchangeToken(ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
-			nil, model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}, r)
+			nil, model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}, model.Clear(r))
 		switch {
 		case err == nil:
 			won.Add(1)
@@ -183,7 +183,7 @@ func TestExchangeTokenRace(t *testing.T) {
 	if _, err := n[1].LookupToken(ctx, model.TokenSession, session); err != nil {
 		t.Fatalf("the winner's session: %v", err)
 	}
-	if err := n[1].ConsumeToken(ctx, pending, nil, model.AuditEntry{Action: "x", Subject: "alice"}); !errors.Is(err, storage.ErrNotFound) {
+	if err := n[1].ConsumeToken(ctx, pending, nil, model.AuditEntry{Action: "x", Subject: "alice"}, model.Settlement{}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("consume an exchanged token: %v", err)
 	}
 }
@@ -308,5 +308,63 @@ func TestCameraRaces(t *testing.T) {
 	})
 	if ok.Load() != 1 || conflict.Load() != 1 {
 		t.Fatalf("%d assignments, %d conflicts: want one each", ok.Load(), conflict.Load())
+	}
+}
+
+// Codes evaluated without a slot on two nodes at once: 31 wrong ones
+// (FailAttempt) and one right one (an unreserved ExchangeToken), round
+// after round. Never more than the limit of wrong ones counted before the
+// right one passes; when it is refused, exactly the limit was counted
+// first and it took nothing — the guard's row lock holds across nodes.
+func TestUnreservedAttemptsRace(t *testing.T) {
+	n := nodes(t)
+	ctx := context.Background()
+	for round := range 6 {
+		now := t0.Add(time.Duration(round) * time.Hour)
+		r := pairRule(fmt.Sprintf("otp:pair:alice\x00ip%d", round))
+		acct := model.ThrottleRule{Key: "otp:acct:alice", Limit: 10, Window: time.Minute, BlockBase: time.Minute, BlockMax: time.Hour, Sticky: true}
+		pending, err := n[0].CreateToken(ctx, model.TokenPending, "alice", "bodycam", "ip", 5*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		use := &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: int64(100 + round)}
+		var counted, blocks atomic.Int32
+		var passed error
+		together.Run(32, func(i int) {
+			if i == round {
+				_, passed = n[i%2].ExchangeToken(ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, use,
+					model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"},
+					model.Settlement{Rules: []model.ThrottleRule{r, acct}, Unreserved: true, At: now})
+				return
+			}
+			res, err := n[i%2].FailAttempt(ctx, now, r, acct)
+			if errors.As(err, new(*storage.ThrottledError)) {
+				return
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			counted.Add(1)
+			if res.Blocked[0] {
+				blocks.Add(1)
+			}
+		})
+		st, _, err := n[1].OTPState(ctx, "cam:A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case passed == nil:
+			if c := counted.Load(); c > 5 || st.LastStep != use.Step {
+				t.Fatalf("round %d: %d failures counted around the success; replay record %+v", round, c, st)
+			}
+		case errors.As(passed, new(*storage.ThrottledError)):
+			if c := counted.Load(); c != 3 || blocks.Load() != 1 || st.LastStep == use.Step {
+				t.Fatalf("round %d: refused after %d failures (%d blocks); replay record %+v", round, c, blocks.Load(), st)
+			}
+		default:
+			t.Fatalf("round %d: the right code: %v", round, passed)
+		}
 	}
 }

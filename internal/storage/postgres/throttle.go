@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 // errRefused rolls back a reservation refused by one of its counters.
@@ -77,13 +78,92 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 		return model.Reservation{}, fmt.Errorf("reserve attempt: %w", err)
 	}
 	// Refused: report the counters as they stand and the longest wait.
-	ths, err := s.GetThrottles(ctx, keys(rules)...)
-	if err != nil {
+	if res.Counters, res.RetryAfter, err = s.standing(ctx, now, rules); err != nil {
 		return model.Reservation{}, err
 	}
-	res.Counters = ths
-	res.RetryAfter = model.RetryAfter(now, rules, ths)
 	return res, nil
+}
+
+// standing reads the counters of rules as they stand after a refusal, and
+// how long the caller must wait.
+func (s *Store) standing(ctx context.Context, now time.Time, rules []model.ThrottleRule) ([]model.Throttle, time.Duration, error) {
+	ths, err := s.GetThrottles(ctx, keys(rules)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ths, model.RetryAfter(now, rules, ths), nil
+}
+
+// throttled is the *storage.ThrottledError of a refused unreserved
+// attempt: the counters are read after the refusal, as ReserveAttempt
+// reads them, so a refused success and a refused failure take the same
+// steps.
+func (s *Store) throttled(ctx context.Context, now time.Time, rules []model.ThrottleRule) error {
+	_, wait, err := s.standing(ctx, now, rules)
+	if err != nil {
+		return err
+	}
+	return &storage.ThrottledError{RetryAfter: wait}
+}
+
+// guardSQL locks a counter's row to the end of the transaction and says
+// whether it would refuse a slot (the negation of reserveSQL's condition).
+// A counter without a row gets one that counts nothing (a fresh counter,
+// as reserveSQL reads it), so that it is locked too: a reservation on
+// another node waits for the commit instead of counting failures the
+// commit does not see, and the guards and reservations lock the rules'
+// rows in one order. $1 key, $2 now (ms), $3 window (ms), $4 limit.
+const guardSQL = `INSERT INTO throttle AS t (key, attempts, first_at, blocked_until, level) VALUES ($1, 0, 0, 0, 0)
+	ON CONFLICT (key) DO UPDATE SET attempts = t.attempts
+	RETURNING NOT (t.blocked_until <= $2::bigint AND (t.first_at + $3::bigint <= $2::bigint OR t.attempts < $4::integer))`
+
+// guard checks in tx, before anything else is written, that every counter
+// of rules would give an attempt a slot at now: errRefused when one would
+// not. The rows stay locked until the transaction ends, so no concurrent
+// reservation or failure on another node changes the answer before the
+// commit.
+func guard(ctx context.Context, tx pgx.Tx, now time.Time, rules []model.ThrottleRule) error {
+	for _, r := range rules {
+		var refused bool
+		if err := tx.QueryRow(ctx, guardSQL, []byte(r.Key), now.UnixMilli(), r.Window.Milliseconds(), r.Limit).Scan(&refused); err != nil {
+			return err
+		}
+		if refused {
+			return errRefused
+		}
+	}
+	return nil
+}
+
+// FailAttempt takes a slot on every counter of rules and counts it as
+// failed, in one transaction; when a counter has no slot to give, nothing
+// changes (*storage.ThrottledError).
+func (s *Store) FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
+	var out model.FailureResult
+	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if err := guard(ctx, tx, now, rules); err != nil {
+			return err
+		}
+		for _, r := range rules {
+			_, err := scanThrottle(tx.QueryRow(ctx, reserveSQL, []byte(r.Key), now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return errRefused // a counter created meanwhile filled up
+			}
+			if err != nil {
+				return err
+			}
+		}
+		var err error
+		out, err = recordFailure(ctx, tx, now, rules)
+		return err
+	})
+	if errors.Is(err, errRefused) {
+		return model.FailureResult{}, s.throttled(ctx, now, rules)
+	}
+	if err != nil {
+		return model.FailureResult{}, fmt.Errorf("fail attempt: %w", err)
+	}
+	return out, nil
 }
 
 // RecordFailure counts the reserved attempt on every counter of rules as
@@ -91,28 +171,35 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
 	var out model.FailureResult
 	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		out = model.FailureResult{Counters: make([]model.Throttle, len(rules)), Blocked: make([]bool, len(rules))}
-		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRow(ctx, blockSQL, []byte(r.Key), now.UnixMilli(), r.Limit,
-				r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
-			if errors.Is(err, pgx.ErrNoRows) {
-				// Slots left, or blocked already: the counter stands.
-				th, err = scanThrottle(tx.QueryRow(ctx, selectThrottle, []byte(r.Key)))
-				if errors.Is(err, pgx.ErrNoRows) {
-					err = nil // cleared meanwhile by a success
-				}
-			} else {
-				out.Blocked[i] = err == nil
-			}
-			if err != nil {
-				return err
-			}
-			out.Counters[i] = th
-		}
-		return nil
+		var err error
+		out, err = recordFailure(ctx, tx, now, rules)
+		return err
 	})
 	if err != nil {
 		return model.FailureResult{}, fmt.Errorf("record failure: %w", err)
+	}
+	return out, nil
+}
+
+// recordFailure runs blockSQL for rules inside tx.
+func recordFailure(ctx context.Context, tx pgx.Tx, now time.Time, rules []model.ThrottleRule) (model.FailureResult, error) {
+	out := model.FailureResult{Counters: make([]model.Throttle, len(rules)), Blocked: make([]bool, len(rules))}
+	for i, r := range rules {
+		th, err := scanThrottle(tx.QueryRow(ctx, blockSQL, []byte(r.Key), now.UnixMilli(), r.Limit,
+			r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Slots left, or blocked already: the counter stands.
+			th, err = scanThrottle(tx.QueryRow(ctx, selectThrottle, []byte(r.Key)))
+			if errors.Is(err, pgx.ErrNoRows) {
+				err = nil // cleared meanwhile by a success
+			}
+		} else {
+			out.Blocked[i] = err == nil
+		}
+		if err != nil {
+			return model.FailureResult{}, err
+		}
+		out.Counters[i] = th
 	}
 	return out, nil
 }

@@ -108,12 +108,13 @@ func (s *Store) CreateToken(ctx context.Context, kind, username, method, ip stri
 	return raw, nil
 }
 
-// deleteOnce deletes the live token raw inside tx: ErrNotFound when it is
-// not live (unknown, expired, or ended by a concurrent exchange of the
-// same token: PostgreSQL lets one DELETE of a row take it, the others
-// find it gone).
-func deleteOnce(ctx context.Context, tx pgx.Tx, raw string, now time.Time) error {
-	tag, err := tx.Exec(ctx, `DELETE FROM tokens WHERE hash = $1 AND expires_at > $2`, storage.TokenHash(raw), now.UnixMilli())
+// endOnce ends the live token old inside tx with q (endToken, or
+// exchangeToken with its arguments after the old token's): ErrNotFound
+// when it is not live (unknown, expired, or ended by a concurrent
+// exchange of the same token: PostgreSQL lets one statement take the row,
+// the others find it gone).
+func endOnce(ctx context.Context, tx pgx.Tx, q, old string, now time.Time, args ...any) error {
+	tag, err := tx.Exec(ctx, q, append([]any{storage.TokenHash(old), now.UnixMilli()}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -123,68 +124,86 @@ func deleteOnce(ctx context.Context, tx pgx.Tx, raw string, now time.Time) error
 	return nil
 }
 
-// ExchangeToken takes the replay record u (when not nil), deletes the
-// token old, creates a token of kind for username valid for ttl, appends e
-// to the audit log and records the success of the attempt on the throttle
-// counters of clear, all in one transaction: a passed code is used up, a
+const (
+	// endToken deletes a live token. $1 hash, $2 now (ms).
+	endToken = `DELETE FROM tokens WHERE hash = $1 AND expires_at > $2`
+	// exchangeToken ends a live token and makes its row the new token in
+	// one statement: $1 old hash, $2 now (ms), then the new token's hash,
+	// kind, username, method, ip and expiry (ms).
+	exchangeToken = `UPDATE tokens SET hash = $3, kind = $4, username = $5, method = $6, ip = $7, created_at = $2, expires_at = $8
+	WHERE hash = $1 AND expires_at > $2`
+)
+
+// pass is the transaction of a passed sign-in step: the check of an
+// unreserved attempt's counters first (their rows stay locked to the
+// commit), the replay record u (when not nil), the end of the token old by
+// q (endOnce), the audit row e and the success on the counters.
+func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Time, u *model.StepUse, e model.AuditEntry, settle model.Settlement, args ...any) error {
+	if settle.Unreserved {
+		if err := guard(ctx, tx, settle.At, settle.Rules); err != nil {
+			return err
+		}
+	}
+	if u != nil {
+		if err := use(ctx, tx, u); err != nil {
+			return err
+		}
+	}
+	if err := endOnce(ctx, tx, q, old, now, args...); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
+		return err
+	}
+	return recordSuccess(ctx, tx, settle.Rules)
+}
+
+// passed maps the error of a pass transaction: a refused unreserved
+// attempt becomes a *storage.ThrottledError with its wait.
+func (s *Store) passed(ctx context.Context, what string, settle model.Settlement, err error) error {
+	if errors.Is(err, errRefused) {
+		return s.throttled(ctx, settle.At, settle.Rules)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// ExchangeToken takes the replay record u (when not nil), ends the token
+// old and makes a token of kind for username valid for ttl in its place,
+// appends e to the audit log and settles the attempt's throttle counters
+// as a success, all in one transaction: a passed code is used up, a
 // pending sign-in becomes a session, the log says so and the counters
-// start over, or nothing happens. ErrStepUsed when u's step was used
-// already (a concurrent use of the code won); the token is exchanged
-// once: when old is not live (unknown, expired, or a concurrent exchange
-// won) nothing happens and the error matches ErrNotFound.
-func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
+// start over, or nothing happens. An unreserved attempt is checked
+// against its counters first (*storage.ThrottledError when they would
+// have refused it). ErrStepUsed when u's step was used already (a
+// concurrent use of the code won); the token is exchanged once: when old
+// is not live (unknown, expired, or a concurrent exchange won) nothing
+// happens and the error matches ErrNotFound.
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, u *model.StepUse, e model.AuditEntry, settle model.Settlement) (string, error) {
 	raw, err := storage.NewToken()
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
 	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if u != nil {
-			if err := use(ctx, tx, u); err != nil {
-				return err
-			}
-		}
-		if err := deleteOnce(ctx, tx, old, now); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, insertToken, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
-			return err
-		}
-		return recordSuccess(ctx, tx, clear)
+		return s.pass(ctx, tx, exchangeToken, old, now, u, e, settle,
+			storage.TokenHash(raw), kind, username, method, ip, now.Add(ttl).UnixMilli())
 	})
 	if err != nil {
-		return "", fmt.Errorf("exchange token: %w", err)
+		return "", s.passed(ctx, "exchange token", settle, err)
 	}
 	return raw, nil
 }
 
-// ConsumeToken takes the replay record u (when not nil), deletes the
-// token old, appends e to the audit log and records the success of the
-// attempt on the throttle counters of clear, all in one transaction:
-// ExchangeToken for a passed sign-in step that starts no session (a front
-// door that keeps its own, such as a RADIUS NAS). ErrStepUsed, and once
-// only, like ExchangeToken.
-func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error {
+// ConsumeToken is ExchangeToken ending the token old without a new one: a
+// passed sign-in step that starts no session (a front door that keeps its
+// own, such as a RADIUS NAS).
+func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, e model.AuditEntry, settle model.Settlement) error {
 	now := s.now()
 	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if u != nil {
-			if err := use(ctx, tx, u); err != nil {
-				return err
-			}
-		}
-		if err := deleteOnce(ctx, tx, old, now); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
-			return err
-		}
-		return recordSuccess(ctx, tx, clear)
+		return s.pass(ctx, tx, endToken, old, now, u, e, settle)
 	})
 	if err != nil {
-		return fmt.Errorf("consume token: %w", err)
+		return s.passed(ctx, "consume token", settle, err)
 	}
 	return nil
 }

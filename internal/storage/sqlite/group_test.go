@@ -72,10 +72,10 @@ func TestGroupKeepsOthersWhenOneFails(t *testing.T) {
 		func() { acceptA, _ = s.AcceptStep(ctx, "cam:A", 1, stepA0, 0) },
 		// Takes its step, then finds its token unknown: all undone.
 		func() {
-			_, errB = s.ExchangeToken(ctx, "bm90LWEtdG9rZW4", model.TokenSession, "bob", "bodycam", "ip", time.Hour, stepB, entry)
+			_, errB = s.ExchangeToken(ctx, "bm90LWEtdG9rZW4", model.TokenSession, "bob", "bodycam", "ip", time.Hour, stepB, entry, model.Settlement{})
 		},
 		func() {
-			session, errC = s.ExchangeToken(ctx, pending, model.TokenSession, "carol", "bodycam", "ip", time.Hour, stepC, entry)
+			session, errC = s.ExchangeToken(ctx, pending, model.TokenSession, "carol", "bodycam", "ip", time.Hour, stepC, entry, model.Settlement{})
 		},
 		func() { reserved, errD = s.ReserveAttempt(ctx, time.Now(), blocked) },
 	)
@@ -113,9 +113,9 @@ func TestGroupKeepsOthersWhenOneFails(t *testing.T) {
 	var errE, errF error
 	inOneGroup(t, s,
 		func() {
-			_, errE = s.ExchangeToken(ctx, pending, model.TokenSession, "carol", "bodycam", "ip", time.Hour, stepC, entry)
+			_, errE = s.ExchangeToken(ctx, pending, model.TokenSession, "carol", "bodycam", "ip", time.Hour, stepC, entry, model.Settlement{})
 		},
-		func() { errF = s.ConsumeToken(ctx, "bm90LWEtdG9rZW4", nil, entry) },
+		func() { errF = s.ConsumeToken(ctx, "bm90LWEtdG9rZW4", nil, entry, model.Settlement{}) },
 		func() { reserved, errD = s.ReserveAttempt(ctx, time.Now(), blocked) },
 		func() { acceptA, _ = s.AcceptStep(ctx, "cam:A", 1, stepA0+1, 0) },
 	)

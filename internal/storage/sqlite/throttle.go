@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
 )
 
 func msTime(ms int64) time.Time {
@@ -91,41 +92,119 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 		return model.Reservation{}, fmt.Errorf("reserve attempt: %w", err)
 	}
 	// Refused: report the counters as they stand and the longest wait.
-	ths, err := s.GetThrottles(ctx, keys(rules)...)
-	if err != nil {
+	if res.Counters, res.RetryAfter, err = s.standing(ctx, now, rules); err != nil {
 		return model.Reservation{}, err
 	}
-	res.Counters = ths
-	res.RetryAfter = model.RetryAfter(now, rules, ths)
 	return res, nil
+}
+
+// standing reads the counters of rules as they stand after a refusal, and
+// how long the caller must wait.
+func (s *Store) standing(ctx context.Context, now time.Time, rules []model.ThrottleRule) ([]model.Throttle, time.Duration, error) {
+	ths, err := s.GetThrottles(ctx, keys(rules)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ths, model.RetryAfter(now, rules, ths), nil
+}
+
+// throttled is the *storage.ThrottledError of a refused unreserved
+// attempt: the counters are read after the refusal, as ReserveAttempt
+// reads them, so a refused success and a refused failure take the same
+// steps.
+func (s *Store) throttled(ctx context.Context, now time.Time, rules []model.ThrottleRule) error {
+	_, wait, err := s.standing(ctx, now, rules)
+	if err != nil {
+		return err
+	}
+	return &storage.ThrottledError{RetryAfter: wait}
+}
+
+// guardSQL finds a counter that would refuse a slot (the negation of
+// reserveSQL's condition): a row means refused. ?1 key, ?2 now (ms), ?3
+// window (ms), ?4 limit.
+const guardSQL = `SELECT 1 FROM throttle WHERE key = ?1 AND NOT (blocked_until <= ?2 AND (first_at + ?3 <= ?2 OR attempts < ?4))`
+
+// guard checks in tx, before anything else is written, that every counter
+// of rules would give an attempt a slot at now: unchangedError{errRefused}
+// when one would not. The single writer runs the commit that follows
+// before any other, so the answer still holds when it commits.
+func guard(ctx context.Context, tx *wtx, now time.Time, rules []model.ThrottleRule) error {
+	for _, r := range rules {
+		var one int
+		err := tx.QueryRowContext(ctx, guardSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return unchangedError{errRefused}
+	}
+	return nil
+}
+
+// FailAttempt takes a slot on every counter of rules and counts it as
+// failed, in one commit; when a counter has no slot to give, nothing
+// changes (*storage.ThrottledError).
+func (s *Store) FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
+	var out model.FailureResult
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+		if err := guard(ctx, tx, now, rules); err != nil {
+			return err
+		}
+		for _, r := range rules {
+			if _, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit)); err != nil {
+				return err // the guard passed: no refusal here
+			}
+		}
+		var err error
+		out, err = recordFailure(ctx, tx, now, rules)
+		return err
+	})
+	if errors.Is(err, errRefused) {
+		return model.FailureResult{}, s.throttled(ctx, now, rules)
+	}
+	if err != nil {
+		return model.FailureResult{}, fmt.Errorf("fail attempt: %w", err)
+	}
+	return out, nil
 }
 
 // RecordFailure counts the reserved attempt on every counter of rules as
 // failed: a counter whose slots are all taken is blocked.
 func (s *Store) RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
-	out := model.FailureResult{Counters: make([]model.Throttle, len(rules)), Blocked: make([]bool, len(rules))}
+	var out model.FailureResult
 	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
-		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRowContext(ctx, blockSQL, r.Key, now.UnixMilli(), r.Limit,
-				r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
-			if errors.Is(err, sql.ErrNoRows) {
-				// Slots left, or blocked already: the counter stands.
-				th, err = scanThrottle(tx.QueryRowContext(ctx, selectThrottle, r.Key))
-				if errors.Is(err, sql.ErrNoRows) {
-					err = nil // cleared meanwhile by a success
-				}
-			} else {
-				out.Blocked[i] = err == nil
-			}
-			if err != nil {
-				return err
-			}
-			out.Counters[i] = th
-		}
-		return nil
+		var err error
+		out, err = recordFailure(ctx, tx, now, rules)
+		return err
 	})
 	if err != nil {
 		return model.FailureResult{}, fmt.Errorf("record failure: %w", err)
+	}
+	return out, nil
+}
+
+// recordFailure runs blockSQL for rules in tx.
+func recordFailure(ctx context.Context, tx *wtx, now time.Time, rules []model.ThrottleRule) (model.FailureResult, error) {
+	out := model.FailureResult{Counters: make([]model.Throttle, len(rules)), Blocked: make([]bool, len(rules))}
+	for i, r := range rules {
+		th, err := scanThrottle(tx.QueryRowContext(ctx, blockSQL, r.Key, now.UnixMilli(), r.Limit,
+			r.BlockBase.Milliseconds(), r.BlockMax.Milliseconds()))
+		if errors.Is(err, sql.ErrNoRows) {
+			// Slots left, or blocked already: the counter stands.
+			th, err = scanThrottle(tx.QueryRowContext(ctx, selectThrottle, r.Key))
+			if errors.Is(err, sql.ErrNoRows) {
+				err = nil // cleared meanwhile by a success
+			}
+		} else {
+			out.Blocked[i] = err == nil
+		}
+		if err != nil {
+			return model.FailureResult{}, err
+		}
+		out.Counters[i] = th
 	}
 	return out, nil
 }

@@ -110,93 +110,108 @@ const (
 	insertToken = `INSERT INTO tokens (hash, kind, username, method, ip, created_at, expires_at) VALUES (?,?,?,?,?,?,?)`
 	deleteToken = `DELETE FROM tokens WHERE hash = ?`
 	// endToken deletes a live token: the one statement that decides which
-	// of concurrent exchanges of one token wins.
-	endToken = `DELETE FROM tokens WHERE hash = ? AND expires_at > ?`
+	// of concurrent consumptions of one token wins. ?1 hash, ?2 now (ms).
+	endToken = `DELETE FROM tokens WHERE hash = ?1 AND expires_at > ?2`
 )
 
-// end runs endToken in tx: ErrNotFound, having changed nothing, when old
-// is not a live token (unknown, expired, or ended by a concurrent
-// exchange).
-func end(ctx context.Context, tx *wtx, old string, now time.Time) error {
-	res, err := tx.ExecContext(ctx, endToken, storage.TokenHash(old), now.UnixMilli())
+// end runs q (endToken, or exchangeToken with its arguments after the
+// old token's) in tx: ErrNotFound, having changed nothing, when old is not
+// a live token (unknown, expired, or ended by a concurrent exchange).
+func end(ctx context.Context, tx *wtx, q, old string, now time.Time, args ...any) error {
+	res, err := tx.ExecContext(ctx, q, append([]any{storage.TokenHash(old), now.UnixMilli()}, args...)...)
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n != 1 {
-		return fmt.Errorf("token: %w", storage.ErrNotFound)
+		return unchangedError{fmt.Errorf("token: %w", storage.ErrNotFound)}
 	}
 	return nil
 }
 
-// ExchangeToken takes the replay record u (when not nil), deletes the
-// token old, creates a token of kind for username valid for ttl, appends e
-// to the audit log and records the success of the attempt on the throttle
-// counters of clear, all in one commit: a passed code is used up, a
-// pending sign-in becomes a session, the log says so and the counters
-// start over, or nothing happens. ErrStepUsed when u's step was used
-// already; a token is exchanged once: ErrNotFound when old is not live
-// (unknown, expired or exchanged).
-func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) (string, error) {
+// exchangeToken ends a live token and makes its row the new token in one
+// statement: ?1 old hash, ?2 now (ms), then the new token's hash, kind,
+// username, method, ip and expiry (ms).
+const exchangeToken = `UPDATE tokens SET hash = ?3, kind = ?4, username = ?5, method = ?6, ip = ?7, created_at = ?2, expires_at = ?8
+	WHERE hash = ?1 AND expires_at > ?2`
+
+// pass is the commit of a passed sign-in step, in tx: the check of an
+// unreserved attempt's counters first (nothing changed when refused), the
+// replay record u (when not nil), the end of the token old by q (end),
+// the audit row e and the success on the counters. A refusal after the
+// first change is no longer "unchanged": the group runs again with
+// savepoints.
+func (s *Store) pass(ctx context.Context, tx *wtx, q, old string, now time.Time, u *model.StepUse, e model.AuditEntry, settle model.Settlement, args ...any) error {
+	changed := false
+	if settle.Unreserved {
+		if err := guard(ctx, tx, settle.At, settle.Rules); err != nil {
+			return err
+		}
+	}
+	if u != nil {
+		if err := use(ctx, tx, u); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if err := end(ctx, tx, q, old, now, args...); err != nil {
+		if changed {
+			err = errors.Unwrap(err) // the replay record was taken: roll it back
+		}
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
+		return err
+	}
+	return recordSuccess(ctx, tx, settle.Rules)
+}
+
+// passed maps the error of a pass commit: a refused unreserved attempt
+// becomes a *storage.ThrottledError with its wait.
+func (s *Store) passed(ctx context.Context, what string, settle model.Settlement, err error) error {
+	if errors.Is(err, errRefused) {
+		return s.throttled(ctx, settle.At, settle.Rules)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// ExchangeToken takes the replay record u (when not nil), ends the token
+// old and makes a token of kind for username valid for ttl in its place,
+// appends e to the audit log and settles the attempt's throttle counters
+// as a success, all in one commit: a passed code is used up, a pending
+// sign-in becomes a session, the log says so and the counters start over,
+// or nothing happens. An unreserved attempt (settle.Unreserved) is checked
+// against its counters first: *storage.ThrottledError when they would
+// have refused it. ErrStepUsed when u's step was used already; a token is
+// exchanged once: ErrNotFound when old is not live (unknown, expired or
+// exchanged).
+func (s *Store) ExchangeToken(ctx context.Context, old, kind, username, method, ip string, ttl time.Duration, u *model.StepUse, e model.AuditEntry, settle model.Settlement) (string, error) {
 	raw, err := storage.NewToken()
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
 	err = s.tx(ctx, func(ctx context.Context, tx *wtx) error {
-		if u != nil {
-			if err := use(ctx, tx, u); err != nil {
-				return err
-			}
-		}
-		if err := end(ctx, tx, old, now); err != nil {
-			if u == nil { // nothing changed yet
-				err = unchangedError{err}
-			}
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, insertToken, storage.TokenHash(raw), kind, username, method, ip, now.UnixMilli(), now.Add(ttl).UnixMilli()); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
-			return err
-		}
-		return recordSuccess(ctx, tx, clear)
+		return s.pass(ctx, tx, exchangeToken, old, now, u, e, settle,
+			storage.TokenHash(raw), kind, username, method, ip, now.Add(ttl).UnixMilli())
 	})
 	if err != nil {
-		return "", fmt.Errorf("exchange token: %w", err)
+		return "", s.passed(ctx, "exchange token", settle, err)
 	}
 	return raw, nil
 }
 
-// ConsumeToken takes the replay record u (when not nil), deletes the
-// token old, appends e to the audit log and records the success of the
-// attempt on the throttle counters of clear, all in one commit:
-// ExchangeToken for a passed sign-in step that starts no session (a front
-// door that keeps its own, such as a RADIUS NAS). ErrStepUsed or
-// ErrNotFound as ExchangeToken.
-func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, e model.AuditEntry, clear ...model.ThrottleRule) error {
+// ConsumeToken is ExchangeToken ending the token old without a new one: a
+// passed sign-in step that starts no session (a front door that keeps its
+// own, such as a RADIUS NAS).
+func (s *Store) ConsumeToken(ctx context.Context, old string, u *model.StepUse, e model.AuditEntry, settle model.Settlement) error {
 	now := s.now()
 	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
-		if u != nil {
-			if err := use(ctx, tx, u); err != nil {
-				return err
-			}
-		}
-		if err := end(ctx, tx, old, now); err != nil {
-			if u == nil { // nothing changed yet
-				err = unchangedError{err}
-			}
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
-			return err
-		}
-		return recordSuccess(ctx, tx, clear)
+		return s.pass(ctx, tx, endToken, old, now, u, e, settle)
 	})
 	if err != nil {
-		return fmt.Errorf("consume token: %w", err)
+		return s.passed(ctx, "consume token", settle, err)
 	}
 	return nil
 }

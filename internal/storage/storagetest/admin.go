@@ -156,7 +156,7 @@ func writes(e *env) map[string]func() error {
 			return err
 		},
 		"ExchangeToken": func() error {
-			_, err := e.s.ExchangeToken(e.ctx, "x", model.TokenSession, "alice", "", "", time.Hour, nil, entry, r)
+			_, err := e.s.ExchangeToken(e.ctx, "x", model.TokenSession, "alice", "", "", time.Hour, nil, entry, model.Clear(r))
 			return err
 		},
 		"AddOIDCClient": func() error { return e.s.AddOIDCClient(e.ctx, model.OIDCClient{ID: "late", Public: true}) },

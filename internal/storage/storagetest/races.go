@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,7 +218,7 @@ func raceCases() []testCase {
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
 			sessions := make([]string, smallRacers)
 			errs := race(smallRacers, func(i int) (err error) {
-				sessions[i], err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry)
+				sessions[i], err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, model.Settlement{})
 				return err
 			})
 			w := oneWinner(t, errs, storage.ErrNotFound, fmt.Sprintf("%d exchanges of one token", smallRacers))
@@ -242,7 +243,7 @@ func raceCases() []testCase {
 				pending[i] = e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			}
 			errs := race(smallRacers, func(i int) error {
-				_, err := e.s.ExchangeToken(e.ctx, pending[i], model.TokenSession, "alice", "bodycam", "ip", time.Hour, use, entry)
+				_, err := e.s.ExchangeToken(e.ctx, pending[i], model.TokenSession, "alice", "bodycam", "ip", time.Hour, use, entry, model.Settlement{})
 				return err
 			})
 			w := oneWinner(t, errs, storage.ErrStepUsed, fmt.Sprintf("%d exchanges with one step", smallRacers))
@@ -270,14 +271,14 @@ func raceCases() []testCase {
 			one := e.createToken(t, model.TokenPending, "bob", 5*time.Minute)
 			use = &model.StepUse{Subject: "cam:B", SeedVersion: 1, Step: 1000}
 			errs = race(smallRacers, func(int) error {
-				return e.s.ConsumeToken(e.ctx, one, use, model.AuditEntry{Actor: "bob", Action: "radius.mfa", Subject: "bob", Result: "ok"})
+				return e.s.ConsumeToken(e.ctx, one, use, model.AuditEntry{Actor: "bob", Action: "radius.mfa", Subject: "bob", Result: "ok"}, model.Settlement{})
 			})
 			oneWinner(t, errs, storage.ErrStepUsed, fmt.Sprintf("%d consumptions of one token with one step", smallRacers))
 		}},
 		{"ConsumeTokenOnce", func(t *testing.T, e *env) {
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "radius.mfa", Subject: "alice", Result: "ok"}
-			errs := race(smallRacers, func(int) error { return e.s.ConsumeToken(e.ctx, pending, nil, entry) })
+			errs := race(smallRacers, func(int) error { return e.s.ConsumeToken(e.ctx, pending, nil, entry, model.Settlement{}) })
 			oneWinner(t, errs, storage.ErrNotFound, fmt.Sprintf("%d consumptions of one token", smallRacers))
 			if acts := e.auditActions(t, "alice"); len(acts) != 1 {
 				t.Fatalf("audit %v, want one entry", acts)
@@ -453,7 +454,7 @@ func raceCases() []testCase {
 							return err
 						}
 						tok, err = e.s.ExchangeToken(e.ctx, tok, model.TokenPending, fmt.Sprintf("u%d", g), "bodycam", "", time.Hour,
-							nil, model.AuditEntry{Action: "t"})
+							nil, model.AuditEntry{Action: "t"}, model.Settlement{})
 					}
 					return err
 				}
@@ -476,6 +477,101 @@ func raceCases() []testCase {
 			for _, err := range errs {
 				if err != nil {
 					t.Error(err)
+				}
+			}
+		}},
+		{"FailAttemptRaceHoldsLimit", func(t *testing.T, e *env) {
+			// Wrong codes evaluated without a slot, all at once, mixed with
+			// reserved attempts: never more than the limit counted, one
+			// failure blocks, and the rest are refused having changed
+			// nothing.
+			pair, acct := pairRule("otp:pair:alice"), acctRule("otp:acct:alice")
+			counted, refused := 0, 0
+			var mu sync.Mutex
+			blocks := 0
+			errs := race(racers, func(i int) error {
+				if i%4 == 0 {
+					res, err := e.s.ReserveAttempt(e.ctx, e.now(), pair, acct)
+					if err != nil || !res.Granted {
+						return err
+					}
+					mu.Lock()
+					counted++
+					mu.Unlock()
+					r, err := e.s.RecordFailure(e.ctx, e.now(), pair, acct)
+					if err == nil && r.Blocked[0] {
+						mu.Lock()
+						blocks++
+						mu.Unlock()
+					}
+					return err
+				}
+				r, err := e.s.FailAttempt(e.ctx, e.now(), pair, acct)
+				mu.Lock()
+				defer mu.Unlock()
+				if errors.As(err, new(*storage.ThrottledError)) {
+					refused++
+					return nil
+				}
+				if err == nil {
+					counted++
+					if r.Blocked[0] {
+						blocks++
+					}
+				}
+				return err
+			})
+			for i, err := range errs {
+				must(t, err, fmt.Sprintf("racer %d", i))
+			}
+			c := e.counter(t, pair.Key)
+			if counted != pair.Limit || blocks != 1 || c.Level != 1 || e.counter(t, acct.Key).Attempts != pair.Limit {
+				t.Fatalf("%d counted (%d refused unreserved), %d blocks; pair %+v, account %+v; want %d counted, one block",
+					counted, refused, blocks, c, e.counter(t, acct.Key), pair.Limit)
+			}
+		}},
+		{"UnreservedSuccessRacesFailures", func(t *testing.T, e *env) {
+			// One right code racing wrong ones, none holding a slot before:
+			// the right one passes only while the counters allow it, and the
+			// wrong ones counted never exceed the limit before the block.
+			pair, acct := pairRule("otp:pair:alice"), acctRule("otp:acct:alice")
+			for round := range 8 {
+				e.clock.Advance(time.Hour) // a fresh window and no block
+				pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+				use := &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: int64(1000 + round)}
+				entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
+				var passed error
+				failed := 0
+				var mu sync.Mutex
+				race(smallRacers, func(i int) error {
+					if i == round%smallRacers {
+						_, passed = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, use, entry,
+							model.Settlement{Rules: []model.ThrottleRule{pair, acct}, Unreserved: true, At: e.now()})
+						return nil
+					}
+					if _, err := e.s.FailAttempt(e.ctx, e.now(), pair, acct); err == nil {
+						mu.Lock()
+						failed++
+						mu.Unlock()
+					}
+					return nil
+				})
+				var te *storage.ThrottledError
+				switch {
+				case passed == nil:
+					// Cleared by the success: later failures counted afresh.
+					if failed > 2*pair.Limit-1 {
+						t.Fatalf("round %d: %d failures counted around one success", round, failed)
+					}
+				case errors.As(passed, &te):
+					if failed != pair.Limit {
+						t.Fatalf("round %d: the right code was refused after %d failures, want %d", round, failed, pair.Limit)
+					}
+					if st, _, _ := e.s.OTPState(e.ctx, "cam:A"); st.LastStep == use.Step {
+						t.Fatalf("round %d: a refused success took its step", round)
+					}
+				default:
+					t.Fatalf("round %d: the right code: %v", round, passed)
 				}
 			}
 		}},

@@ -189,7 +189,7 @@ func tokenCases() []testCase {
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			e.clock.Advance(time.Second)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok", SourceIP: "192.0.2.1", Detail: "bodycam"}
-			session, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "192.0.2.1", time.Hour, nil, entry, pair, acct)
+			session, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "192.0.2.1", time.Hour, nil, entry, model.Clear(pair, acct))
 			must(t, err, "exchange")
 			_, err = e.s.LookupToken(e.ctx, model.TokenPending, pending)
 			mustBe(t, err, storage.ErrNotFound, "pending token after the exchange")
@@ -211,15 +211,78 @@ func tokenCases() []testCase {
 				t.Fatalf("counters after the exchange: %+v, want cleared", ths)
 			}
 		}},
+		{"ExchangeTokenUnreserved", func(t *testing.T, e *env) {
+			// An attempt evaluated without a slot passes in one commit when
+			// its counters would have given it one, and clears them.
+			pair, acct := pairRule("otp:pair:alice"), acctRule("otp:acct:alice")
+			for range 2 {
+				e.reserve(t, pair, acct)
+				e.fail(t, pair, acct)
+			}
+			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
+			unreserved := func() model.Settlement {
+				return model.Settlement{Rules: []model.ThrottleRule{pair, acct}, Unreserved: true, At: e.now()}
+			}
+			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+			use := &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 100}
+			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, use, entry, unreserved())
+			must(t, err, "unreserved exchange with a slot left")
+			if c := e.counter(t, pair.Key); c != (model.Throttle{}) || e.counter(t, acct.Key).Attempts != 0 {
+				t.Fatalf("counters after the exchange: %+v, %+v", c, e.counter(t, acct.Key))
+			}
+			// Blocked, or every slot in flight: refused, and nothing at all
+			// happens — the token stays pending, the step unused, no audit.
+			for _, tc := range []struct {
+				name  string
+				setUp func()
+				retry time.Duration
+			}{
+				{"blocked", func() {
+					for range 3 {
+						e.reserve(t, pair, acct)
+						e.fail(t, pair, acct)
+					}
+					e.clock.Advance(time.Minute)
+				}, 9 * time.Minute},
+				{"slots in flight", func() {
+					e.clock.Advance(10 * time.Minute)
+					for range 3 {
+						e.reserve(t, pair, acct)
+					}
+				}, model.InFlightRetry},
+			} {
+				tc.setUp()
+				pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
+				before := e.counter(t, pair.Key)
+				acts := len(e.auditActions(t, "alice"))
+				_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
+					&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 200}, entry, unreserved())
+				throttledFor(t, err, tc.retry, tc.name)
+				err = e.s.ConsumeToken(e.ctx, pending, &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 200}, entry, unreserved())
+				throttledFor(t, err, tc.retry, tc.name+", consume")
+				if _, err := e.s.LookupToken(e.ctx, model.TokenPending, pending); err != nil {
+					t.Fatalf("%s: the pending token: %v", tc.name, err)
+				}
+				if st, _, err := e.s.OTPState(e.ctx, "cam:A"); err != nil || st.LastStep != 100 {
+					t.Fatalf("%s: replay record %+v, %v: the refused step was taken", tc.name, st, err)
+				}
+				if c := e.counter(t, pair.Key); c != before {
+					t.Fatalf("%s: counter %+v, was %+v", tc.name, c, before)
+				}
+				if n := len(e.auditActions(t, "alice")); n != acts {
+					t.Fatalf("%s: %d audit rows, was %d", tc.name, n, acts)
+				}
+			}
+		}},
 		{"ExchangeTokenOnce", func(t *testing.T, e *env) {
 			pair := pairRule("otp:pair:alice")
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
-			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, pair)
+			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, model.Clear(pair))
 			must(t, err, "exchange")
 			e.reserve(t, pair)
 			// The token is gone: a second exchange does nothing at all.
-			_, err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, pair)
+			_, err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, model.Clear(pair))
 			mustBe(t, err, storage.ErrNotFound, "second exchange")
 			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 1 {
 				t.Fatalf("alice's tokens after a second exchange: %v, want one session", kinds)
@@ -230,14 +293,14 @@ func tokenCases() []testCase {
 			if c := e.counter(t, pair.Key); c.Attempts != 1 {
 				t.Fatalf("a refused exchange cleared the counter: %+v", c)
 			}
-			_, err = e.s.ExchangeToken(e.ctx, "bm90LWEtdG9rZW4", model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry)
+			_, err = e.s.ExchangeToken(e.ctx, "bm90LWEtdG9rZW4", model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, model.Settlement{})
 			mustBe(t, err, storage.ErrNotFound, "exchange of an unknown token")
 		}},
 		{"ExchangeExpiredToken", func(t *testing.T, e *env) {
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			e.clock.Advance(5 * time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}
-			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry)
+			_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour, nil, entry, model.Settlement{})
 			mustBe(t, err, storage.ErrNotFound, "exchange of an expired token")
 			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 0 {
 				t.Fatalf("an expired pending token became %v", kinds)
@@ -254,7 +317,7 @@ func tokenCases() []testCase {
 			// A used step: nothing happens, the sign-in is still pending.
 			for _, step := range []int64{100, 99} {
 				_, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
-					&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: step}, entry, pair)
+					&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: step}, entry, model.Clear(pair))
 				mustBe(t, err, storage.ErrStepUsed, fmt.Sprintf("exchange with used step %d", step))
 			}
 			if _, err := e.s.LookupToken(e.ctx, model.TokenPending, pending); err != nil {
@@ -271,14 +334,14 @@ func tokenCases() []testCase {
 			}
 			// A token that is not live: the step is not used up either.
 			_, err := e.s.ExchangeToken(e.ctx, "bm90LWEtdG9rZW4", model.TokenSession, "alice", "bodycam", "ip", time.Hour,
-				&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 101, Drift: 1}, entry)
+				&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 101, Drift: 1}, entry, model.Settlement{})
 			mustBe(t, err, storage.ErrNotFound, "exchange of an unknown token")
 			if st, _, err := e.s.OTPState(e.ctx, "cam:A"); err != nil || st.LastStep != 100 {
 				t.Fatalf("state %+v %v after an exchange of an unknown token, want step 100", st, err)
 			}
 			// A new step: used up with the exchange, in one commit.
 			session, err := e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
-				&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 101, Drift: 1}, entry, pair)
+				&model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 101, Drift: 1}, entry, model.Clear(pair))
 			must(t, err, "exchange with a new step")
 			if _, err := e.s.LookupToken(e.ctx, model.TokenSession, session); err != nil {
 				t.Fatalf("session: %v", err)
@@ -297,7 +360,7 @@ func tokenCases() []testCase {
 			// A new seed starts fresh.
 			pending = e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			_, err = e.s.ExchangeToken(e.ctx, pending, model.TokenSession, "alice", "bodycam", "ip", time.Hour,
-				&model.StepUse{Subject: "cam:A", SeedVersion: 2, Step: 5}, entry)
+				&model.StepUse{Subject: "cam:A", SeedVersion: 2, Step: 5}, entry, model.Settlement{})
 			must(t, err, "exchange with the first step of a new seed")
 		}},
 		{"ConsumeTokenTakesTheStep", func(t *testing.T, e *env) {
@@ -306,7 +369,7 @@ func tokenCases() []testCase {
 			}
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "radius.mfa", Subject: "alice", Result: "ok"}
-			err := e.s.ConsumeToken(e.ctx, pending, &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 100}, entry)
+			err := e.s.ConsumeToken(e.ctx, pending, &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 100}, entry, model.Settlement{})
 			mustBe(t, err, storage.ErrStepUsed, "consume with a used step")
 			if _, err := e.s.LookupToken(e.ctx, model.TokenPending, pending); err != nil {
 				t.Fatalf("pending token after a refused consume: %v", err)
@@ -314,7 +377,7 @@ func tokenCases() []testCase {
 			if acts := e.auditActions(t, "alice"); len(acts) != 0 {
 				t.Fatalf("audit after a refused consume: %v", acts)
 			}
-			must(t, e.s.ConsumeToken(e.ctx, pending, &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 102, Drift: 2}, entry),
+			must(t, e.s.ConsumeToken(e.ctx, pending, &model.StepUse{Subject: "cam:A", SeedVersion: 1, Step: 102, Drift: 2}, entry, model.Settlement{}),
 				"consume with a new step")
 			if st, _, err := e.s.OTPState(e.ctx, "cam:A"); err != nil || st.LastStep != 102 || st.Drift != 2 {
 				t.Fatalf("state %+v %v, want step 102, drift 2", st, err)
@@ -329,7 +392,7 @@ func tokenCases() []testCase {
 			e.fail(t, pair)
 			pending := e.createToken(t, model.TokenPending, "alice", 5*time.Minute)
 			entry := model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok", SourceIP: "ip"}
-			must(t, e.s.ConsumeToken(e.ctx, pending, nil, entry, pair), "consume")
+			must(t, e.s.ConsumeToken(e.ctx, pending, nil, entry, model.Clear(pair)), "consume")
 			_, err := e.s.LookupToken(e.ctx, model.TokenPending, pending)
 			mustBe(t, err, storage.ErrNotFound, "pending token after ConsumeToken")
 			if kinds := e.tokenKinds(t, "alice"); len(kinds) != 0 {
@@ -343,7 +406,7 @@ func tokenCases() []testCase {
 				t.Fatalf("counter after ConsumeToken: %+v, want cleared (this attempt the first)", res.Counters[0])
 			}
 			// Once only: a second consume does nothing.
-			mustBe(t, e.s.ConsumeToken(e.ctx, pending, nil, entry, pair), storage.ErrNotFound, "second consume")
+			mustBe(t, e.s.ConsumeToken(e.ctx, pending, nil, entry, model.Clear(pair)), storage.ErrNotFound, "second consume")
 			if acts := e.auditActions(t, "alice"); len(acts) != 1 {
 				t.Fatalf("audit after a second consume: %v", acts)
 			}
