@@ -257,7 +257,7 @@ func ControlHandler(cam *Controlled, log *slog.Logger) http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		g, err := parseGesture(req)
+		g, err := ParseGesture(req.Button, req.Gesture)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -308,18 +308,24 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// State is the control API's view of the current screen.
+func (c *Controlled) State() ScreenState { return c.state(c.Screen()) }
+
 func (c *Controlled) state(s device.Screen) ScreenState {
 	return ScreenState{Screen: screenNames[s.ID], Lines: s.Lines, Code: s.Code, SecondsLeft: s.Remaining,
 		Link: c.Link(), Model: string(c.Model()), Time: c.clock.Now().UTC().Format(time.RFC3339)}
 }
 
-func parseGesture(req PressRequest) (device.Gesture, error) {
-	b, err := device.ParseButton(strings.ToLower(req.Button))
+// ParseGesture reads a gesture as the control API takes it: a button
+// (select, volup, voldown, program, power) and press (or ""), double or
+// long.
+func ParseGesture(button, gesture string) (device.Gesture, error) {
+	b, err := device.ParseButton(strings.ToLower(button))
 	if err != nil {
 		return device.Gesture{}, err
 	}
 	var k device.GestureKind
-	switch strings.ToLower(req.Gesture) {
+	switch strings.ToLower(gesture) {
 	case "", "press":
 		k = device.Press
 	case "double":
@@ -327,7 +333,7 @@ func parseGesture(req PressRequest) (device.Gesture, error) {
 	case "long":
 		k = device.LongPress
 	default:
-		return device.Gesture{}, fmt.Errorf("unknown gesture %q (want press, double or long)", req.Gesture)
+		return device.Gesture{}, fmt.Errorf("unknown gesture %q (want press, double or long)", gesture)
 	}
 	return device.Gesture{Kind: k, Button: b}, nil
 }

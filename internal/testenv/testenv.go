@@ -143,13 +143,37 @@ func WaitCamera(tb testing.TB, st storage.Store, serial string, state model.Came
 // assigns it to user when user is not "".
 func ProvisionedCamera(tb testing.TB, srv *server.Server, serial string, camModel device.Model, user string) *device.State {
 	tb.Helper()
+	st, _ := ProvisionedCameraAgent(tb, srv, serial, camModel, user)
+	return st
+}
+
+// ProvisionedCameraAgent is ProvisionedCamera returning the camera's link
+// to the broker too (it stops at cleanup).
+func ProvisionedCameraAgent(tb testing.TB, srv *server.Server, serial string, camModel device.Model, user string) (*device.State, *provisioning.Agent) {
+	tb.Helper()
 	st := Camera(tb, srv, serial, camModel)
-	Agent(tb, st, "tcp://"+srv.MQTTAddr())
+	a := Agent(tb, st, "tcp://"+srv.MQTTAddr())
 	WaitCamera(tb, srv.Store, serial, model.StateProvisioned, Op(tb, srv, serial, "provision"))
 	if user != "" {
 		Assign(tb, srv, serial, user)
 	}
-	return st
+	return st, a
+}
+
+// Running is a server started by Run, with the addresses a client needs.
+type Running struct {
+	Srv *server.Server
+	// URL is the HTTP base URL, Broker the MQTT broker's.
+	URL, Broker string
+	AdminToken  string
+}
+
+// Run starts a server in dir with the defaults (Server) and says where it
+// listens.
+func Run(tb testing.TB, dir string) *Running {
+	tb.Helper()
+	srv := Server(tb, dir, nil)
+	return &Running{Srv: srv, URL: "http://" + srv.HTTPAddr(), Broker: "tcp://" + srv.MQTTAddr(), AdminToken: srv.AdminToken}
 }
 
 // User adds a user through the admin API.
