@@ -4,7 +4,7 @@ BIN      := bin/camotp
 DATA     ?= .camotp
 PKGS     := ./...
 
-.PHONY: all build run test bench lint fmt fuzz clean
+.PHONY: all build run test bench lint fmt fuzz clean dist
 
 all: build
 
@@ -64,3 +64,9 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Release files in dist/: static binaries for linux/amd64 and arm64 with the
+# version stamped, a .deb of each, SHA256SUMS (see internal/dist).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+dist:
+	$(GO) run ./internal/dist/cmd/camotp-dist -out dist -version $(VERSION) -version-var github.com/camotp/camotp/internal/version.Version
