@@ -35,14 +35,13 @@ func (s *Service) reserve(ctx context.Context, kind, user, ip string) (*attempt,
 	return &attempt{s: s, kind: kind, user: user, ip: ip, now: now, taken: d}, nil
 }
 
-// unreserved is an attempt that takes no slot before it is evaluated, for
-// a check that writes nothing (pureChecker): a passed code then costs one
-// commit, not two. Its slot is checked in that commit
-// (model.Settlement.Unreserved), and a failure takes a slot and fails it
-// in one commit (FailAttempt). Either way only an attempt the counters
-// allow has an effect or gets an answer, and a blocked caller's right and
-// wrong codes are refused alike: one refused write, then a read of the
-// counters.
+// unreserved is an attempt of a right code (found within the window with
+// the same work for every code: pureChecker) that takes no slot before it
+// is evaluated: its slot is checked in the commit that ends the sign-in
+// (model.Settlement.Unreserved) with the statement that takes a slot, so
+// a passed code costs one commit, not two, and a refused right code takes
+// the same steps as a refused wrong one. Only settlement uses it; any
+// other outcome takes a slot (reserve) before it goes further.
 func (s *Service) unreserved(kind, user, ip string) *attempt {
 	return &attempt{s: s, kind: kind, user: user, ip: ip, now: s.now(), unreserved: true}
 }
@@ -56,11 +55,7 @@ func (s *Service) unreserved(kind, user, ip string) *attempt {
 // guessing window).
 func (a *attempt) fail(ctx context.Context) (Decision, error) {
 	a.settled = true
-	fail := a.s.reg.Fail
-	if a.unreserved {
-		fail = a.s.reg.FailUnreserved
-	}
-	d, err := fail(context.WithoutCancel(ctx), a.kind, a.user, a.ip, a.now)
+	d, err := a.s.reg.Fail(context.WithoutCancel(ctx), a.kind, a.user, a.ip, a.now)
 	if err != nil {
 		return Decision{}, err
 	}

@@ -57,6 +57,10 @@ type Checker struct {
 	// ResyncRange is how far (in steps from the verifier's clock) a code is
 	// looked for to detect a camera whose clock is off (default 10).
 	ResyncRange int64
+
+	// computed, when set, is told each step whose code a check computes
+	// (tests count the work).
+	computed func(step int64)
 }
 
 // CheckResult details a check.
@@ -114,20 +118,50 @@ func (c *Checker) Check(ctx context.Context, subject string, seed device.Seed, c
 // and a ClockOff code's resync candidate in Resync (Record). Until it is
 // taken, the code is not used up.
 func (c *Checker) Match(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
-	var st model.OTPState
-	var found bool
-	if wellFormed(seed, code) {
-		var err error
-		if st, found, err = c.Store.OTPState(ctx, subject); err != nil {
-			return CheckResult{}, err
-		}
+	st, found, err := c.record(ctx, subject, seed, code)
+	if err != nil {
+		return CheckResult{}, err
 	}
 	return c.MatchRecord(ctx, subject, seed, st, found, code, now)
+}
+
+// MatchWindow is Match within the window only (MatchWindowRecord).
+func (c *Checker) MatchWindow(ctx context.Context, subject string, seed device.Seed, code string, now time.Time) (CheckResult, error) {
+	st, found, err := c.record(ctx, subject, seed, code)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	return c.MatchWindowRecord(subject, seed, st, found, code, now)
+}
+
+// record reads subject's replay record for a well-formed code (none is
+// needed for another).
+func (c *Checker) record(ctx context.Context, subject string, seed device.Seed, code string) (model.OTPState, bool, error) {
+	if !wellFormed(seed, code) {
+		return model.OTPState{}, false, nil
+	}
+	return c.Store.OTPState(ctx, subject)
 }
 
 // MatchRecord is Match with the replay record of subject read already
 // (found false when there is none), e.g. in the read that found the seed.
 func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {
+	return c.match(subject, seed, st, found, code, now, true)
+}
+
+// MatchWindowRecord is MatchRecord within the window only: Accepted,
+// Replayed, or Invalid for a code in no step of the window (which may
+// still be a clock-off code: MatchRecord looks further). It does the same
+// work for every well-formed code — every step of the window is computed
+// and compared — so an attempt evaluated before it holds a throttle slot
+// tells nothing by its time; looking further, whose work depends on the
+// code, waits for the slot.
+func (c *Checker) MatchWindowRecord(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {
+	return c.match(subject, seed, st, found, code, now, false)
+}
+
+// match checks code in the window and, when outside, beyond it.
+func (c *Checker) match(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time, outside bool) (CheckResult, error) {
 	opts, err := seed.Opts()
 	if err != nil {
 		return CheckResult{}, err
@@ -149,6 +183,9 @@ func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.S
 	cur := floorDiv(now.Unix(), period)
 	b32 := seed.Base32()
 	matches := func(step int64) (bool, error) {
+		if c.computed != nil {
+			c.computed(step)
+		}
 		want, err := totpAt(b32, step, period, opts)
 		if err != nil {
 			return false, err
@@ -156,9 +193,11 @@ func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.S
 		return subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1, nil
 	}
 	center := cur + st.Drift
-	// Expected step first, then outwards. Two steps of one seed can show
-	// the same code (one pair in a million): a match on a used step does
-	// not end the search while another step in the window may match.
+	// Expected step first, then outwards; every step of the window is
+	// tried whatever matched (the same work for every code). Two steps of
+	// one seed can show the same code (one pair in a million): a match on
+	// a used step gives way to another step of the window that matches.
+	var accept *model.StepUse
 	replayed, replayOffset := false, int64(0)
 	for i := int64(0); i <= 2*window; i++ {
 		step := center + (i+1)/2
@@ -169,20 +208,24 @@ func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.S
 		if err != nil {
 			return CheckResult{}, err
 		}
-		if !ok {
-			continue
-		}
-		if step <= st.LastStep {
+		switch {
+		case !ok:
+		case step <= st.LastStep:
 			if !replayed {
 				replayed, replayOffset = true, step-cur
 			}
-			continue
+		case accept == nil:
+			accept = &model.StepUse{Subject: subject, SeedVersion: seed.Version, Step: step, Drift: step - cur}
 		}
-		use := &model.StepUse{Subject: subject, SeedVersion: seed.Version, Step: step, Drift: step - cur}
-		return CheckResult{Outcome: Accepted, Offset: step - cur, Use: use}, nil
+	}
+	if accept != nil {
+		return CheckResult{Outcome: Accepted, Offset: accept.Drift, Use: accept}, nil
 	}
 	if replayed {
 		return CheckResult{Outcome: Replayed, Offset: replayOffset}, nil
+	}
+	if !outside {
+		return CheckResult{Outcome: Invalid}, nil
 	}
 	// Outside the window: is the camera's clock off?
 	for o := -reach; o <= reach; o++ {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/storage"
 )
@@ -95,6 +96,15 @@ func (m bodycamMethod) Available(ctx context.Context, acct Account, um *UserMeth
 // Check checks against the camera, its seed and the replay record of its
 // codes as the read of the pending sign-in found them.
 func (m bodycamMethod) Check(ctx context.Context, a Answer) (CheckResult, string, error) {
+	return m.check(ctx, a, true)
+}
+
+func (m bodycamMethod) checkWindow(ctx context.Context, a Answer) (CheckResult, string, error) {
+	return m.check(ctx, a, false)
+}
+
+// check is Check, within the window only unless outside.
+func (m bodycamMethod) check(ctx context.Context, a Answer, outside bool) (CheckResult, string, error) {
 	if a.Camera == nil || a.Camera.Camera.State != model.StateProvisioned {
 		return CheckResult{}, "", ErrNoMethod
 	}
@@ -106,16 +116,23 @@ func (m bodycamMethod) Check(ctx context.Context, a Answer) (CheckResult, string
 		return CheckResult{}, "", ErrNoMethod
 	}
 	serial := cc.Camera.Serial
-	res, err := m.s.checker.MatchRecord(ctx, model.CameraSubject(serial), *cc.Seed, cc.OTP, cc.OTPFound, a.Code, a.Now)
+	match := m.s.checker.MatchWindowRecord
+	if outside {
+		match = func(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {
+			return m.s.checker.MatchRecord(ctx, subject, seed, st, found, code, now)
+		}
+	}
+	res, err := match(model.CameraSubject(serial), *cc.Seed, cc.OTP, cc.OTPFound, a.Code, a.Now)
 	return res, fmt.Sprintf("bodycam %s offset %d", serial, res.Offset), err
 }
 
-// pureChecker is a method whose Check writes nothing (Checker.Match):
-// its attempts are evaluated before they take a slot (Service.unreserved).
-type pureChecker interface{ checkWritesNothing() }
-
-func (bodycamMethod) checkWritesNothing() {}
-func (appMethod) checkWritesNothing()     {}
+// pureChecker is a method whose check writes nothing, and which can check
+// a code within the window with the same work for every code
+// (Checker.MatchWindowRecord): such a code is evaluated before it takes a
+// throttle slot, and a right one passes in one commit (Service.verify).
+type pureChecker interface {
+	checkWindow(ctx context.Context, a Answer) (CheckResult, string, error)
+}
 
 // appMethod checks a code against the user's own authenticator app.
 type appMethod struct{ s *Service }
@@ -133,6 +150,16 @@ func (appMethod) SetUp(acct Account) (string, bool) {
 }
 
 func (m appMethod) Check(ctx context.Context, a Answer) (CheckResult, string, error) {
+	return m.check(ctx, a, m.s.checker.Match)
+}
+
+func (m appMethod) checkWindow(ctx context.Context, a Answer) (CheckResult, string, error) {
+	return m.check(ctx, a, m.s.checker.MatchWindow)
+}
+
+// check checks a code of the user's app with match (Checker.Match or
+// MatchWindow).
+func (m appMethod) check(ctx context.Context, a Answer, match func(context.Context, string, device.Seed, string, time.Time) (CheckResult, error)) (CheckResult, string, error) {
 	if err := m.s.enabled(ctx, MethodApp); err != nil {
 		return CheckResult{}, "", err
 	}
@@ -143,7 +170,7 @@ func (m appMethod) Check(ctx context.Context, a Answer) (CheckResult, string, er
 	if err != nil {
 		return CheckResult{}, "", err
 	}
-	res, err := m.s.checker.Match(ctx, "app:"+a.User, seed, a.Code, a.Now)
+	res, err := match(ctx, "app:"+a.User, seed, a.Code, a.Now)
 	return res, fmt.Sprintf("app offset %d", res.Offset), err
 }
 

@@ -2,12 +2,10 @@ package signin
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"time"
 
 	"github.com/camotp/camotp/internal/model"
-	"github.com/camotp/camotp/internal/storage"
 )
 
 // ThrottleStore keeps throttling counters. Every operation is atomic in
@@ -19,7 +17,6 @@ type ThrottleStore interface {
 	RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 	RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error
 	ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error
-	FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 }
 
 // Limits configure throttling.
@@ -61,9 +58,6 @@ type Decision struct {
 	// Lockout says this failure is the one that blocked the pair or the
 	// account.
 	Lockout bool
-	// Refused says an attempt evaluated without a slot was refused one
-	// (FailUnreserved): it counted nowhere and must be answered as blocked.
-	Refused bool
 
 	taken model.Reservation // the slot Reserve took, for Release
 }
@@ -113,20 +107,6 @@ func (r *Regulator) Reserve(ctx context.Context, kind, user, ip string, now time
 // it: blocked when it was the last slot.
 func (r *Regulator) Fail(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
 	res, err := r.Store.RecordFailure(ctx, now, r.rules(kind, user, ip)...)
-	if err != nil {
-		return Decision{}, err
-	}
-	return r.decide(now, res), nil
-}
-
-// FailUnreserved settles an attempt evaluated without a slot as failed:
-// it takes a slot and fails it in one commit, or, the counters having
-// none to give, the attempt is Refused and counts nowhere.
-func (r *Regulator) FailUnreserved(ctx context.Context, kind, user, ip string, now time.Time) (Decision, error) {
-	res, err := r.Store.FailAttempt(ctx, now, r.rules(kind, user, ip)...)
-	if te := (*storage.ThrottledError)(nil); errors.As(err, &te) {
-		return Decision{Blocked: true, Refused: true, RetryAfter: te.RetryAfter}, nil
-	}
 	if err != nil {
 		return Decision{}, err
 	}

@@ -456,40 +456,59 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 		}
 		return "", err
 	}
-	// A check that writes nothing is evaluated first and settled in one
-	// commit (unreserved); any other takes its slot first.
-	var a *attempt
-	if _, ok := m.(pureChecker); ok {
-		a = s.unreserved("otp", user, ip)
-	} else if a, err = s.reserve(ctx, "otp", user, ip); err != nil {
+	ans := Answer{User: user, Code: code, IP: ip, Camera: pc.Camera}
+	var res CheckResult
+	var detail string
+	pm, pure := m.(pureChecker)
+	if pure {
+		// A camera or app code is first checked within the window, with
+		// the same work for every code, and a right one passes in one
+		// commit that also checks its throttle counters (unreserved).
+		a := s.unreserved("otp", user, ip)
+		ans.Now = a.now
+		if res, detail, err = pm.checkWindow(ctx, ans); err != nil {
+			return "", err
+		}
+		if res.Outcome == Accepted {
+			sess, err := s.accept(ctx, pending, user, method, t.Method, ip, detail, res, a, session)
+			if te := (*storage.ThrottledError)(nil); errors.As(err, &te) {
+				return blocked(&BlockedError{RetryAfter: te.RetryAfter})
+			}
+			if !errors.Is(err, storage.ErrStepUsed) {
+				return sess, err
+			}
+			// A concurrent use of the same code took its step first: this
+			// use is a replay, and counted as a failure.
+			res.Outcome = Replayed
+		}
+	}
+	// Any other code takes its slot before it is evaluated further (a
+	// search beyond the window, whose work depends on the code) or
+	// answered: a refused right code and a refused wrong one take the
+	// same steps, a refused slot (the same statement) then a read.
+	a, err := s.reserve(ctx, "otp", user, ip)
+	if err != nil {
 		return blocked(err)
 	}
 	defer a.release(ctx)
-	res, detail, err := m.Check(ctx, Answer{User: user, Code: code, IP: ip, Now: a.now, Camera: pc.Camera})
-	if err != nil {
-		return "", err
+	if !pure {
+		ans.Now = a.now
 	}
-	if res.Outcome == Accepted {
-		sess, err := s.accept(ctx, pending, user, method, t.Method, ip, detail, res, a, session)
-		if te := (*storage.ThrottledError)(nil); errors.As(err, &te) {
-			return blocked(&BlockedError{RetryAfter: te.RetryAfter})
+	if !pure || res.Outcome == Invalid {
+		// Not checked yet, or in no step of the window: the whole check,
+		// beyond the window too, now that the attempt holds its slot.
+		if res, detail, err = m.Check(ctx, ans); err != nil {
+			return "", err
 		}
+	}
+	if res.Outcome == Accepted { // a code of a method checked with its slot, or one confirming a resync
+		sess, err := s.accept(ctx, pending, user, method, t.Method, ip, detail, res, a, session)
 		if !errors.Is(err, storage.ErrStepUsed) {
 			return sess, err
 		}
-		// A concurrent use of the same code took its step first: this
-		// use is a replay, and counted as a failure.
 		res.Outcome = Replayed
 	}
 	if res.Outcome == ClockOff {
-		if a.unreserved {
-			// Only an attempt within the limits hears that the clock is
-			// off: it holds a slot meanwhile, given back after.
-			if a, err = s.reserve(ctx, "otp", user, ip); err != nil {
-				return blocked(err)
-			}
-			defer a.release(ctx)
-		}
 		if err := s.checker.Record(ctx, res); err != nil {
 			return "", err
 		}
@@ -499,9 +518,6 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 	d, err := a.fail(ctx)
 	if err != nil {
 		return "", err
-	}
-	if d.Refused {
-		return blocked(&BlockedError{RetryAfter: d.RetryAfter})
 	}
 	s.audit(ctx, user, "login.mfa", method, res.Outcome.String(), ip, detail)
 	if d.Blocked {

@@ -176,3 +176,69 @@ func TestRightCodeAmongParallelWrongOnes(t *testing.T) {
 	}
 	t.Logf("the right code among 16 at once: passed %d times, refused %d times", passed, refused)
 }
+
+// Before a code holds a throttle slot, its check does the same work
+// whatever the code: every step of the window, no more (the search beyond
+// the window waits for the slot). Right, replayed, clock-off and wrong
+// codes alike.
+func TestWindowCheckSameWorkForEveryCode(t *testing.T) {
+	st := newStore(t, t.TempDir(), func() time.Time { return base })
+	steps := 0
+	c := &Checker{Store: st, computed: func(int64) { steps++ }}
+	seed := testSeed
+	used := model.OTPState{SeedVersion: seed.Version, LastStep: base.Unix()/30 - 1}
+	for _, tc := range []struct {
+		name string
+		code string
+		want Outcome
+	}{
+		{"right, at the expected step", codeAt(t, seed, 0), Accepted},
+		{"right, a step early", codeAt(t, seed, -1), Replayed}, // that step is used
+		{"right, a step late", codeAt(t, seed, 1), Accepted},
+		{"of a camera 5 steps fast", codeAt(t, seed, 5), Invalid},
+		{"wrong", wrongCode(t, seed, base), Invalid},
+	} {
+		steps = 0
+		res, err := c.MatchWindowRecord("cam:SN1", seed, used, true, tc.code, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome != tc.want || steps != 3 {
+			t.Errorf("%s: %v after %d steps computed, want %v after 3 (the window)", tc.name, res.Outcome, steps, tc.want)
+		}
+	}
+	// With the slot held, the whole check looks beyond the window.
+	steps = 0
+	if res, err := c.MatchRecord(context.Background(), "cam:SN1", seed, used, true, codeAt(t, seed, 5), base); err != nil || res.Outcome != ClockOff || steps <= 3 {
+		t.Fatalf("the whole check of a clock-off code: %v %v after %d steps", res.Outcome, err, steps)
+	}
+}
+
+// A blocked caller's right, wrong and clock-off codes reach the database
+// the same way: one write that changes nothing (a refused slot) and no
+// rerun, whatever the code.
+func TestBlockedCodesSameWrites(t *testing.T) {
+	ctx, ip := context.Background(), "192.0.2.9"
+	st, svc, seed := cameraFixture(t, func() time.Time { return base })
+	pending, err := st.CreateToken(ctx, model.TokenPending, "alice", MethodBodycam, ip, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := wrongCode(t, seed, base)
+	for range 3 {
+		svc.Verify(ctx, pending, wrong, ip)
+	}
+	for _, tc := range []struct{ name, code string }{
+		{"right", codeAt(t, seed, 0)}, {"clock-off", codeAt(t, seed, 5)}, {"wrong", wrong},
+	} {
+		before := st.WriterStats()
+		if _, err := svc.Verify(ctx, pending, tc.code, ip); !errors.As(err, new(*BlockedError)) {
+			t.Fatalf("%s code while blocked: %v", tc.name, err)
+		}
+		after := st.WriterStats()
+		// The audit row of the refusal is the second write.
+		if w, p, r := after.Writes-before.Writes, after.Pages-before.Pages, after.Reruns-before.Reruns; w != 2 || r != 0 {
+			t.Fatalf("%s code while blocked: %d writes (%d pages, %d reruns), want the refused slot and the audit row", tc.name, w, p, r)
+		}
+	}
+}

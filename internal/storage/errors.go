@@ -21,8 +21,8 @@ var (
 )
 
 // ThrottledError says an attempt that took no slot before it was
-// evaluated (model.Settlement.Unreserved, FailAttempt) would not have been
-// given one: a counter is blocked or its slots are held. Nothing changed.
+// evaluated (model.Settlement.Unreserved) was refused one when it tried to
+// pass: a counter is blocked or its slots are held. Nothing changed.
 type ThrottledError struct {
 	// RetryAfter is how long the caller should wait (model.RetryAfter).
 	RetryAfter time.Duration

@@ -103,12 +103,6 @@ type Throttles interface {
 	RecordFailure(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 	RecordSuccess(ctx context.Context, rules ...model.ThrottleRule) error
 	ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error
-	// FailAttempt is ReserveAttempt and RecordFailure in one commit, for an
-	// attempt evaluated without a slot (its check wrote nothing): it is
-	// counted as failed when every counter has a slot for it, and
-	// otherwise nothing changes (*ThrottledError) — the refusal takes the
-	// same steps as a refused Settlement.Unreserved success.
-	FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error)
 	PurgeThrottles(ctx context.Context, now time.Time, maxWindow time.Duration) error
 	GetThrottles(ctx context.Context, keys ...string) ([]model.Throttle, error)
 }
@@ -123,8 +117,8 @@ type Tokens interface {
 	// ExchangeToken ends the live token old and creates one of kind for
 	// username valid for ttl, appends e to the audit log and settles the
 	// attempt's throttle counters as a success (settle), all in one
-	// commit, or nothing happens: an unreserved attempt is checked against
-	// its counters first (*ThrottledError); ErrNotFound when old is not
+	// commit, or nothing happens: an unreserved attempt takes a slot first
+	// (*ThrottledError when refused); ErrNotFound when old is not
 	// live (unknown, expired, or exchanged already). use, when not nil,
 	// is the replay record of the code that passed, taken in the same
 	// commit (AcceptStep's rule): ErrStepUsed when its step was used

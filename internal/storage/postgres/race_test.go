@@ -311,11 +311,12 @@ func TestCameraRaces(t *testing.T) {
 	}
 }
 
-// Codes evaluated without a slot on two nodes at once: 31 wrong ones
-// (FailAttempt) and one right one (an unreserved ExchangeToken), round
-// after round. Never more than the limit of wrong ones counted before the
-// right one passes; when it is refused, exactly the limit was counted
-// first and it took nothing — the guard's row lock holds across nodes.
+// One right code passing without a slot taken before (an unreserved
+// ExchangeToken) and 31 wrong ones taking theirs (reserve, then fail on
+// the other node), on two nodes at once, round after round. Never more
+// wrong ones counted than the limit on either side of the success; when
+// the right one is refused, exactly the limit was taken first and it took
+// nothing — the counters' row locks hold across nodes.
 func TestUnreservedAttemptsRace(t *testing.T) {
 	n := nodes(t)
 	ctx := context.Background()
@@ -337,16 +338,20 @@ func TestUnreservedAttemptsRace(t *testing.T) {
 					model.Settlement{Rules: []model.ThrottleRule{r, acct}, Unreserved: true, At: now})
 				return
 			}
-			res, err := n[i%2].FailAttempt(ctx, now, r, acct)
-			if errors.As(err, new(*storage.ThrottledError)) {
+			res, err := n[i%2].ReserveAttempt(ctx, now, r, acct)
+			if err != nil || !res.Granted {
+				if err != nil {
+					t.Error(err)
+				}
 				return
 			}
+			counted.Add(1)
+			f, err := n[(i+1)%2].RecordFailure(ctx, now, r, acct)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			counted.Add(1)
-			if res.Blocked[0] {
+			if f.Blocked[0] {
 				blocks.Add(1)
 			}
 		})

@@ -58,17 +58,9 @@ func scanThrottle(row pgx.Row) (model.Throttle, error) {
 func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.Reservation, error) {
 	res := model.Reservation{Counters: make([]model.Throttle, len(rules))}
 	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRow(ctx, reserveSQL, []byte(r.Key), now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
-			if errors.Is(err, pgx.ErrNoRows) {
-				return errRefused // the rollback undoes the slots taken before
-			}
-			if err != nil {
-				return err
-			}
-			res.Counters[i] = th
-		}
-		return nil
+		var err error
+		res.Counters, err = reserve(ctx, tx, now, rules)
+		return err
 	})
 	if err == nil {
 		res.Granted = true
@@ -82,6 +74,28 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 		return model.Reservation{}, err
 	}
 	return res, nil
+}
+
+// reserve takes a slot on every counter of rules inside tx (reserveSQL)
+// and returns the counters after it; errRefused when one refuses (the
+// rollback undoes the slots taken before). Each counter's row stays locked
+// to the end of the transaction, refused or not (ON CONFLICT DO UPDATE
+// locks the row it finds). It is also the check of an unreserved
+// attempt's counters in the transaction that ends its sign-in, so a
+// refused right code and a refused reservation run the same statement.
+func reserve(ctx context.Context, tx pgx.Tx, now time.Time, rules []model.ThrottleRule) ([]model.Throttle, error) {
+	out := make([]model.Throttle, len(rules))
+	for i, r := range rules {
+		th, err := scanThrottle(tx.QueryRow(ctx, reserveSQL, []byte(r.Key), now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, errRefused
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = th
+	}
+	return out, nil
 }
 
 // standing reads the counters of rules as they stand after a refusal, and
@@ -104,66 +118,6 @@ func (s *Store) throttled(ctx context.Context, now time.Time, rules []model.Thro
 		return err
 	}
 	return &storage.ThrottledError{RetryAfter: wait}
-}
-
-// guardSQL locks a counter's row to the end of the transaction and says
-// whether it would refuse a slot (the negation of reserveSQL's condition).
-// A counter without a row gets one that counts nothing (a fresh counter,
-// as reserveSQL reads it), so that it is locked too: a reservation on
-// another node waits for the commit instead of counting failures the
-// commit does not see, and the guards and reservations lock the rules'
-// rows in one order. $1 key, $2 now (ms), $3 window (ms), $4 limit.
-const guardSQL = `INSERT INTO throttle AS t (key, attempts, first_at, blocked_until, level) VALUES ($1, 0, 0, 0, 0)
-	ON CONFLICT (key) DO UPDATE SET attempts = t.attempts
-	RETURNING NOT (t.blocked_until <= $2::bigint AND (t.first_at + $3::bigint <= $2::bigint OR t.attempts < $4::integer))`
-
-// guard checks in tx, before anything else is written, that every counter
-// of rules would give an attempt a slot at now: errRefused when one would
-// not. The rows stay locked until the transaction ends, so no concurrent
-// reservation or failure on another node changes the answer before the
-// commit.
-func guard(ctx context.Context, tx pgx.Tx, now time.Time, rules []model.ThrottleRule) error {
-	for _, r := range rules {
-		var refused bool
-		if err := tx.QueryRow(ctx, guardSQL, []byte(r.Key), now.UnixMilli(), r.Window.Milliseconds(), r.Limit).Scan(&refused); err != nil {
-			return err
-		}
-		if refused {
-			return errRefused
-		}
-	}
-	return nil
-}
-
-// FailAttempt takes a slot on every counter of rules and counts it as
-// failed, in one transaction; when a counter has no slot to give, nothing
-// changes (*storage.ThrottledError).
-func (s *Store) FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
-	var out model.FailureResult
-	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if err := guard(ctx, tx, now, rules); err != nil {
-			return err
-		}
-		for _, r := range rules {
-			_, err := scanThrottle(tx.QueryRow(ctx, reserveSQL, []byte(r.Key), now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
-			if errors.Is(err, pgx.ErrNoRows) {
-				return errRefused // a counter created meanwhile filled up
-			}
-			if err != nil {
-				return err
-			}
-		}
-		var err error
-		out, err = recordFailure(ctx, tx, now, rules)
-		return err
-	})
-	if errors.Is(err, errRefused) {
-		return model.FailureResult{}, s.throttled(ctx, now, rules)
-	}
-	if err != nil {
-		return model.FailureResult{}, fmt.Errorf("fail attempt: %w", err)
-	}
-	return out, nil
 }
 
 // RecordFailure counts the reserved attempt on every counter of rules as

@@ -134,15 +134,21 @@ const (
 	WHERE hash = $1 AND expires_at > $2`
 )
 
-// pass is the transaction of a passed sign-in step: the check of an
-// unreserved attempt's counters first (their rows stay locked to the
-// commit), the replay record u (when not nil), the end of the token old by
-// q (endOnce), the audit row e and the success on the counters.
+// pass is the transaction of a passed sign-in step: for an unreserved
+// attempt a slot on its counters (reserve), the success on the counters
+// (clearing it), the replay record u (when not nil), the end of the token
+// old by q (endOnce) and the audit row e; any refusal rolls it all back.
 func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Time, u *model.StepUse, e model.AuditEntry, settle model.Settlement, args ...any) error {
+	// The counters' rows are locked first, as every other transaction on
+	// them does (reservations, failures), so no two of them wait for each
+	// other's locks in opposite orders.
 	if settle.Unreserved {
-		if err := guard(ctx, tx, settle.At, settle.Rules); err != nil {
+		if _, err := reserve(ctx, tx, settle.At, settle.Rules); err != nil {
 			return err
 		}
+	}
+	if err := recordSuccess(ctx, tx, settle.Rules); err != nil {
+		return err
 	}
 	if u != nil {
 		if err := use(ctx, tx, u); err != nil {
@@ -152,10 +158,8 @@ func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Tim
 	if err := endOnce(ctx, tx, q, old, now, args...); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
-		return err
-	}
-	return recordSuccess(ctx, tx, settle.Rules)
+	_, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...)
+	return err
 }
 
 // passed maps the error of a pass transaction: a refused unreserved

@@ -69,20 +69,9 @@ func scanThrottle(sc scanner) (model.Throttle, error) {
 func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.Reservation, error) {
 	res := model.Reservation{Counters: make([]model.Throttle, len(rules))}
 	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
-		for i, r := range rules {
-			th, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
-			if errors.Is(err, sql.ErrNoRows) {
-				if i == 0 {
-					return unchangedError{errRefused}
-				}
-				return errRefused // the slots taken before are undone
-			}
-			if err != nil {
-				return err
-			}
-			res.Counters[i] = th
-		}
-		return nil
+		var err error
+		res.Counters, err = reserve(ctx, tx, now, rules)
+		return err
 	})
 	if err == nil {
 		res.Granted = true
@@ -120,53 +109,27 @@ func (s *Store) throttled(ctx context.Context, now time.Time, rules []model.Thro
 	return &storage.ThrottledError{RetryAfter: wait}
 }
 
-// guardSQL finds a counter that would refuse a slot (the negation of
-// reserveSQL's condition): a row means refused. ?1 key, ?2 now (ms), ?3
-// window (ms), ?4 limit.
-const guardSQL = `SELECT 1 FROM throttle WHERE key = ?1 AND NOT (blocked_until <= ?2 AND (first_at + ?3 <= ?2 OR attempts < ?4))`
-
-// guard checks in tx, before anything else is written, that every counter
-// of rules would give an attempt a slot at now: unchangedError{errRefused}
-// when one would not. The single writer runs the commit that follows
-// before any other, so the answer still holds when it commits.
-func guard(ctx context.Context, tx *wtx, now time.Time, rules []model.ThrottleRule) error {
-	for _, r := range rules {
-		var one int
-		err := tx.QueryRowContext(ctx, guardSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit).Scan(&one)
+// reserve takes a slot on every counter of rules in tx (reserveSQL) and
+// returns the counters after it: unchangedError{errRefused} when the first
+// counter refuses (nothing changed), errRefused when a later one does
+// (the slots taken before are undone with the transaction). It is also
+// the check of an unreserved attempt's counters in the commit that ends
+// its sign-in, so a refused right code and a refused reservation run the
+// same statement.
+func reserve(ctx context.Context, tx *wtx, now time.Time, rules []model.ThrottleRule) ([]model.Throttle, error) {
+	out := make([]model.Throttle, len(rules))
+	for i, r := range rules {
+		th, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
 		if errors.Is(err, sql.ErrNoRows) {
-			continue
+			if i == 0 {
+				return nil, unchangedError{errRefused}
+			}
+			return nil, errRefused
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return unchangedError{errRefused}
-	}
-	return nil
-}
-
-// FailAttempt takes a slot on every counter of rules and counts it as
-// failed, in one commit; when a counter has no slot to give, nothing
-// changes (*storage.ThrottledError).
-func (s *Store) FailAttempt(ctx context.Context, now time.Time, rules ...model.ThrottleRule) (model.FailureResult, error) {
-	var out model.FailureResult
-	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
-		if err := guard(ctx, tx, now, rules); err != nil {
-			return err
-		}
-		for _, r := range rules {
-			if _, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit)); err != nil {
-				return err // the guard passed: no refusal here
-			}
-		}
-		var err error
-		out, err = recordFailure(ctx, tx, now, rules)
-		return err
-	})
-	if errors.Is(err, errRefused) {
-		return model.FailureResult{}, s.throttled(ctx, now, rules)
-	}
-	if err != nil {
-		return model.FailureResult{}, fmt.Errorf("fail attempt: %w", err)
+		out[i] = th
 	}
 	return out, nil
 }

@@ -136,35 +136,43 @@ func end(ctx context.Context, tx *wtx, q, old string, now time.Time, args ...any
 const exchangeToken = `UPDATE tokens SET hash = ?3, kind = ?4, username = ?5, method = ?6, ip = ?7, created_at = ?2, expires_at = ?8
 	WHERE hash = ?1 AND expires_at > ?2`
 
-// pass is the commit of a passed sign-in step, in tx: the check of an
-// unreserved attempt's counters first (nothing changed when refused), the
-// replay record u (when not nil), the end of the token old by q (end),
-// the audit row e and the success on the counters. A refusal after the
-// first change is no longer "unchanged": the group runs again with
-// savepoints.
+// pass is the commit of a passed sign-in step, in tx: for an unreserved
+// attempt a slot on its counters first (reserve; nothing changed when
+// refused), the replay record u (when not nil), the end of the token old
+// by q (end), the audit row e and the success on the counters (which
+// clears the slot just taken). A refusal after the first change is no
+// longer "unchanged": the group runs again with savepoints.
 func (s *Store) pass(ctx context.Context, tx *wtx, q, old string, now time.Time, u *model.StepUse, e model.AuditEntry, settle model.Settlement, args ...any) error {
 	changed := false
 	if settle.Unreserved {
-		if err := guard(ctx, tx, settle.At, settle.Rules); err != nil {
+		if _, err := reserve(ctx, tx, settle.At, settle.Rules); err != nil {
 			return err
 		}
+		changed = len(settle.Rules) > 0
 	}
 	if u != nil {
 		if err := use(ctx, tx, u); err != nil {
-			return err
+			return changedAfter(changed, err)
 		}
 		changed = true
 	}
 	if err := end(ctx, tx, q, old, now, args...); err != nil {
-		if changed {
-			err = errors.Unwrap(err) // the replay record was taken: roll it back
-		}
-		return err
+		return changedAfter(changed, err)
 	}
 	if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
 		return err
 	}
 	return recordSuccess(ctx, tx, settle.Rules)
+}
+
+// changedAfter is err of a statement that changed nothing, after earlier
+// ones of its transaction changed something (changed): no longer
+// "unchanged", so the group undoes them. Any other error stays as it is.
+func changedAfter(changed bool, err error) error {
+	if u := (unchangedError{}); changed && errors.As(err, &u) {
+		return u.error
+	}
+	return err
 }
 
 // passed maps the error of a pass commit: a refused unreserved attempt

@@ -298,43 +298,6 @@ func throttleCases() []testCase {
 				t.Fatalf("counters %+v, want b (2), none (zero), a (1) in the order asked", ths)
 			}
 		}},
-		{"FailAttempt", func(t *testing.T, e *env) {
-			// A slot taken and failed in one commit: the counter moves as
-			// ReserveAttempt then RecordFailure would move it.
-			pair, acct := pairRule("otp:pair:alice"), acctRule("otp:acct:alice")
-			for i := 1; i <= 3; i++ {
-				res, err := e.s.FailAttempt(e.ctx, e.now(), pair, acct)
-				must(t, err, fmt.Sprintf("failure %d", i))
-				if blocked := i == 3; res.Blocked[0] != blocked || res.Blocked[1] {
-					t.Fatalf("failure %d: blocked %v", i, res.Blocked)
-				}
-				if i < 3 && res.Counters[0].Attempts != i {
-					t.Fatalf("failure %d: pair %+v", i, res.Counters[0])
-				}
-			}
-			c := e.counter(t, pair.Key)
-			if c.Level != 1 || !c.BlockedUntil.Equal(e.now().Add(10*time.Minute)) || e.counter(t, acct.Key).Attempts != 3 {
-				t.Fatalf("after 3 failures: pair %+v, account %+v", c, e.counter(t, acct.Key))
-			}
-			// Blocked: refused with the wait, and nothing changes.
-			e.clock.Advance(time.Minute)
-			_, err := e.s.FailAttempt(e.ctx, e.now(), pair, acct)
-			throttledFor(t, err, 9*time.Minute, "failure while blocked")
-			if c2 := e.counter(t, pair.Key); c2 != c || e.counter(t, acct.Key).Attempts != 3 {
-				t.Fatalf("a refused failure changed the counters: pair %+v, account %+v", c2, e.counter(t, acct.Key))
-			}
-			// Slots held by attempts in flight refuse it too.
-			e.clock.Advance(10 * time.Minute)
-			other := pairRule("otp:pair:bob")
-			for range 3 {
-				e.reserve(t, other)
-			}
-			_, err = e.s.FailAttempt(e.ctx, e.now(), other)
-			throttledFor(t, err, model.InFlightRetry, "failure with every slot in flight")
-			if c := e.counter(t, other.Key); c.Attempts != 3 || !c.BlockedUntil.IsZero() {
-				t.Fatalf("a refused failure changed the counter: %+v", c)
-			}
-		}},
 	}
 }
 
