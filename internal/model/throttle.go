@@ -83,9 +83,9 @@ type Settlement struct {
 	// Rules are the attempt's counters: the success clears them.
 	Rules []ThrottleRule
 	// Unreserved says the attempt took no slot before it was evaluated
-	// (its check wrote nothing): the commit first makes sure that every
-	// counter of Rules would have given a slot At, and changes nothing
-	// when one would not (storage.ThrottledError).
+	// (its check wrote nothing): the commit first takes one on every
+	// counter of Rules At (the success then clears them), and changes
+	// nothing when one refuses (storage.ThrottledError).
 	Unreserved bool
 	At         time.Time
 }
