@@ -55,6 +55,10 @@ type TUI struct {
 	// Notes are extra lines drawn under the key help (e.g. the demo's
 	// sign-in URL). Set them before Run.
 	Notes []string
+	// Link, when set before Run, is the camera's link to its fleet: its
+	// state is read at every frame and shown under the camera ("fleet:
+	// connected"), so the line follows the link as it comes up or drops.
+	Link device.LinkStatus
 
 	drawMu sync.Mutex // one frame at a time: Show and the event loop both draw
 
@@ -259,6 +263,9 @@ func (t *TUI) draw() {
 	info := "camera clock " + t.clock.Now().UTC().Format("2006-01-02 15:04:05Z")
 	if t.status != "" {
 		info += "  " + t.status
+	}
+	if t.Link != nil {
+		info += "  fleet: " + t.Link.Status()
 	}
 	s.PutStrStyled(max((w-len([]rune(info)))/2, 0), y0+bh, info, tcell.StyleDefault)
 	for i, l := range HelpLines {
