@@ -3,13 +3,16 @@ GO       ?= go
 BIN      := bin/camotp
 DATA     ?= .camotp
 PKGS     := ./...
+# What camotp --version prints: the commit (with -dirty for local changes),
+# or "dev" outside a git checkout.
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build run test bench lint fmt fuzz clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/camotp
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/camotp
 
 # The main job: the whole product in one command (server + embedded broker +
 # SQLite under $(DATA), demo officers, provisioned cameras, the emulator of one).

@@ -1,40 +1,42 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/oidc"
 )
 
-// multiFlag collects a repeated string flag.
-type multiFlag []string
+// adminOIDCCmd is camotp admin oidc: the OpenID Connect clients and the
+// signing key.
+func adminOIDCCmd(env Env, t *adminTarget) *cobra.Command {
+	return group("oidc", "OpenID Connect clients and signing key: add-client, list, remove, rotate-key",
+		adminOIDCAddCmd(env, t),
+		adminOIDCListCmd(env, t),
+		adminOIDCRemoveCmd(env, t),
+		adminOIDCRotateCmd(env, t),
+	)
+}
 
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-// adminOIDC registers OpenID Connect clients and rotates the signing key.
-func adminOIDC(ctx context.Context, env Env, c adminClient, args []string) error {
-	if len(args) == 0 {
-		return usagef("admin oidc: want add-client, list, remove or rotate-key")
+func adminOIDCAddCmd(env Env, t *adminTarget) *cobra.Command {
+	var req oidc.ClientRequest
+	var uris []string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "add-client --id ID --redirect-uri URI [--redirect-uri URI...] [--public] [--json]",
+		Short: "register a relying party; a confidential one's secret is printed once",
+		Args:  noArgs,
 	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "add-client":
-		f := newFlags(env, "admin oidc add-client")
-		var req oidc.ClientRequest
-		var uris multiFlag
-		f.StringVar(&req.ID, "id", "", "client ID (the application's client_id)")
-		f.Var(&uris, "redirect-uri", "redirect URI, matched exactly (repeat for more; https, or http on loopback)")
-		f.BoolVar(&req.Public, "public", false, "a public client (no secret; PKCE S256 required)")
-		asJSON := f.Bool("json", false, "print JSON")
-		if err := parse(f, args, 0); err != nil {
-			return err
-		}
+	c.Flags().StringVar(&req.ID, "id", "", "client ID (the application's client_id)")
+	c.Flags().StringArrayVar(&uris, "redirect-uri", nil, "redirect URI, matched exactly (repeat for more; https, or http on loopback)")
+	c.Flags().BoolVar(&req.Public, "public", false, "a public client (no secret; PKCE S256 required)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if req.ID == "" || len(uris) == 0 {
 			return usagef("admin oidc add-client: want --id ID --redirect-uri URI")
 		}
@@ -44,11 +46,15 @@ func adminOIDC(ctx context.Context, env Env, c adminClient, args []string) error
 				return usageError{err}
 			}
 		}
-		var resp oidc.ClientResponse
-		if err := c.do(ctx, "POST", "/api/v1/admin/oidc/clients", req, &resp); err != nil {
+		ac, err := t.client(env)
+		if err != nil {
 			return err
 		}
-		if *asJSON {
+		var resp oidc.ClientResponse
+		if err := ac.do(cmd.Context(), "POST", "/api/v1/admin/oidc/clients", req, &resp); err != nil {
+			return err
+		}
+		if asJSON {
 			return writeJSON(env.Stdout, resp)
 		}
 		fmt.Fprintf(env.Stdout, "client %s registered (%s)\n", resp.ID, kindOf(resp.OIDCClient))
@@ -56,17 +62,28 @@ func adminOIDC(ctx context.Context, env Env, c adminClient, args []string) error
 			fmt.Fprintf(env.Stdout, "client secret (shown once, only its hash is kept): %s\n", resp.Secret)
 		}
 		return nil
-	case "list":
-		f := newFlags(env, "admin oidc list")
-		asJSON := f.Bool("json", false, "print JSON")
-		if err := parse(f, args, 0); err != nil {
+	}
+	return c
+}
+
+func adminOIDCListCmd(env Env, t *adminTarget) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "list the OpenID Connect clients",
+		Args:  noArgs,
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ac, err := t.client(env)
+		if err != nil {
 			return err
 		}
 		var list []model.OIDCClient
-		if err := c.do(ctx, "GET", "/api/v1/admin/oidc/clients", nil, &list); err != nil {
+		if err := ac.do(cmd.Context(), "GET", "/api/v1/admin/oidc/clients", nil, &list); err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(env.Stdout, list)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
@@ -75,31 +92,50 @@ func adminOIDC(ctx context.Context, env Env, c adminClient, args []string) error
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", cl.ID, kindOf(cl), strings.Join(cl.RedirectURIs, " "))
 		}
 		return tw.Flush()
-	case "remove":
-		id, rest := positional(args)
-		if id == "" || len(rest) > 0 {
-			return usagef("admin oidc remove: want exactly one client ID")
-		}
-		if err := c.do(ctx, "DELETE", "/api/v1/admin/oidc/clients/"+url.PathEscape(id), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "client %s removed; its codes and access tokens no longer work\n", id)
-		return nil
-	case "rotate-key":
-		f := newFlags(env, "admin oidc rotate-key")
-		var req oidc.KeyRequest
-		f.StringVar(&req.Alg, "alg", oidc.AlgRS256, "signing algorithm of the new key: RS256 or ES256")
-		if err := parse(f, args, 0); err != nil {
+	}
+	return c
+}
+
+func adminOIDCRemoveCmd(env Env, t *adminTarget) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove ID",
+		Short: "remove a client: its codes and access tokens stop working",
+		Args:  oneArg("exactly one client ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ac, err := t.client(env)
+			if err != nil {
+				return err
+			}
+			if err := ac.do(cmd.Context(), "DELETE", "/api/v1/admin/oidc/clients/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "client %s removed; its codes and access tokens no longer work\n", args[0])
+			return nil
+		},
+	}
+}
+
+func adminOIDCRotateCmd(env Env, t *adminTarget) *cobra.Command {
+	var req oidc.KeyRequest
+	c := &cobra.Command{
+		Use:   "rotate-key [--alg RS256|ES256]",
+		Short: "sign with a new key; the previous one stays in the JWKS until its tokens expire",
+		Args:  noArgs,
+	}
+	c.Flags().StringVar(&req.Alg, "alg", oidc.AlgRS256, "signing algorithm of the new key: RS256 or ES256")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ac, err := t.client(env)
+		if err != nil {
 			return err
 		}
 		var resp oidc.KeyResponse
-		if err := c.do(ctx, "POST", "/api/v1/admin/oidc/keys", req, &resp); err != nil {
+		if err := ac.do(cmd.Context(), "POST", "/api/v1/admin/oidc/keys", req, &resp); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "new signing key %s (%s); the previous key stays in the JWKS until the tokens it signed expire\n", resp.ID, resp.Alg)
 		return nil
 	}
-	return usagef("admin oidc: unknown command %q", sub)
+	return c
 }
 
 func kindOf(c model.OIDCClient) string {

@@ -1,59 +1,80 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/camotp/camotp/radius"
 )
 
-// adminRadius manages the RADIUS clients (NASes): add-client prints the
-// generated shared secret once.
-func adminRadius(ctx context.Context, env Env, c adminClient, args []string) error {
-	if len(args) == 0 {
-		return usagef("admin radius: want add-client, list or remove")
+// adminRadiusCmd is camotp admin radius: the RADIUS clients (NASes);
+// add-client prints the generated shared secret once.
+func adminRadiusCmd(env Env, t *adminTarget) *cobra.Command {
+	return group("radius", "RADIUS clients (VPN concentrators, NASes): add-client, list, remove",
+		adminRadiusAddCmd(env, t),
+		adminRadiusListCmd(env, t),
+		adminRadiusRemoveCmd(env, t),
+	)
+}
+
+func adminRadiusAddCmd(env Env, t *adminTarget) *cobra.Command {
+	var req radius.AddClientRequest
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "add-client --name N --cidr CIDR [--json]",
+		Short: "add a RADIUS client and print its generated shared secret (shown once)",
+		Args:  noArgs,
 	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "add-client":
-		f := newFlags(env, "admin radius add-client")
-		var req radius.AddClientRequest
-		f.StringVar(&req.Name, "name", "", "the client's name (letters, digits, ._-)")
-		f.StringVar(&req.CIDR, "cidr", "", "source addresses the client sends from: CIDR or one address")
-		asJSON := f.Bool("json", false, "print JSON")
-		if err := parse(f, args, 0); err != nil {
-			return err
-		}
+	c.Flags().StringVar(&req.Name, "name", "", "the client's name (letters, digits, ._-)")
+	c.Flags().StringVar(&req.CIDR, "cidr", "", "source addresses the client sends from: CIDR or one address")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if req.Name == "" || req.CIDR == "" {
 			return usagef("admin radius add-client: --name and --cidr are required")
 		}
 		if _, err := radius.ParseCIDR(req.CIDR); err != nil {
 			return usagef("admin radius add-client: --cidr: %v", err)
 		}
-		var info radius.ClientInfo
-		if err := c.do(ctx, "POST", "/api/v1/admin/radius/clients", req, &info); err != nil {
+		ac, err := t.client(env)
+		if err != nil {
 			return err
 		}
-		if *asJSON {
+		var info radius.ClientInfo
+		if err := ac.do(cmd.Context(), "POST", "/api/v1/admin/radius/clients", req, &info); err != nil {
+			return err
+		}
+		if asJSON {
 			return writeJSON(env.Stdout, info)
 		}
 		fmt.Fprintf(env.Stdout, "radius client %s (%s) added\nshared secret: %s\n", info.Name, info.CIDR, info.Secret)
 		fmt.Fprintln(env.Stderr, "The secret is shown only this once: enter it in the NAS now (remove and add the client to get a new one).")
 		return nil
-	case "list":
-		f := newFlags(env, "admin radius list")
-		asJSON := f.Bool("json", false, "print JSON")
-		if err := parse(f, args, 0); err != nil {
+	}
+	return c
+}
+
+func adminRadiusListCmd(env Env, t *adminTarget) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "list the RADIUS clients",
+		Args:  noArgs,
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ac, err := t.client(env)
+		if err != nil {
 			return err
 		}
 		var list []radius.ClientInfo
-		if err := c.do(ctx, "GET", "/api/v1/admin/radius/clients", nil, &list); err != nil {
+		if err := ac.do(cmd.Context(), "GET", "/api/v1/admin/radius/clients", nil, &list); err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(env.Stdout, list)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
@@ -62,16 +83,25 @@ func adminRadius(ctx context.Context, env Env, c adminClient, args []string) err
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", ci.Name, ci.CIDR, ci.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
-	case "remove":
-		name, rest := positional(args)
-		if name == "" || len(rest) > 0 {
-			return usagef("admin radius remove: want exactly one client name")
-		}
-		if err := c.do(ctx, "DELETE", "/api/v1/admin/radius/clients/"+url.PathEscape(name), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "radius client %s removed\n", name)
-		return nil
 	}
-	return usagef("admin radius: unknown command %q (want add-client, list or remove)", sub)
+	return c
+}
+
+func adminRadiusRemoveCmd(env Env, t *adminTarget) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove N",
+		Short: "remove a RADIUS client: its requests are no longer answered",
+		Args:  oneArg("exactly one client name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ac, err := t.client(env)
+			if err != nil {
+				return err
+			}
+			if err := ac.do(cmd.Context(), "DELETE", "/api/v1/admin/radius/clients/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "radius client %s removed\n", args[0])
+			return nil
+		},
+	}
 }
