@@ -234,7 +234,9 @@ func (t *TUI) draw() {
 	btn := tcell.StyleDefault.Reverse(true)
 
 	const bw, bh = device.LCDWidth + 16, device.LCDHeight + 8
-	x0, y0 := max((w-bw)/2, 0), max((h-bh-3)/2, 0)
+	// Centred with what is drawn under it: the clock line, the key help,
+	// a blank line and the notes.
+	x0, y0 := max((w-bw)/2, 0), max((h-bh-2-len(HelpLines)-len(t.Notes))/2, 0)
 	box(s, x0, y0, bw, bh, body)
 	title := " " + t.model.DisplayName() + " · " + t.serial + " "
 	s.PutStrStyled(x0+max((bw-len([]rune(title)))/2, 1), y0, title, body)
