@@ -3,13 +3,17 @@ GO       ?= go
 BIN      := bin/camotp
 DATA     ?= .camotp
 PKGS     := ./...
+# What camotp --version prints: the commit (with -dirty for local changes),
+# or "dev" outside a git checkout.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION_VAR := github.com/camotp/camotp/internal/version.Version
 
 .PHONY: all build run test bench lint fmt fuzz clean dist
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/camotp
+	$(GO) build -ldflags "-X $(VERSION_VAR)=$(VERSION)" -o $(BIN) ./cmd/camotp
 
 # The main job: the whole product in one command (server + embedded broker +
 # SQLite under $(DATA), demo officers, provisioned cameras, the emulator of one).
@@ -67,6 +71,5 @@ clean:
 
 # Release files in dist/: static binaries for linux/amd64 and arm64 with the
 # version stamped, a .deb of each, SHA256SUMS (see internal/dist).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 dist:
-	$(GO) run ./internal/dist/cmd/camotp-dist -out dist -version $(VERSION) -version-var github.com/camotp/camotp/internal/version.Version
+	$(GO) run ./internal/dist/cmd/camotp-dist -out dist -version $(VERSION) -version-var $(VERSION_VAR)

@@ -69,7 +69,7 @@ func Start(cfg Config) (*Broker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(RedactPackets(log.Handler()))})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(nameUnnamed(RedactPackets(log.Handler())))})
 	if err := srv.AddHook(cfg.Auth, nil); err != nil {
 		return nil, fmt.Errorf("broker auth hook: %w", err)
 	}

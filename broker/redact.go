@@ -40,3 +40,40 @@ func (r redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (r redactHandler) WithGroup(name string) slog.Handler {
 	return redactHandler{r.Handler.WithGroup(name)}
 }
+
+// connectionEnded is the message given to mochi's records that have none:
+// its listener logs each connection that ended in an error with an empty
+// message (a login refused, which the auth hook has logged already, a
+// client that never finished its CONNECT, a dropped socket).
+const connectionEnded = "mqtt connection ended"
+
+// unnamedHandler gives mochi's message-less records a message and the
+// debug level: they are the normal churn of a fleet, not warnings.
+type unnamedHandler struct{ slog.Handler }
+
+// nameUnnamed wraps h so that records with an empty message read
+// connectionEnded and are logged only at the debug level.
+func nameUnnamed(h slog.Handler) slog.Handler { return unnamedHandler{h} }
+
+func (u unnamedHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Message != "" {
+		return u.Handler.Handle(ctx, rec)
+	}
+	if !u.Handler.Enabled(ctx, slog.LevelDebug) {
+		return nil
+	}
+	out := slog.NewRecord(rec.Time, slog.LevelDebug, connectionEnded, rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(a)
+		return true
+	})
+	return u.Handler.Handle(ctx, out)
+}
+
+func (u unnamedHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return unnamedHandler{u.Handler.WithAttrs(as)}
+}
+
+func (u unnamedHandler) WithGroup(name string) slog.Handler {
+	return unnamedHandler{u.Handler.WithGroup(name)}
+}

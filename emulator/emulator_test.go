@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,5 +178,49 @@ func TestTUIQuitKey(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("q did not quit the emulator")
+	}
+}
+
+// link is a fleet link whose state the test sets.
+type link struct{ s atomic.Value }
+
+func (l *link) Status() string { return l.s.Load().(string) }
+
+// TestTUIFleetLinkFollows: the line under the camera shows the fleet link
+// as it is at each frame, not as it was when the emulator started.
+func TestTUIFleetLinkFollows(t *testing.T) {
+	sim := tcell.NewSimulationScreen("UTF-8")
+	clock := device.FixedClock{T: time.Unix(1234567890, 0)}
+	l := &link{}
+	l.s.Store("connecting")
+	cam, err := device.New(device.Config{Serial: "L-1", Model: device.Body4, Clock: clock, Seeds: device.TestSeed{S: rfcSeed}, Link: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tui := NewTUI(sim, device.Body4, "L-1", clock, "")
+	tui.Link = l
+	tui.Notes = []string{"note one", "note two", "note three", "note four"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tui.Run(ctx, cam) }()
+	<-tui.Ready()
+	waitFor(t, tui, "camera clock 2009-02-13 23:31:30Z  fleet: connecting")
+	l.s.Store("connected")
+	text := waitFor(t, tui, "camera clock 2009-02-13 23:31:30Z  fleet: connected")
+	// On an 80×24 terminal the camera, its help and four notes all fit.
+	sim.SetSize(80, 24)
+	sim.PostEvent(tcell.NewEventResize(80, 24))
+	deadline := time.Now().Add(15 * time.Second)
+	for text = tui.Text(); !(strings.Count(text, "\n") == 24 && strings.Contains(text, "note four") && strings.Contains(text, "Body 4 · L-1")); text = tui.Text() {
+		if time.Now().After(deadline) {
+			t.Fatalf("80×24 lacks the camera or the notes:\n%s", text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.s.Store("offline")
+	waitFor(t, tui, "fleet: offline")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

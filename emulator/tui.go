@@ -55,6 +55,10 @@ type TUI struct {
 	// Notes are extra lines drawn under the key help (e.g. the demo's
 	// sign-in URL). Set them before Run.
 	Notes []string
+	// Link, when set before Run, is the camera's link to its fleet: its
+	// state is read at every frame and shown under the camera ("fleet:
+	// connected"), so the line follows the link as it comes up or drops.
+	Link device.LinkStatus
 
 	drawMu sync.Mutex // one frame at a time: Show and the event loop both draw
 
@@ -230,7 +234,9 @@ func (t *TUI) draw() {
 	btn := tcell.StyleDefault.Reverse(true)
 
 	const bw, bh = device.LCDWidth + 16, device.LCDHeight + 8
-	x0, y0 := max((w-bw)/2, 0), max((h-bh-3)/2, 0)
+	// Centred with what is drawn under it: the clock line, the key help,
+	// a blank line and the notes.
+	x0, y0 := max((w-bw)/2, 0), max((h-bh-2-len(HelpLines)-len(t.Notes))/2, 0)
 	box(s, x0, y0, bw, bh, body)
 	title := " " + t.model.DisplayName() + " · " + t.serial + " "
 	s.PutStrStyled(x0+max((bw-len([]rune(title)))/2, 1), y0, title, body)
@@ -259,6 +265,9 @@ func (t *TUI) draw() {
 	info := "camera clock " + t.clock.Now().UTC().Format("2006-01-02 15:04:05Z")
 	if t.status != "" {
 		info += "  " + t.status
+	}
+	if t.Link != nil {
+		info += "  fleet: " + t.Link.Status()
 	}
 	s.PutStrStyled(max((w-len([]rune(info)))/2, 0), y0+bh, info, tcell.StyleDefault)
 	for i, l := range HelpLines {

@@ -319,7 +319,14 @@ func (s *Service) ResendDue(ctx context.Context, every time.Duration, limit int)
 // Bad messages are logged and dropped; they never change state.
 func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byte) {
 	if sn := serialFromTopic(topic, "ack"); sn != "" {
-		if err := s.handleAck(ctx, sn, payload); err != nil {
+		switch err := s.handleAck(ctx, sn, payload); {
+		case errors.Is(err, errDuplicateAck):
+			// A command can reach a camera twice (published when started
+			// and again when the camera comes online), each copy is
+			// acknowledged, and an ack may be delivered twice: nothing to
+			// do, nothing wrong.
+			s.log.Debug("provisioning ack dropped", "serial", sn, "err", err)
+		case err != nil:
 			s.log.Warn("provisioning ack dropped", "serial", sn, "err", err)
 		}
 		return
@@ -345,6 +352,18 @@ func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byt
 	s.log.Warn("message on unexpected topic dropped", "topic", topic, "bytes", len(payload))
 }
 
+// errDuplicateAck is an ack of an operation the camera proved already.
+var errDuplicateAck = errors.New("duplicate ack")
+
+// proven reports whether the camera has proven version already. It reads
+// the camera afresh: the same ack delivered twice at once is checked by
+// two handlers, and the second may have read the camera before the first
+// completed the operation.
+func (s *Service) proven(ctx context.Context, serial string, version uint64) bool {
+	cam, err := s.reg.Camera(ctx, serial)
+	return err == nil && version <= cam.Version
+}
+
 func (s *Service) handleAck(ctx context.Context, serial string, payload []byte) error {
 	ack, err := ParseAck(payload, serial)
 	if err != nil {
@@ -357,12 +376,18 @@ func (s *Service) handleAck(ctx context.Context, serial string, payload []byte) 
 	_ = s.reg.Touch(ctx, serial, s.now())
 	p, err := s.reg.Pending(ctx, serial)
 	if errors.Is(err, storage.ErrNotFound) {
+		if s.proven(ctx, serial, ack.Version) {
+			return fmt.Errorf("%w: %s v%d, proven already", errDuplicateAck, ack.Op, ack.Version)
+		}
 		return fmt.Errorf("ack for version %d but nothing is pending", ack.Version)
 	}
 	if err != nil {
 		return err
 	}
 	if ack.Version != p.Version || ack.Op != p.Op {
+		if s.proven(ctx, serial, ack.Version) {
+			return fmt.Errorf("%w: %s v%d, proven already (%s v%d pending)", errDuplicateAck, ack.Op, ack.Version, p.Op, p.Version)
+		}
 		return fmt.Errorf("ack for %s v%d does not match pending %s v%d", ack.Op, ack.Version, p.Op, p.Version)
 	}
 	if ack.Result != ResultOK {
@@ -379,6 +404,10 @@ func (s *Service) handleAck(ctx context.Context, serial string, payload []byte) 
 	}
 	op, err := s.reg.CompleteOp(ctx, serial, p.Version)
 	s.audit(ctx, "camera:"+serial, string(op)+".proof", serial, model.Result(err), "", fmt.Sprintf("version %d", p.Version))
+	if errors.Is(err, storage.ErrConflict) && s.proven(ctx, serial, p.Version) {
+		// The same ack, handled at once by another handler, completed it.
+		return fmt.Errorf("%w: %s v%d, proven meanwhile", errDuplicateAck, p.Op, p.Version)
+	}
 	if err != nil {
 		return err
 	}

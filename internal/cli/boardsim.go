@@ -7,38 +7,46 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/gdamore/tcell/v2"
+	"github.com/spf13/cobra"
 
 	"github.com/camotp/camotp/emulator"
 	"github.com/camotp/camotp/hw"
 )
 
-func runBoardSim(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "board-sim")
-	link := fs.String("link", "", "also make this symlink to the port (a stable path, like /dev/serial/by-id/...)")
-	id := fs.String("id", "sim-board", "board id the simulator reports")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+// boardSimCmd is camotp board-sim: a simulated serial board.
+func boardSimCmd(env Env) *cobra.Command {
+	var link, id string
+	c := &cobra.Command{
+		Use:   "board-sim [--link PATH]",
+		Short: "a simulated serial board (display + buttons) on a pty, for camera run --ui serial:PATH",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runBoardSim(cmd.Context(), env, link, id) },
 	}
+	c.Flags().StringVar(&link, "link", "", "also make this symlink to the port (a stable path, like /dev/serial/by-id/...)")
+	c.Flags().StringVar(&id, "id", "sim-board", "board id the simulator reports")
+	return c
+}
+
+func runBoardSim(ctx context.Context, env Env, link, id string) error {
 	p, err := hw.OpenPty()
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	port := p.SlavePath
-	if *link != "" {
-		if err := replaceSymlink(p.SlavePath, *link); err != nil {
+	if link != "" {
+		if err := replaceSymlink(p.SlavePath, link); err != nil {
 			return err
 		}
-		defer os.Remove(*link)
-		port = *link
+		defer os.Remove(link)
+		port = link
 	}
 	fmt.Fprintf(env.Stdout, "board-sim: serial port %s\nrun the camera on it:  camotp camera run --state DIR --ui serial:%s\n", port, port)
-	sim := hw.NewSim(p.Master, *id)
+	sim := hw.NewSim(p.Master, id)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sim.Run(ctx) // ends with ctx; a failing pty shows as a board the host never draws on
-	screen, err := tcell.NewScreen()
+	screen, err := env.NewScreen()
 	if err != nil {
 		return fmt.Errorf("open terminal: %w", err)
 	}

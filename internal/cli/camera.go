@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gdamore/tcell/v2"
+	"github.com/spf13/cobra"
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/emulator"
@@ -21,57 +21,56 @@ import (
 	"github.com/camotp/camotp/provisioning"
 )
 
-func runCamera(ctx context.Context, env Env, args []string) error {
-	if len(args) == 0 {
-		return usagef("camera: want a subcommand: init or run")
-	}
-	switch args[0] {
-	case "init":
-		return cameraInit(env, args[1:])
-	case "run":
-		return cameraRun(ctx, env, args[1:])
-	}
-	return usagef("camera: unknown subcommand %q (want init or run)", args[0])
+// cameraCmd is camotp camera: a camera's state and the camera itself.
+func cameraCmd(env Env) *cobra.Command {
+	return group("camera", "a camera: create its state (init), run it (run: tui, headless or a serial board)",
+		cameraInitCmd(env), cameraRunCmd(env))
 }
 
-func cameraInit(env Env, args []string) error {
-	fs := newFlags(env, "camera init")
-	dir := fs.String("state", "", "camera state directory (created)")
-	serial := fs.String("serial", "", "serial number")
-	model := fs.String("model", "", "model: body4, body3 or workforce")
-	serverKey := fs.String("server-key", "", "pin the provisioning server's key (base64, from 'camotp admin server-key'); needed before a camera can log in to an external broker with --broker-auth derived")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+func cameraInitCmd(env Env) *cobra.Command {
+	var dir, serial, model, serverKey string
+	c := &cobra.Command{
+		Use:   "init --state DIR --serial SN --model M",
+		Short: "create a camera's state directory and print its public identity (for admin camera add)",
+		Args:  noArgs,
 	}
-	if *dir == "" || *serial == "" || *model == "" {
-		return usagef("camera init: --state, --serial and --model are required")
-	}
-	var pin []byte
-	if *serverKey != "" {
-		var err error
-		if pin, err = parseServerKey(*serverKey); err != nil {
+	fs := c.Flags()
+	fs.StringVar(&dir, "state", "", "camera state directory (created)")
+	fs.StringVar(&serial, "serial", "", "serial number")
+	fs.StringVar(&model, "model", "", "model: body4, body3 or workforce")
+	fs.StringVar(&serverKey, "server-key", "", "pin the provisioning server's key (base64, from 'camotp admin server-key'); needed before a camera can log in to an external broker with --broker-auth derived")
+	c.RunE = func(*cobra.Command, []string) error {
+		if dir == "" || serial == "" || model == "" {
+			return usagef("camera init: --state, --serial and --model are required")
+		}
+		var pin []byte
+		if serverKey != "" {
+			var err error
+			if pin, err = parseServerKey(serverKey); err != nil {
+				return usageError{err}
+			}
+		}
+		m, err := device.ParseModel(model)
+		if err != nil {
 			return usageError{err}
 		}
-	}
-	m, err := device.ParseModel(*model)
-	if err != nil {
-		return usageError{err}
-	}
-	if err := device.ValidateSerial(*serial); err != nil {
-		return usageError{err}
-	}
-	st, err := device.InitState(*dir, *serial, m)
-	if err != nil {
-		return err
-	}
-	if pin != nil {
-		if err := st.PinServerKey(pin); err != nil {
+		if err := device.ValidateSerial(serial); err != nil {
+			return usageError{err}
+		}
+		st, err := device.InitState(dir, serial, m)
+		if err != nil {
 			return err
 		}
+		if pin != nil {
+			if err := st.PinServerKey(pin); err != nil {
+				return err
+			}
+		}
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st.Identity().Public())
 	}
-	enc := json.NewEncoder(env.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(st.Identity().Public())
+	return c
 }
 
 // cameraFlags are the flags of 'camera run'.
@@ -85,9 +84,22 @@ type cameraFlags struct {
 	follow                           bool
 }
 
-func cameraRun(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "camera run")
+func cameraRunCmd(env Env) *cobra.Command {
 	var f cameraFlags
+	c := &cobra.Command{
+		Use:   "run --state DIR [--ui tui|headless|serial:PATH] [--broker URL | --test-seed B32]",
+		Short: "run a camera: terminal UI, headless (a script, or following its screen), or on a serial board",
+		Long: `Run a camera from its state directory (camotp camera init).
+
+Its seed comes from the fleet (--broker: the provisioning server sends it)
+or, in factory test mode, from --test-seed (no broker; the screen shows
+TEST). --ui headless plays --script and prints the screen; with --broker
+and no --script, or with --follow, it keeps running and prints the screen
+each time it changes, until Ctrl-C.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cameraRun(cmd.Context(), env, f) },
+	}
+	fs := c.Flags()
 	fs.StringVar(&f.dir, "state", "", "camera state directory (from 'camera init')")
 	fs.StringVar(&f.ui, "ui", "tui", "user interface: tui, headless, or serial:PATH[?baud=N] (a board on a serial port)")
 	fs.StringVar(&f.script, "script", "", "headless: comma-separated events press:B, double:B, long:B, wait:D")
@@ -100,10 +112,11 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.brokerAuth, "broker-auth", provisioning.CredentialToken, "broker login: token (signed, fresh each connect: camotp's embedded broker, EMQX with camotp's HTTP hook) or derived (from the camera and server keys: mosquitto with dynamic security)")
 	fs.StringVar(&f.serverKey, "server-key", "", "pin the provisioning server's key (base64) if none is pinned yet; refused if another is")
 	fs.DurationVar(&f.waitSeed, "wait-seed", 0, "headless: first wait this long for a new seed to be delivered")
-	fs.BoolVar(&f.follow, "follow", false, "headless: after the script, print the screen each time it changes until stopped")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
+	fs.BoolVar(&f.follow, "follow", false, "headless: after the script, print the screen each time it changes until stopped (the default with --broker and no --script)")
+	return c
+}
+
+func cameraRun(ctx context.Context, env Env, f cameraFlags) error {
 	if f.dir == "" {
 		return usagef("camera run: --state is required")
 	}
@@ -127,6 +140,24 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	serialPath, isSerial := strings.CutPrefix(f.ui, "serial:")
+	if f.ui != "headless" && f.ui != "tui" && !isSerial {
+		return usagef("camera run: unknown --ui %q (want tui, headless or serial:PATH)", f.ui)
+	}
+	if f.ui != "headless" && f.script != "" {
+		return usagef("camera run: --script needs --ui headless")
+	}
+	var port string
+	var baud int
+	if isSerial {
+		if port, baud, err = hw.ParseUI(serialPath); err != nil {
+			return usageError{err}
+		}
+	}
+	steps, err := emulator.ParseScript(f.script)
+	if err != nil {
+		return usageError{err}
+	}
 	st, err := device.OpenState(f.dir)
 	if err != nil {
 		return err
@@ -148,30 +179,13 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		}
 		cfg.Seeds, cfg.TestMode = device.TestSeed{S: seed}, true
 	}
-	serialPath, isSerial := strings.CutPrefix(f.ui, "serial:")
-	if f.ui != "headless" && f.ui != "tui" && !isSerial {
-		return usagef("camera run: unknown --ui %q (want tui, headless or serial:PATH)", f.ui)
-	}
-	if isSerial && f.script != "" {
-		return usagef("camera run: --script needs --ui headless")
-	}
-	var port string
-	var baud int
-	if isSerial {
-		if port, baud, err = hw.ParseUI(serialPath); err != nil {
-			return usageError{err}
-		}
-	}
-	steps, err := emulator.ParseScript(f.script)
-	if err != nil {
-		return usageError{err}
-	}
 	startVersion := st.Version()
 	// Seeds whose ack the broker has taken: with --wait-seed the camera
 	// carries on (and may exit) only then, or the server never hears the proof.
 	delivered := make(chan uint64, 16)
+	var agent *provisioning.Agent
 	if f.broker != "" {
-		agent, err := startAgent(env, st, f, func(a provisioning.Ack) {
+		agent, err = startAgent(env, st, f, func(a provisioning.Ack) {
 			if a.DeliversSeed() {
 				select {
 				case delivered <- a.Version:
@@ -185,56 +199,15 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		defer agent.Stop()
 		cfg.Link = agent
 	}
-	if isSerial {
+	switch {
+	case isSerial:
 		return runSerial(ctx, env, cfg, port, baud)
-	}
-	switch f.ui {
-	case "headless":
-		if f.waitSeed > 0 {
-			if err := waitForSeed(ctx, st, startVersion, f.waitSeed, delivered); err != nil {
-				return err
-			}
-		}
-		oc := &device.OffsetClock{Base: clock}
-		cfg.Clock = oc
+	case f.ui == "tui":
 		cam, err := device.New(cfg)
 		if err != nil {
 			return err
 		}
-		end := emulator.Play(cam, oc, 0, steps)
-		last := cam.Screen()
-		if _, err := fmt.Fprintln(env.Stdout, last.Text()); err != nil {
-			return err
-		}
-		if !f.follow {
-			return nil
-		}
-		// Follow: real time from here on; print every change.
-		start := time.Now()
-		oc.Shift = 0
-		t := time.NewTicker(device.TickInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-			cam.Tick(end + time.Since(start))
-			if s := cam.Screen(); !s.Equal(last) {
-				last = s
-				fmt.Fprintf(env.Stdout, "--- %s\n%s\n", clock.Now().UTC().Format(time.RFC3339), s.Text())
-			}
-		}
-	case "tui":
-		if f.script != "" {
-			return usagef("camera run: --script needs --ui headless")
-		}
-		cam, err := device.New(cfg)
-		if err != nil {
-			return err
-		}
-		screen, err := tcell.NewScreen()
+		screen, err := env.NewScreen()
 		if err != nil {
 			return fmt.Errorf("open terminal: %w", err)
 		}
@@ -242,9 +215,61 @@ func cameraRun(ctx context.Context, env Env, args []string) error {
 		if cfg.TestMode {
 			status = "TEST SEED"
 		}
-		return emulator.NewTUI(screen, id.Model, id.Serial, clock, status).Run(ctx, cam)
+		tui := emulator.NewTUI(screen, id.Model, id.Serial, clock, status)
+		if agent != nil {
+			tui.Link = agent
+		}
+		return tui.Run(ctx, cam)
 	}
-	return nil
+	if f.waitSeed > 0 {
+		if err := waitForSeed(ctx, st, startVersion, f.waitSeed, delivered); err != nil {
+			return err
+		}
+	}
+	// A connected camera with nothing to play is a camera left running:
+	// it follows its screen, as --follow does, until stopped.
+	follow := f.follow || (f.broker != "" && f.script == "")
+	return runHeadless(ctx, env, cfg, steps, follow)
+}
+
+// runHeadless plays steps on the camera and prints the screen; with follow
+// it goes on in real time, printing the screen each time it changes, until
+// ctx ends.
+func runHeadless(ctx context.Context, env Env, cfg device.Config, steps []emulator.Step, follow bool) error {
+	clock := cfg.Clock
+	oc := &device.OffsetClock{Base: clock}
+	cfg.Clock = oc
+	cam, err := device.New(cfg)
+	if err != nil {
+		return err
+	}
+	end := emulator.Play(cam, oc, 0, steps)
+	last := cam.Screen()
+	if _, err := fmt.Fprintln(env.Stdout, last.Text()); err != nil {
+		return err
+	}
+	if !follow {
+		return nil
+	}
+	// Follow: real time from here on; print every change.
+	start := time.Now()
+	oc.Shift = 0
+	t := time.NewTicker(device.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cam.Tick(end + time.Since(start))
+		if s := cam.Screen(); !s.Equal(last) {
+			last = s
+			if _, err := fmt.Fprintf(env.Stdout, "--- %s\n%s\n", clock.Now().UTC().Format(time.RFC3339), s.Text()); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // runSerial runs the camera with a serial-attached board as its panel.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gdamore/tcell/v2"
+	"github.com/spf13/cobra"
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/emulator"
@@ -20,8 +20,14 @@ import (
 	"github.com/camotp/camotp/oidc"
 )
 
-func runDemo(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "demo")
+// demoCmd is camotp demo: the whole product on this machine.
+func demoCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "demo [--headless] [--camera SERIAL]",
+		Short: "the whole product: server, demo officers and admin, provisioned cameras, the emulator of one",
+		Args:  noArgs,
+	}
+	fs := c.Flags()
 	var cfg demo.Config
 	fs.StringVar(&cfg.DataDir, "data", ".camotp", "data directory (created on first run, reused after)")
 	fs.StringVar(&cfg.HTTPAddr, "http", defaultHTTP, "HTTP listen address")
@@ -30,9 +36,15 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OpenID Connect issuer URL (default http://HTTP-ADDR; \"off\" turns the provider off)")
 	headless := fs.Bool("headless", false, "no terminal UI: print each camera's code every step")
 	camera := fs.String("camera", "", "serial of the camera to show in the emulator (default: the first)")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runDemo(cmd.Context(), env, cfg, *headless, *camera)
 	}
+	return c
+}
+
+// runDemo starts the demo and shows the camera of serial camera ("": the
+// first) in the emulator, or every camera's codes when headless.
+func runDemo(ctx context.Context, env Env, cfg demo.Config, headless bool, camera string) error {
 	switch cfg.Issuer {
 	case "":
 		cfg.Issuer = "http://" + cfg.HTTPAddr
@@ -58,23 +70,24 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	}
 	defer d.Close()
 	shown := d.Cameras[0]
-	if *camera != "" {
+	if camera != "" {
 		found := false
 		for _, c := range d.Cameras {
-			if c.Officer.Serial == *camera {
+			if c.Officer.Serial == camera {
 				shown, found = c, true
 			}
 		}
 		if !found {
-			return usagef("demo: no demo camera %q (have %s)", *camera, serialsOf(d))
+			return usagef("demo: no demo camera %q (have %s)", camera, serialsOf(d))
 		}
 	}
-	intro := introLines(d, shown, cfg.DataDir)
-	fmt.Fprintln(env.Stdout, strings.Join(intro, "\n"))
-	if *headless {
+	if headless {
+		fmt.Fprintln(env.Stdout, strings.Join(introLines(d, nil, cfg.DataDir), "\n"))
 		return printCodes(ctx, env.Stdout, d)
 	}
-	screen, err := tcell.NewScreen()
+	intro := introLines(d, &shown, cfg.DataDir)
+	fmt.Fprintln(env.Stdout, strings.Join(intro, "\n"))
+	screen, err := env.NewScreen()
 	if err != nil {
 		return fmt.Errorf("open terminal (use --headless without one): %w", err)
 	}
@@ -83,8 +96,9 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	tui := emulator.NewTUI(screen, id.Model, id.Serial, device.SystemClock{}, "fleet: "+shown.Agent.Status())
-	tui.Notes = intro[1:4]
+	tui := emulator.NewTUI(screen, id.Model, id.Serial, device.SystemClock{}, "")
+	tui.Link = shown.Agent // read at every frame: the footer follows the link
+	tui.Notes = intro[1 : 2+len(d.Cameras)]
 	err = tui.Run(ctx, cam)
 	fmt.Fprintln(env.Stdout, strings.Join(intro, "\n"))
 	return err
@@ -98,17 +112,23 @@ func serialsOf(d *demo.Demo) string {
 	return strings.Join(s, ", ")
 }
 
-func introLines(d *demo.Demo, shown demo.Camera, dataDir string) []string {
+// introLines say how to use the demo: the sign-in URL, then one line per
+// demo user (lines[1:2+len(d.Cameras)], the emulator's notes), then the
+// rest. shown is the camera in the emulator (nil: headless).
+func introLines(d *demo.Demo, shown *demo.Camera, dataDir string) []string {
+	base := "http://" + d.Server.HTTPAddr()
 	lines := []string{
 		"",
-		fmt.Sprintf("Sign in at http://%s/login", d.Server.HTTPAddr()),
+		fmt.Sprintf("Sign in at %s/login — admin console: /admin (user %s)", base, demo.AdminUsername),
 	}
 	for _, c := range d.Cameras {
-		lines = append(lines, fmt.Sprintf("  %-14s password %-14s camera %s (%s)", c.Officer.Username, c.Officer.Password, c.Officer.Serial, c.Officer.Model.DisplayName()))
+		lines = append(lines, fmt.Sprintf("  %-14s password %-16s camera %s (%s)", c.Officer.Username, c.Officer.Password, c.Officer.Serial, c.Officer.Model.DisplayName()))
+	}
+	if shown != nil {
+		lines = append(lines, fmt.Sprintf("Emulator shows %s. Other camera: camotp demo --camera SERIAL (make run CAMERA=SERIAL).", shown.Officer.Serial))
 	}
 	lines = append(lines,
-		fmt.Sprintf("Emulator shows %s. Other camera: camotp demo --camera SERIAL (make run CAMERA=SERIAL).", shown.Officer.Serial),
-		fmt.Sprintf("Codes sent by text, call or email: http://%s/dev/outbox", d.Server.HTTPAddr()),
+		fmt.Sprintf("Codes sent by text, call or email: %s/dev/outbox", base),
 		fmt.Sprintf("Admin: CAMOTP_ADMIN_TOKEN=$(cat %s/admin-token) camotp admin camera list", dataDir))
 	if c := d.Client; c != nil {
 		iss := d.Server.OIDC.Issuer()

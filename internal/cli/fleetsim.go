@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/atomicfile"
 	"github.com/camotp/camotp/internal/bench"
@@ -51,44 +53,52 @@ func (f *fleetSim) fail(format string, a ...any) {
 	f.mu.Unlock()
 }
 
-func runFleetSim(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "fleet-sim")
-	client := adminFlags(fs)
+// fleetSimCmd is camotp fleet-sim: a fleet of headless cameras.
+func fleetSimCmd(env Env) *cobra.Command {
+	t := &adminTarget{}
 	f := &fleetSim{env: env}
+	var modelName string
+	c := &cobra.Command{
+		Use:   "fleet-sim [--server URL] [--broker URL] --cameras N [--assign]",
+		Short: "N headless cameras registered, provisioned (and assigned) through the admin API; Ctrl-C stops cleanly",
+		Args:  noArgs,
+	}
+	fs := c.Flags()
+	t.addFlags(fs)
 	fs.StringVar(&f.broker, "broker", "tcp://"+defaultMQTT, "MQTT broker the cameras connect to")
 	fs.StringVar(&f.auth, "broker-auth", provisioning.CredentialToken, "what the cameras present to the broker: token (embedded broker, EMQX hook) or derived (a broker whose logins camotp keeps, mosquitto dynamic security; the server key is fetched from the admin API and pinned)")
 	fs.IntVar(&f.n, "cameras", 100, "number of headless cameras")
 	fs.StringVar(&f.dir, "state", ".camotp-fleet", "directory holding every simulated camera's state (reused on the next run)")
 	fs.StringVar(&f.prefix, "prefix", "SIM", "serial prefix (serials are PREFIX-00000, ...)")
-	model := fs.String("model", "body4", "camera model: body4, body3 or workforce")
+	fs.StringVar(&modelName, "model", "body4", "camera model: body4, body3 or workforce")
 	fs.BoolVar(&f.assign, "assign", false, "create a user per camera (PREFIX-user-N) and assign the camera; passwords go to STATE/users.txt (0600)")
 	fs.IntVar(&f.workers, "concurrency", 16, "concurrent admin API calls")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up waiting for proofs after this long")
 	fs.IntVar(&f.retries, "retries", 8, "retry an admin call that failed because the server was down or overloaded this many times (jittered backoff, 250 ms doubling to 5 s)")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		var err error
+		if f.model, err = device.ParseModel(modelName); err != nil {
+			return usageError{err}
+		}
+		if f.auth != provisioning.CredentialToken && f.auth != provisioning.CredentialDerived {
+			return usagef("fleet-sim: --broker-auth: want token or derived, got %q", f.auth)
+		}
+		if f.n < 1 || f.workers < 1 || f.timeout <= 0 || f.retries < 0 {
+			return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0, --retries ≥ 0")
+		}
+		if err := device.ValidateSerial(fmt.Sprintf("%s-%05d", f.prefix, 0)); err != nil {
+			return usagef("fleet-sim: --prefix: %v", err)
+		}
+		if f.admin, err = t.client(env); err != nil {
+			return err
+		}
+		f.progress = plainProgress(env.Stderr)
+		if isTerminal(env.Stderr) {
+			f.progress = barProgress(env.Stderr)
+		}
+		return f.run(cmd.Context())
 	}
-	var err error
-	if f.model, err = device.ParseModel(*model); err != nil {
-		return usageError{err}
-	}
-	if f.auth != provisioning.CredentialToken && f.auth != provisioning.CredentialDerived {
-		return usagef("fleet-sim: --broker-auth: want token or derived, got %q", f.auth)
-	}
-	if f.n < 1 || f.workers < 1 || f.timeout <= 0 || f.retries < 0 {
-		return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0, --retries ≥ 0")
-	}
-	if err := device.ValidateSerial(fmt.Sprintf("%s-%05d", f.prefix, 0)); err != nil {
-		return usagef("fleet-sim: --prefix: %v", err)
-	}
-	if f.admin, err = client(env); err != nil {
-		return err
-	}
-	f.progress = plainProgress(env.Stderr)
-	if isTerminal(env.Stderr) {
-		f.progress = barProgress(env.Stderr)
-	}
-	return f.run(ctx)
+	return c
 }
 
 // plainProgress prints a line when the count changes, at most once a second.

@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/server"
@@ -19,23 +21,33 @@ import (
 	"github.com/camotp/camotp/internal/storage/sqlite"
 )
 
-// runMigrate moves an installation from its SQLite file to PostgreSQL.
-func runMigrate(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "migrate")
+// migrateCmd is camotp migrate: an installation from its SQLite file to
+// PostgreSQL.
+func migrateCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "migrate --to postgres://… [--data DIR]",
+		Short: "move an installation's SQLite database into an empty PostgreSQL one (all or nothing)",
+		Args:  noArgs,
+	}
+	fs := c.Flags()
 	data := fs.String("data", ".camotp", "data directory of the installation (its master.key seals the secrets in both databases)")
 	from := fs.String("from", "", "the SQLite database: sqlite:PATH (default: camotp.db in --data)")
 	to := fs.String("to", "", "the PostgreSQL database: postgres://USER@HOST:PORT/DB (password from PGPASSWORD or PGPASSFILE; CAMOTP_DB also sets it)")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return runMigrate(cmd.Context(), env, *data, *from, *to) }
+	return c
+}
+
+// runMigrate moves the installation in data from the SQLite database from
+// to the PostgreSQL database to.
+func runMigrate(ctx context.Context, env Env, data, from, to string) error {
+	if to == "" {
+		to = env.Getenv("CAMOTP_DB")
 	}
-	if *to == "" {
-		*to = env.Getenv("CAMOTP_DB")
-	}
-	src, err := dburl.Parse(*from, *data)
+	src, err := dburl.Parse(from, data)
 	if err != nil {
 		return usagef("migrate --from: %v", err)
 	}
-	dst, err := dburl.Parse(*to, *data)
+	dst, err := dburl.Parse(to, data)
 	if err != nil {
 		return usagef("migrate --to: %v", err)
 	}
@@ -46,7 +58,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("migrate: the SQLite database: %w", err)
 	}
 	keyEnv := env.Getenv(masterkey.EnvVar)
-	keyPath := filepath.Join(*data, server.MasterKeyFile)
+	keyPath := filepath.Join(data, server.MasterKeyFile)
 	if keyEnv == "" {
 		// The key must be the installation's: a new one would seal nothing
 		// the copied rows were sealed with.

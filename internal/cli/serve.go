@@ -2,11 +2,12 @@ package cli
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/camotp/camotp/broker"
 	"github.com/camotp/camotp/internal/fdlimit"
@@ -40,8 +41,14 @@ func newLogger(env Env, format string) (*slog.Logger, error) {
 	return nil, usagef("--log-format: want text or json, got %q", format)
 }
 
-func runServe(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "serve")
+// serveCmd is camotp serve: the server.
+func serveCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve [--data DIR] [--http ADDR] [--mqtt ADDR]",
+		Short: "the server: embedded MQTT broker, camera registry and provisioning, sign-in, admin and OpenID Connect APIs",
+		Args:  noArgs,
+	}
+	fs := c.Flags()
 	var cfg server.Config
 	fs.StringVar(&cfg.DataDir, "data", ".camotp", "data directory (database, keys, admin token)")
 	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:PATH, or postgres://USER@HOST:PORT/DB shared by several nodes (password from PGPASSWORD or PGPASSFILE; default: camotp.db in --data; CAMOTP_DB also sets it)")
@@ -92,118 +99,119 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	radiusSep := fs.String("radius-separator", radius.DefaultSeparator, "RADIUS: password<separator>code in one request, for clients that cannot answer a challenge (\"\" turns it off)")
 	fs.StringVar(&cfg.OIDCIssuer, "issuer", "", "turn on the OpenID Connect provider with this issuer URL (https://…; http only on a loopback host)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
-	err := parse(fs, args, 0)
-	if err != nil {
-		return err
-	}
-	if cfg.ResendEvery <= 0 {
-		return usagef("serve: --resend-every must be > 0")
-	}
-	if cfg.OIDCIssuer != "" {
-		if err := oidc.CheckIssuer(cfg.OIDCIssuer); err != nil {
-			return usagef("serve: --issuer: %v", err)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		var err error
+		if cfg.ResendEvery <= 0 {
+			return usagef("serve: --resend-every must be > 0")
 		}
-	}
-	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return usagef("serve: --tls-cert and --tls-key go together")
-	}
-	if vc.Window < 0 || vc.ResyncRange < vc.Window || vc.Limits.MaxFailures < 1 || vc.Limits.AccountCeiling < 1 || vc.TrustFor < 0 {
-		return usagef("serve: --window ≥ 0, --resync-range ≥ --window, --max-failures ≥ 1, --account-ceiling ≥ 1, --trust-for ≥ 0")
-	}
-	vc.Argon2 = password.Params{Memory: uint32(*argonMem) << 10, Time: uint32(*argonTime), Threads: uint8(min(*argonThreads, 255))}
-	if err := vc.Argon2.Validate(); err != nil {
-		return usagef("serve: --argon2-*: %v", err)
-	}
-	vc.HashBudget = int64(*hashBudget) << 20
-	if vc.HashBudget < 2*int64(vc.Argon2.Memory)<<10 {
-		return usagef("serve: --hash-memory-budget %d MiB is below two hashes' memory (%d MiB)", *hashBudget, 2*(*argonMem))
-	}
-	if cfg.TrustedProxies, err = httpx.ParsePrefixes(*proxies); err != nil {
-		return usagef("serve: --trusted-proxies: %v", err)
-	}
-	cfg.SignIn = &vc
-	if smtpCfg.Host != "" {
-		if smtpCfg.From == "" {
-			return usagef("serve: --smtp-host needs --smtp-from")
+		if cfg.OIDCIssuer != "" {
+			if err := oidc.CheckIssuer(cfg.OIDCIssuer); err != nil {
+				return usagef("serve: --issuer: %v", err)
+			}
 		}
-		if s := smtpCfg.Security; s != "starttls" && s != "tls" && s != "none" {
-			return usagef("serve: --smtp-security: want starttls, tls or none")
+		if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+			return usagef("serve: --tls-cert and --tls-key go together")
 		}
-		smtpCfg.Password = env.Getenv("CAMOTP_SMTP_PASSWORD")
-		cfg.Notify.SMTP = &smtpCfg
-	}
-	for _, h := range []struct {
-		url  string
-		dest **notify.Webhook
-	}{{*smsHook, &cfg.Notify.SMSWebhook}, {*callHook, &cfg.Notify.CallWebhook}} {
-		if h.url == "" {
-			continue
+		if vc.Window < 0 || vc.ResyncRange < vc.Window || vc.Limits.MaxFailures < 1 || vc.Limits.AccountCeiling < 1 || vc.TrustFor < 0 {
+			return usagef("serve: --window ≥ 0, --resync-range ≥ --window, --max-failures ≥ 1, --account-ceiling ≥ 1, --trust-for ≥ 0")
 		}
-		if u, err := url.Parse(h.url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return usagef("serve: webhook %q: want an http(s) URL", h.url)
+		vc.Argon2 = password.Params{Memory: uint32(*argonMem) << 10, Time: uint32(*argonTime), Threads: uint8(min(*argonThreads, 255))}
+		if err := vc.Argon2.Validate(); err != nil {
+			return usagef("serve: --argon2-*: %v", err)
 		}
-		*h.dest = &notify.Webhook{URL: h.url, Token: env.Getenv("CAMOTP_WEBHOOK_TOKEN")}
-	}
-	if (cfg.MQTTTLSAddr != "") != (cfg.MQTTTLSCert != "" && cfg.MQTTTLSKey != "") {
-		return usagef("serve: --mqtt-tls needs --mqtt-tls-cert and --mqtt-tls-key")
-	}
-	if (*dynsecAdmin == "") != (*dynsecPWFile == "") {
-		return usagef("serve: --mqtt-dynsec-admin and --mqtt-dynsec-password-file go together")
-	}
-	if *dynsecAdmin != "" {
-		if cfg.MQTTExternal == "" {
-			return usagef("serve: --mqtt-dynsec-admin needs --mqtt-external (a mosquitto with the dynamic security plugin)")
+		vc.HashBudget = int64(*hashBudget) << 20
+		if vc.HashBudget < 2*int64(vc.Argon2.Memory)<<10 {
+			return usagef("serve: --hash-memory-budget %d MiB is below two hashes' memory (%d MiB)", *hashBudget, 2*(*argonMem))
 		}
-		pw, err := secretfile.ReadPrivate(*dynsecPWFile)
+		if cfg.TrustedProxies, err = httpx.ParsePrefixes(*proxies); err != nil {
+			return usagef("serve: --trusted-proxies: %v", err)
+		}
+		cfg.SignIn = &vc
+		if smtpCfg.Host != "" {
+			if smtpCfg.From == "" {
+				return usagef("serve: --smtp-host needs --smtp-from")
+			}
+			if s := smtpCfg.Security; s != "starttls" && s != "tls" && s != "none" {
+				return usagef("serve: --smtp-security: want starttls, tls or none")
+			}
+			smtpCfg.Password = env.Getenv("CAMOTP_SMTP_PASSWORD")
+			cfg.Notify.SMTP = &smtpCfg
+		}
+		for _, h := range []struct {
+			url  string
+			dest **notify.Webhook
+		}{{*smsHook, &cfg.Notify.SMSWebhook}, {*callHook, &cfg.Notify.CallWebhook}} {
+			if h.url == "" {
+				continue
+			}
+			if u, err := url.Parse(h.url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return usagef("serve: webhook %q: want an http(s) URL", h.url)
+			}
+			*h.dest = &notify.Webhook{URL: h.url, Token: env.Getenv("CAMOTP_WEBHOOK_TOKEN")}
+		}
+		if (cfg.MQTTTLSAddr != "") != (cfg.MQTTTLSCert != "" && cfg.MQTTTLSKey != "") {
+			return usagef("serve: --mqtt-tls needs --mqtt-tls-cert and --mqtt-tls-key")
+		}
+		if (*dynsecAdmin == "") != (*dynsecPWFile == "") {
+			return usagef("serve: --mqtt-dynsec-admin and --mqtt-dynsec-password-file go together")
+		}
+		if *dynsecAdmin != "" {
+			if cfg.MQTTExternal == "" {
+				return usagef("serve: --mqtt-dynsec-admin needs --mqtt-external (a mosquitto with the dynamic security plugin)")
+			}
+			pw, err := secretfile.ReadPrivate(*dynsecPWFile)
+			if err != nil {
+				return usagef("serve: --mqtt-dynsec-password-file: %v", err)
+			}
+			cfg.MQTTDynsec = &server.DynsecConfig{AdminUser: *dynsecAdmin, AdminPassword: pw}
+		}
+		if (cfg.MQTTDynsec != nil || cfg.MQTTHook) && (cfg.MQTTUsername != "" || env.Getenv("CAMOTP_MQTT_PASSWORD") != "") {
+			return usagef("serve: with --mqtt-dynsec-admin or --mqtt-hook the server logs in to the broker as %s with DATA/%s: drop --mqtt-username and CAMOTP_MQTT_PASSWORD",
+				provisioning.ServerUsername, server.MQTTSecretFile)
+		}
+		if cfg.MQTTMaxConns < -1 || cfg.MQTTMaxConnsPerIP < 0 || cfg.MQTTConnectTimeout <= 0 {
+			return usagef("serve: --mqtt-max-conns ≥ -1, --mqtt-max-conns-per-ip ≥ 0, --mqtt-connect-timeout > 0")
+		}
+		if *radiusAddr != "" {
+			cfg.RADIUS = &server.RADIUSConfig{Addr: *radiusAddr, AllowLegacy: *radiusLegacy, Separator: *radiusSep}
+		}
+		log, err := newLogger(env, *logFormat)
 		if err != nil {
-			return usagef("serve: --mqtt-dynsec-password-file: %v", err)
+			return err
 		}
-		cfg.MQTTDynsec = &server.DynsecConfig{AdminUser: *dynsecAdmin, AdminPassword: pw}
+		// Every camera holds a socket: run with the whole hard limit.
+		if soft, hard, err := fdlimit.Raise(); err != nil {
+			log.Warn("raise open-file limit", "err", err, "nofile_soft", soft, "nofile_hard", hard)
+		} else {
+			log.Info("open-file limit", "nofile_soft", soft, "nofile_hard", hard)
+		}
+		cfg.Log = log
+		if cfg.DB == "" {
+			cfg.DB = env.Getenv("CAMOTP_DB")
+		}
+		cfg.MasterKeyEnv = env.Getenv(masterkey.EnvVar)
+		cfg.MQTTPassword = env.Getenv("CAMOTP_MQTT_PASSWORD")
+		cfg.MetricsToken = env.Getenv("CAMOTP_METRICS_TOKEN")
+		srv, err := server.Start(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		mqttAddr := srv.MQTTAddr()
+		if mqttAddr == "" {
+			mqttAddr = cfg.MQTTExternal + " (external)"
+		}
+		if srv.OIDC != nil {
+			log.Info("openid connect provider on", "issuer", srv.OIDC.Issuer(), "discovery", srv.OIDC.Issuer()+oidc.PathDiscovery)
+		}
+		log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"), "db", srv.DB(),
+			"admin_token_file", fmt.Sprintf("%s/%s", cfg.DataDir, server.AdminTokenFile))
+		<-ctx.Done()
+		log.Info("camotp stopping")
+		return nil
 	}
-	if (cfg.MQTTDynsec != nil || cfg.MQTTHook) && (cfg.MQTTUsername != "" || env.Getenv("CAMOTP_MQTT_PASSWORD") != "") {
-		return usagef("serve: with --mqtt-dynsec-admin or --mqtt-hook the server logs in to the broker as %s with DATA/%s: drop --mqtt-username and CAMOTP_MQTT_PASSWORD",
-			provisioning.ServerUsername, server.MQTTSecretFile)
-	}
-	if cfg.MQTTMaxConns < -1 || cfg.MQTTMaxConnsPerIP < 0 || cfg.MQTTConnectTimeout <= 0 {
-		return usagef("serve: --mqtt-max-conns ≥ -1, --mqtt-max-conns-per-ip ≥ 0, --mqtt-connect-timeout > 0")
-	}
-	if *radiusAddr != "" {
-		cfg.RADIUS = &server.RADIUSConfig{Addr: *radiusAddr, AllowLegacy: *radiusLegacy, Separator: *radiusSep}
-	}
-	log, err := newLogger(env, *logFormat)
-	if err != nil {
-		return err
-	}
-	// Every camera holds a socket: run with the whole hard limit.
-	if soft, hard, err := fdlimit.Raise(); err != nil {
-		log.Warn("raise open-file limit", "err", err, "nofile_soft", soft, "nofile_hard", hard)
-	} else {
-		log.Info("open-file limit", "nofile_soft", soft, "nofile_hard", hard)
-	}
-	cfg.Log = log
-	if cfg.DB == "" {
-		cfg.DB = env.Getenv("CAMOTP_DB")
-	}
-	cfg.MasterKeyEnv = env.Getenv(masterkey.EnvVar)
-	cfg.MQTTPassword = env.Getenv("CAMOTP_MQTT_PASSWORD")
-	cfg.MetricsToken = env.Getenv("CAMOTP_METRICS_TOKEN")
-	srv, err := server.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	mqttAddr := srv.MQTTAddr()
-	if mqttAddr == "" {
-		mqttAddr = cfg.MQTTExternal + " (external)"
-	}
-	if srv.OIDC != nil {
-		log.Info("openid connect provider on", "issuer", srv.OIDC.Issuer(), "discovery", srv.OIDC.Issuer()+oidc.PathDiscovery)
-	}
-	log.Info("camotp serving", "http", "http://"+srv.HTTPAddr(), "mqtt", mqttAddr, "radius", cmp.Or(srv.RADIUSAddr(), "off"), "db", srv.DB(),
-		"admin_token_file", fmt.Sprintf("%s/%s", cfg.DataDir, server.AdminTokenFile))
-	<-ctx.Done()
-	log.Info("camotp stopping")
-	return nil
+	return c
 }
 
 // readTokenFile reads an admin token file.

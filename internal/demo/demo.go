@@ -1,7 +1,7 @@
 // Package demo sets up camotp's one-command demo: the server with its
 // embedded broker and SQLite under one data directory, a demo org with a
-// Body 4 and a Body 3 officer, and their cameras, really provisioned over
-// MQTT and assigned. A second run reuses everything.
+// Body 4 and a Body 3 officer and an administrator, and their cameras,
+// really provisioned over MQTT and assigned. A second run reuses everything.
 package demo
 
 import (
@@ -36,12 +36,27 @@ type Officer struct {
 	Password string       `json:"password"`
 	Serial   string       `json:"serial"`
 	Model    device.Model `json:"model"`
+	// Role is the user's role: "" for an officer, RoleAdmin for the
+	// administrator of the web console.
+	Role string `json:"role,omitempty"`
 }
 
-// Officers are the demo org's users.
-var officers = []Officer{
-	{Username: "officer.body4", Serial: "DEMO-BC4-0001", Model: device.Body4},
-	{Username: "officer.body3", Serial: "DEMO-BC3-0002", Model: device.Body3},
+// RoleAdmin is the role of the demo's administrator; AdminUsername is the
+// user who has it. The admin signs in to the web console (/admin) with
+// the password and the code of their camera, as the officers do.
+const (
+	RoleAdmin     = "admin"
+	AdminUsername = "admin"
+)
+
+// demoUsers are the demo org's users, each with a camera: two officers and
+// the administrator.
+func demoUsers() []Officer {
+	return []Officer{
+		{Username: "officer.body4", Serial: "DEMO-BC4-0001", Model: device.Body4},
+		{Username: "officer.body3", Serial: "DEMO-BC3-0002", Model: device.Body3},
+		{Username: AdminUsername, Serial: "DEMO-BC4-0003", Model: device.Body4, Role: RoleAdmin},
+	}
 }
 
 // Camera is a running demo camera.
@@ -186,29 +201,42 @@ func (d *Demo) startRADIUS(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// loadCredentials returns the demo officers with passwords generated on the
-// first run and kept (0600) for the next.
+// loadCredentials returns the demo users with passwords generated on the
+// first run and kept (0600) for the next. A file from an earlier version
+// that lacks a user (the admin) keeps the users it has and gains the others.
 func loadCredentials(path string) ([]Officer, error) {
+	kept := map[string]Officer{}
 	data, err := os.ReadFile(path)
-	if err == nil {
-		var out []Officer
-		if err := json.Unmarshal(data, &out); err != nil || len(out) != len(officers) {
+	switch {
+	case err == nil:
+		var saved []Officer
+		if err := json.Unmarshal(data, &saved); err != nil || len(saved) == 0 {
 			return nil, fmt.Errorf("%s is malformed: delete it and the demo users to start over", path)
 		}
-		return out, nil
+		for _, o := range saved {
+			kept[o.Username] = o
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("read demo users: %w", err)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	out := append([]Officer(nil), officers...)
+	out := demoUsers()
+	added := false
 	for i := range out {
+		if o, ok := kept[out[i].Username]; ok && o.Password != "" {
+			out[i].Password = o.Password
+			continue
+		}
 		// Letters and digits only (base32, 80 bits): a password starting
 		// with "-" is read as an option when typed on a command line.
 		out[i].Password = strings.ToLower(rand.Text()[:16])
+		added = true
+	}
+	if !added {
+		return out, nil
 	}
 	data, _ = json.MarshalIndent(out, "", "  ")
 	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keep demo users: %w", err)
 	}
 	return out, nil
 }
@@ -231,7 +259,7 @@ func (d *Demo) camera(ctx context.Context, cfg Config, o Officer) (Camera, error
 		if err != nil {
 			return Camera{}, err
 		}
-		if err := st.AddUser(ctx, model.User{Username: o.Username, Email: o.Username + "@demo.example"}, hash); err != nil {
+		if err := st.AddUser(ctx, model.User{Username: o.Username, Email: o.Username + "@demo.example", Role: o.Role}, hash); err != nil {
 			return Camera{}, err
 		}
 	}
