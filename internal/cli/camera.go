@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -23,8 +25,8 @@ import (
 
 // cameraCmd is camotp camera: a camera's state and the camera itself.
 func cameraCmd(env Env) *cobra.Command {
-	return group("camera", "a camera: create its state (init), run it (run: tui, headless or a serial board)",
-		cameraInitCmd(env), cameraRunCmd(env))
+	return group("camera", "a camera: create its state (init), run it (run: tui, headless or a serial board), read its code (code)",
+		cameraInitCmd(env), cameraRunCmd(env), cameraCodeCmd(env))
 }
 
 func cameraInitCmd(env Env) *cobra.Command {
@@ -81,7 +83,8 @@ type cameraFlags struct {
 	broker, brokerCA                 string
 	brokerAuth, serverKey            string
 	waitSeed                         time.Duration
-	follow                           bool
+	follow, expectCode               bool
+	control                          string
 }
 
 func cameraRunCmd(env Env) *cobra.Command {
@@ -95,7 +98,11 @@ Its seed comes from the fleet (--broker: the provisioning server sends it)
 or, in factory test mode, from --test-seed (no broker; the screen shows
 TEST). --ui headless plays --script and prints the screen; with --broker
 and no --script, or with --follow, it keeps running and prints the screen
-each time it changes, until Ctrl-C.`,
+each time it changes, until Ctrl-C. With --control ADDR (a loopback
+address) it also serves a control API for QA while it runs: GET /screen,
+POST /press {"button":"select","gesture":"press|double|long"}, GET /code
+(the model's own button flow; 409 when it shows none), POST /clock
+{"offset":"90s"} | {"ppm":50} | {"set":"RFC 3339"} — see docs/qa.md.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cameraRun(cmd.Context(), env, f) },
 	}
@@ -113,6 +120,8 @@ each time it changes, until Ctrl-C.`,
 	fs.StringVar(&f.serverKey, "server-key", "", "pin the provisioning server's key (base64) if none is pinned yet; refused if another is")
 	fs.DurationVar(&f.waitSeed, "wait-seed", 0, "headless: first wait this long for a new seed to be delivered")
 	fs.BoolVar(&f.follow, "follow", false, "headless: after the script, print the screen each time it changes until stopped (the default with --broker and no --script)")
+	fs.StringVar(&f.control, "control", "", "headless: serve the QA control API on this loopback address (e.g. 127.0.0.1:8099) and keep running")
+	fs.BoolVar(&f.expectCode, "expect-code", false, "headless: exit 3 when the screen after the script shows no code")
 	return c
 }
 
@@ -146,6 +155,14 @@ func cameraRun(ctx context.Context, env Env, f cameraFlags) error {
 	}
 	if f.ui != "headless" && f.script != "" {
 		return usagef("camera run: --script needs --ui headless")
+	}
+	if f.ui != "headless" && (f.control != "" || f.expectCode) {
+		return usagef("camera run: --control and --expect-code need --ui headless")
+	}
+	if f.control != "" {
+		if f.control, err = loopbackAddr(f.control); err != nil {
+			return usageError{fmt.Errorf("camera run: --control: %w", err)}
+		}
 	}
 	var port string
 	var baud int
@@ -229,13 +246,141 @@ func cameraRun(ctx context.Context, env Env, f cameraFlags) error {
 	// A connected camera with nothing to play is a camera left running:
 	// it follows its screen, as --follow does, until stopped.
 	follow := f.follow || (f.broker != "" && f.script == "")
-	return runHeadless(ctx, env, cfg, steps, follow)
+	if f.control != "" {
+		return runControlled(ctx, env, cfg, steps, f.control, f.expectCode)
+	}
+	return runHeadless(ctx, env, cfg, steps, follow, f.expectCode)
 }
 
-// runHeadless plays steps on the camera and prints the screen; with follow
+// errNoCode is the exit-3 error of a camera that shows no code.
+func errNoCode(s device.Screen) error {
+	return exitError{exitNoCode, fmt.Errorf("the camera shows no code:\n%s", s.Text())}
+}
+
+// loopbackAddr checks that addr (HOST:PORT, or :PORT for 127.0.0.1) is on
+// this machine's loopback: the control API hands out codes.
+func loopbackAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("want HOST:PORT on the loopback, e.g. 127.0.0.1:8099: %w", err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", fmt.Errorf("%s is not a loopback address: the control API hands out the camera's codes, so it listens on 127.0.0.1, ::1 or localhost only", host)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// runControlled runs a camera QA drives through the control API on addr:
+// it plays steps, prints the screen, serves the API and prints the screen
+// each time it changes, until ctx ends.
+func runControlled(ctx context.Context, env Env, cfg device.Config, steps []emulator.Step, addr string, expectCode bool) error {
+	ctl, err := emulator.NewControlled(cfg)
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		if st.Kind == 0 {
+			ctl.Clock().Shift(st.Wait)
+			continue
+		}
+		ctl.Apply(device.Gesture{Kind: st.Kind, Button: st.Button})
+	}
+	last := ctl.Screen()
+	if expectCode && last.Code == "" {
+		return errNoCode(last)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("control API: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv := &http.Server{Handler: emulator.ControlHandler(ctl, log), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(env.Stderr, "camotp: control API on http://%s (GET /screen, POST /press, GET /code, POST /clock)\n", ln.Addr())
+	if _, err := fmt.Fprintln(env.Stdout, last.Text()); err != nil {
+		return err
+	}
+	t := time.NewTicker(device.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-served:
+			return fmt.Errorf("control API: %w", err)
+		case <-t.C:
+		}
+		if s := ctl.Screen(); !s.Equal(last) {
+			last = s
+			if _, err := fmt.Fprintf(env.Stdout, "--- %s\n%s\n", ctl.Clock().Now().UTC().Format(time.RFC3339), s.Text()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func cameraCodeCmd(env Env) *cobra.Command {
+	var f cameraFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "code --state DIR [--json]",
+		Short: "print the code the camera shows now, read through its model's own buttons (offline); exit 3 when it shows none",
+		Args:  noArgs,
+	}
+	fs := c.Flags()
+	fs.StringVar(&f.dir, "state", "", "camera state directory")
+	fs.BoolVar(&asJSON, "json", false, `print {"code","expiresIn","model"}`)
+	fs.StringVar(&f.clock, "clock", "", "QA: fixed camera time (RFC 3339)")
+	fs.DurationVar(&f.offset, "clock-offset", 0, "QA: camera clock offset (e.g. 45s, -2m)")
+	fs.Float64Var(&f.ppm, "clock-ppm", 0, "QA: camera clock drift in parts per million")
+	c.RunE = func(*cobra.Command, []string) error {
+		if f.dir == "" {
+			return usagef("camera code: --state is required")
+		}
+		clock, err := f.buildClock()
+		if err != nil {
+			return err
+		}
+		st, err := device.OpenState(f.dir)
+		if err != nil {
+			return err
+		}
+		id := st.Identity()
+		ctl, err := emulator.NewControlled(device.Config{Serial: id.Serial, Model: id.Model, Clock: clock, Seeds: st})
+		if err != nil {
+			return err
+		}
+		s, err := ctl.Code()
+		if nc := (*emulator.ErrNoCode)(nil); errors.As(err, &nc) {
+			return exitError{exitNoCode, fmt.Errorf("camera %s shows no code: %s", id.Serial, nc.Reason)}
+		}
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(env.Stdout).Encode(emulator.CodeAnswer{Code: s.Code, ExpiresIn: s.Remaining, Model: string(id.Model)})
+		}
+		_, err = fmt.Fprintln(env.Stdout, s.Code)
+		return err
+	}
+	return c
+}
+
+// runHeadless plays steps on the camera and prints the screen (exit 3
+// when expectCode and it shows no code); with follow
 // it goes on in real time, printing the screen each time it changes, until
 // ctx ends.
-func runHeadless(ctx context.Context, env Env, cfg device.Config, steps []emulator.Step, follow bool) error {
+func runHeadless(ctx context.Context, env Env, cfg device.Config, steps []emulator.Step, follow, expectCode bool) error {
 	clock := cfg.Clock
 	oc := &device.OffsetClock{Base: clock}
 	cfg.Clock = oc
@@ -247,6 +392,9 @@ func runHeadless(ctx context.Context, env Env, cfg device.Config, steps []emulat
 	last := cam.Screen()
 	if _, err := fmt.Fprintln(env.Stdout, last.Text()); err != nil {
 		return err
+	}
+	if expectCode && last.Code == "" {
+		return errNoCode(last)
 	}
 	if !follow {
 		return nil

@@ -28,7 +28,18 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+	// exitNoCode: the camera shows no code (camera code, --expect-code).
+	exitNoCode = 3
 )
+
+// exitError is an error with its own exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
 
 // usageError marks an error caused by the command line (exit 2).
 type usageError struct{ err error }
@@ -69,6 +80,9 @@ func Main(ctx context.Context, env Env, args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(env.Stderr, "camotp: %v\n", err)
+	if ee := (exitError{}); errors.As(err, &ee) {
+		return ee.code
+	}
 	var u usageError
 	if errors.As(err, &u) {
 		if cmd != nil {

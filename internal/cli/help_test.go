@@ -26,7 +26,7 @@ func runMain(t *testing.T, env Env, args ...string) (string, string, int) {
 // helpGroups are camotp's command groups and the subcommands each lists.
 var helpGroups = map[string][]string{
 	"":             {"camera", "board-sim", "serve", "migrate", "demo", "bench", "fleet-sim", "admin", "completion"},
-	"camera":       {"init", "run"},
+	"camera":       {"init", "run", "code"},
 	"bench":        {"verify", "radius", "provision", "reconnect"},
 	"admin":        {"camera", "user", "org", "radius", "oidc", "outbox", "server-key", "audit"},
 	"admin camera": {"add", "provision", "rotate", "wipe", "assign", "unassign", "list", "show"},
