@@ -74,7 +74,11 @@ func (p Phase) String() string {
 	s := fmt.Sprintf("%-22s %7d in %8s: %8.0f/s, p50 %9s, p99 %9s", p.Name+":", p.Verifications,
 		p.Elapsed.Round(time.Millisecond), p.PerSecond, p.P50.Round(time.Microsecond), p.P99.Round(time.Microsecond))
 	if p.CPU > 0 {
-		s += fmt.Sprintf(", CPU %s per verification", (p.CPU / time.Duration(max(p.Verifications, 1))).Round(10*time.Nanosecond))
+		per, unit := p.CPU/time.Duration(max(p.Verifications, 1)), 10*time.Nanosecond
+		if per > time.Millisecond {
+			unit = time.Microsecond
+		}
+		s += fmt.Sprintf(", CPU %s per verification", per.Round(unit))
 	}
 	if w, n := p.Writer, float64(max(p.Verifications, 1)); w.Commits > 0 {
 		s += fmt.Sprintf("\n  %-22s %.2f commits, %.2f writes, %.1f WAL pages per verification; %.1f writes, %.1f pages per commit; %d checkpoints",

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,8 +16,8 @@ import (
 // benchCmd is camotp bench: measurements on this machine.
 func benchCmd(env Env) *cobra.Command {
 	var prof string
-	c := group("bench", "measure verifications/s, RADIUS code steps/s, fleet provisioning and reconnects on this machine",
-		benchVerifyCmd(env, &prof), benchRadiusCmd(env, &prof), benchProvisionCmd(env, &prof), benchReconnectCmd(env, &prof))
+	c := group("bench", "measure verifications/s, whole sign-ins/s, RADIUS code steps/s, fleet provisioning and reconnects on this machine",
+		benchVerifyCmd(env, &prof), benchSignInCmd(env, &prof), benchRadiusCmd(env, &prof), benchProvisionCmd(env, &prof), benchReconnectCmd(env, &prof))
 	c.PersistentFlags().StringVar(&prof, "cpuprofile", "", "write a CPU profile of the run to this file (where the time goes)")
 	return c
 }
@@ -64,6 +66,43 @@ func benchVerifyCmd(env Env, prof *string) *cobra.Command {
 			cfg.Dir = dir
 			fmt.Fprintf(env.Stderr, "bench verify: %d cameras, %d clients, %s …\n", cfg.Cameras, cfg.Clients, cfg.Duration)
 			res, err := bench.Verify(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, res)
+			return nil
+		})
+	}
+	return c
+}
+
+func benchSignInCmd(env Env, prof *string) *cobra.Command {
+	var cfg bench.SignInConfig
+	var levels string
+	c := &cobra.Command{
+		Use:   "signin",
+		Short: "whole sign-ins/s (password, then the camera's code) over HTTP against a live fleet, p50/p99 at several concurrencies, beside a no-op handler",
+		Args:  noArgs,
+	}
+	fs := c.Flags()
+	fs.IntVar(&cfg.Officers, "officers", 200, "officers, each with a camera provisioned over the embedded broker (each signs in once per round)")
+	fs.StringVar(&levels, "clients", "1,4,16", "concurrent clients (stations), comma-separated: one level each")
+	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each level runs, on the real server and on the no-op handler each")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		for _, f := range strings.Split(levels, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return usagef("bench signin: --clients: want numbers ≥ 1 separated by commas, got %q", levels)
+			}
+			cfg.Concurrency = append(cfg.Concurrency, n)
+		}
+		if cfg.Officers < 1 || cfg.Duration <= 0 {
+			return usagef("bench signin: --officers must be ≥ 1, --duration > 0")
+		}
+		return withScratch(*prof, func(dir string) error {
+			cfg.Dir = dir
+			fmt.Fprintf(env.Stderr, "bench signin: %d officers, clients %v, %s per level and handler …\n", cfg.Officers, cfg.Concurrency, cfg.Duration)
+			res, err := bench.SignIn(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

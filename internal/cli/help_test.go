@@ -27,7 +27,7 @@ func runMain(t *testing.T, env Env, args ...string) (string, string, int) {
 var helpGroups = map[string][]string{
 	"":             {"camera", "board-sim", "serve", "migrate", "demo", "bench", "fleet-sim", "admin", "completion"},
 	"camera":       {"init", "run", "code"},
-	"bench":        {"verify", "radius", "provision", "reconnect"},
+	"bench":        {"verify", "signin", "radius", "provision", "reconnect"},
 	"admin":        {"camera", "user", "org", "radius", "oidc", "outbox", "server-key", "audit"},
 	"admin camera": {"add", "provision", "rotate", "wipe", "assign", "unassign", "list", "show"},
 	"admin user":   {"add", "list", "password", "forget-devices", "reset-mfa"},
