@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/camotp/camotp/internal/atomicfile"
 	"github.com/camotp/camotp/internal/camkey"
@@ -83,7 +85,24 @@ const (
 	identityName = "identity.json"
 	seedName     = "seed.json"
 	pinName      = "server-key.json"
+	clockName    = "clock.json"
 )
+
+// ClockDrift is a simulated camera's clock: off by Offset and running PPM
+// parts per million fast (negative: slow) since Since — what a real
+// camera's crystal does between two syncs. A simulated fleet gives each
+// camera its own (fleet-sim --clock-ppm-spread); camera run and camera
+// code apply it unless told another clock.
+type ClockDrift struct {
+	PPM    float64       `json:"ppm"`
+	Offset time.Duration `json:"offset"`
+	Since  time.Time     `json:"since"`
+}
+
+// Clock is base as the drift makes it run.
+func (d ClockDrift) Clock(base Clock) Clock {
+	return DriftClock{Base: base, Offset: d.Offset, PPM: d.PPM, Epoch: d.Since}
+}
 
 // State is a camera's state directory: identity.json (serial, model, private
 // keys) and seed.json (the seed and the last applied provisioning version).
@@ -268,6 +287,38 @@ func (s *State) PinServerKey(key []byte) error {
 		return fmt.Errorf("pin server key: %w", err)
 	}
 	s.pin = append([]byte(nil), key...)
+	return nil
+}
+
+// SimulatedDrift is the camera's simulated clock drift; false when it has
+// none (a real camera, or a simulated one that keeps time).
+func (s *State) SimulatedDrift() (ClockDrift, bool, error) {
+	data, err := os.ReadFile(filepath.Join(s.dir, clockName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ClockDrift{}, false, nil
+	}
+	if err != nil {
+		return ClockDrift{}, false, fmt.Errorf("read %s: %w", clockName, err)
+	}
+	var d ClockDrift
+	if err := json.Unmarshal(data, &d); err != nil {
+		return ClockDrift{}, false, fmt.Errorf("%s in %s: %w", clockName, s.dir, err)
+	}
+	if math.IsNaN(d.PPM) || math.Abs(d.PPM) > 1e6 {
+		return ClockDrift{}, false, fmt.Errorf("%s in %s: ppm %v out of range", clockName, s.dir, d.PPM)
+	}
+	return d, true, nil
+}
+
+// SetSimulatedDrift gives the camera a simulated clock drift (clock.json).
+func (s *State) SetSimulatedDrift(d ClockDrift) error {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode clock drift: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, clockName), data, 0o600); err != nil {
+		return fmt.Errorf("store clock drift: %w", err)
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/camotp/camotp/internal/camkey"
 )
@@ -200,5 +201,42 @@ func TestSerialReservedPrefix(t *testing.T) {
 		if err := ValidateSerial(sn); err != nil {
 			t.Errorf("serial %q refused: %v", sn, err)
 		}
+	}
+}
+
+// A simulated clock drift is kept in the state and read back; a state
+// without one has none; a corrupt one is an error, not a silent zero.
+func TestSimulatedDrift(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cam")
+	st, err := InitState(dir, "SIM-1", Body4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.SimulatedDrift(); ok || err != nil {
+		t.Fatalf("a new camera's drift: %v %v", ok, err)
+	}
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	want := ClockDrift{PPM: -37.5, Offset: 2 * time.Second, Since: since}
+	if err := st.SetSimulatedDrift(want); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := reopened.SimulatedDrift()
+	if err != nil || !ok || got.PPM != want.PPM || got.Offset != want.Offset || !got.Since.Equal(since) {
+		t.Fatalf("drift read back: %+v %v %v", got, ok, err)
+	}
+	// 1,000,000 s after since at -37.5 ppm: 37.5 s slow, plus the offset.
+	at := since.Add(1e6 * time.Second)
+	if now := got.Clock(FixedClock{T: at}).Now(); !now.Equal(at.Add(2*time.Second - 37500*time.Millisecond)) {
+		t.Fatalf("drifted clock: %v", now)
+	}
+	if err := os.WriteFile(filepath.Join(dir, clockName), []byte(`{"ppm":1e9}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reopened.SimulatedDrift(); err == nil {
+		t.Fatal("an out-of-range drift was accepted")
 	}
 }

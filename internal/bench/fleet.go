@@ -21,6 +21,9 @@ type Fleet struct {
 	Agents []*provisioning.Agent
 	// Observe, when set before Connect, is told every camera's link events.
 	Observe func(serial string, e provisioning.LinkEvent)
+	// Applied, when set before Connect, is told every ack a camera's
+	// broker took (a seed applied, a wipe done).
+	Applied func(serial string, a provisioning.Ack)
 }
 
 // NewFleet creates n cameras named prefix-00000… under dir (reusing the
@@ -51,9 +54,12 @@ func (f *Fleet) Connect(broker string, log *slog.Logger) {
 func (f *Fleet) ConnectWith(cfg provisioning.LinkConfig) {
 	for _, st := range f.States {
 		a := provisioning.NewAgent(st, cfg)
+		serial := st.Identity().Serial
 		if f.Observe != nil {
-			serial := st.Identity().Serial
 			a.Observe = func(e provisioning.LinkEvent) { f.Observe(serial, e) }
+		}
+		if f.Applied != nil {
+			a.Applied = func(ack provisioning.Ack) { f.Applied(serial, ack) }
 		}
 		a.Start()
 		f.Agents = append(f.Agents, a)

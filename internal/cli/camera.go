@@ -187,6 +187,9 @@ func cameraRun(ctx context.Context, env Env, f cameraFlags) error {
 	if f.broker != "" && f.brokerAuth == provisioning.CredentialDerived && st.PinnedServerKey() == nil {
 		return usagef("camera run: --broker-auth derived needs the server's key: pass --server-key (from 'camotp admin server-key')")
 	}
+	if clock, err = f.stateClock(st, clock); err != nil {
+		return err
+	}
 	id := st.Identity()
 	cfg := device.Config{Serial: id.Serial, Model: id.Model, Clock: clock, Seeds: st}
 	if f.testSeed != "" {
@@ -355,6 +358,9 @@ func cameraCodeCmd(env Env) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		if clock, err = f.stateClock(st, clock); err != nil {
+			return err
+		}
 		id := st.Identity()
 		ctl, err := emulator.NewControlled(device.Config{Serial: id.Serial, Model: id.Model, Clock: clock, Seeds: st})
 		if err != nil {
@@ -483,6 +489,20 @@ func waitForSeed(ctx context.Context, st *device.State, from uint64, wait time.D
 			}
 		}
 	}
+}
+
+// stateClock is clock as the camera's own simulated drift makes it run
+// (fleet-sim --clock-ppm-spread), unless --clock-offset or --clock-ppm
+// say otherwise.
+func (f cameraFlags) stateClock(st *device.State, clock device.Clock) (device.Clock, error) {
+	if f.offset != 0 || f.ppm != 0 {
+		return clock, nil
+	}
+	d, ok, err := st.SimulatedDrift()
+	if err != nil || !ok {
+		return clock, err
+	}
+	return d.Clock(clock), nil
 }
 
 func (f cameraFlags) buildClock() (device.Clock, error) {

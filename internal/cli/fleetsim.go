@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -41,10 +43,18 @@ type fleetSim struct {
 	timeout  time.Duration
 	retries  int // further tries of an admin call the server did not answer
 	progress func(done, total int, elapsed time.Duration)
+	hold     bool    // keep the fleet connected until stopped
+	spread   float64 // each camera a clock drift in ±spread ppm (0: none given)
+	report   string  // JSON report file ("": none)
 
 	mu       sync.Mutex
 	failures []string
 	retried  int // admin calls tried again
+	// connectedAt and provedAt are when each camera's link came up and
+	// when its broker took the ack of a new seed (the camera's side);
+	// startedAt and provisionAt when connecting and provisioning began.
+	connectedAt, provedAt  map[string]time.Time
+	startedAt, provisionAt time.Time
 }
 
 func (f *fleetSim) fail(format string, a ...any) {
@@ -75,6 +85,9 @@ func fleetSimCmd(env Env) *cobra.Command {
 	fs.IntVar(&f.workers, "concurrency", 16, "concurrent admin API calls")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up waiting for proofs after this long")
 	fs.IntVar(&f.retries, "retries", 8, "retry an admin call that failed because the server was down or overloaded this many times (jittered backoff, 250 ms doubling to 5 s)")
+	fs.BoolVar(&f.hold, "hold", false, "keep the fleet connected after provisioning until Ctrl-C (to try consoles, storms and sign-in load against a live fleet)")
+	fs.Float64Var(&f.spread, "clock-ppm-spread", 0, "give each camera without one a clock drift drawn in ±N ppm (kept in its state: camera run and camera code apply it)")
+	fs.StringVar(&f.report, "report", "", "write a JSON report to this file: per camera its state and the times to connect and to provision")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		var err error
 		if f.model, err = device.ParseModel(modelName); err != nil {
@@ -85,6 +98,9 @@ func fleetSimCmd(env Env) *cobra.Command {
 		}
 		if f.n < 1 || f.workers < 1 || f.timeout <= 0 || f.retries < 0 {
 			return usagef("fleet-sim: --cameras and --concurrency must be ≥ 1, --timeout > 0, --retries ≥ 0")
+		}
+		if math.IsNaN(f.spread) || f.spread < 0 || f.spread > 1e5 {
+			return usagef("fleet-sim: --clock-ppm-spread: want 0 to 100000 ppm, got %v", f.spread)
 		}
 		if err := device.ValidateSerial(fmt.Sprintf("%s-%05d", f.prefix, 0)); err != nil {
 			return usagef("fleet-sim: --prefix: %v", err)
@@ -140,6 +156,26 @@ func (f *fleetSim) run(ctx context.Context) error {
 	for i, st := range fleet.States {
 		serials[i] = st.Identity().Serial
 	}
+	if err := f.giveDrifts(fleet); err != nil {
+		return err
+	}
+	f.connectedAt, f.provedAt = map[string]time.Time{}, map[string]time.Time{}
+	fleet.Observe = func(serial string, e provisioning.LinkEvent) {
+		if e.Kind == provisioning.EventUp {
+			f.mu.Lock()
+			if _, ok := f.connectedAt[serial]; !ok {
+				f.connectedAt[serial] = e.At
+			}
+			f.mu.Unlock()
+		}
+	}
+	fleet.Applied = func(serial string, a provisioning.Ack) {
+		if a.DeliversSeed() {
+			f.mu.Lock()
+			f.provedAt[serial] = time.Now()
+			f.mu.Unlock()
+		}
+	}
 	fmt.Fprintf(out, "fleet-sim: %d %s cameras (state in %s), server %s, broker %s\n", f.n, f.model, f.dir, strings.Join(f.admin.bases, ","), f.broker)
 
 	// Register every camera (one already registered with the same key is fine).
@@ -160,7 +196,7 @@ func (f *fleetSim) run(ctx context.Context) error {
 		}
 	})
 	if ctx.Err() != nil {
-		return f.report(fleet, simResult{stopped: "interrupted while registering"})
+		return f.summary(fleet, simResult{stopped: "interrupted while registering"})
 	}
 
 	if f.auth == provisioning.CredentialDerived {
@@ -178,10 +214,11 @@ func (f *fleetSim) run(ctx context.Context) error {
 	}
 	before := bench.MemInUse()
 	t0 := time.Now()
+	f.startedAt = t0
 	fleet.ConnectWith(provisioning.LinkConfig{Broker: f.broker, Log: quiet, Credential: f.auth})
 	defer fleet.Stop()
 	if err := fleet.WaitConnected(ctx, 2*time.Minute); err != nil {
-		return f.report(fleet, simResult{stopped: fmt.Sprintf("connecting: %v", err)})
+		return f.summary(fleet, simResult{stopped: fmt.Sprintf("connecting: %v", err)})
 	}
 	var res simResult
 	if after := bench.MemInUse(); after > before {
@@ -193,12 +230,13 @@ func (f *fleetSim) run(ctx context.Context) error {
 	cams, err := f.cameras(ctx, serials)
 	if ctx.Err() != nil {
 		res.stopped = "interrupted"
-		return f.report(fleet, res)
+		return f.summary(fleet, res)
 	}
 	if err != nil {
 		return err
 	}
 	start := time.Now()
+	f.provisionAt = start
 	var todo []string
 	for _, sn := range serials {
 		if c := cams[sn]; c.State != model.StateProvisioned && c.PendingOp == "" {
@@ -248,7 +286,35 @@ func (f *fleetSim) run(ctx context.Context) error {
 			f.fail("assign: %v", err)
 		}
 	}
-	return f.report(fleet, res)
+	if err := f.summary(fleet, res); err != nil || !f.hold {
+		return err
+	}
+	fmt.Fprintf(out, "fleet-sim: holding %d cameras connected to %s; Ctrl-C stops\n", f.n, f.broker)
+	<-ctx.Done()
+	return nil
+}
+
+// giveDrifts gives each camera without a simulated clock drift one drawn
+// in ±f.spread ppm, from now (a camera's crystal keeps its rate: one that
+// has a drift keeps it).
+func (f *fleetSim) giveDrifts(fleet *bench.Fleet) error {
+	if f.spread == 0 {
+		return nil
+	}
+	now := time.Now()
+	for _, st := range fleet.States {
+		if _, ok, err := st.SimulatedDrift(); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		ppm := (mrand.Float64()*2 - 1) * f.spread
+		if err := st.SetSimulatedDrift(device.ClockDrift{PPM: ppm, Since: now}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // withRetry runs call, and again up to f.retries times with jittered
@@ -460,10 +526,15 @@ type simResult struct {
 	stopped      string // why it stopped early, or ""
 }
 
-// report prints the summary; it is an error when anything failed or the
-// run stopped early.
-func (f *fleetSim) report(fleet *bench.Fleet, res simResult) error {
+// summary prints the summary and writes the --report file; it is an
+// error when anything failed or the run stopped early.
+func (f *fleetSim) summary(fleet *bench.Fleet, res simResult) error {
 	out := f.env.Stdout
+	if f.report != "" {
+		if err := f.writeReport(fleet, res); err != nil {
+			f.fail("report: %v", err)
+		}
+	}
 	if res.ran {
 		rate := 0.0
 		if res.elapsed > 0 {
@@ -499,4 +570,59 @@ func (f *fleetSim) report(fleet *bench.Fleet, res simResult) error {
 		return fmt.Errorf("fleet-sim: %d failures", len(f.failures))
 	}
 	return nil
+}
+
+// simReport is the --report file.
+type simReport struct {
+	Server      []string       `json:"server"`
+	Broker      string         `json:"broker"`
+	Cameras     int            `json:"cameras"`
+	Provisioned int            `json:"provisioned"`
+	ElapsedMs   int64          `json:"provisioningMs"`
+	Stopped     string         `json:"stopped,omitempty"`
+	Failures    []string       `json:"failures"`
+	Camera      []simCamReport `json:"camera"`
+}
+
+// simCamReport is one camera in the report: its state on the server as
+// last seen, when it connected (ms after the fleet started connecting)
+// and when it applied its seed (ms after provisioning started; 0: not in
+// this run).
+type simCamReport struct {
+	Serial      string   `json:"serial"`
+	Model       string   `json:"model"`
+	Link        string   `json:"link"`
+	ConnectMs   int64    `json:"connectMs,omitempty"`
+	ProvisionMs int64    `json:"provisionMs,omitempty"`
+	ClockPPM    *float64 `json:"clockPpm,omitempty"`
+}
+
+// writeReport writes the --report file (0600: it names the fleet).
+func (f *fleetSim) writeReport(fleet *bench.Fleet, res simResult) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := simReport{Server: f.admin.bases, Broker: f.broker, Cameras: len(fleet.States), Provisioned: res.done,
+		ElapsedMs: res.elapsed.Milliseconds(), Stopped: res.stopped, Failures: append([]string{}, f.failures...)}
+	for i, st := range fleet.States {
+		id := st.Identity()
+		c := simCamReport{Serial: id.Serial, Model: string(id.Model), Link: "not started"}
+		if i < len(fleet.Agents) {
+			c.Link = fleet.Agents[i].Status()
+		}
+		if t, ok := f.connectedAt[id.Serial]; ok {
+			c.ConnectMs = max(t.Sub(f.startedAt).Milliseconds(), 1)
+		}
+		if t, ok := f.provedAt[id.Serial]; ok && !f.provisionAt.IsZero() {
+			c.ProvisionMs = max(t.Sub(f.provisionAt).Milliseconds(), 1)
+		}
+		if d, ok, err := st.SimulatedDrift(); err == nil && ok {
+			c.ClockPPM = &d.PPM
+		}
+		r.Camera = append(r.Camera, c)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(f.report, append(data, '\n'), 0o600)
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -154,5 +155,67 @@ func TestFleetSimInterrupt(t *testing.T) {
 	again, errOut, code := run(t, fleetArgs(srv, dir, n)...)
 	if code != 0 || !strings.Contains(again, fmt.Sprintf("%d/%d cameras provisioned", n, n)) {
 		t.Fatalf("second run: exit %d\n%s\n%s", code, again, errOut)
+	}
+}
+
+// fleet-sim --hold --report --clock-ppm-spread: the fleet stays connected
+// after provisioning until stopped; the report gives every camera's state
+// and its times to connect and to provision; every camera got its own
+// drift within the spread, which camera code applies to the code it reads.
+func TestFleetSimHoldReportDrift(t *testing.T) {
+	root := t.TempDir()
+	srv := testenv.Server(t, filepath.Join(root, "server"), nil)
+	dir, report := filepath.Join(root, "fleet"), filepath.Join(root, "report.json")
+	const n = 6
+	m := startMain(t, Env{}, fleetArgs(srv, dir, n, "--hold", "--report", report, "--clock-ppm-spread", "80")...)
+	m.waitUntil(t, "holding", func() bool { return strings.Contains(m.stdout.String(), "holding 6 cameras connected") })
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r simReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatalf("report: %v\n%s", err, data)
+	}
+	if r.Cameras != n || r.Provisioned != n || len(r.Camera) != n || len(r.Failures) != 0 {
+		t.Fatalf("report: %+v", r)
+	}
+	drifts := map[float64]bool{}
+	for _, c := range r.Camera {
+		if c.Link != "connected" || c.ConnectMs <= 0 || c.ProvisionMs <= 0 || c.ClockPPM == nil || *c.ClockPPM < -80 || *c.ClockPPM > 80 {
+			t.Fatalf("camera in the report: %+v", c)
+		}
+		drifts[*c.ClockPPM] = true
+	}
+	if len(drifts) < 2 {
+		t.Fatalf("every camera got the same drift: %v", drifts)
+	}
+	// Held: the server sees the fleet online while fleet-sim waits.
+	if online, err := srv.Store.OnlineCount(context.Background()); err != nil || online != n {
+		t.Fatalf("%d cameras online while held (%v)", online, err)
+	}
+	// The drift is the camera's: its code a year on is the drifted time's.
+	st, err := device.OpenState(filepath.Join(dir, "SIM-00002"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := st.SimulatedDrift()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := st.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second)
+	want, err := seed.Code(d.Clock(device.FixedClock{T: at}).Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := run(t, "camera", "code", "--state", st.Dir(), "--clock", at.UTC().Format(time.RFC3339)); code != 0 || strings.TrimSpace(out) != want {
+		t.Fatalf("camera code a year on: exit %d %q %s, want %s (drift %+v)", code, out, errOut, want, d)
+	}
+	if c := m.stop(t); c != 0 {
+		t.Fatalf("stopped fleet-sim: exit %d\n%s", c, m.stdout.String())
 	}
 }
