@@ -107,44 +107,7 @@ func TestReadmeBlocks(t *testing.T) {
 		t.Fatalf("README's \"Run the server and provision a camera\" has %d blocks marked <!-- test -->; want its blocks marked", inServer)
 	}
 
-	clone := t.TempDir()
-	if err := os.Mkdir(filepath.Join(clone, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(binary, filepath.Join(clone, "bin", "camotp")); err != nil {
-		t.Fatal(err)
-	}
-	var script strings.Builder
-	script.WriteString("set -eo pipefail\n")
-	for i, b := range blocks {
-		fmt.Fprintf(&script, "echo '::block %d README.md:%d (%s)'\n%s", i+1, b.line, b.section, b.text)
-	}
-	script.WriteString("echo '::done'\n")
-	scriptPath := filepath.Join(t.TempDir(), "readme.sh")
-	if err := os.WriteFile(scriptPath, []byte(script.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, shell[0], append(shell[1:], scriptPath)...)
-	cmd.Dir = clone
-	cmd.Env = append(cleanEnv(), "HOME="+clone)
-	var out testenv.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the blocks' background jobs too
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	t.Cleanup(func() { stopGroup(pgid) })
-	err := cmd.Wait()
-	text := out.String()
-	if err != nil || !strings.Contains(text, "::done") {
-		t.Fatalf("README blocks failed (%v); the last ::block line says which:\n%s\n.camotp/serve.log:\n%s", err, text, readFile(clone, ".camotp/serve.log"))
-	}
+	text, clone, pgid := runBlocks(t, shell, "README.md", blocks)
 
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^AUTHENTICATOR TEST\nVerification code\n\s+005924$`), // Try the camera, RFC 6238's code
@@ -170,13 +133,103 @@ func TestReadmeBlocks(t *testing.T) {
 		t.Errorf("serve logged warnings or records with no message in README's flow:\n%s", serveLog)
 	}
 	// The last block stopped what the others started.
+	waitGroupGone(t, pgid, "README.md")
+}
+
+// waitGroupGone fails t unless the blocks' processes are gone within 30 s
+// of the last block.
+func waitGroupGone(t *testing.T, pgid int, doc string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for syscall.Kill(-pgid, 0) == nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("processes of README's blocks still running 30 s after the last block:\n%s", psGroup(pgid))
+			t.Fatalf("processes of %s's blocks still running 30 s after the last block:\n%s", doc, psGroup(pgid))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// runBlocks runs blocks (of doc) in order in one shell, in a fresh
+// clone-like directory with the binary under test as bin/camotp, and
+// returns their output, the directory and the shell's process group. It
+// fails t when a block fails.
+func runBlocks(t *testing.T, shell []string, doc string, blocks []readmeBlock) (string, string, int) {
+	t.Helper()
+	clone := t.TempDir()
+	if err := os.Mkdir(filepath.Join(clone, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(binary, filepath.Join(clone, "bin", "camotp")); err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	script.WriteString("set -eo pipefail\n")
+	for i, b := range blocks {
+		fmt.Fprintf(&script, "echo '::block %d %s:%d (%s)'\n%s", i+1, doc, b.line, b.section, b.text)
+	}
+	script.WriteString("echo '::done'\n")
+	scriptPath := filepath.Join(t.TempDir(), "blocks.sh")
+	if err := os.WriteFile(scriptPath, []byte(script.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, shell[0], append(shell[1:], scriptPath)...)
+	cmd.Dir = clone
+	cmd.Env = append(cleanEnv(), "HOME="+clone)
+	var out testenv.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the blocks' background jobs too
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { stopGroup(pgid) })
+	err := cmd.Wait()
+	text := out.String()
+	if err != nil || !strings.Contains(text, "::done") {
+		t.Fatalf("%s blocks failed (%v); the last ::block line says which:\n%s\n.camotp/serve.log:\n%s", doc, err, text, readFile(clone, ".camotp/serve.log"))
+	}
+
+	return text, clone, pgid
+}
+
+// TestQADocBlocks: docs/qa.md's shell flow, run as written — a server, a
+// camera with its control API provisioned and assigned, a sign-in with the
+// code the API reads off it, and a camera whose clock is off refused with
+// the reason.
+func TestQADocBlocks(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("docs/qa.md's blocks use curl")
+		}
+		t.Skip("docs/qa.md's blocks use curl: not installed")
+	}
+	shell := netnsShell(t)
+	blocks := readmeBlocks(t, filepath.Join("..", "..", "docs", "qa.md"))
+	if len(blocks) < 4 {
+		t.Fatalf("docs/qa.md has %d blocks marked <!-- test -->", len(blocks))
+	}
+	text, clone, pgid := runBlocks(t, shell, "docs/qa.md", blocks)
+	t.Logf("docs/qa.md's flow, as run:\n%s", text)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^ready$`),
+		regexp.MustCompile(`(?m)^camera QA-0001: provision version 1 proven; state provisioned$`),
+		regexp.MustCompile(`(?m)^"sessionToken"$`),
+		regexp.MustCompile(`(?m)^\{"time":"[^"]+","ppm":0\}$`),
+		regexp.MustCompile(`"error":"camera clock is off[^"]*"`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("docs/qa.md blocks' output lacks %s:\n%s", want, text)
+		}
+	}
+	if log := readFile(clone, ".camotp/camera-QA-0001.log"); !strings.Contains(log, "control API on http://127.0.0.1:8099") {
+		t.Errorf("the camera did not say where its control API is:\n%s", log)
+	}
+	waitGroupGone(t, pgid, "docs/qa.md")
 }
 
 // cleanEnv is this process's environment without the variables that
