@@ -12,8 +12,10 @@ if ! getent passwd camotp >/dev/null; then
 fi
 chown camotp:camotp /var/lib/camotp
 chmod 0700 /var/lib/camotp
-chown root:camotp /etc/camotp/camotp.env
-chmod 0640 /etc/camotp/camotp.env
+# The service reads its settings file; only root and the service see them.
+chown root:camotp /etc/camotp /etc/camotp/camotp.env /etc/camotp/camotp.toml
+chmod 0750 /etc/camotp
+chmod 0640 /etc/camotp/camotp.env /etc/camotp/camotp.toml
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload || true
 fi

@@ -99,8 +99,15 @@ func serveCmd(env Env) *cobra.Command {
 	radiusSep := fs.String("radius-separator", radius.DefaultSeparator, "RADIUS: password<separator>code in one request, for clients that cannot answer a challenge (\"\" turns it off)")
 	fs.StringVar(&cfg.OIDCIssuer, "issuer", "", "turn on the OpenID Connect provider with this issuer URL (https://…; http only on a loopback host)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
+	configPath := fs.String("config", "", "settings file (TOML: serve's flags as keys, e.g. http = \":8443\"); default: CAMOTP_CONFIG); every flag may also come from CAMOTP_<FLAG> (e.g. CAMOTP_MQTT_MAX_CONNS); a flag beats the environment, which beats the file")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if *configPath == "" {
+			*configPath = env.Getenv("CAMOTP_CONFIG")
+		}
+		if err := configure(fs, env, *configPath, "config"); err != nil {
+			return err
+		}
 		var err error
 		if cfg.ResendEvery <= 0 {
 			return usagef("serve: --resend-every must be > 0")

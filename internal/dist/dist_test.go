@@ -88,7 +88,7 @@ func TestDistInstallRemove(t *testing.T) {
 		t.Skip("no dpkg-deb on this machine: the package is not inspected or installed")
 	}
 	contents := run(t, "dpkg-deb", "--contents", deb)
-	for _, want := range []string{"-rwxr-xr-x root/root", "./usr/bin/camotp", "./lib/systemd/system/camotp.service", "-rw-r----- root/root", "./etc/camotp/camotp.env"} {
+	for _, want := range []string{"-rwxr-xr-x root/root", "./usr/bin/camotp", "./lib/systemd/system/camotp.service", "-rw-r----- root/root", "./etc/camotp/camotp.env", "./etc/camotp/camotp.toml"} {
 		if !strings.Contains(contents, want) {
 			t.Fatalf("package contents lack %q:\n%s", want, contents)
 		}
@@ -122,8 +122,14 @@ func TestDistInstallRemove(t *testing.T) {
 		run(t, "systemd-analyze", "verify", "/lib/systemd/system/camotp.service")
 	}
 	run(t, "id", "camotp")
-	if st := run(t, "stat", "-c", "%a %U:%G", "/etc/camotp/camotp.env"); strings.TrimSpace(st) != "640 root:camotp" {
-		t.Fatalf("settings file: %s, want 640 root:camotp", st)
+	for _, f := range []string{"/etc/camotp/camotp.env", "/etc/camotp/camotp.toml"} {
+		if st := run(t, "stat", "-c", "%a %U:%G", f); strings.TrimSpace(st) != "640 root:camotp" {
+			t.Fatalf("%s: %s, want 640 root:camotp", f, st)
+		}
+	}
+	// The service user can read its settings file (serve --config).
+	if _, err := exec.LookPath("runuser"); err == nil {
+		run(t, "runuser", "-u", "camotp", "--", "test", "-r", "/etc/camotp/camotp.toml")
 	}
 	// Data the service wrote stays when the package goes.
 	if err := os.MkdirAll("/var/lib/camotp", 0o700); err != nil {
@@ -138,7 +144,7 @@ func TestDistInstallRemove(t *testing.T) {
 			t.Fatalf("%s after dpkg -r: %v", gone, err)
 		}
 	}
-	for _, kept := range []string{"/var/lib/camotp/camotp.db", "/etc/camotp/camotp.env"} {
+	for _, kept := range []string{"/var/lib/camotp/camotp.db", "/etc/camotp/camotp.env", "/etc/camotp/camotp.toml"} {
 		if _, err := os.Stat(kept); err != nil {
 			t.Fatalf("%s after dpkg -r: %v (data and settings stay until purge)", kept, err)
 		}
