@@ -247,7 +247,8 @@ func (a *AdminAPI) unassign(w http.ResponseWriter, r *http.Request) {
 	a.getCamera(w, r)
 }
 
-// UserRequest creates a user.
+// UserRequest creates a user. Role is admin, fleet, security or officer
+// (model.ParseRole: empty, or the old "user", is officer).
 type UserRequest struct {
 	Username string `json:"username"`
 	Email    string `json:"email"`
@@ -281,23 +282,23 @@ func (a *AdminAPI) addUser(w http.ResponseWriter, r *http.Request) {
 	case !strings.Contains(req.Email, "@") || len(req.Email) > 254:
 		httpx.WriteError(w, http.StatusBadRequest, "email must be an address")
 		return
-	case req.Role != "" && req.Role != "user" && req.Role != "admin":
-		httpx.WriteError(w, http.StatusBadRequest, "role must be user or admin")
+	}
+	role, err := model.ParseRole(req.Role)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	hash, answered := a.hashPassword(w, r, req.Password)
 	if answered {
 		return
 	}
-	u := model.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: req.Role}
-	err := a.store.AddUser(r.Context(), u, hash)
-	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
+	u := model.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: string(role)}
+	err = a.store.AddUser(r.Context(), u, hash)
+	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: model.Result(err),
+		SourceIP: httpx.ClientIP(r), Detail: "role " + string(role)})
 	if err != nil {
 		writeErr(w, err)
 		return
-	}
-	if u.Role == "" {
-		u.Role = "user"
 	}
 	httpx.WriteJSON(w, http.StatusCreated, u)
 }

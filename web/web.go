@@ -654,14 +654,16 @@ func humanDuration(d time.Duration) string {
 // asAdmin passes an administrator's session (MFA passed) to next.
 func (wb *Web) asAdmin(next func(w http.ResponseWriter, r *http.Request, admin string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		admin, err := wb.svc.AdminSession(r.Context(), cookie(r, cookieSession))
+		st, err := wb.svc.ConsoleSession(r.Context(), cookie(r, cookieSession))
 		switch {
 		case errors.Is(err, signin.ErrBadToken):
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 		case err != nil:
-			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: admin, Error: err.Error()})
+			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: st.Username, Error: err.Error()})
+		case st.Role != model.RoleAdmin:
+			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: st.Username, Error: signin.ErrNotAdmin.Error()})
 		default:
-			next(w, r, admin)
+			next(w, r, st.Username)
 		}
 	}
 }
