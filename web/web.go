@@ -54,6 +54,14 @@ type Web struct {
 	// Handoff, when set, is the front door whose requests the sign-in
 	// pages answer (/login?authRequest=ID).
 	Handoff Handoff
+	// OrgName names the agency on every page ("" none).
+	OrgName string
+	// Fleet, when set, serves the console's camera pages.
+	Fleet Fleet
+	// Audit, when set, serves the console's audit log.
+	Audit AuditLog
+	// Now is the pages' clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // New returns the sign-in pages over svc; log gets server-side failures
@@ -62,7 +70,7 @@ func New(svc *signin.Service, log *slog.Logger) (*Web, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	t, err := template.ParseFS(templateFS, "templates/*.html")
+	t, err := template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +93,7 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /security/phone/start", h(wb.csrf(wb.signedIn(wb.phoneStart))))
 	mux.Handle("POST /security/phone/confirm", h(wb.csrf(wb.signedIn(wb.phoneConfirm))))
 	mux.Handle("POST /security/phone/remove", h(wb.csrf(wb.signedIn(wb.phoneRemove))))
-	mux.Handle("GET /admin", h(wb.adminPage))
+	mux.Handle("GET /admin/users", h(wb.adminPage))
 	mux.Handle("POST /admin/policy", h(wb.csrf(wb.asAdmin(wb.adminPolicy))))
 	mux.Handle("POST /admin/users/{username}/reset-mfa", h(wb.csrf(wb.asAdmin(wb.adminReset))))
 	mux.Handle("POST /admin/users/{username}/forget-devices", h(wb.csrf(wb.asAdmin(wb.adminForget))))
@@ -100,6 +108,7 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /security/backup", h(wb.csrf(wb.signedIn(wb.backupNew))))
 	mux.Handle("POST /security/password", h(wb.csrf(wb.signedIn(wb.passwordPost))))
 	mux.Handle("POST /logout", h(wb.csrf(wb.logout)))
+	wb.registerConsole(mux, h)
 }
 
 // csp is the pages' Content-Security-Policy for a form-action.
@@ -160,9 +169,7 @@ func (wb *Web) csrf(next http.HandlerFunc) http.HandlerFunc {
 			http.Error(w, "form too large or malformed", http.StatusBadRequest)
 			return
 		}
-		c := cookie(r, cookieCSRF)
-		f := r.PostForm.Get("csrf")
-		if c == "" || subtle.ConstantTimeCompare([]byte(c), []byte(f)) != 1 {
+		if !wb.csrfValid(r) {
 			http.Error(w, "invalid or missing CSRF token: reload the page and try again", http.StatusForbidden)
 			return
 		}
@@ -170,9 +177,17 @@ func (wb *Web) csrf(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// csrfValid tells whether the parsed form's token equals the browser's
+// CSRF cookie (compared in constant time).
+func (wb *Web) csrfValid(r *http.Request) bool {
+	c := cookie(r, cookieCSRF)
+	return c != "" && subtle.ConstantTimeCompare([]byte(c), []byte(r.PostForm.Get("csrf"))) == 1
+}
+
 // page is the data every template gets.
 type page struct {
 	CSRF     string
+	Org      string
 	Error    string
 	Notice   string
 	Username string
@@ -218,7 +233,7 @@ var methodLabels = map[string]string{
 }
 
 func (wb *Web) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	p.CSRF = wb.csrfToken(w, r)
+	p.CSRF, p.Org = wb.csrfToken(w, r), wb.OrgName
 	if id := wb.handoffID(r); id != "" && p.Client == "" {
 		if hr, err := wb.Handoff.Describe(r.Context(), id); err == nil {
 			allowOrigin(w, hr.RedirectOrigin)

@@ -329,11 +329,11 @@ func TestWebAdminPage(t *testing.T) {
 	}
 	f.Clock.Add(30 * time.Second)
 	b := signIn("chief", testenv.AppCode(t, enr.Secret, f.Clock.Now()))
-	status, page := b.get("/admin")
+	status, page := b.get("/admin/users")
 	if status != 200 || !strings.Contains(page, `id="user-carol"`) || !strings.Contains(page, `id="method-app" checked`) {
 		t.Fatalf("admin page: %d\n%s", status, page)
 	}
-	status, page = b.get("/admin?without=1")
+	status, page = b.get("/admin/users?without=1")
 	if status != 200 || !strings.Contains(page, `id="user-dave"`) || strings.Contains(page, `id="user-alice"`) {
 		t.Fatalf("without MFA: %d\n%s", status, page)
 	}

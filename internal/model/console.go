@@ -147,6 +147,8 @@ type UserQuery struct {
 	Search string
 	// Role keeps users of that role ("" any).
 	Role Role
+	// WithoutCamera keeps users with no camera assigned.
+	WithoutCamera bool
 	// Page is 1-based; Size is the rows per page.
 	Page, Size int
 }

@@ -195,6 +195,8 @@ func consoleCases() []testCase {
 			check(model.UserQuery{Search: "pd.EXAMPLE"}, "alice", "bob", "dave")
 			check(model.UserQuery{Search: "a", Role: model.RoleFleet}, "carol")
 			check(model.UserQuery{Size: 2, Page: 2}, "bob", "carol")
+			check(model.UserQuery{WithoutCamera: true, Role: model.RoleOfficer}, "alice")
+			check(model.UserQuery{WithoutCamera: true, Search: "b"}) // bob has CAM-1
 			check(model.UserQuery{Size: 2, Page: 3}, "dave")
 			check(model.UserQuery{Size: 2, Page: 4})
 			p, err := e.s.UserPage(e.ctx, model.UserQuery{Size: 1, Page: 3, Search: "O"}) // bob, carol
