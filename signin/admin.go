@@ -7,9 +7,18 @@ import (
 	"github.com/camotp/camotp/internal/model"
 )
 
-// UserLister lists users, for the admin's MFA overview.
+// UserLister lists users, for the admin's MFA overview and the
+// console's user pages.
 type UserLister interface {
 	Users(ctx context.Context) ([]model.User, error)
+	UserPage(ctx context.Context, q model.UserQuery) (model.UserPage, error)
+}
+
+// ThrottleAdmin reads and clears the throttle counters of users, for the
+// console (is a user blocked now; unblock them).
+type ThrottleAdmin interface {
+	ThrottlesIn(ctx context.Context, ranges ...model.KeyRange) ([]model.KeyedThrottle, error)
+	ClearThrottles(ctx context.Context, ranges ...model.KeyRange) (int, error)
 }
 
 // UserMFA is one user's MFA status in the admin overview.

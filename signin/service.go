@@ -58,6 +58,7 @@ type Store interface {
 	MethodStore
 	PasswordStore
 	UserLister
+	ThrottleAdmin
 	// Changes tells the other nodes that the policy changed, and this
 	// node that another one changed it.
 	storage.Changes

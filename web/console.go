@@ -71,6 +71,9 @@ type console struct {
 	Confirm   *confirmation
 	Pick      *officerPick
 	Bulk      *bulkPage
+	Users     *userList
+	Policy    *policyPage
+	Audit     *auditList
 	Forbidden string
 }
 
@@ -141,8 +144,10 @@ func (wb *Web) console(p model.Permission, next staffHandler) http.HandlerFunc {
 		switch {
 		case errors.Is(err, signin.ErrBadToken):
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
-		case errors.Is(err, signin.ErrNotAdmin), errors.Is(err, signin.ErrAdminNeedsMFA):
-			wb.forbidden(w, r, st, err.Error())
+		case errors.Is(err, signin.ErrNotAdmin):
+			wb.forbidden(w, r, st, "The administration pages are for administrators (the administrator, fleet manager and security officer roles). Your account is an officer's: it signs in, and has nothing to administer.")
+		case errors.Is(err, signin.ErrAdminNeedsMFA):
+			wb.forbidden(w, r, st, firstUpper(err.Error())+".")
 		case err != nil:
 			wb.consoleError(w, r, st, "console session", err)
 		case !st.Can(p):
@@ -165,6 +170,15 @@ func (wb *Web) now() time.Time {
 // each handler with the headers and cross-origin protection.
 func (wb *Web) registerConsole(mux *http.ServeMux, h func(http.HandlerFunc) http.Handler) {
 	mux.Handle("GET /admin", h(wb.console(model.PermConsole, wb.overviewPage)))
+	mux.Handle("GET /admin/users", h(wb.console(model.PermUsers, wb.usersPage)))
+	mux.Handle("GET /admin/users/{username}/{action}", h(wb.console(model.PermUsers, wb.userConfirm)))
+	mux.Handle("POST /admin/users/{username}/{action}", h(wb.csrf(wb.console(model.PermUsers, wb.userAction))))
+	mux.Handle("GET /admin/policy", h(wb.console(model.PermPolicy, wb.policyPage)))
+	mux.Handle("POST /admin/policy", h(wb.csrf(wb.console(model.PermPolicy, wb.policyPost))))
+	if wb.Audit != nil {
+		mux.Handle("GET /admin/audit", h(wb.console(model.PermAudit, wb.auditPage)))
+		mux.Handle("GET /admin/audit/export", h(wb.console(model.PermAudit, wb.auditExport)))
+	}
 	if wb.Fleet != nil {
 		mux.Handle("GET /admin/cameras", h(wb.console(model.PermCameras, wb.camerasPage)))
 		mux.Handle("GET /admin/cameras/{serial}", h(wb.console(model.PermCameras, wb.cameraPage)))
@@ -264,8 +278,10 @@ func atoi(s string, def int) int {
 	return n
 }
 
-// AuditLog is what the console's audit pages read (a storage.Store).
+// AuditLog is what the console's audit pages read, and where an export
+// is recorded (a storage.Store).
 type AuditLog interface {
+	Audit(ctx context.Context, e model.AuditEntry) error
 	AuditPage(ctx context.Context, q model.AuditQuery) ([]model.AuditEntry, error)
 	AuditEach(ctx context.Context, f model.AuditFilter, fn func(model.AuditEntry) error) error
 }

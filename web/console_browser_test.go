@@ -198,6 +198,18 @@ func TestBrowserConsoleCameras(t *testing.T) {
 	}
 }
 
+// submit runs actions that end in a navigation (a form sent, a link
+// followed) and waits until the page it leads to has loaded; it returns
+// that page's status.
+func submit(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) int64 {
+	t.Helper()
+	resp, err := chromedp.RunResponse(ctx, actions...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Status
+}
+
 // count is the number of elements sel matches.
 func count(t *testing.T, ctx context.Context, sel string) int {
 	t.Helper()
@@ -293,5 +305,133 @@ func TestBrowserConsoleBulkAssignment(t *testing.T) {
 	mustContain(t, ctx, "#row-2", "B-4", "Cannot apply", "assigned to hal")
 	if assigned("B-3") != "" {
 		t.Fatal("B-3 was assigned although its file could not be applied whole")
+	}
+}
+
+// TestBrowserConsoleUsersPolicyAudit: a security officer sees a blocked
+// officer on the users page and unblocks her, resets an officer's MFA,
+// forgets another's devices (both red, confirmed), changes the policy,
+// and reads the audit log by filter and page.
+func TestBrowserConsoleUsersPolicyAudit(t *testing.T) {
+	f := testenv.NewFleet(t, func(c *server.Config) { c.OrgName = "Metro Police" })
+	secret := addStaff(t, f, "sam", "security")
+	wrong := f.WrongCode(t, "alice")
+	tok := f.Pending(t, "alice")
+	for range 3 {
+		f.Verify(t, tok, wrong)
+	}
+	base := "http://" + f.Srv.HTTPAddr()
+	ctx := testenv.Chromium(t)
+	browserSignIn(t, ctx, f, "sam", secret)
+	run(t, ctx, chromedp.Navigate(base+"/admin/users"), chromedp.WaitVisible(chromedp.ID("users")))
+	mustContain(t, ctx, "#user-alice", "alice", "Officer", "Body camera", "BC4-A", "Blocked for", "Unblock")
+	mustContain(t, ctx, "#user-bob .blocked", "No")
+	mustContain(t, ctx, "#user-sam .methods", "Authenticator app")
+	if n := count(t, ctx, `header nav a[href="/admin/cameras"]`); n != 0 {
+		t.Fatal("a security officer is offered the cameras")
+	}
+	shoot(t, ctx, "console-users")
+
+	// Unblock alice.
+	run(t, ctx, chromedp.Click(chromedp.ID("unblock-alice")), chromedp.WaitVisible(chromedp.ID("confirm")))
+	mustContain(t, ctx, "#confirm-title", "Unblock alice?")
+	run(t, ctx, chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("notice")))
+	mustContain(t, ctx, "#notice", "alice is unblocked")
+	mustContain(t, ctx, "#user-alice .blocked", "No")
+	f.Clock.Add(30 * time.Second)
+	if status, body := f.Verify(t, f.Pending(t, "alice"), testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())); status != 200 {
+		t.Fatalf("alice after the unblock: %d %v", status, body)
+	}
+
+	// Reset MFA and forget devices: destructive, confirmed.
+	run(t, ctx, chromedp.Navigate(base+"/admin/users"), chromedp.WaitVisible(chromedp.ID("reset-sam")))
+	if class, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("reset-dave"), "class")); err != nil || !strings.Contains(class.Value, "danger-outline") {
+		t.Fatalf("Reset MFA is not styled as destructive: %q %v", class.Value, err)
+	}
+	run(t, ctx, chromedp.Click(chromedp.ID("forget-bob")), chromedp.WaitVisible(chromedp.ID("confirm")))
+	mustContain(t, ctx, "#confirm-title", "Forget the devices of bob?")
+	shoot(t, ctx, "console-confirm-forget")
+	run(t, ctx, chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("notice")))
+	mustContain(t, ctx, "#notice", "Devices of bob forgotten")
+	run(t, ctx, chromedp.Click(chromedp.ID("reset-bob")), chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("notice")))
+	mustContain(t, ctx, "#notice", "MFA of bob reset.")
+
+	// The policy: MFA no longer required, then required again.
+	run(t, ctx, chromedp.Navigate(base+"/admin/policy"), chromedp.WaitVisible(chromedp.ID("policy")))
+	shoot(t, ctx, "console-policy")
+	run(t, ctx, chromedp.Click(chromedp.ID("require")), chromedp.Click(chromedp.ID("save-policy")), chromedp.WaitVisible(chromedp.ID("notice")))
+	if pol, _ := f.Srv.SignIn.Policy(t.Context()); pol.RequireMFA {
+		t.Fatal("the policy still requires MFA")
+	}
+	submit(t, ctx, chromedp.Click(chromedp.ID("require")), chromedp.Click(chromedp.ID("save-policy")))
+	if pol, _ := f.Srv.SignIn.Policy(t.Context()); !pol.RequireMFA {
+		t.Fatal("the policy does not require MFA again")
+	}
+
+	// The audit log: filtered, then paged.
+	run(t, ctx, chromedp.Navigate(base+"/admin/audit"), chromedp.WaitVisible(chromedp.ID("audit")),
+		chromedp.SendKeys(chromedp.ID("actor"), "sam"), chromedp.SendKeys(chromedp.ID("action"), "user.*"),
+		chromedp.Click(chromedp.ID("apply-filters")), chromedp.WaitVisible(chromedp.CSS(`#audit td[data-label="Action"]`)))
+	rows := text(t, ctx, "#audit tbody")
+	for _, want := range []string{"user.unblock", "user.forget-devices", "user.reset-mfa"} {
+		if !strings.Contains(rows, want) {
+			t.Fatalf("filtered audit rows lack %s:\n%s", want, rows)
+		}
+	}
+	if strings.Contains(rows, "org.policy") || strings.Contains(rows, "login.") {
+		t.Fatalf("the filter let other rows through:\n%s", rows)
+	}
+	if href, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("export-csv"), "href")); err != nil ||
+		!strings.Contains(href.Value, "format=csv") || !strings.Contains(href.Value, "actor=sam") || !strings.Contains(href.Value, "action=user.%2A") {
+		t.Fatalf("CSV export link %q (%v)", href.Value, err)
+	}
+	shoot(t, ctx, "console-audit")
+	run(t, ctx, chromedp.Navigate(base+"/admin/audit?size=25"), chromedp.WaitVisible(chromedp.ID("older")))
+	first := text(t, ctx, "#audit tbody tr")
+	run(t, ctx, chromedp.Click(chromedp.ID("older")), chromedp.WaitVisible(chromedp.ID("newer")))
+	if text(t, ctx, "#audit tbody tr") == first {
+		t.Fatal("the older page starts with the same row")
+	}
+	run(t, ctx, chromedp.Click(chromedp.ID("newer")), chromedp.WaitNotPresent(chromedp.ID("newer")))
+	if got := text(t, ctx, "#audit tbody tr"); got != first {
+		t.Fatalf("back to the newest page: %q, want %q", got, first)
+	}
+}
+
+// TestBrowserConsoleRoles: a fleet manager is not offered the users and
+// gets the 403 page at them; a security officer gets it at a camera
+// action; an officer gets it at /admin.
+func TestBrowserConsoleRoles(t *testing.T) {
+	f := testenv.NewFleet(t, func(c *server.Config) { c.OrgName = "Metro Police" })
+	base := "http://" + f.Srv.HTTPAddr()
+	for _, c := range []struct {
+		name, role, path, says string
+	}{
+		{"fran", "fleet", "/admin/users", "Your role (Fleet manager) does not include this page."},
+		{"fran2", "fleet", "/admin/audit", "Your role (Fleet manager) does not include this page."},
+		{"sam", "security", "/admin/cameras/BC4-A/wipe", "Your role (Security officer) does not include this page."},
+		{"ollie", "officer", "/admin", "The administration pages are for administrators"},
+	} {
+		t.Run(c.role+c.path, func(t *testing.T) {
+			secret := addStaff(t, f, c.name, c.role)
+			ctx := testenv.Chromium(t)
+			browserSignIn(t, ctx, f, c.name, secret)
+			if c.role == "fleet" {
+				run(t, ctx, chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.ID("staff")))
+				if n := count(t, ctx, `header nav a[href="/admin/users"]`); n != 0 {
+					t.Fatal("a fleet manager is offered the users")
+				}
+			}
+			resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(base+c.path))
+			if err != nil || resp.Status != 403 {
+				t.Fatalf("%s: %v %v", c.path, resp, err)
+			}
+			mustContain(t, ctx, "#error", c.says)
+			mustContain(t, ctx, "#forbidden", "You cannot open this page")
+			if c.name == "fran" {
+				shoot(t, ctx, "console-forbidden")
+			}
+		})
 	}
 }

@@ -112,6 +112,21 @@ var consoleRequests = []consoleRequest{
 	{"POST", "/admin/cameras/NOPE/assign", url.Values{"user": {"dave"}}, false, "cameras", 404},
 	{"POST", "/admin/assignments/preview", nil, true, "cameras", 400}, // an empty file
 	{"POST", "/admin/assignments/apply", nil, true, "cameras", 400},   // no rows
+	{"GET", "/admin/users", nil, false, "users", 200},
+	{"GET", "/admin/users?q=ali&role=officer&size=25", nil, false, "users", 200},
+	{"GET", "/admin/users?without=1", nil, false, "users", 200},
+	{"GET", "/admin/users/alice/unblock", nil, false, "users", 200},
+	{"GET", "/admin/users/alice/reset-mfa", nil, false, "users", 200},
+	{"GET", "/admin/users/alice/forget-devices", nil, false, "users", 200},
+	{"POST", "/admin/users/nobody/unblock", url.Values{}, false, "users", 404},
+	{"POST", "/admin/users/nobody/reset-mfa", url.Values{}, false, "users", 404},
+	{"POST", "/admin/users/nobody/forget-devices", url.Values{}, false, "users", 404},
+	{"GET", "/admin/policy", nil, false, "policy", 200},
+	{"POST", "/admin/policy", url.Values{"require": {"on"}}, false, "policy", 400}, // no method: refused
+	{"GET", "/admin/audit", nil, false, "audit", 200},
+	{"GET", "/admin/audit?actor=admin&action=camera.*&from=2020-01-01T00:00", nil, false, "audit", 200},
+	{"GET", "/admin/audit/export?format=csv", nil, false, "audit", 200},
+	{"GET", "/admin/audit/export?format=jsonl&subject=alice", nil, false, "audit", 200},
 }
 
 // roleAllows says which permissions each role has (model.Role.Can, as
@@ -168,6 +183,9 @@ func TestConsoleRoleChecks(t *testing.T) {
 	// Nothing changed: every allowed action above was refused.
 	if c, _ := f.Srv.Store.Camera(t.Context(), "WF-C"); c.State != "registered" || c.AssignedUser != "carol" {
 		t.Fatalf("WF-C changed: %+v", c)
+	}
+	if pol, _ := f.Srv.SignIn.Policy(t.Context()); !pol.RequireMFA || len(pol.Methods) != 2 {
+		t.Fatalf("policy changed: %+v", pol)
 	}
 }
 

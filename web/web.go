@@ -45,6 +45,8 @@ type Web struct {
 	cfg  signin.Config // the service's: the lifetimes of the cookies
 	log  *slog.Logger
 	tmpl *template.Template
+	// exports holds a token for each audit export running.
+	exports chan struct{}
 	// SecureCookies forces the Secure flag (behind a TLS-terminating proxy);
 	// it is always set on requests that arrived over TLS.
 	SecureCookies bool
@@ -74,7 +76,7 @@ func New(svc *signin.Service, log *slog.Logger) (*Web, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Web{svc: svc, cfg: svc.Config(), log: log, tmpl: t}, nil
+	return &Web{svc: svc, cfg: svc.Config(), log: log, tmpl: t, exports: make(chan struct{}, MaxExports)}, nil
 }
 
 // Register adds the pages to mux, with cross-origin protection on every
@@ -93,10 +95,6 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /security/phone/start", h(wb.csrf(wb.signedIn(wb.phoneStart))))
 	mux.Handle("POST /security/phone/confirm", h(wb.csrf(wb.signedIn(wb.phoneConfirm))))
 	mux.Handle("POST /security/phone/remove", h(wb.csrf(wb.signedIn(wb.phoneRemove))))
-	mux.Handle("GET /admin/users", h(wb.adminPage))
-	mux.Handle("POST /admin/policy", h(wb.csrf(wb.asAdmin(wb.adminPolicy))))
-	mux.Handle("POST /admin/users/{username}/reset-mfa", h(wb.csrf(wb.asAdmin(wb.adminReset))))
-	mux.Handle("POST /admin/users/{username}/forget-devices", h(wb.csrf(wb.asAdmin(wb.adminForget))))
 	if wb.Outbox != nil {
 		mux.Handle("GET /dev/outbox", h(wb.outboxPage))
 	}
@@ -209,13 +207,8 @@ type page struct {
 	Sends   bool
 	Confirm string
 	Outbox  []model.OutboxMessage
-	// Admin page.
-	Policy   signin.Policy
-	All      []string
-	Users    []signin.UserMFA
-	Without  bool
-	IsAdmin  bool
-	Password bool // the session passed no second factor
+	// IsAdmin shows the link to the console (home page).
+	IsAdmin bool
 	// Client is the application a handed-off sign-in continues to.
 	Client string
 }
@@ -664,74 +657,4 @@ func humanDuration(d time.Duration) string {
 		return strconv.Itoa(int(d/time.Hour)) + " hours"
 	}
 	return d.String()
-}
-
-// asAdmin passes an administrator's session (MFA passed) to next.
-func (wb *Web) asAdmin(next func(w http.ResponseWriter, r *http.Request, admin string)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		st, err := wb.svc.ConsoleSession(r.Context(), cookie(r, cookieSession))
-		switch {
-		case errors.Is(err, signin.ErrBadToken):
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
-		case err != nil:
-			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: st.Username, Error: err.Error()})
-		case st.Role != model.RoleAdmin:
-			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: st.Username, Error: signin.ErrNotAdmin.Error()})
-		default:
-			next(w, r, st.Username)
-		}
-	}
-}
-
-func (wb *Web) adminPage(w http.ResponseWriter, r *http.Request) {
-	wb.asAdmin(func(w http.ResponseWriter, r *http.Request, admin string) {
-		wb.admin(w, r, admin, page{Without: r.URL.Query().Get("without") == "1"}, http.StatusOK)
-	})(w, r)
-}
-
-// admin renders the admin page with p's extras.
-func (wb *Web) admin(w http.ResponseWriter, r *http.Request, admin string, p page, status int) {
-	ctx := r.Context()
-	pol, err := wb.svc.Policy(ctx)
-	if err == nil {
-		p.Users, err = wb.svc.MFAUsers(ctx, p.Without)
-	}
-	if err != nil {
-		wb.log.Error("admin page", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	p.Username, p.Policy, p.All = admin, pol, signin.OrgMethods
-	wb.render(w, r, status, "admin.html", p)
-}
-
-func (wb *Web) adminPolicy(w http.ResponseWriter, r *http.Request, admin string) {
-	p := signin.Policy{RequireMFA: r.PostForm.Get("require") == "on", Methods: r.PostForm["method"]}
-	if err := wb.svc.SetPolicy(r.Context(), p, admin, httpx.ClientIP(r)); err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, signin.ErrBadInput) {
-			status = http.StatusBadRequest
-		}
-		wb.admin(w, r, admin, page{Error: err.Error()}, status)
-		return
-	}
-	wb.admin(w, r, admin, page{Notice: "Policy saved."}, http.StatusOK)
-}
-
-func (wb *Web) adminReset(w http.ResponseWriter, r *http.Request, admin string) {
-	user := r.PathValue("username")
-	if err := wb.svc.ResetMFA(r.Context(), user, admin, httpx.ClientIP(r)); err != nil {
-		wb.admin(w, r, admin, page{Error: err.Error()}, http.StatusInternalServerError)
-		return
-	}
-	wb.admin(w, r, admin, page{Notice: "MFA of " + user + " reset."}, http.StatusOK)
-}
-
-func (wb *Web) adminForget(w http.ResponseWriter, r *http.Request, admin string) {
-	user := r.PathValue("username")
-	if err := wb.svc.ForgetDevices(r.Context(), user, admin, httpx.ClientIP(r)); err != nil {
-		wb.admin(w, r, admin, page{Error: err.Error()}, http.StatusInternalServerError)
-		return
-	}
-	wb.admin(w, r, admin, page{Notice: "Devices of " + user + " forgotten."}, http.StatusOK)
 }

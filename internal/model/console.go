@@ -149,6 +149,8 @@ type UserQuery struct {
 	Role Role
 	// WithoutCamera keeps users with no camera assigned.
 	WithoutCamera bool
+	// Names, when not nil, keeps only the users named.
+	Names []string
 	// Page is 1-based; Size is the rows per page.
 	Page, Size int
 }

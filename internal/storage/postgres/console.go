@@ -147,23 +147,33 @@ func (s *Store) AssignAll(ctx context.Context, as []model.Assignment) error {
 var signInWhere = `a.action = '` + model.AuditSignIn + `' AND a.result IN ('` + strings.Join(model.SignInResults, `', '`) + `')`
 
 // userWhere filters the user listing: $1 role, $2 the search key, $3
-// without a camera.
+// without a camera, $4 the names (NULL for any).
 const userWhere = ` WHERE ($1::text = '' OR u.role = $1)
 	AND ($2::text = '' OR strpos(lower(u.username COLLATE "C"), $2) > 0 OR strpos(lower(u.email COLLATE "C"), $2) > 0)
-	AND (NOT $3::boolean OR NOT EXISTS (SELECT 1 FROM cameras x WHERE x.assigned_user = u.username))`
+	AND (NOT $3::boolean OR NOT EXISTS (SELECT 1 FROM cameras x WHERE x.assigned_user = u.username))
+	AND ($4::text[] IS NULL OR u.username = ANY($4))`
 
 // UserPage is one page of the console's user listing, by username, and
 // the number of users matching.
 func (s *Store) UserPage(ctx context.Context, q model.UserQuery) (model.UserPage, error) {
 	page, size := q.Bounds()
-	a := []any{string(q.Role), q.SearchKey(), q.WithoutCamera}
+	var names []string // NULL: any
+	if q.Names != nil {
+		names = make([]string, 0, len(q.Names))
+		for _, n := range q.Names {
+			if storable([]any{n}) { // no row holds another
+				names = append(names, n)
+			}
+		}
+	}
+	a := []any{string(q.Role), q.SearchKey(), q.WithoutCamera, names}
 	var out model.UserPage
 	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM users u`+userWhere, a, &out.Total); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return model.UserPage{}, fmt.Errorf("count users: %w", err)
 	}
 	out.Users = make([]model.UserRow, 0, size)
 	err := s.query(ctx, `SELECT `+userCols+`, (SELECT a.at FROM audit a WHERE a.subject = u.username AND `+signInWhere+`
-			ORDER BY a.at DESC LIMIT 1)`+userFrom+userWhere+` ORDER BY u.username COLLATE "C" LIMIT $4 OFFSET $5`,
+			ORDER BY a.at DESC LIMIT 1)`+userFrom+userWhere+` ORDER BY u.username COLLATE "C" LIMIT $5 OFFSET $6`,
 		append(a, size, (page-1)*size), func(r pgx.Rows) error {
 			var last *int64
 			u, err := scanUser(r, &last)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -160,16 +161,25 @@ func (s *Store) AssignAll(ctx context.Context, as []model.Assignment) error {
 var signInWhere = `a.action = '` + model.AuditSignIn + `' AND a.result IN ('` + strings.Join(model.SignInResults, `', '`) + `')`
 
 // userWhere filters the user listing: ?1 role, ?2 the search key, ?3
-// without a camera (1).
+// without a camera (1), ?4 the names as a JSON array ("" for any).
 const userWhere = ` WHERE (?1 = '' OR u.role = ?1)
 	AND (?2 = '' OR instr(lower(u.username), ?2) > 0 OR instr(lower(u.email), ?2) > 0)
-	AND (?3 = 0 OR NOT EXISTS (SELECT 1 FROM cameras x WHERE x.assigned_user = u.username))`
+	AND (?3 = 0 OR NOT EXISTS (SELECT 1 FROM cameras x WHERE x.assigned_user = u.username))
+	AND (?4 = '' OR u.username IN (SELECT value FROM json_each(?4)))`
 
 // UserPage is one page of the console's user listing, by username, and
 // the number of users matching.
 func (s *Store) UserPage(ctx context.Context, q model.UserQuery) (model.UserPage, error) {
 	page, size := q.Bounds()
-	a := []any{string(q.Role), q.SearchKey(), q.WithoutCamera}
+	names := ""
+	if q.Names != nil {
+		b, err := json.Marshal(q.Names)
+		if err != nil {
+			return model.UserPage{}, err
+		}
+		names = string(b)
+	}
+	a := []any{string(q.Role), q.SearchKey(), q.WithoutCamera, names}
 	var out model.UserPage
 	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM users u`+userWhere, a...).Scan(&out.Total); err != nil {
 		return model.UserPage{}, fmt.Errorf("count users: %w", err)
@@ -178,7 +188,7 @@ func (s *Store) UserPage(ctx context.Context, q model.UserQuery) (model.UserPage
 	// from the newest row of the user.
 	rows, err := s.query(ctx, `SELECT `+userCols+`, (SELECT a.at FROM audit a WHERE a.subject = u.username AND `+signInWhere+`
 			ORDER BY a.at DESC LIMIT 1)
-		FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username`+userWhere+` ORDER BY u.username LIMIT ?4 OFFSET ?5`,
+		FROM users u LEFT JOIN cameras c ON c.assigned_user = u.username`+userWhere+` ORDER BY u.username LIMIT ?5 OFFSET ?6`,
 		append(a, size, (page-1)*size)...)
 	if err != nil {
 		return model.UserPage{}, fmt.Errorf("list users: %w", err)

@@ -197,6 +197,9 @@ func consoleCases() []testCase {
 			check(model.UserQuery{Size: 2, Page: 2}, "bob", "carol")
 			check(model.UserQuery{WithoutCamera: true, Role: model.RoleOfficer}, "alice")
 			check(model.UserQuery{WithoutCamera: true, Search: "b"}) // bob has CAM-1
+			check(model.UserQuery{Names: []string{"dave", "Erin", "nobody", "bob"}}, "Erin", "bob", "dave")
+			check(model.UserQuery{Names: []string{}})
+			check(model.UserQuery{Names: []string{"alice", "bob"}, Role: model.RoleOfficer, Size: 1, Page: 2}, "bob")
 			check(model.UserQuery{Size: 2, Page: 3}, "dave")
 			check(model.UserQuery{Size: 2, Page: 4})
 			p, err := e.s.UserPage(e.ctx, model.UserQuery{Size: 1, Page: 3, Search: "O"}) // bob, carol
