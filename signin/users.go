@@ -129,3 +129,19 @@ func (s *Service) Unblock(ctx context.Context, user, actor, ip string) (int, err
 		Detail: fmt.Sprintf("%d throttle counters cleared", n)})
 	return n, err
 }
+
+// BlockedFor is how long attempts of kind ("password", "otp" for codes,
+// "send" for codes sent) by user from ip stay refused by a block: zero
+// when none is in force. The pages show it before a code is typed.
+func (s *Service) BlockedFor(ctx context.Context, kind, user, ip string) (time.Duration, error) {
+	counters, err := s.st.ThrottlesIn(ctx, model.ExactKey(pairKey(kind, user, ip)), model.ExactKey(acctKey(kind, user)))
+	if err != nil {
+		return 0, err
+	}
+	var wait time.Duration
+	now := s.now()
+	for _, c := range counters {
+		wait = max(wait, c.BlockedUntil.Sub(now))
+	}
+	return wait, nil
+}

@@ -201,11 +201,17 @@ type page struct {
 	// Security page.
 	Methods signin.UserMethods
 	Codes   []string
-	// Codes sent by text, call or email: where the last one went; the
-	// phone being confirmed.
-	SentTo  string
-	Sends   bool
-	Confirm string
+	// Codes sent by text, call or email: where the last one went, where
+	// the next goes (masked), how long one lasts; the phone being
+	// confirmed.
+	SentTo   string
+	MaskedTo string
+	Sends    bool
+	CodeLife string
+	Confirm  string
+	// Blocked says attempts are refused for now: the code field is
+	// disabled.
+	Blocked bool
 	Outbox  []model.OutboxMessage
 	// IsAdmin shows the link to the console (home page).
 	IsAdmin bool
@@ -329,6 +335,12 @@ func (wb *Web) mfaData(r *http.Request, method string) (page, error) {
 		p.Method = method
 	}
 	p.Sends = signin.Sends(p.Method)
+	if p.Sends {
+		p.CodeLife = signin.Lifetime(wb.svc.SentCodeTTL(p.Method))
+		if p.Method == signin.MethodEmail {
+			p.MaskedTo = signin.Mask(um.Email)
+		}
+	}
 	for _, m := range um.Available {
 		if m != p.Method {
 			p.Others = append(p.Others, option{ID: m, Label: methodLabels[m]})
@@ -347,6 +359,17 @@ func (wb *Web) mfaPage(w http.ResponseWriter, r *http.Request) {
 		wb.setupPage(w, r, p, http.StatusOK)
 		return
 	}
+	// A block in force shows before a code is typed.
+	wait, err := wb.svc.BlockedFor(r.Context(), "otp", p.Username, httpx.ClientIP(r))
+	if err != nil {
+		wb.log.Warn("mfa page: read throttles", "err", err)
+	}
+	if wait > 0 {
+		p.Error, p.Blocked = (&signin.BlockedError{RetryAfter: wait}).Error(), true
+		httpx.SetRetryAfter(w, wait)
+		wb.render(w, r, http.StatusTooManyRequests, "mfa.html", p)
+		return
+	}
 	wb.render(w, r, http.StatusOK, "mfa.html", p)
 }
 
@@ -361,6 +384,7 @@ func (wb *Web) setupPage(w http.ResponseWriter, r *http.Request, p page, status 
 		}
 		p.Secret, p.QR = enr.Secret, qrURL(enr.QRPNG)
 	}
+	p.CodeLife = signin.Lifetime(wb.svc.SentCodeTTL(signin.MethodSMS))
 	wb.render(w, r, status, "setup.html", p)
 }
 
@@ -534,7 +558,7 @@ func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 	case errors.As(err, &blocked):
 		httpx.SetRetryAfter(w, blocked.RetryAfter)
-		p.Error = err.Error()
+		p.Error, p.Blocked = err.Error(), true
 		wb.render(w, r, http.StatusTooManyRequests, "mfa.html", p)
 	case errors.As(err, &codeErr):
 		p.Error = err.Error()
@@ -570,6 +594,7 @@ func (wb *Web) security(w http.ResponseWriter, r *http.Request, user string, p p
 		return
 	}
 	p.Username, p.Methods, p.Model = user, um, um.Camera.DisplayName()
+	p.CodeLife = signin.Lifetime(wb.svc.SentCodeTTL(signin.MethodSMS))
 	wb.render(w, r, status, "security.html", p)
 }
 
@@ -635,12 +660,13 @@ func (wb *Web) passwordPost(w http.ResponseWriter, r *http.Request, user string)
 }
 
 func (wb *Web) home(w http.ResponseWriter, r *http.Request) {
-	user, err := wb.svc.Session(r.Context(), cookie(r, cookieSession))
+	st, err := wb.svc.Staff(r.Context(), cookie(r, cookieSession))
 	if err != nil {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	wb.render(w, r, http.StatusOK, "home.html", page{Username: user})
+	// The console's link only for the roles it opens to.
+	wb.render(w, r, http.StatusOK, "home.html", page{Username: st.Username, IsAdmin: st.Role.Console()})
 }
 
 func (wb *Web) logout(w http.ResponseWriter, r *http.Request) {

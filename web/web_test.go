@@ -384,7 +384,9 @@ func TestWebLockoutSharedWithAPI(t *testing.T) {
 	}
 	status, body, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())}}, page)
 	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if status != 429 || retry < 540 || retry > 600 || !strings.Contains(body, "try again in 10 minutes") {
+	if status != 429 || retry < 540 || retry > 600 ||
+		!strings.Contains(body, "You have reached the limit of attempts. Please try again in 10 minutes or ask your administrator to unblock you.") ||
+		!strings.Contains(body, `id="code" name="code" inputmode="numeric" pattern="[0-9]{6,8}" maxlength="8" autocomplete="one-time-code" required disabled`) {
 		t.Fatalf("right code on the page after the block: %d Retry-After %q\n%s", status, resp.Header.Get("Retry-After"), body)
 	}
 }
