@@ -260,6 +260,10 @@ func cameraURL(q model.CameraQuery) string {
 func (wb *Web) camerasPage(w http.ResponseWriter, r *http.Request, st signin.Staff) {
 	q := cameraQuery(r.URL.Query())
 	res, err := wb.Fleet.Cameras(r.Context(), q)
+	if page, size := q.Bounds(); err == nil && len(res.Cameras) == 0 && res.Total > 0 && page > 1 {
+		q.Page = (res.Total + size - 1) / size // past the last page: the last
+		res, err = wb.Fleet.Cameras(r.Context(), q)
+	}
 	if err != nil {
 		wb.consoleError(w, r, st, "camera listing", err)
 		return

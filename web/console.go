@@ -91,16 +91,18 @@ var sections = []struct {
 }
 
 // Frame is the layout of a console page titled title: wide, with the
-// sections the staff member may open.
+// sections the staff member may open (narrow, as the sign-in pages, for
+// someone who may open none: the 403 page of an officer).
 func (c console) Frame(title string) frame {
-	f := frame{Title: title, Org: c.Org, Wide: true}
+	f := frame{Title: title, Org: c.Org}
 	for _, s := range sections {
 		if c.Staff.Can(s.perm) {
 			f.Nav = append(f.Nav, navItem{Label: s.label, Href: s.href, Current: s.id == c.Section})
 		}
 	}
-	if len(f.Nav) > 0 {
+	if len(f.Nav) > 0 { // a staff member's: wide, for the tables
 		f.Nav = append(f.Nav, navItem{Label: "Home", Href: "/home"})
+		f.Wide = true
 	}
 	return f
 }

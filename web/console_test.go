@@ -225,3 +225,30 @@ func TestConsoleUploadLimits(t *testing.T) {
 		t.Fatalf("BC4-A assigned to %q", c.AssignedUser)
 	}
 }
+
+// The listings' bounds: a page size outside the offered ones is the
+// default, a search longer than 100 bytes is cut, a page past the last is
+// empty, never an error.
+func TestConsoleQueryBounds(t *testing.T) {
+	t.Parallel()
+	f := testenv.NewFleet(t)
+	b := signInApp(t, f, "chief", addStaff(t, f, "chief", "admin"))
+	for _, c := range []struct {
+		path, says string
+	}{
+		{"/admin/cameras?size=100000", "Cameras 1–3 of 3"},
+		{"/admin/cameras?q=" + strings.Repeat("B", 10_000), "No camera matches."},
+		{"/admin/cameras?q=" + strings.Repeat("é", 60), `value="` + strings.Repeat("é", 50) + `"`}, // cut on a character
+		{"/admin/cameras?page=999999", "Cameras 1–3 of 3"}, // the last page
+		{"/admin/cameras?sort=bogus&dir=sideways&state=melted&online=perhaps", "Cameras 1–3 of 3"},
+		{"/admin/users?size=7&page=-1", "Users 1–5 of 5"},
+		{"/admin/users?page=40", "Users 1–5 of 5"},
+		{"/admin/audit?size=100000&before=-5&after=abc", `<option value="50" selected>`},
+		{"/admin/audit?from=yesterday", "is not a time"},
+	} {
+		status, page := b.get(c.path)
+		if status != http.StatusOK || !strings.Contains(page, c.says) {
+			t.Errorf("%.80s: %d, want 200 saying %q", c.path, status, c.says)
+		}
+	}
+}

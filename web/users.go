@@ -110,6 +110,11 @@ func (wb *Web) users(w http.ResponseWriter, r *http.Request, st signin.Staff, st
 		rows, total, err = wb.svc.UsersWithoutMFA(r.Context(), page, size)
 	} else {
 		rows, total, err = wb.svc.Users(r.Context(), q)
+		if err == nil && len(rows) == 0 && total > 0 && page > 1 {
+			q.Page = (total + size - 1) / size // past the last page: the last
+			page = q.Page
+			rows, total, err = wb.svc.Users(r.Context(), q)
+		}
 	}
 	if err != nil {
 		wb.consoleError(w, r, st, "user page", err)

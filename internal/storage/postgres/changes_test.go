@@ -35,9 +35,10 @@ func signal() (chan struct{}, func()) {
 }
 
 // An announcement on one node reaches the watchers of the others within a
-// second, and this node's at once; other topics stay quiet; a node whose
-// listening connection was killed calls its watchers once it is back (it
-// may have missed changes) and hears later announcements.
+// second, and this node's at once; other topics stay quiet; a listener
+// calls every watcher when it starts listening — the first time (changes
+// may have passed while it connected) and once it is back after its
+// connection was killed — and hears later announcements.
 func TestChangesReachOtherNodes(t *testing.T) {
 	u := freshURL(t)
 	a, b := openURL(t, u, nil), openURL(t, u, nil)
@@ -49,7 +50,14 @@ func TestChangesReachOtherNodes(t *testing.T) {
 	b.Watch(storage.TopicRadiusClients, fnR)
 	policyA, fnA := signal()
 	a.Watch(storage.TopicPolicy, fnA)
-	time.Sleep(200 * time.Millisecond) // the listeners connect
+	// A listener calls every watcher once it listens (changes may have
+	// passed before): the watchers registered before it started say it is
+	// up.
+	waitFor(t, policyB, 5*time.Second, "B's listener is up")
+	waitFor(t, policyA, 5*time.Second, "A's listener is up")
+	for len(radiusB) > 0 {
+		<-radiusB
+	}
 
 	if err := a.Announce(ctx, storage.TopicPolicy); err != nil {
 		t.Fatal(err)
