@@ -239,7 +239,7 @@ func TestConsoleQueryBounds(t *testing.T) {
 		{"/admin/cameras?size=100000", "Cameras 1–3 of 3"},
 		{"/admin/cameras?q=" + strings.Repeat("B", 10_000), "No camera matches."},
 		{"/admin/cameras?q=" + strings.Repeat("é", 60), `value="` + strings.Repeat("é", 50) + `"`}, // cut on a character
-		{"/admin/cameras?page=999999", "Cameras 1–3 of 3"}, // the last page
+		{"/admin/cameras?page=999999", "Cameras 1–3 of 3"},                                         // the last page
 		{"/admin/cameras?sort=bogus&dir=sideways&state=melted&online=perhaps", "Cameras 1–3 of 3"},
 		{"/admin/users?size=7&page=-1", "Users 1–5 of 5"},
 		{"/admin/users?page=40", "Users 1–5 of 5"},
