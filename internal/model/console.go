@@ -135,6 +135,7 @@ type AssignmentError struct {
 	Err   error
 }
 
+// Error is the row's error.
 func (e *AssignmentError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the row's error.

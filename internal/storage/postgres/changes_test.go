@@ -45,19 +45,17 @@ func TestChangesReachOtherNodes(t *testing.T) {
 	ctx := context.Background()
 	policyB, fnB := signal()
 	radiusB, fnR := signal()
+	// A listener calls every watcher once it listens (changes may have
+	// passed before): the first watcher of a node, there before its
+	// listener starts, says when it is up. A watcher added after that call
+	// is not part of it.
+	b.Watch(storage.TopicRadiusClients, fnR)
+	waitFor(t, radiusB, 5*time.Second, "B's listener is up")
 	stop := b.Watch(storage.TopicPolicy, fnB)
 	defer stop()
-	b.Watch(storage.TopicRadiusClients, fnR)
 	policyA, fnA := signal()
 	a.Watch(storage.TopicPolicy, fnA)
-	// A listener calls every watcher once it listens (changes may have
-	// passed before): the watchers registered before it started say it is
-	// up.
-	waitFor(t, policyB, 5*time.Second, "B's listener is up")
 	waitFor(t, policyA, 5*time.Second, "A's listener is up")
-	for len(radiusB) > 0 {
-		<-radiusB
-	}
 
 	if err := a.Announce(ctx, storage.TopicPolicy); err != nil {
 		t.Fatal(err)
