@@ -12,6 +12,7 @@ import (
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/storage/sqlite"
+	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -182,5 +183,29 @@ func TestCheckAndApplyAssignments(t *testing.T) {
 	summary, _ := st.AuditLog(ctx, "fleet", 5)
 	if len(summary) != 1 || summary[0].Action != "camera.bulk-assign" || summary[0].Detail != "2 rows, 1 assignments" {
 		t.Fatalf("bulk audit rows: %+v", summary)
+	}
+}
+
+// The admin API adds users of every role; the old "user" is an officer,
+// and answers so.
+func TestAdminAPIUserRoles(t *testing.T) {
+	t.Parallel()
+	srv := testenv.Server(t, t.TempDir(), nil)
+	for _, c := range []struct{ role, want string }{
+		{"", "officer"}, {"user", "officer"}, {"officer", "officer"}, {"admin", "admin"}, {"fleet", "fleet"}, {"security", "security"},
+	} {
+		name := "u-" + c.want + "-" + c.role
+		status, body := testenv.API(t, srv, srv.AdminToken, "POST", "/api/v1/admin/users",
+			provisioning.UserRequest{Username: name, Email: name + "@pd.example", Password: "long enough pw", Role: c.role})
+		if status != 201 || body["role"] != c.want {
+			t.Fatalf("role %q: %d %v, want %s", c.role, status, body, c.want)
+		}
+		if u, _, err := srv.Store.User(t.Context(), name); err != nil || u.Role != c.want {
+			t.Fatalf("stored role of %s: %q %v", name, u.Role, err)
+		}
+	}
+	log, _ := srv.Store.AuditLog(t.Context(), "u-fleet-fleet", 1)
+	if len(log) != 1 || log[0].Action != "user.add" || log[0].Detail != "role fleet" {
+		t.Fatalf("audit: %+v", log)
 	}
 }
