@@ -101,6 +101,10 @@ func TestBrowserConsoleCameras(t *testing.T) {
 	secret := addStaff(t, f, "fran", "fleet")
 	newCam := testenv.Camera(t, f.Srv, "NEW-1", device.Body4)
 	testenv.Agent(t, newCam, "tcp://"+f.Srv.MQTTAddr())
+	// alice signs in with her camera: its clock offset and last sign-in.
+	if status, body := f.Verify(t, f.Pending(t, "alice"), testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())); status != 200 {
+		t.Fatalf("alice signs in: %d %v", status, body)
+	}
 	base := "http://" + f.Srv.HTTPAddr()
 	ctx := testenv.Chromium(t)
 	browserSignIn(t, ctx, f, "fran", secret)
@@ -141,7 +145,7 @@ func TestBrowserConsoleCameras(t *testing.T) {
 
 	// The camera's page and its history.
 	run(t, ctx, chromedp.Navigate(base+"/admin/cameras/BC4-A"), chromedp.WaitVisible(chromedp.ID("facts")))
-	mustContain(t, ctx, "#facts", "Provisioned", "alice", "version 1")
+	mustContain(t, ctx, "#facts", "Provisioned", "alice", "version 1", "0 (on time)", "just now")
 	mustContain(t, ctx, "#history", "camera.assign", "provision.proof")
 	shoot(t, ctx, "console-camera")
 
