@@ -211,7 +211,7 @@ func (a *API) apiSetupPhone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := a.svc.SetupPhone(r.Context(), req.Token, req.Phone, httpx.ClientIP(r))
-	a.writeSent(w, "", err, "api setup phone")
+	a.writeSent(w, "", a.svc.SentCodeTTL(signin.MethodSMS), err, "api setup phone")
 }
 
 func (a *API) apiSend(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +221,7 @@ func (a *API) apiSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	to, err := a.svc.SendCode(r.Context(), req.Token, req.Method, httpx.ClientIP(r))
-	a.writeSent(w, to, err, "api send")
+	a.writeSent(w, to, a.svc.SentCodeTTL(req.Method), err, "api send")
 }
 
 // SentResponse says where a code went (masked).
@@ -230,11 +230,11 @@ type SentResponse struct {
 	ExpiresIn int    `json:"expiresIn"`
 }
 
-func (a *API) writeSent(w http.ResponseWriter, to string, err error, what string) {
+func (a *API) writeSent(w http.ResponseWriter, to string, ttl time.Duration, err error, what string) {
 	var blocked *signin.BlockedError
 	switch {
 	case err == nil:
-		httpx.WriteJSON(w, http.StatusOK, SentResponse{SentTo: to, ExpiresIn: int(signin.SentCodeTTL / time.Second)})
+		httpx.WriteJSON(w, http.StatusOK, SentResponse{SentTo: to, ExpiresIn: int(ttl / time.Second)})
 	case errors.As(err, &blocked):
 		writeBlocked(w, blocked)
 	case errors.Is(err, signin.ErrBadToken):

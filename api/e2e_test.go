@@ -106,7 +106,9 @@ func TestAPILockout(t *testing.T) {
 	}
 	// Even the right code is refused while blocked.
 	right := testenv.ScreenCode(t, f.Cams["bob"], f.Clock.Now())
-	if status, body := f.Verify(t, tok, right); status != 429 || !strings.Contains(body["error"].(string), "try again in 10 minutes") {
+	// The API says it in the page's words.
+	if status, body := f.Verify(t, tok, right); status != 429 ||
+		body["error"] != "You have reached the limit of attempts. Please try again in 10 minutes or ask your administrator to unblock you." {
 		t.Fatalf("right code while blocked: %d %v", status, body)
 	}
 	// Ten minutes later the block is over. (The camera-side MQTT tokens are

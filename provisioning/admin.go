@@ -22,6 +22,13 @@ type AdminStore interface {
 	Cameras(ctx context.Context) ([]model.Camera, error)
 	Assign(ctx context.Context, serial, username string) error
 	Unassign(ctx context.Context, serial string) error
+	AssignAll(ctx context.Context, as []model.Assignment) error
+	CameraPage(ctx context.Context, q model.CameraQuery) (model.CameraPage, error)
+	CameraRow(ctx context.Context, serial string) (model.CameraRow, error)
+	CameraStates(ctx context.Context) (map[string]int, error)
+	User(ctx context.Context, username string) (model.User, string, error)
+	UserPage(ctx context.Context, q model.UserQuery) (model.UserPage, error)
+	AuditPage(ctx context.Context, q model.AuditQuery) ([]model.AuditEntry, error)
 	AddUser(ctx context.Context, u model.User, passwordHash string) error
 	Users(ctx context.Context) ([]model.User, error)
 	SetPassword(ctx context.Context, username, hash string) error
@@ -42,6 +49,7 @@ type Operator interface {
 type AdminAPI struct {
 	store AdminStore
 	ops   Operator
+	fleet *Fleet
 	token []byte
 	hash  func(ctx context.Context, pw string) (string, error)
 }
@@ -70,7 +78,7 @@ func (a *AdminAPI) hashPassword(w http.ResponseWriter, r *http.Request, pw strin
 
 // NewAdminAPI returns the API handler.
 func NewAdminAPI(st AdminStore, ops Operator, token string) *AdminAPI {
-	return &AdminAPI{store: st, ops: ops, token: []byte(token),
+	return &AdminAPI{store: st, ops: ops, fleet: NewFleet(st, ops), token: []byte(token),
 		hash: func(_ context.Context, pw string) (string, error) { return password.Hash(pw) }}
 }
 
@@ -206,7 +214,7 @@ type OpResponse struct {
 func (a *AdminAPI) op(op model.Op) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		serial := r.PathValue("serial")
-		v, err := a.ops.Start(r.Context(), serial, op, adminActor, httpx.ClientIP(r))
+		v, err := a.fleet.Start(r.Context(), serial, op, adminActor, httpx.ClientIP(r))
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -227,9 +235,7 @@ func (a *AdminAPI) assign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serial := r.PathValue("serial")
-	err := a.store.Assign(r.Context(), serial, req.User)
-	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "camera.assign", Subject: serial, Result: model.Result(err), SourceIP: httpx.ClientIP(r), Detail: "user " + req.User})
-	if err != nil {
+	if err := a.fleet.Assign(r.Context(), serial, req.User, adminActor, httpx.ClientIP(r)); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -238,16 +244,15 @@ func (a *AdminAPI) assign(w http.ResponseWriter, r *http.Request) {
 
 func (a *AdminAPI) unassign(w http.ResponseWriter, r *http.Request) {
 	serial := r.PathValue("serial")
-	err := a.store.Unassign(r.Context(), serial)
-	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "camera.unassign", Subject: serial, Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
-	if err != nil {
+	if err := a.fleet.Unassign(r.Context(), serial, adminActor, httpx.ClientIP(r)); err != nil {
 		writeErr(w, err)
 		return
 	}
 	a.getCamera(w, r)
 }
 
-// UserRequest creates a user.
+// UserRequest creates a user. Role is admin, fleet, security or officer
+// (model.ParseRole: empty, or the old "user", is officer).
 type UserRequest struct {
 	Username string `json:"username"`
 	Email    string `json:"email"`
@@ -281,23 +286,23 @@ func (a *AdminAPI) addUser(w http.ResponseWriter, r *http.Request) {
 	case !strings.Contains(req.Email, "@") || len(req.Email) > 254:
 		httpx.WriteError(w, http.StatusBadRequest, "email must be an address")
 		return
-	case req.Role != "" && req.Role != "user" && req.Role != "admin":
-		httpx.WriteError(w, http.StatusBadRequest, "role must be user or admin")
+	}
+	role, err := model.ParseRole(req.Role)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	hash, answered := a.hashPassword(w, r, req.Password)
 	if answered {
 		return
 	}
-	u := model.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: req.Role}
-	err := a.store.AddUser(r.Context(), u, hash)
-	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: model.Result(err), SourceIP: httpx.ClientIP(r)})
+	u := model.User{Username: req.Username, Email: req.Email, Phone: req.Phone, Role: string(role)}
+	err = a.store.AddUser(r.Context(), u, hash)
+	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "user.add", Subject: req.Username, Result: model.Result(err),
+		SourceIP: httpx.ClientIP(r), Detail: "role " + string(role)})
 	if err != nil {
 		writeErr(w, err)
 		return
-	}
-	if u.Role == "" {
-		u.Role = "user"
 	}
 	httpx.WriteJSON(w, http.StatusCreated, u)
 }

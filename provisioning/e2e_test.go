@@ -210,6 +210,7 @@ func TestAdminAPIBadInput(t *testing.T) {
 		{"assign to unknown user", tok, "POST", "/api/v1/admin/cameras/BC4-0100/assign", provisioning.AssignRequest{User: "ghost"}, 404, "ghost"},
 		{"weak password", tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: "u", Email: "u@x", Password: "short"}, 400, "password"},
 		{"bad username", tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: "a b", Email: "u@x", Password: "long enough pw"}, 400, "username"},
+		{"unknown role", tok, "POST", "/api/v1/admin/users", provisioning.UserRequest{Username: "u", Email: "u@x", Password: "long enough pw", Role: "chief"}, 400, "role must be admin, fleet, security or officer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,9 +7,18 @@ import (
 	"github.com/camotp/camotp/internal/model"
 )
 
-// UserLister lists users, for the admin's MFA overview.
+// UserLister lists users, for the admin's MFA overview and the
+// console's user pages.
 type UserLister interface {
 	Users(ctx context.Context) ([]model.User, error)
+	UserPage(ctx context.Context, q model.UserQuery) (model.UserPage, error)
+}
+
+// ThrottleAdmin reads and clears the throttle counters of users, for the
+// console (is a user blocked now; unblock them).
+type ThrottleAdmin interface {
+	ThrottlesIn(ctx context.Context, ranges ...model.KeyRange) ([]model.KeyedThrottle, error)
+	ClearThrottles(ctx context.Context, ranges ...model.KeyRange) (int, error)
 }
 
 // UserMFA is one user's MFA status in the admin overview.
@@ -49,24 +58,62 @@ func (s *Service) CheckUser(ctx context.Context, username string) error {
 	return err
 }
 
-// ErrNotAdmin refuses the admin pages to a session that is not an
-// administrator's, or that did not pass MFA.
-var ErrNotAdmin = errors.New("the admin pages need an administrator account signed in with a second factor")
+// Errors of the console's sessions.
+var (
+	// ErrNotAdmin refuses the console to a user whose role does not open
+	// it (an officer).
+	ErrNotAdmin = errors.New("the administration pages are for administrators (administrator, fleet or security role); your account has none of these roles")
+	// ErrAdminNeedsMFA refuses the console to a session that passed no
+	// second factor, even an administrator's (so turning MFA off needs
+	// MFA).
+	ErrAdminNeedsMFA = errors.New("the administration pages need an administrator account signed in with a second factor: sign out, then sign in again with your code")
+)
 
-// AdminSession returns the administrator of a session token. The session
-// must have passed MFA (a password-only session is refused even for an
-// admin, so turning MFA off needs MFA).
-func (s *Service) AdminSession(ctx context.Context, token string) (string, error) {
+// Staff is the user of a session as the console sees them.
+type Staff struct {
+	Username string
+	Role     model.Role
+	// MFA says the session passed a second factor (a trusted browser did
+	// once), not the password alone.
+	MFA bool
+}
+
+// Can tells whether the staff member may use the console for p: the role
+// allows it and the session passed a second factor.
+func (st Staff) Can(p model.Permission) bool { return st.MFA && st.Role.Can(p) }
+
+// Staff returns the user of a session token and their role (any role,
+// officers included); ErrBadToken when the session is unknown or expired.
+func (s *Service) Staff(ctx context.Context, token string) (Staff, error) {
 	t, err := s.st.LookupToken(ctx, model.TokenSession, token)
 	if err != nil {
-		return "", ErrBadToken
+		return Staff{}, ErrBadToken
 	}
 	u, _, err := s.st.User(ctx, t.Username)
 	if err != nil {
-		return "", err
+		return Staff{}, err
 	}
-	if u.Role != "admin" || t.Method == MethodPassword {
-		return t.Username, ErrNotAdmin
+	role, err := model.ParseRole(u.Role)
+	if err != nil {
+		role = model.RoleOfficer // a role no longer known opens nothing
 	}
-	return t.Username, nil
+	return Staff{Username: u.Username, Role: role, MFA: t.Method != MethodPassword}, nil
+}
+
+// ConsoleSession returns the staff member of a session token whose role
+// opens the console and whose session passed a second factor:
+// ErrBadToken when there is no session, ErrNotAdmin for a role that does
+// not open the console, ErrAdminNeedsMFA for a password-only session (the
+// staff member is returned with both).
+func (s *Service) ConsoleSession(ctx context.Context, token string) (Staff, error) {
+	st, err := s.Staff(ctx, token)
+	switch {
+	case err != nil:
+		return Staff{}, err
+	case !st.Role.Console():
+		return st, ErrNotAdmin
+	case !st.MFA:
+		return st, ErrAdminNeedsMFA
+	}
+	return st, nil
 }

@@ -30,7 +30,7 @@ const (
 	// method before finishing it.
 	MethodSetup = "setup"
 	// MethodSMS, MethodCall and MethodEmail send a random code, valid
-	// SentCodeTTL, once.
+	// once for Service.SentCodeTTL.
 	MethodSMS   = "sms"
 	MethodCall  = "call"
 	MethodEmail = "email"
@@ -38,8 +38,34 @@ const (
 	SetupPhone = model.MethodPhone
 )
 
-// SentCodeTTL is how long a code sent by text, call or email is valid.
+// SentCodeTTL is how long a code sent by text, call or email is valid
+// unless configured otherwise (Config.SentCodeTTLEmail, SentCodeTTLPhone):
+// the product's 60 s.
 const SentCodeTTL = 60 * time.Second
+
+// Bounds of a configured sent code lifetime.
+const (
+	MinSentCodeTTL = 30 * time.Second
+	MaxSentCodeTTL = 15 * time.Minute
+)
+
+// SentCodeTTL is how long a code sent on channel (MethodEmail, MethodSMS,
+// MethodCall) is valid.
+func (s *Service) SentCodeTTL(channel string) time.Duration {
+	if channel == MethodEmail {
+		return s.cfg.SentCodeTTLEmail
+	}
+	return s.cfg.SentCodeTTLPhone
+}
+
+// Lifetime says a duration as a message tells it ("60 seconds",
+// "2 minutes", "90 seconds").
+func Lifetime(d time.Duration) string {
+	if d >= 2*time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return fmt.Sprintf("%d seconds", d/time.Second)
+}
 
 // OrgMethods are the methods an organisation can enable, in the order a
 // challenge offers them.
@@ -520,11 +546,12 @@ func (s *Service) send(ctx context.Context, user, purpose, channel, addr, ip str
 	if err != nil {
 		return err
 	}
-	if err := s.st.PutSentCode(ctx, user, purpose, code, SentCodeTTL); err != nil {
+	ttl := s.SentCodeTTL(channel)
+	if err := s.st.PutSentCode(ctx, user, purpose, code, ttl); err != nil {
 		return err
 	}
 	m := Message{Channel: channel, To: addr, Subject: "Your sign-in code",
-		Text: fmt.Sprintf("Your %s sign-in code is %s. It expires in %d seconds. If you did not try to sign in, tell your administrator.", s.cfg.Issuer, code, int(SentCodeTTL/time.Second))}
+		Text: fmt.Sprintf("Your %s sign-in code is %s. It expires in %s. If you did not try to sign in, tell your administrator.", s.cfg.Issuer, code, Lifetime(ttl))}
 	if channel == MethodCall {
 		m.Text = fmt.Sprintf("Your %s sign-in code is: %s. Again: %s.", s.cfg.Issuer, spaced(code), spaced(code))
 	}

@@ -247,11 +247,11 @@ func TestBlockedErrorWording(t *testing.T) {
 		d    time.Duration
 		want string
 	}{
-		{10 * time.Minute, "too many failed attempts: try again in 10 minutes"},
-		{61 * time.Second, "too many failed attempts: try again in 2 minutes"},
-		{time.Minute, "too many failed attempts: try again in 1 minute"},
-		{5 * time.Second, "too many attempts: try again in 5 seconds"},
-		{300 * time.Millisecond, "too many attempts: try again in 1 second"},
+		{10 * time.Minute, "You have reached the limit of attempts. Please try again in 10 minutes or ask your administrator to unblock you."},
+		{61 * time.Second, "You have reached the limit of attempts. Please try again in 2 minutes or ask your administrator to unblock you."},
+		{time.Minute, "You have reached the limit of attempts. Please try again in 1 minute or ask your administrator to unblock you."},
+		{5 * time.Second, "Too many attempts at once. Please try again in 5 seconds."},
+		{300 * time.Millisecond, "Too many attempts at once. Please try again in 1 second."},
 	} {
 		if got := (&BlockedError{RetryAfter: tc.d}).Error(); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.d, got, tc.want)

@@ -58,6 +58,7 @@ type Store interface {
 	MethodStore
 	PasswordStore
 	UserLister
+	ThrottleAdmin
 	// Changes tells the other nodes that the policy changed, and this
 	// node that another one changed it.
 	storage.Changes
@@ -110,6 +111,11 @@ type Config struct {
 	// IPv6 /64) may have in progress at once (zero:
 	// DefaultHashesPerSource); past it a sign-in is refused as busy (503).
 	HashesPerSource int
+	// SentCodeTTLEmail and SentCodeTTLPhone are how long a code sent by
+	// email, and by text message or phone call, is valid (zero:
+	// SentCodeTTL, the product's 60 s; from MinSentCodeTTL to
+	// MaxSentCodeTTL), for agencies whose mail is slow.
+	SentCodeTTLEmail, SentCodeTTLPhone time.Duration
 }
 
 // DefaultConfig returns the product defaults.
@@ -128,20 +134,22 @@ var (
 // BlockedError says the attempt is refused for RetryAfter.
 type BlockedError struct{ RetryAfter time.Duration }
 
+// Error says what the user can do, in the words the web page and the API
+// show them.
 func (e *BlockedError) Error() string {
-	if e.RetryAfter < time.Minute { // e.g. while attempts are in flight
+	if e.RetryAfter < time.Minute { // while attempts are in flight: no block to lift
 		n := max(int((e.RetryAfter+time.Second-1)/time.Second), 1)
 		if n == 1 {
-			return "too many attempts: try again in 1 second"
+			return "Too many attempts at once. Please try again in 1 second."
 		}
-		return fmt.Sprintf("too many attempts: try again in %d seconds", n)
+		return fmt.Sprintf("Too many attempts at once. Please try again in %d seconds.", n)
 	}
 	m := int((e.RetryAfter + time.Minute - 1) / time.Minute)
 	unit := "minutes"
 	if m == 1 {
 		unit = "minute"
 	}
-	return fmt.Sprintf("too many failed attempts: try again in %d %s", m, unit)
+	return fmt.Sprintf("You have reached the limit of attempts. Please try again in %d %s or ask your administrator to unblock you.", m, unit)
 }
 
 // CodeError is a refused code.
@@ -203,6 +211,14 @@ func NewService(st Store, cfg Config, now func() time.Time, log *slog.Logger) (*
 	}
 	if cfg.HashesPerSource <= 0 {
 		cfg.HashesPerSource = DefaultHashesPerSource
+	}
+	for _, ttl := range []*time.Duration{&cfg.SentCodeTTLEmail, &cfg.SentCodeTTLPhone} {
+		if *ttl == 0 {
+			*ttl = SentCodeTTL
+		}
+		if *ttl < MinSentCodeTTL || *ttl > MaxSentCodeTTL {
+			return nil, fmt.Errorf("sent code lifetime %v: want %v to %v", *ttl, MinSentCodeTTL, MaxSentCodeTTL)
+		}
 	}
 	hasher, err := password.NewHasher(cfg.Argon2, cfg.HashBudget, cfg.HashWait)
 	if err != nil {

@@ -27,11 +27,14 @@ func TestWebEmailCodeAndOutbox(t *testing.T) {
 	b := newBrowser(t, f)
 	_, page := b.get("/login")
 	_, page, _ = b.post("/login", url.Values{"username": {"dave"}, "password": {"pw-dave-long"}}, page)
-	if !strings.Contains(page, `id="send"`) || !strings.Contains(page, "We email a code to dave@pd.example") {
+	// The address masked only, and how long a code lasts.
+	if !strings.Contains(page, `id="send"`) || !strings.Contains(page, `We email a code to <span id="to">d•••@pd.example</span>; it lasts 60 seconds.`) ||
+		strings.Contains(page, "dave@pd.example") {
 		t.Fatalf("email challenge:\n%s", page)
 	}
 	status, page, _ := b.post("/mfa/send", url.Values{"method": {"email"}}, page)
-	if status != 200 || !strings.Contains(page, "Code sent to d•••@pd.example") || !strings.Contains(page, "Resend code") {
+	if status != 200 || !strings.Contains(page, "Code sent to d•••@pd.example. It lasts 60 seconds.") || !strings.Contains(page, "Resend code") ||
+		strings.Contains(page, "dave@pd.example") {
 		t.Fatalf("send: %d\n%s", status, page)
 	}
 	msgs, _ := srv.Store.Outbox(context.Background(), 10)

@@ -45,6 +45,8 @@ type Web struct {
 	cfg  signin.Config // the service's: the lifetimes of the cookies
 	log  *slog.Logger
 	tmpl *template.Template
+	// exports holds a token for each audit export running.
+	exports chan struct{}
 	// SecureCookies forces the Secure flag (behind a TLS-terminating proxy);
 	// it is always set on requests that arrived over TLS.
 	SecureCookies bool
@@ -54,6 +56,14 @@ type Web struct {
 	// Handoff, when set, is the front door whose requests the sign-in
 	// pages answer (/login?authRequest=ID).
 	Handoff Handoff
+	// OrgName names the agency on every page ("" none).
+	OrgName string
+	// Fleet, when set, serves the console's camera pages.
+	Fleet Fleet
+	// Audit, when set, serves the console's audit log.
+	Audit AuditLog
+	// Now is the pages' clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // New returns the sign-in pages over svc; log gets server-side failures
@@ -62,11 +72,11 @@ func New(svc *signin.Service, log *slog.Logger) (*Web, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	t, err := template.ParseFS(templateFS, "templates/*.html")
+	t, err := template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	return &Web{svc: svc, cfg: svc.Config(), log: log, tmpl: t}, nil
+	return &Web{svc: svc, cfg: svc.Config(), log: log, tmpl: t, exports: make(chan struct{}, MaxExports)}, nil
 }
 
 // Register adds the pages to mux, with cross-origin protection on every
@@ -85,10 +95,6 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /security/phone/start", h(wb.csrf(wb.signedIn(wb.phoneStart))))
 	mux.Handle("POST /security/phone/confirm", h(wb.csrf(wb.signedIn(wb.phoneConfirm))))
 	mux.Handle("POST /security/phone/remove", h(wb.csrf(wb.signedIn(wb.phoneRemove))))
-	mux.Handle("GET /admin", h(wb.adminPage))
-	mux.Handle("POST /admin/policy", h(wb.csrf(wb.asAdmin(wb.adminPolicy))))
-	mux.Handle("POST /admin/users/{username}/reset-mfa", h(wb.csrf(wb.asAdmin(wb.adminReset))))
-	mux.Handle("POST /admin/users/{username}/forget-devices", h(wb.csrf(wb.asAdmin(wb.adminForget))))
 	if wb.Outbox != nil {
 		mux.Handle("GET /dev/outbox", h(wb.outboxPage))
 	}
@@ -100,6 +106,7 @@ func (wb *Web) Register(mux *http.ServeMux) {
 	mux.Handle("POST /security/backup", h(wb.csrf(wb.signedIn(wb.backupNew))))
 	mux.Handle("POST /security/password", h(wb.csrf(wb.signedIn(wb.passwordPost))))
 	mux.Handle("POST /logout", h(wb.csrf(wb.logout)))
+	wb.registerConsole(mux, h)
 }
 
 // csp is the pages' Content-Security-Policy for a form-action.
@@ -160,9 +167,7 @@ func (wb *Web) csrf(next http.HandlerFunc) http.HandlerFunc {
 			http.Error(w, "form too large or malformed", http.StatusBadRequest)
 			return
 		}
-		c := cookie(r, cookieCSRF)
-		f := r.PostForm.Get("csrf")
-		if c == "" || subtle.ConstantTimeCompare([]byte(c), []byte(f)) != 1 {
+		if !wb.csrfValid(r) {
 			http.Error(w, "invalid or missing CSRF token: reload the page and try again", http.StatusForbidden)
 			return
 		}
@@ -170,9 +175,17 @@ func (wb *Web) csrf(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// csrfValid tells whether the parsed form's token equals the browser's
+// CSRF cookie (compared in constant time).
+func (wb *Web) csrfValid(r *http.Request) bool {
+	c := cookie(r, cookieCSRF)
+	return c != "" && subtle.ConstantTimeCompare([]byte(c), []byte(r.PostForm.Get("csrf"))) == 1
+}
+
 // page is the data every template gets.
 type page struct {
 	CSRF     string
+	Org      string
 	Error    string
 	Notice   string
 	Username string
@@ -188,19 +201,20 @@ type page struct {
 	// Security page.
 	Methods signin.UserMethods
 	Codes   []string
-	// Codes sent by text, call or email: where the last one went; the
-	// phone being confirmed.
-	SentTo  string
-	Sends   bool
-	Confirm string
+	// Codes sent by text, call or email: where the last one went, where
+	// the next goes (masked), how long one lasts; the phone being
+	// confirmed.
+	SentTo   string
+	MaskedTo string
+	Sends    bool
+	CodeLife string
+	Confirm  string
+	// Blocked says attempts are refused for now: the code field is
+	// disabled.
+	Blocked bool
 	Outbox  []model.OutboxMessage
-	// Admin page.
-	Policy   signin.Policy
-	All      []string
-	Users    []signin.UserMFA
-	Without  bool
-	IsAdmin  bool
-	Password bool // the session passed no second factor
+	// IsAdmin shows the link to the console (home page).
+	IsAdmin bool
 	// Client is the application a handed-off sign-in continues to.
 	Client string
 }
@@ -218,7 +232,7 @@ var methodLabels = map[string]string{
 }
 
 func (wb *Web) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	p.CSRF = wb.csrfToken(w, r)
+	p.CSRF, p.Org = wb.csrfToken(w, r), wb.OrgName
 	if id := wb.handoffID(r); id != "" && p.Client == "" {
 		if hr, err := wb.Handoff.Describe(r.Context(), id); err == nil {
 			allowOrigin(w, hr.RedirectOrigin)
@@ -321,6 +335,12 @@ func (wb *Web) mfaData(r *http.Request, method string) (page, error) {
 		p.Method = method
 	}
 	p.Sends = signin.Sends(p.Method)
+	if p.Sends {
+		p.CodeLife = signin.Lifetime(wb.svc.SentCodeTTL(p.Method))
+		if p.Method == signin.MethodEmail {
+			p.MaskedTo = signin.Mask(um.Email)
+		}
+	}
 	for _, m := range um.Available {
 		if m != p.Method {
 			p.Others = append(p.Others, option{ID: m, Label: methodLabels[m]})
@@ -339,6 +359,17 @@ func (wb *Web) mfaPage(w http.ResponseWriter, r *http.Request) {
 		wb.setupPage(w, r, p, http.StatusOK)
 		return
 	}
+	// A block in force shows before a code is typed.
+	wait, err := wb.svc.BlockedFor(r.Context(), "otp", p.Username, httpx.ClientIP(r))
+	if err != nil {
+		wb.log.Warn("mfa page: read throttles", "err", err)
+	}
+	if wait > 0 {
+		p.Error, p.Blocked = (&signin.BlockedError{RetryAfter: wait}).Error(), true
+		httpx.SetRetryAfter(w, wait)
+		wb.render(w, r, http.StatusTooManyRequests, "mfa.html", p)
+		return
+	}
 	wb.render(w, r, http.StatusOK, "mfa.html", p)
 }
 
@@ -353,6 +384,7 @@ func (wb *Web) setupPage(w http.ResponseWriter, r *http.Request, p page, status 
 		}
 		p.Secret, p.QR = enr.Secret, qrURL(enr.QRPNG)
 	}
+	p.CodeLife = signin.Lifetime(wb.svc.SentCodeTTL(signin.MethodSMS))
 	wb.render(w, r, status, "setup.html", p)
 }
 
@@ -526,7 +558,7 @@ func (wb *Web) mfaPost(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 	case errors.As(err, &blocked):
 		httpx.SetRetryAfter(w, blocked.RetryAfter)
-		p.Error = err.Error()
+		p.Error, p.Blocked = err.Error(), true
 		wb.render(w, r, http.StatusTooManyRequests, "mfa.html", p)
 	case errors.As(err, &codeErr):
 		p.Error = err.Error()
@@ -562,6 +594,7 @@ func (wb *Web) security(w http.ResponseWriter, r *http.Request, user string, p p
 		return
 	}
 	p.Username, p.Methods, p.Model = user, um, um.Camera.DisplayName()
+	p.CodeLife = signin.Lifetime(wb.svc.SentCodeTTL(signin.MethodSMS))
 	wb.render(w, r, status, "security.html", p)
 }
 
@@ -627,12 +660,13 @@ func (wb *Web) passwordPost(w http.ResponseWriter, r *http.Request, user string)
 }
 
 func (wb *Web) home(w http.ResponseWriter, r *http.Request) {
-	user, err := wb.svc.Session(r.Context(), cookie(r, cookieSession))
+	st, err := wb.svc.Staff(r.Context(), cookie(r, cookieSession))
 	if err != nil {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	wb.render(w, r, http.StatusOK, "home.html", page{Username: user})
+	// The console's link only for the roles it opens to.
+	wb.render(w, r, http.StatusOK, "home.html", page{Username: st.Username, IsAdmin: st.Role.Console()})
 }
 
 func (wb *Web) logout(w http.ResponseWriter, r *http.Request) {
@@ -649,72 +683,4 @@ func humanDuration(d time.Duration) string {
 		return strconv.Itoa(int(d/time.Hour)) + " hours"
 	}
 	return d.String()
-}
-
-// asAdmin passes an administrator's session (MFA passed) to next.
-func (wb *Web) asAdmin(next func(w http.ResponseWriter, r *http.Request, admin string)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		admin, err := wb.svc.AdminSession(r.Context(), cookie(r, cookieSession))
-		switch {
-		case errors.Is(err, signin.ErrBadToken):
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
-		case err != nil:
-			wb.render(w, r, http.StatusForbidden, "home.html", page{Username: admin, Error: err.Error()})
-		default:
-			next(w, r, admin)
-		}
-	}
-}
-
-func (wb *Web) adminPage(w http.ResponseWriter, r *http.Request) {
-	wb.asAdmin(func(w http.ResponseWriter, r *http.Request, admin string) {
-		wb.admin(w, r, admin, page{Without: r.URL.Query().Get("without") == "1"}, http.StatusOK)
-	})(w, r)
-}
-
-// admin renders the admin page with p's extras.
-func (wb *Web) admin(w http.ResponseWriter, r *http.Request, admin string, p page, status int) {
-	ctx := r.Context()
-	pol, err := wb.svc.Policy(ctx)
-	if err == nil {
-		p.Users, err = wb.svc.MFAUsers(ctx, p.Without)
-	}
-	if err != nil {
-		wb.log.Error("admin page", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	p.Username, p.Policy, p.All = admin, pol, signin.OrgMethods
-	wb.render(w, r, status, "admin.html", p)
-}
-
-func (wb *Web) adminPolicy(w http.ResponseWriter, r *http.Request, admin string) {
-	p := signin.Policy{RequireMFA: r.PostForm.Get("require") == "on", Methods: r.PostForm["method"]}
-	if err := wb.svc.SetPolicy(r.Context(), p, admin, httpx.ClientIP(r)); err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, signin.ErrBadInput) {
-			status = http.StatusBadRequest
-		}
-		wb.admin(w, r, admin, page{Error: err.Error()}, status)
-		return
-	}
-	wb.admin(w, r, admin, page{Notice: "Policy saved."}, http.StatusOK)
-}
-
-func (wb *Web) adminReset(w http.ResponseWriter, r *http.Request, admin string) {
-	user := r.PathValue("username")
-	if err := wb.svc.ResetMFA(r.Context(), user, admin, httpx.ClientIP(r)); err != nil {
-		wb.admin(w, r, admin, page{Error: err.Error()}, http.StatusInternalServerError)
-		return
-	}
-	wb.admin(w, r, admin, page{Notice: "MFA of " + user + " reset."}, http.StatusOK)
-}
-
-func (wb *Web) adminForget(w http.ResponseWriter, r *http.Request, admin string) {
-	user := r.PathValue("username")
-	if err := wb.svc.ForgetDevices(r.Context(), user, admin, httpx.ClientIP(r)); err != nil {
-		wb.admin(w, r, admin, page{Error: err.Error()}, http.StatusInternalServerError)
-		return
-	}
-	wb.admin(w, r, admin, page{Notice: "Devices of " + user + " forgotten."}, http.StatusOK)
 }

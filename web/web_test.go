@@ -329,13 +329,17 @@ func TestWebAdminPage(t *testing.T) {
 	}
 	f.Clock.Add(30 * time.Second)
 	b := signIn("chief", testenv.AppCode(t, enr.Secret, f.Clock.Now()))
-	status, page := b.get("/admin")
-	if status != 200 || !strings.Contains(page, `id="user-carol"`) || !strings.Contains(page, `id="method-app" checked`) {
-		t.Fatalf("admin page: %d\n%s", status, page)
+	status, page := b.get("/admin/users")
+	if status != 200 || !strings.Contains(page, `id="user-carol"`) {
+		t.Fatalf("users page: %d\n%s", status, page)
 	}
-	status, page = b.get("/admin?without=1")
+	status, page = b.get("/admin/users?without=1")
 	if status != 200 || !strings.Contains(page, `id="user-dave"`) || strings.Contains(page, `id="user-alice"`) {
 		t.Fatalf("without MFA: %d\n%s", status, page)
+	}
+	status, page = b.get("/admin/policy")
+	if status != 200 || !strings.Contains(page, `id="method-app" checked`) {
+		t.Fatalf("policy page: %d\n%s", status, page)
 	}
 	// An invalid policy is refused with the reason; a valid one is saved.
 	status, page, _ = b.post("/admin/policy", url.Values{"require": {"on"}}, page)
@@ -347,7 +351,7 @@ func TestWebAdminPage(t *testing.T) {
 		t.Fatalf("save policy: %d %+v\n%s", status, pol, page)
 	}
 	// With MFA off, an admin with no method (deputy) signs in with the
-	// password alone; such a session does not reach the admin page.
+	// password alone; such a session does not reach the admin pages.
 	if status, body := testenv.API(t, f.Srv, f.Srv.AdminToken, "POST", "/api/v1/admin/users",
 		map[string]string{"username": "deputy", "email": "deputy@pd.example", "password": "pw-deputy-long", "role": "admin"}); status != 201 {
 		t.Fatalf("add admin deputy: %d %v", status, body)
@@ -357,7 +361,7 @@ func TestWebAdminPage(t *testing.T) {
 	}
 	// Reset MFA of chief's own app from the page.
 	status, page, _ = b.post("/admin/users/chief/reset-mfa", url.Values{}, page)
-	if _, err := f.Srv.Store.AppSeed(t.Context(), "chief"); status != 200 || err == nil {
+	if _, err := f.Srv.Store.AppSeed(t.Context(), "chief"); status != 200 || err == nil || !strings.Contains(page, "MFA of chief reset.") {
 		t.Fatalf("reset from the page: %d %v", status, err)
 	}
 }
@@ -380,7 +384,9 @@ func TestWebLockoutSharedWithAPI(t *testing.T) {
 	}
 	status, body, resp := b.post("/mfa", url.Values{"code": {testenv.ScreenCode(t, f.Cams["alice"], f.Clock.Now())}}, page)
 	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if status != 429 || retry < 540 || retry > 600 || !strings.Contains(body, "try again in 10 minutes") {
+	if status != 429 || retry < 540 || retry > 600 ||
+		!strings.Contains(body, "You have reached the limit of attempts. Please try again in 10 minutes or ask your administrator to unblock you.") ||
+		!strings.Contains(body, `id="code" name="code" inputmode="numeric" pattern="[0-9]{6,8}" maxlength="8" autocomplete="one-time-code" required disabled`) {
 		t.Fatalf("right code on the page after the block: %d Retry-After %q\n%s", status, resp.Header.Get("Retry-After"), body)
 	}
 }

@@ -86,6 +86,8 @@ func serveCmd(env Env) *cobra.Command {
 	argonThreads := fs.Uint("argon2-threads", uint(argon.Threads), "argon2id parallelism (OWASP: 1)")
 	hashBudget := fs.Int("hash-memory-budget", password.DefaultBudget>>20, "MiB that concurrent password hashing may use; sign-ins past it wait, then get 503")
 	fs.IntVar(&vc.HashesPerSource, "hashes-per-source", signin.DefaultHashesPerSource, "password checks one client address (IPv6: /64) may have in progress at once; past it a sign-in gets 503")
+	fs.DurationVar(&vc.SentCodeTTLEmail, "sent-code-ttl-email", signin.SentCodeTTL, "how long a code sent by email is valid (30s to 15m)")
+	fs.DurationVar(&vc.SentCodeTTLPhone, "sent-code-ttl-phone", signin.SentCodeTTL, "how long a code sent by text message or phone call is valid (30s to 15m)")
 	var smtpCfg notify.SMTP
 	fs.StringVar(&smtpCfg.Host, "smtp-host", "", "email codes through this SMTP server")
 	fs.IntVar(&smtpCfg.Port, "smtp-port", 587, "SMTP port")
@@ -97,6 +99,7 @@ func serveCmd(env Env) *cobra.Command {
 	radiusAddr := fs.String("radius", "", "serve RADIUS (UDP) on this address, e.g. 127.0.0.1:1812 (default off; clients: camotp admin radius add-client)")
 	radiusLegacy := fs.Bool("radius-allow-legacy", false, "accept RADIUS Access-Requests without a Message-Authenticator (exposed to BlastRADIUS, CVE-2024-3596)")
 	radiusSep := fs.String("radius-separator", radius.DefaultSeparator, "RADIUS: password<separator>code in one request, for clients that cannot answer a challenge (\"\" turns it off)")
+	fs.StringVar(&cfg.OrgName, "org-name", "", "the agency's name, shown on every page and in page titles")
 	fs.StringVar(&cfg.OIDCIssuer, "issuer", "", "turn on the OpenID Connect provider with this issuer URL (https://…; http only on a loopback host)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
 	configPath := fs.String("config", "", "settings file (TOML: serve's flags as keys, e.g. http = \":8443\"); default: CAMOTP_CONFIG); every flag may also come from CAMOTP_<FLAG> (e.g. CAMOTP_MQTT_MAX_CONNS); a flag beats the environment, which beats the file")

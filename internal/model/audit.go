@@ -13,6 +13,8 @@ func Result(err error) string {
 
 // AuditEntry is one audit log row.
 type AuditEntry struct {
+	// ID orders the log (newest highest); set by the reads that page it.
+	ID       int64     `json:"id,omitempty"`
 	At       time.Time `json:"at"`
 	Actor    string    `json:"actor"`
 	Action   string    `json:"action"`

@@ -132,8 +132,10 @@ type Config struct {
 	// OIDCIssuer, when set, turns on the OpenID Connect provider with this
 	// issuer URL (https; http only on a loopback host).
 	OIDCIssuer string
-	Log        *slog.Logger
-	Now        func() time.Time
+	// OrgName names the agency on every page ("" none).
+	OrgName string
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // DynsecConfig is the login of the dynamic security plugin's admin client
@@ -623,6 +625,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	pages.SecureCookies = cfg.SecureCookies
+	pages.OrgName, pages.Now = cfg.OrgName, cfg.Now
+	pages.Fleet, pages.Audit = provisioning.NewFleet(st, s.Provisioning), st
 	if cfg.Notify.DevOutbox {
 		pages.Outbox = func(ctx context.Context) ([]model.OutboxMessage, error) { return st.Outbox(ctx, 50) }
 		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

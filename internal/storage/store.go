@@ -44,6 +44,12 @@ type Users interface {
 	SetPassword(ctx context.Context, username, hash string) error
 	UserBySubject(ctx context.Context, sub string) (model.User, error)
 	SetLastMethod(ctx context.Context, username, method string) error
+	// UserPage is one page of the console's user listing, by username,
+	// with each user's camera and last sign-in (the newest
+	// model.AuditSignIn row of the user with a model.SignInResults
+	// result), and the number of users matching: one query for the page
+	// and one count.
+	UserPage(ctx context.Context, q model.UserQuery) (model.UserPage, error)
 }
 
 // Cameras is the fleet registry: cameras, their sealed seeds, the
@@ -62,6 +68,18 @@ type Cameras interface {
 	Unassign(ctx context.Context, serial string) error
 	CameraOf(ctx context.Context, username string) (model.Camera, error)
 	CameraStates(ctx context.Context) (map[string]int, error)
+	// CameraPage is one page of the console's camera listing with the
+	// number of cameras its filters match: one query for the page (the
+	// registry's row, the replay record of the camera's codes) and one
+	// count.
+	CameraPage(ctx context.Context, q model.CameraQuery) (model.CameraPage, error)
+	// CameraRow is one camera as CameraPage lists it; ErrNotFound when
+	// unknown.
+	CameraRow(ctx context.Context, serial string) (model.CameraRow, error)
+	// AssignAll makes every assignment, with Assign's rules, or none: the
+	// first that cannot be made is an *model.AssignmentError wrapping
+	// Assign's error for it, and nothing changed.
+	AssignAll(ctx context.Context, as []model.Assignment) error
 	// Presence lives here, not in one process, so every node agrees.
 	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
 	ClearPresence(ctx context.Context, at time.Time) error
@@ -105,6 +123,12 @@ type Throttles interface {
 	ReleaseAttempt(ctx context.Context, taken model.Reservation, rules ...model.ThrottleRule) error
 	PurgeThrottles(ctx context.Context, now time.Time, maxWindow time.Duration) error
 	GetThrottles(ctx context.Context, keys ...string) ([]model.Throttle, error)
+	// ThrottlesIn reads the counters whose keys fall in one of ranges,
+	// by key.
+	ThrottlesIn(ctx context.Context, ranges ...model.KeyRange) ([]model.KeyedThrottle, error)
+	// ClearThrottles deletes the counters whose keys fall in one of
+	// ranges (an administrator unblocks a user) and returns how many.
+	ClearThrottles(ctx context.Context, ranges ...model.KeyRange) (int, error)
 }
 
 // Tokens are sign-in state: pending sign-ins, sessions, trusted browsers
@@ -170,6 +194,16 @@ type RadiusClients interface {
 type Audit interface {
 	Audit(ctx context.Context, e model.AuditEntry) error
 	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
+	// AuditPage is one page of the rows q's filter selects, newest first
+	// (by ID), with their IDs: q.Limit of them (at most
+	// model.MaxPageSize) older than q.Before, or just newer than q.After.
+	AuditPage(ctx context.Context, q model.AuditQuery) ([]model.AuditEntry, error)
+	// AuditEach calls fn for every row f selects, newest first, as it
+	// reads them, in batches of short queries: memory stays bounded
+	// whatever the number of rows, no read holds a snapshot for long, and
+	// rows written meanwhile are not included. It stops at fn's first
+	// error and returns it.
+	AuditEach(ctx context.Context, f model.AuditFilter, fn func(model.AuditEntry) error) error
 	// SetAuditFailureHook is called for every audit row that could not
 	// be written (the action it records has happened).
 	SetAuditFailureHook(fn func(e model.AuditEntry, err error))

@@ -125,7 +125,7 @@ func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *d
 		}
 		_, err = tx.Exec(ctx, `UPDATE cameras SET state = $1, pending_op = $2, pending_version = $3, pending_seed = $4,
 			pending_challenge = $5, pending_payload = $6, updated_at = $7,
-			seed = CASE WHEN $8 THEN NULL ELSE seed END
+			seed = CASE WHEN $8 THEN NULL ELSE seed END, seed_at = CASE WHEN $8 THEN NULL ELSE seed_at END
 			WHERE serial = $9`,
 			string(next), string(op), version, sealedSeed, challenge, payload, s.now().UnixMilli(), model.DropsSeed(op), serial)
 		return err
@@ -196,7 +196,7 @@ func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (
 		}
 		op = model.Op(*pop)
 		_, err = tx.Exec(ctx, `UPDATE cameras SET state = $1, version = $2, seed = CASE WHEN $3 THEN NULL ELSE pending_seed END,
-			pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL,
+			seed_at = CASE WHEN $3 THEN NULL ELSE $4::bigint END, pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL,
 			updated_at = $4 WHERE serial = $5`,
 			string(model.CompletedState(op)), version, model.DropsSeed(op), s.now().UnixMilli(), serial)
 		return err
@@ -231,42 +231,45 @@ func (s *Store) Touch(ctx context.Context, serial string, t time.Time) error {
 // camera at most one user: both are refused with ErrConflict (the unique
 // assigned_user decides between two concurrent assignments to one user).
 func (s *Store) Assign(ctx context.Context, serial, username string) error {
-	return s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		var current string
-		err := tx.QueryRow(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = $1 FOR UPDATE`, serial).Scan(&current)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)`, username).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			return fmt.Errorf("user %s: %w", username, storage.ErrNotFound)
-		}
-		if current == username {
-			return nil
-		}
-		if current != "" {
-			return fmt.Errorf("camera %s is assigned to %s: unassign it first: %w", serial, current, storage.ErrConflict)
-		}
-		var other string
-		err = tx.QueryRow(ctx, `SELECT serial FROM cameras WHERE assigned_user = $1`, username).Scan(&other)
-		if err == nil {
-			return fmt.Errorf("user %s already has camera %s: unassign it first: %w", username, other, storage.ErrConflict)
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE cameras SET assigned_user = $1, updated_at = $2 WHERE serial = $3`, username, s.now().UnixMilli(), serial)
-		if isUnique(err) {
-			return fmt.Errorf("user %s already has a camera: unassign it first: %w", username, storage.ErrConflict)
-		}
+	return s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error { return s.assign(ctx, tx, serial, username) })
+}
+
+// assign is Assign in tx.
+func (s *Store) assign(ctx context.Context, tx pgx.Tx, serial, username string) error {
+	var current string
+	err := tx.QueryRow(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = $1 FOR UPDATE`, serial).Scan(&current)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
+	}
+	if err != nil {
 		return err
-	})
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)`, username).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("user %s: %w", username, storage.ErrNotFound)
+	}
+	if current == username {
+		return nil
+	}
+	if current != "" {
+		return fmt.Errorf("camera %s is assigned to %s: unassign it first: %w", serial, current, storage.ErrConflict)
+	}
+	var other string
+	err = tx.QueryRow(ctx, `SELECT serial FROM cameras WHERE assigned_user = $1`, username).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("user %s already has camera %s: unassign it first: %w", username, other, storage.ErrConflict)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE cameras SET assigned_user = $1, updated_at = $2 WHERE serial = $3`, username, s.now().UnixMilli(), serial)
+	if isUnique(err) {
+		return fmt.Errorf("user %s already has a camera: unassign it first: %w", username, storage.ErrConflict)
+	}
+	return err
 }
 
 // Unassign takes the camera from its user (no error when it had none).

@@ -42,22 +42,20 @@ func (s *Store) Watch(topic string, fn func()) (stop func()) {
 }
 
 // listen receives announcements until ctx ends, reconnecting with backoff
-// when its connection is lost; after a loss every watcher is called, as
-// changes may have passed meanwhile.
+// when its connection is lost. Every time it starts listening, every
+// watcher is called: changes may have passed while it was not — after a
+// loss, and before the first LISTEN too (a node that read the policy
+// while its listener was connecting would otherwise keep it for good).
 func (s *Store) listen(ctx context.Context) {
-	lost := false
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.listenConn(ctx, func() {
 			wait = 100 * time.Millisecond
-			if lost {
-				s.changes.Fire("")
-			}
+			s.changes.Fire("")
 		})
 		if ctx.Err() != nil {
 			return
 		}
-		lost = true
 		s.log("listen for changes", err)
 		select {
 		case <-ctx.Done():

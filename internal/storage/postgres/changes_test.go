@@ -35,21 +35,27 @@ func signal() (chan struct{}, func()) {
 }
 
 // An announcement on one node reaches the watchers of the others within a
-// second, and this node's at once; other topics stay quiet; a node whose
-// listening connection was killed calls its watchers once it is back (it
-// may have missed changes) and hears later announcements.
+// second, and this node's at once; other topics stay quiet; a listener
+// calls every watcher when it starts listening — the first time (changes
+// may have passed while it connected) and once it is back after its
+// connection was killed — and hears later announcements.
 func TestChangesReachOtherNodes(t *testing.T) {
 	u := freshURL(t)
 	a, b := openURL(t, u, nil), openURL(t, u, nil)
 	ctx := context.Background()
 	policyB, fnB := signal()
 	radiusB, fnR := signal()
+	// A listener calls every watcher once it listens (changes may have
+	// passed before): the first watcher of a node, there before its
+	// listener starts, says when it is up. A watcher added after that call
+	// is not part of it.
+	b.Watch(storage.TopicRadiusClients, fnR)
+	waitFor(t, radiusB, 5*time.Second, "B's listener is up")
 	stop := b.Watch(storage.TopicPolicy, fnB)
 	defer stop()
-	b.Watch(storage.TopicRadiusClients, fnR)
 	policyA, fnA := signal()
 	a.Watch(storage.TopicPolicy, fnA)
-	time.Sleep(200 * time.Millisecond) // the listeners connect
+	waitFor(t, policyA, 5*time.Second, "A's listener is up")
 
 	if err := a.Announce(ctx, storage.TopicPolicy); err != nil {
 		t.Fatal(err)

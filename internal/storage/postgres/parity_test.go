@@ -457,7 +457,55 @@ func script(t *testing.T, s storage.Store, clk *testclock.Manual) []string {
 		f, err3 := s.RecordFailure(ctx, clk.Now(), k)
 		ths, err4 := s.GetThrottles(ctx, k.Key, "x")
 		say("  throttle %v %s %v %s %+v %s %+v %s", r1.Granted, e(err), r2.Granted, e(err2), f, e(err3), ths, e(err4))
+		cp, err := s.CameraPage(ctx, model.CameraQuery{Search: bad})
+		up, err2 := s.UserPage(ctx, model.UserQuery{Search: bad})
+		ap, err3 := s.AuditPage(ctx, model.AuditQuery{AuditFilter: model.AuditFilter{Subject: bad}})
+		ap2, err4 := s.AuditPage(ctx, model.AuditQuery{AuditFilter: model.AuditFilter{Actor: bad + "*"}})
+		kt, err5 := s.ThrottlesIn(ctx, model.KeyPrefix("password:acct:"+bad))
+		say("  console cameras %d/%d %s users %d/%d %s audit %d %s %d %s throttles %d %s", len(cp.Cameras), cp.Total, e(err),
+			len(up.Users), up.Total, e(err2), len(ap), e(err3), len(ap2), e(err4), len(kt), e(err5))
 	}
+
+	// The console's reads and its all-or-nothing assignment.
+	tstr := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	istr := func(i *int64) string {
+		if i == nil {
+			return "-"
+		}
+		return fmt.Sprint(*i)
+	}
+	for _, q := range []model.CameraQuery{{}, {Sort: model.SortLastSeen, Desc: true}, {Sort: model.SortOffset}, {Search: "bc4", Size: 1, Page: 2}} {
+		cp, err := s.CameraPage(ctx, q)
+		say("camera page %+v: %d %s", q, cp.Total, e(err))
+		for _, r := range cp.Cameras {
+			say("  %s %s %s %s v%d online %v seen %s seed %s offset %s signin %s", r.Serial, r.Model, r.State, r.AssignedUser, r.Version,
+				r.Online, tstr(r.LastSeen), tstr(r.SeedAt), istr(r.Offset), tstr(r.LastSignIn))
+		}
+	}
+	cr, err := s.CameraRow(ctx, "BC4-0001")
+	say("camera row %s %s seed %s offset %s signin %s %s", cr.Serial, cr.State, tstr(cr.SeedAt), istr(cr.Offset), tstr(cr.LastSignIn), e(err))
+	_, err = s.CameraRow(ctx, "nope")
+	say("camera row nope %s", e(err))
+	up, err := s.UserPage(ctx, model.UserQuery{})
+	say("user page %d %s", up.Total, e(err))
+	for _, u := range up.Users {
+		say("  %s %s %s camera %q signin %s", u.Username, u.Role, u.Email, u.Camera, tstr(u.LastSignIn))
+	}
+	aerr := s.AssignAll(ctx, []model.Assignment{{Serial: "BC4-0002", Username: "bob"}, {Serial: "nope", Username: "bob"}})
+	var ae *model.AssignmentError
+	say("assign all bad %v %s", errors.As(aerr, &ae) && ae.Index == 1, e(aerr))
+	kt, err := s.ThrottlesIn(ctx, model.KeyPrefix("p"), model.KeyPrefix("o"))
+	say("throttles in %d %s", len(kt), e(err))
+	for _, k := range kt {
+		say("  %q %+v", k.Key, k.Throttle)
+	}
+	n, err = s.ClearThrottles(ctx, model.KeyPrefix("password:"))
+	say("clear throttles %d %s", n, e(err))
 
 	// Audit and health.
 	say("audit %s", e(s.Audit(ctx, model.AuditEntry{Actor: "admin", Action: "user.add", Subject: "bob", Result: "ok", SourceIP: "1.2.3.4", Detail: "d"})))
@@ -466,6 +514,16 @@ func script(t *testing.T, s storage.Store, clk *testclock.Manual) []string {
 	say("audit log bob %+v %s", log, e(err))
 	log, _ = s.AuditLog(ctx, "", 0)
 	say("audit log all %d", len(log))
+	ap, err := s.AuditPage(ctx, model.AuditQuery{AuditFilter: model.AuditFilter{Subject: "bob"}, Limit: 1})
+	say("audit page bob %d %s", len(ap), e(err))
+	for _, a := range ap {
+		say("  %s %s %s %s %s", a.At.UTC().Format(time.RFC3339Nano), a.Actor, a.Action, a.Subject, a.Result)
+	}
+	ap, err = s.AuditPage(ctx, model.AuditQuery{AuditFilter: model.AuditFilter{Subject: "bob"}, Limit: 1, Before: ap[0].ID})
+	say("audit page bob older %d %s %s", len(ap), ap[0].Actor, e(err))
+	count := 0
+	err = s.AuditEach(ctx, model.AuditFilter{Action: "login.*"}, func(model.AuditEntry) error { count++; return nil })
+	say("audit each login.* %d %s", count, e(err))
 	say("audit failures %d", s.AuditFailures())
 	say("ping %s probe %s", e(s.Ping(ctx)), e(s.ProbeWrite(ctx)))
 	ver, err := s.SchemaVersion(ctx)

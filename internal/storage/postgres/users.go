@@ -23,12 +23,15 @@ func newSubject() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// AddUser creates a user with an already hashed password. ErrExists for a
-// duplicate username.
+// AddUser creates a user with an already hashed password; the role is
+// model.ParseRole's ("" and "user": officer). ErrExists for a duplicate
+// username.
 func (s *Store) AddUser(ctx context.Context, u model.User, passwordHash string) error {
-	if u.Role == "" {
-		u.Role = "user"
+	role, err := model.ParseRole(u.Role)
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", u.Username, err)
 	}
+	u.Role = string(role)
 	sub, err := newSubject()
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ func (s *Store) OTPState(ctx context.Context, subject string) (st model.OTPState
 // of the same code lost the race): the caller must treat it as a replay.
 // One conditional upsert: the database decides the race.
 func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint64, step, drift int64) (bool, error) {
-	tag, err := s.exec(ctx, acceptStep, subject, seedVersion, step, drift)
+	tag, err := s.exec(ctx, acceptStep, subject, seedVersion, step, drift, s.now().UnixMilli())
 	if err != nil {
 		return false, fmt.Errorf("record accepted step: %w", err)
 	}
@@ -49,17 +49,17 @@ func (s *Store) AcceptStep(ctx context.Context, subject string, seedVersion uint
 // seed, or a later step of the same seed). PostgreSQL locks the row and
 // evaluates the WHERE on its latest version, so of concurrent uses of one
 // step exactly one changes it. $1 subject, $2 seed version, $3 step, $4
-// drift.
-const acceptStep = `INSERT INTO otp_state (subject, seed_version, last_step, drift) VALUES ($1,$2,$3,$4)
+// drift, $5 now (ms: when a code of the source was last accepted).
+const acceptStep = `INSERT INTO otp_state (subject, seed_version, last_step, drift, used_at) VALUES ($1,$2,$3,$4,$5)
 	ON CONFLICT (subject) DO UPDATE SET seed_version = excluded.seed_version, last_step = excluded.last_step,
-		drift = excluded.drift, resync_offset = NULL, resync_step = NULL
+		drift = excluded.drift, resync_offset = NULL, resync_step = NULL, used_at = excluded.used_at
 	WHERE otp_state.seed_version < excluded.seed_version
 	   OR (otp_state.seed_version = excluded.seed_version AND otp_state.last_step < excluded.last_step)`
 
 // use runs acceptStep for u inside tx: ErrStepUsed when the step was used
 // already.
-func use(ctx context.Context, tx pgx.Tx, u *model.StepUse) error {
-	tag, err := tx.Exec(ctx, acceptStep, u.Subject, u.SeedVersion, u.Step, u.Drift)
+func use(ctx context.Context, tx pgx.Tx, u *model.StepUse, now time.Time) error {
+	tag, err := tx.Exec(ctx, acceptStep, u.Subject, u.SeedVersion, u.Step, u.Drift, now.UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Tim
 		return err
 	}
 	if u != nil {
-		if err := use(ctx, tx, u); err != nil {
+		if err := use(ctx, tx, u, now); err != nil {
 			return err
 		}
 	}

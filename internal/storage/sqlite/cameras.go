@@ -118,7 +118,7 @@ func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *d
 		q := `UPDATE cameras SET state = ?, pending_op = ?, pending_version = ?, pending_seed = ?, pending_challenge = ?,
 			pending_payload = ?, updated_at = ? WHERE serial = ?`
 		if model.DropsSeed(op) {
-			q = strings.Replace(q, "state = ?,", "state = ?, seed = NULL,", 1)
+			q = strings.Replace(q, "state = ?,", "state = ?, seed = NULL, seed_at = NULL,", 1)
 		}
 		_, err = tx.ExecContext(ctx, q, next, op, version, sealedSeed, challenge, payload, s.now().UnixMilli(), serial)
 		return err
@@ -193,11 +193,11 @@ func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (
 		op = model.Op(pop.String)
 		now := s.now().UnixMilli()
 		clear := `pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL`
-		seed := "pending_seed"
+		seed, seedAt := "pending_seed", "?3"
 		if model.DropsSeed(op) {
-			seed = "NULL"
+			seed, seedAt = "NULL", "NULL"
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?, version = ?, seed = `+seed+`, `+clear+`, updated_at = ? WHERE serial = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?1, version = ?2, seed = `+seed+`, seed_at = `+seedAt+`, `+clear+`, updated_at = ?3 WHERE serial = ?4`,
 			model.CompletedState(op), version, now, serial)
 		return err
 	})
@@ -228,39 +228,42 @@ func (s *Store) Touch(ctx context.Context, serial string, t time.Time) error {
 // Assign gives the camera to user. A user has at most one camera, and a
 // camera at most one user: both are refused with ErrConflict.
 func (s *Store) Assign(ctx context.Context, serial, username string) error {
-	return s.tx(ctx, func(ctx context.Context, tx *wtx) error {
-		var current string
-		err := tx.QueryRowContext(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = ?`, serial).Scan(&current)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		var exists int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username = ?`, username).Scan(&exists); err != nil {
-			return err
-		}
-		if exists == 0 {
-			return fmt.Errorf("user %s: %w", username, storage.ErrNotFound)
-		}
-		if current == username {
-			return nil
-		}
-		if current != "" {
-			return fmt.Errorf("camera %s is assigned to %s: unassign it first: %w", serial, current, storage.ErrConflict)
-		}
-		var other string
-		err = tx.QueryRowContext(ctx, `SELECT serial FROM cameras WHERE assigned_user = ?`, username).Scan(&other)
-		if err == nil {
-			return fmt.Errorf("user %s already has camera %s: unassign it first: %w", username, other, storage.ErrConflict)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE cameras SET assigned_user = ?, updated_at = ? WHERE serial = ?`, username, s.now().UnixMilli(), serial)
+	return s.tx(ctx, func(ctx context.Context, tx *wtx) error { return s.assign(ctx, tx, serial, username) })
+}
+
+// assign is Assign in tx.
+func (s *Store) assign(ctx context.Context, tx *wtx, serial, username string) error {
+	var current string
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = ?`, serial).Scan(&current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
+	}
+	if err != nil {
 		return err
-	})
+	}
+	var exists int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username = ?`, username).Scan(&exists); err != nil {
+		return err
+	}
+	if exists == 0 {
+		return fmt.Errorf("user %s: %w", username, storage.ErrNotFound)
+	}
+	if current == username {
+		return nil
+	}
+	if current != "" {
+		return fmt.Errorf("camera %s is assigned to %s: unassign it first: %w", serial, current, storage.ErrConflict)
+	}
+	var other string
+	err = tx.QueryRowContext(ctx, `SELECT serial FROM cameras WHERE assigned_user = ?`, username).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("user %s already has camera %s: unassign it first: %w", username, other, storage.ErrConflict)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE cameras SET assigned_user = ?, updated_at = ? WHERE serial = ?`, username, s.now().UnixMilli(), serial)
+	return err
 }
 
 // Unassign takes the camera from its user (no error when it had none).

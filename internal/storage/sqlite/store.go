@@ -418,6 +418,23 @@ var migrations = []string{
 		SELECT subject, seed_version, last_step, drift, resync_offset, resync_step FROM otp_state;
 	DROP TABLE otp_state;
 	ALTER TABLE otp_state_9 RENAME TO otp_state;`,
+	// 10: the fleet console. Roles: admin, fleet, security and officer
+	// (every other role, the old "user" above all, becomes officer), held
+	// to those by triggers (SQLite cannot add a CHECK to a table). When a
+	// camera proved its active seed (cameras before this version: their
+	// last change). When a code of a source was last accepted (before
+	// this version: the time of its last step, 30 s steps).
+	`UPDATE users SET role = 'officer' WHERE role NOT IN ('admin', 'fleet', 'security', 'officer');
+	CREATE TRIGGER users_role_insert BEFORE INSERT ON users
+		WHEN NEW.role NOT IN ('admin', 'fleet', 'security', 'officer')
+		BEGIN SELECT RAISE(ABORT, 'role must be admin, fleet, security or officer'); END;
+	CREATE TRIGGER users_role_update BEFORE UPDATE OF role ON users
+		WHEN NEW.role NOT IN ('admin', 'fleet', 'security', 'officer')
+		BEGIN SELECT RAISE(ABORT, 'role must be admin, fleet, security or officer'); END;
+	ALTER TABLE cameras ADD COLUMN seed_at INTEGER;
+	UPDATE cameras SET seed_at = updated_at WHERE seed IS NOT NULL;
+	ALTER TABLE otp_state ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;
+	UPDATE otp_state SET used_at = (last_step - drift) * 30000 WHERE last_step >= 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -11,13 +11,16 @@ import (
 	"github.com/camotp/camotp/internal/storage"
 )
 
-// AddUser creates a user with an already hashed password. ErrExists for a
-// duplicate username.
+// AddUser creates a user with an already hashed password; the role is
+// model.ParseRole's ("" and "user": officer). ErrExists for a duplicate
+// username.
 func (s *Store) AddUser(ctx context.Context, u model.User, passwordHash string) error {
-	if u.Role == "" {
-		u.Role = "user"
+	role, err := model.ParseRole(u.Role)
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", u.Username, err)
 	}
-	_, err := s.exec(ctx, `INSERT INTO users (username, email, phone, password_hash, role, created_at, subject)
+	u.Role = string(role)
+	_, err = s.exec(ctx, `INSERT INTO users (username, email, phone, password_hash, role, created_at, subject)
 		VALUES (?,?,?,?,?,?, lower(hex(randomblob(16))))`,
 		u.Username, u.Email, u.Phone, passwordHash, u.Role, s.now().UnixMilli())
 	if err != nil {

@@ -75,6 +75,7 @@ func groups() []group {
 		{"OIDC", oidcCases()},
 		{"RadiusClients", radiusCases()},
 		{"Audit", auditCases()},
+		{"Console", consoleCases()},
 		{"Health", healthCases()},
 		{"Close", closeCases()},
 		{"Races", raceCases()},

@@ -23,10 +23,10 @@ func userCases() []testCase {
 				t.Fatalf("subject %q: want a random identifier, not the username", u.Subject)
 			}
 		}},
-		{"RoleDefaultsToUser", func(t *testing.T, e *env) {
+		{"RoleDefaultsToOfficer", func(t *testing.T, e *env) {
 			must(t, e.s.AddUser(e.ctx, model.User{Username: "bob", Email: "bob@pd.example"}, "h"), "add")
-			if u, _, err := e.s.User(e.ctx, "bob"); err != nil || u.Role != "user" {
-				t.Fatalf("role %q (%v), want user", u.Role, err)
+			if u, _, err := e.s.User(e.ctx, "bob"); err != nil || u.Role != "officer" {
+				t.Fatalf("role %q (%v), want officer", u.Role, err)
 			}
 		}},
 		{"DuplicateIsErrExists", func(t *testing.T, e *env) {
