@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"strings"
 )
 
 // redactHandler drops the attributes in which mochi prints whole packets
@@ -48,21 +49,44 @@ func (r redactHandler) WithGroup(name string) slog.Handler {
 const connectionEnded = "mqtt connection ended"
 
 // unnamedHandler gives mochi's message-less records a message and the
-// debug level: they are the normal churn of a fleet, not warnings.
+// debug level, and its records of packets from connections that closed
+// meanwhile the debug level: they are the normal churn of a fleet, not
+// warnings.
 type unnamedHandler struct{ slog.Handler }
 
 // nameUnnamed wraps h so that records with an empty message read
 // connectionEnded and are logged only at the debug level.
 func nameUnnamed(h slog.Handler) slog.Handler { return unnamedHandler{h} }
 
+// closedPacket is mochi's record of a packet whose client's connection
+// closed while it was being handled (a camera stopping, the server
+// shutting down): normal churn too.
+func closedPacket(rec slog.Record) bool {
+	if rec.Message != "error processing packet" {
+		return false
+	}
+	closed := false
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" && strings.Contains(a.Value.String(), "connection not open") {
+			closed = true
+		}
+		return !closed
+	})
+	return closed
+}
+
 func (u unnamedHandler) Handle(ctx context.Context, rec slog.Record) error {
-	if rec.Message != "" {
+	msg := rec.Message
+	switch {
+	case msg == "":
+		msg = connectionEnded
+	case !closedPacket(rec):
 		return u.Handler.Handle(ctx, rec)
 	}
 	if !u.Handler.Enabled(ctx, slog.LevelDebug) {
 		return nil
 	}
-	out := slog.NewRecord(rec.Time, slog.LevelDebug, connectionEnded, rec.PC)
+	out := slog.NewRecord(rec.Time, slog.LevelDebug, msg, rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(a)
 		return true

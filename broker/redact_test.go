@@ -51,6 +51,17 @@ func TestNoUnnamedRecords(t *testing.T) {
 	if info.Len() != 0 {
 		t.Fatalf("logged at info level: %s", info.String())
 	}
+	// A packet of a client whose connection closed meanwhile (a camera
+	// stopped as the server shut down): debug too; other packet errors stay.
+	plain := slog.New(nameUnnamed(slog.NewTextHandler(&info, nil)))
+	plain.Warn("error processing packet", "error", errors.New("connection not open"), "client", "CAM-A")
+	if info.Len() != 0 {
+		t.Fatalf("a packet of a closed connection logged at info level: %s", info.String())
+	}
+	plain.Warn("error processing packet", "error", errors.New("malformed packet"), "client", "CAM-A")
+	if !strings.Contains(info.String(), "level=WARN") {
+		t.Fatalf("another packet error was hidden: %q", info.String())
+	}
 
 	var out lockedBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -113,7 +113,7 @@ func TestDemoAdminReachesConsole(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("admin verify: %d %v", code, body)
 	}
-	req, _ := http.NewRequest("GET", "http://"+d.Server.HTTPAddr()+"/admin", nil)
+	req, _ := http.NewRequest("GET", "http://"+d.Server.HTTPAddr()+"/admin/users", nil)
 	req.AddCookie(&http.Cookie{Name: "camotp_session", Value: body["sessionToken"].(string)})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
