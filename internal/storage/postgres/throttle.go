@@ -70,7 +70,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 		return model.Reservation{}, fmt.Errorf("reserve attempt: %w", err)
 	}
 	// Refused: report the counters as they stand and the longest wait.
-	if res.Counters, res.RetryAfter, err = s.standing(ctx, now, rules); err != nil {
+	if res.Counters, res.RetryAfter, err = storage.Standing(ctx, s.GetThrottles, now, rules); err != nil {
 		return model.Reservation{}, err
 	}
 	return res, nil
@@ -96,28 +96,6 @@ func reserve(ctx context.Context, tx pgx.Tx, now time.Time, rules []model.Thrott
 		out[i] = th
 	}
 	return out, nil
-}
-
-// standing reads the counters of rules as they stand after a refusal, and
-// how long the caller must wait.
-func (s *Store) standing(ctx context.Context, now time.Time, rules []model.ThrottleRule) ([]model.Throttle, time.Duration, error) {
-	ths, err := s.GetThrottles(ctx, keys(rules)...)
-	if err != nil {
-		return nil, 0, err
-	}
-	return ths, model.RetryAfter(now, rules, ths), nil
-}
-
-// throttled is the *storage.ThrottledError of a refused unreserved
-// attempt: the counters are read after the refusal, as ReserveAttempt
-// reads them, so a refused success and a refused failure take the same
-// steps.
-func (s *Store) throttled(ctx context.Context, now time.Time, rules []model.ThrottleRule) error {
-	_, wait, err := s.standing(ctx, now, rules)
-	if err != nil {
-		return err
-	}
-	return &storage.ThrottledError{RetryAfter: wait}
 }
 
 // RecordFailure counts the reserved attempt on every counter of rules as
@@ -213,14 +191,6 @@ func (s *Store) PurgeThrottles(ctx context.Context, now time.Time, maxWindow tim
 		return fmt.Errorf("purge throttles: %w", err)
 	}
 	return nil
-}
-
-func keys(rules []model.ThrottleRule) []string {
-	out := make([]string, len(rules))
-	for i, r := range rules {
-		out[i] = r.Key
-	}
-	return out
 }
 
 // GetThrottles reads counters in one query, in the order of keys (zero

@@ -166,7 +166,7 @@ func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Tim
 // attempt becomes a *storage.ThrottledError with its wait.
 func (s *Store) passed(ctx context.Context, what string, settle model.Settlement, err error) error {
 	if errors.Is(err, errRefused) {
-		return s.throttled(ctx, settle.At, settle.Rules)
+		return storage.Throttled(ctx, s.GetThrottles, settle.At, settle.Rules)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -355,33 +355,11 @@ func (s *Store) auditPage(ctx context.Context, q model.AuditQuery) ([]model.Audi
 
 // AuditPage is one page of the rows q's filter selects, newest first.
 func (s *Store) AuditPage(ctx context.Context, q model.AuditQuery) ([]model.AuditEntry, error) {
-	if q.Limit <= 0 || q.Limit > model.MaxPageSize {
-		q.Limit = model.DefaultPageSize
-	}
-	return s.auditPage(ctx, q)
+	return storage.PageAudit(ctx, q, s.auditPage)
 }
 
-// auditBatch is how many rows AuditEach reads per query.
-const auditBatch = 500
-
-// AuditEach calls fn for every row f selects, newest first, a batch of
-// auditBatch rows read at a time (each query closed before fn sees its
-// rows: a slow reader holds no snapshot).
+// AuditEach calls fn for every row f selects, newest first, a batch at a
+// time (storage.EachAudit).
 func (s *Store) AuditEach(ctx context.Context, f model.AuditFilter, fn func(model.AuditEntry) error) error {
-	q := model.AuditQuery{AuditFilter: f, Limit: auditBatch}
-	for {
-		batch, err := s.auditPage(ctx, q)
-		if err != nil {
-			return err
-		}
-		for _, e := range batch {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if len(batch) < auditBatch {
-			return nil
-		}
-		q.Before = batch[len(batch)-1].ID
-	}
+	return storage.EachAudit(ctx, f, s.auditPage, fn)
 }

@@ -179,7 +179,7 @@ func changedAfter(changed bool, err error) error {
 // becomes a *storage.ThrottledError with its wait.
 func (s *Store) passed(ctx context.Context, what string, settle model.Settlement, err error) error {
 	if errors.Is(err, errRefused) {
-		return s.throttled(ctx, settle.At, settle.Rules)
+		return storage.Throttled(ctx, s.GetThrottles, settle.At, settle.Rules)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
