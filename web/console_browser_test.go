@@ -375,8 +375,10 @@ func TestBrowserConsoleUsersPolicyAudit(t *testing.T) {
 
 	// The audit log: filtered, then paged.
 	run(t, ctx, chromedp.Navigate(base+"/admin/audit"), chromedp.WaitVisible(chromedp.ID("audit")),
-		chromedp.SendKeys(chromedp.ID("actor"), "sam"), chromedp.SendKeys(chromedp.ID("action"), "user.*"),
-		chromedp.Click(chromedp.ID("apply-filters")), chromedp.WaitVisible(chromedp.CSS(`#audit td[data-label="Action"]`)))
+		chromedp.SendKeys(chromedp.ID("actor"), "sam"), chromedp.SendKeys(chromedp.ID("action"), "user.*"))
+	// The unfiltered page has rows too: wait for the filtered page itself.
+	submit(t, ctx, chromedp.Click(chromedp.ID("apply-filters")))
+	run(t, ctx, chromedp.WaitVisible(chromedp.CSS(`#audit td[data-label="Action"]`)))
 	rows := text(t, ctx, "#audit tbody")
 	for _, want := range []string{"user.unblock", "user.forget-devices", "user.reset-mfa"} {
 		if !strings.Contains(rows, want) {
