@@ -108,6 +108,16 @@ func TestDistInstallRemove(t *testing.T) {
 	if out, err := exec.Command("dpkg-query", "-W", "-f", "${Status}", "camotp").Output(); err == nil && strings.Contains(string(out), "installed") {
 		t.Skipf("a camotp package is installed on this machine (%s): not touching it", out)
 	}
+	// The test removes what it installs, data included: never on a machine
+	// that has camotp's data, settings or user from anything else.
+	for _, p := range []string{"/var/lib/camotp", "/etc/camotp"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Skipf("%s exists on this machine: not installing over it", p)
+		}
+	}
+	if exec.Command("id", "camotp").Run() == nil {
+		t.Skip("a user camotp exists on this machine: not installing over it")
+	}
 	t.Cleanup(func() {
 		exec.Command("dpkg", "--purge", "camotp").Run()
 		os.RemoveAll("/var/lib/camotp")
