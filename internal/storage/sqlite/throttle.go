@@ -87,22 +87,45 @@ func (s *Store) ReserveAttempt(ctx context.Context, now time.Time, rules ...mode
 	return res, nil
 }
 
-// reserve takes a slot on every counter of rules in tx (reserveSQL) and
-// returns the counters after it: unchangedError{errRefused} when the first
-// counter refuses (nothing changed), errRefused when a later one does
-// (the slots taken before are undone with the transaction). It is also
-// the check of an unreserved attempt's counters in the commit that ends
-// its sign-in, so a refused right code and a refused reservation run the
-// same statement.
+// guardSQL finds a counter that would refuse a slot (the negation of
+// reserveSQL's condition): a row means refused. ?1 key, ?2 now (ms), ?3
+// window (ms), ?4 limit.
+const guardSQL = `SELECT 1 FROM throttle WHERE key = ?1 AND NOT (blocked_until <= ?2 AND (first_at + ?3 <= ?2 OR attempts < ?4))`
+
+// guard checks in tx, before anything is written, that every counter of
+// rules has a slot to give at now: unchangedError{errRefused} when one has
+// not. It is the check of an unreserved attempt's counters in the commit
+// that ends its sign-in, and the first step of every reservation, so a
+// refused right code and a refused reservation run the same statements
+// and nothing else. The single writer runs the rest of the transaction
+// before any other, so the answer still holds when it commits.
+func guard(ctx context.Context, tx *wtx, now time.Time, rules []model.ThrottleRule) error {
+	for _, r := range rules {
+		var one int
+		err := tx.QueryRowContext(ctx, guardSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return unchangedError{errRefused}
+	}
+	return nil
+}
+
+// reserve takes a slot on every counter of rules in tx, all or none, and
+// returns the counters after it: unchangedError{errRefused} when a counter
+// has none to give (guard; nothing changed).
 func reserve(ctx context.Context, tx *wtx, now time.Time, rules []model.ThrottleRule) ([]model.Throttle, error) {
+	if err := guard(ctx, tx, now, rules); err != nil {
+		return nil, err
+	}
 	out := make([]model.Throttle, len(rules))
 	for i, r := range rules {
 		th, err := scanThrottle(tx.QueryRowContext(ctx, reserveSQL, r.Key, now.UnixMilli(), r.Window.Milliseconds(), r.Limit))
 		if errors.Is(err, sql.ErrNoRows) {
-			if i == 0 {
-				return nil, unchangedError{errRefused}
-			}
-			return nil, errRefused
+			return nil, errRefused // not after the guard in one transaction; undone all the same
 		}
 		if err != nil {
 			return nil, err

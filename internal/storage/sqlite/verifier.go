@@ -137,18 +137,17 @@ const exchangeToken = `UPDATE tokens SET hash = ?3, kind = ?4, username = ?5, me
 	WHERE hash = ?1 AND expires_at > ?2`
 
 // pass is the commit of a passed sign-in step, in tx: for an unreserved
-// attempt a slot on its counters first (reserve; nothing changed when
-// refused), the replay record u (when not nil), the end of the token old
-// by q (end), the audit row e and the success on the counters (which
-// clears the slot just taken). A refusal after the first change is no
+// attempt the check that its counters have a slot to give (guard, as a
+// reservation starts; nothing changed when refused), the replay record u
+// (when not nil), the end of the token old by q (end), the audit row e and
+// the success on the counters. A refusal after the first change is no
 // longer "unchanged": the group runs again with savepoints.
 func (s *Store) pass(ctx context.Context, tx *wtx, q, old string, now time.Time, u *model.StepUse, e model.AuditEntry, settle model.Settlement, args ...any) error {
 	changed := false
 	if settle.Unreserved {
-		if _, err := reserve(ctx, tx, settle.At, settle.Rules); err != nil {
+		if err := guard(ctx, tx, settle.At, settle.Rules); err != nil {
 			return err
 		}
-		changed = len(settle.Rules) > 0
 	}
 	if u != nil {
 		if err := use(ctx, tx, u, now); err != nil {
