@@ -200,9 +200,11 @@ func ParseBulk(r io.Reader) ([]BulkRow, error) {
 // camera assigned to someone else must be unassigned first) and against
 // the other rows (a camera or an officer on two rows), and returns the
 // rows with their status: BulkAssign, BulkUnchanged (assigned so already)
-// or BulkInvalid with the problem. Pass the rows as ParseBulk or
+// or BulkInvalid with the problem. With officersOnly (anyone but an
+// administrator applies the file) a row giving a camera to a staff account
+// (admin, fleet, security) is invalid. Pass the rows as ParseBulk or
 // DecodeRows made them (a row ParseBulk found malformed stays so).
-func (f *Fleet) CheckAssignments(ctx context.Context, rows []BulkRow) ([]BulkRow, error) {
+func (f *Fleet) CheckAssignments(ctx context.Context, rows []BulkRow, officersOnly bool) ([]BulkRow, error) {
 	out := make([]BulkRow, len(rows))
 	copy(out, rows)
 	serialAt, userAt := map[string]int{}, map[string]int{}
@@ -245,7 +247,13 @@ func (f *Fleet) CheckAssignments(ctx context.Context, rows []BulkRow) ([]BulkRow
 		if err != nil {
 			return nil, err
 		}
+		role, err := model.ParseRole(u.Role)
+		if err != nil {
+			return nil, err
+		}
 		switch {
+		case officersOnly && role.Staff():
+			r.Status, r.Problem = BulkInvalid, fmt.Sprintf("%s is not an officer (%s): only an administrator gives a camera to a staff account", r.Username, role)
 		case cam.AssignedUser == u.Username:
 			r.Status, r.Problem = BulkUnchanged, "assigned so already"
 		case cam.AssignedUser != "":
@@ -264,8 +272,8 @@ func (f *Fleet) CheckAssignments(ctx context.Context, rows []BulkRow) ([]BulkRow
 // (camera.bulk-assign). It returns the rows with their outcome
 // (BulkAssigned, BulkUnchanged); when nothing was applied, the rows with
 // their problems and ErrBulkHasErrors.
-func (f *Fleet) ApplyAssignments(ctx context.Context, rows []BulkRow, actor, ip string) ([]BulkRow, error) {
-	checked, err := f.CheckAssignments(ctx, rows)
+func (f *Fleet) ApplyAssignments(ctx context.Context, rows []BulkRow, officersOnly bool, actor, ip string) ([]BulkRow, error) {
+	checked, err := f.CheckAssignments(ctx, rows, officersOnly)
 	if err != nil {
 		return nil, err
 	}

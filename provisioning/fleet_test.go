@@ -153,7 +153,7 @@ func TestCheckAndApplyAssignments(t *testing.T) {
 		{provisioning.BulkInvalid, "invalid serial"}, {provisioning.BulkInvalid, "dave already has camera C-4"},
 		{provisioning.BulkInvalid, "no username"}, {provisioning.BulkInvalid, "1 fields"},
 	}
-	got, err := fleet.CheckAssignments(ctx, rows)
+	got, err := fleet.CheckAssignments(ctx, rows, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +163,25 @@ func TestCheckAndApplyAssignments(t *testing.T) {
 		}
 	}
 	// A file with a bad row applies nothing.
-	if _, err := fleet.ApplyAssignments(ctx, rows, "fran", "192.0.2.1"); !errors.Is(err, provisioning.ErrBulkHasErrors) {
+	if _, err := fleet.ApplyAssignments(ctx, rows, true, "fran", "192.0.2.1"); !errors.Is(err, provisioning.ErrBulkHasErrors) {
 		t.Fatalf("apply with bad rows: %v", err)
 	}
 	if c, _ := st.Camera(ctx, "C-1"); c.AssignedUser != "" {
 		t.Fatal("a bad file assigned C-1")
 	}
-	done, err := fleet.ApplyAssignments(ctx, rows[:2], "fran", "192.0.2.1")
+	// A camera for a staff account: only when an administrator applies the
+	// file (a camera is its holder's second factor).
+	if err := st.AddUser(ctx, model.User{Username: "chief", Role: string(model.RoleAdmin)}, "h"); err != nil {
+		t.Fatal(err)
+	}
+	staff := []provisioning.BulkRow{{Line: 1, Serial: "C-2", Username: "chief"}}
+	if got, err := fleet.CheckAssignments(ctx, staff, true); err != nil || got[0].Status != provisioning.BulkInvalid || !strings.Contains(got[0].Problem, "not an officer") {
+		t.Fatalf("a camera for an admin, checked for a fleet manager: %+v %v", got, err)
+	}
+	if got, err := fleet.CheckAssignments(ctx, staff, false); err != nil || got[0].Status != provisioning.BulkAssign {
+		t.Fatalf("a camera for an admin, checked for an admin: %+v %v", got, err)
+	}
+	done, err := fleet.ApplyAssignments(ctx, rows[:2], true, "fran", "192.0.2.1")
 	if err != nil || done[0].Status != provisioning.BulkAssigned || done[1].Status != provisioning.BulkUnchanged {
 		t.Fatalf("apply: %+v %v", done, err)
 	}

@@ -3,6 +3,7 @@ package signin
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/camotp/camotp/internal/model"
 )
@@ -56,6 +57,20 @@ func (s *Service) MFAUsers(ctx context.Context, withoutOnly bool) ([]UserMFA, er
 func (s *Service) CheckUser(ctx context.Context, username string) error {
 	_, _, err := s.st.User(ctx, username)
 	return err
+}
+
+// UserRole is the role of username (storage.ErrNotFound when none);
+// users made before roles existed are officers.
+func (s *Service) UserRole(ctx context.Context, username string) (model.Role, error) {
+	u, _, err := s.st.User(ctx, username)
+	if err != nil {
+		return "", err
+	}
+	r, err := model.ParseRole(u.Role)
+	if err != nil {
+		return "", fmt.Errorf("user %s: %w", username, err)
+	}
+	return r, nil
 }
 
 // Errors of the console's sessions.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/camotp/camotp/internal/httpx"
+	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/signin"
 )
@@ -104,7 +105,7 @@ func (wb *Web) bulkPreview(w http.ResponseWriter, r *http.Request, st signin.Sta
 		wb.bulkError(w, r, st, err)
 		return
 	}
-	checked, err := wb.Fleet.CheckAssignments(r.Context(), rows)
+	checked, err := wb.Fleet.CheckAssignments(r.Context(), rows, st.Role != model.RoleAdmin)
 	if err != nil {
 		status, msg := wb.serverError(w, "check assignments", err)
 		wb.renderBulk(w, r, st, status, console{Bulk: newBulkPage(nil, false), Error: msg})
@@ -130,7 +131,7 @@ func (wb *Web) bulkApply(w http.ResponseWriter, r *http.Request, st signin.Staff
 		wb.bulkError(w, r, st, err)
 		return
 	}
-	done, err := wb.Fleet.ApplyAssignments(r.Context(), rows, st.Username, httpx.ClientIP(r))
+	done, err := wb.Fleet.ApplyAssignments(r.Context(), rows, st.Role != model.RoleAdmin, st.Username, httpx.ClientIP(r))
 	switch {
 	case errors.Is(err, provisioning.ErrBulkHasErrors):
 		b := newBulkPage(done, false)

@@ -506,6 +506,16 @@ func (wb *Web) assignPost(w http.ResponseWriter, r *http.Request, st signin.Staf
 		wb.pick(w, r, st, "", http.StatusBadRequest, console{Error: "Pick an officer first."})
 		return
 	}
+	// A camera is its holder's second factor: only an administrator gives
+	// one to a staff account (a fleet manager could otherwise attach a
+	// camera they hold to the admin's account).
+	if st.Role != model.RoleAdmin {
+		role, err := wb.svc.UserRole(r.Context(), user)
+		if err == nil && role.Staff() {
+			wb.pick(w, r, st, "", http.StatusForbidden, console{Error: "Not assigned: " + user + " is not an officer; only an administrator gives a camera to a staff account."})
+			return
+		}
+	}
 	err := wb.Fleet.Assign(r.Context(), serial, user, st.Username, httpx.ClientIP(r))
 	switch {
 	case err == nil:

@@ -33,8 +33,8 @@ type Fleet interface {
 	Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error)
 	Assign(ctx context.Context, serial, user, actor, ip string) error
 	Unassign(ctx context.Context, serial, actor, ip string) error
-	CheckAssignments(ctx context.Context, rows []provisioning.BulkRow) ([]provisioning.BulkRow, error)
-	ApplyAssignments(ctx context.Context, rows []provisioning.BulkRow, actor, ip string) ([]provisioning.BulkRow, error)
+	CheckAssignments(ctx context.Context, rows []provisioning.BulkRow, officersOnly bool) ([]provisioning.BulkRow, error)
+	ApplyAssignments(ctx context.Context, rows []provisioning.BulkRow, officersOnly bool, actor, ip string) ([]provisioning.BulkRow, error)
 }
 
 // frame is what the layout shows around every page: the title, the

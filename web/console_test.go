@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/provisioning"
 )
@@ -250,5 +251,74 @@ func TestConsoleQueryBounds(t *testing.T) {
 		if status != http.StatusOK || !strings.Contains(page, c.says) {
 			t.Errorf("%.80s: %d, want 200 saying %q", c.path, status, c.says)
 		}
+	}
+}
+
+// A camera is its holder's second factor, and a reset of MFA leaves an
+// account to its password: so neither is a fleet or security user's to do
+// to a staff account, nor anyone's to their own (found by review: a fleet
+// user gave a camera to an admin; a security user reset an admin's MFA,
+// then enrolled a new app with the admin's password alone). An admin can.
+func TestConsoleStaffAccountsNeedAnAdmin(t *testing.T) {
+	f := testenv.NewFleet(t)
+	fleetB := signInApp(t, f, "fran", addStaff(t, f, "fran", "fleet"))
+	secB := signInApp(t, f, "sec", addStaff(t, f, "sec", "security"))
+	adminB := signInApp(t, f, "chief", addStaff(t, f, "chief", "admin"))
+	testenv.Camera(t, f.Srv, "EVIL-1", device.Body4)
+	testenv.Camera(t, f.Srv, "EVIL-2", device.Body4)
+
+	// A fleet user: no camera for the admin or themselves, one file or one by one.
+	_, home := fleetB.get("/home")
+	for _, who := range []string{"chief", "fran", "sec"} {
+		if status, _, _ := fleetB.post("/admin/cameras/EVIL-1/assign", url.Values{"user": {who}}, home); status != http.StatusForbidden {
+			t.Errorf("fleet user assigning EVIL-1 to %s: %d, want 403", who, status)
+		}
+	}
+	if status, page, _ := fleetB.post("/admin/assignments/apply", url.Values{"rows": {provisioning.EncodeRows([]provisioning.BulkRow{{Line: 1, Serial: "EVIL-2", Username: "fran"}})}}, home); status == http.StatusOK {
+		t.Errorf("fleet user bulk-assigning EVIL-2 to themselves: %d\n%s", status, page)
+	}
+	for _, sn := range []string{"EVIL-1", "EVIL-2"} {
+		if c, _ := f.Srv.Store.Camera(t.Context(), sn); c.AssignedUser != "" {
+			t.Fatalf("%s assigned to %s by a fleet user", sn, c.AssignedUser)
+		}
+	}
+	// An officer is still theirs to equip.
+	if status, _, _ := fleetB.post("/admin/cameras/EVIL-1/assign", url.Values{"user": {"dave"}}, home); status != http.StatusOK {
+		t.Fatalf("fleet user assigning EVIL-1 to an officer: %d", status)
+	}
+
+	// A security user: no reset or forget on staff accounts or their own;
+	// an officer's is theirs; unblock stays open.
+	_, home = secB.get("/home")
+	for _, tc := range []struct{ user, action string }{
+		{"chief", "reset-mfa"}, {"chief", "forget-devices"}, {"fran", "reset-mfa"}, {"sec", "reset-mfa"}, {"sec", "forget-devices"},
+	} {
+		if status, _ := secB.get("/admin/users/" + tc.user + "/" + tc.action); status != http.StatusForbidden {
+			t.Errorf("security user's confirmation of %s on %s: %d, want 403", tc.action, tc.user, status)
+		}
+		if status, _, _ := secB.post("/admin/users/"+tc.user+"/"+tc.action, url.Values{}, home); status != http.StatusForbidden {
+			t.Errorf("security user's %s on %s: %d, want 403", tc.action, tc.user, status)
+		}
+	}
+	if um, err := f.Srv.SignIn.Methods(t.Context(), "chief"); err != nil || len(um.Available) == 0 {
+		t.Fatalf("the admin's methods after refused resets: %+v %v", um, err)
+	}
+	if status, _, _ := secB.post("/admin/users/alice/reset-mfa", url.Values{}, home); status != http.StatusOK {
+		t.Fatalf("security user resetting an officer's MFA: %d", status)
+	}
+	if status, _, _ := secB.post("/admin/users/chief/unblock", url.Values{}, home); status != http.StatusOK {
+		t.Fatalf("security user unblocking the admin: %d", status)
+	}
+
+	// An admin can do both to staff accounts — not to their own.
+	_, home = adminB.get("/home")
+	if status, _, _ := adminB.post("/admin/cameras/EVIL-2/assign", url.Values{"user": {"fran"}}, home); status != http.StatusOK {
+		t.Fatalf("admin assigning EVIL-2 to a fleet user: %d", status)
+	}
+	if status, _, _ := adminB.post("/admin/users/sec/reset-mfa", url.Values{}, home); status != http.StatusOK {
+		t.Fatalf("admin resetting a security user's MFA: %d", status)
+	}
+	if status, _, _ := adminB.post("/admin/users/chief/forget-devices", url.Values{}, home); status != http.StatusForbidden {
+		t.Fatalf("admin forgetting their own devices: %d, want 403", status)
 	}
 }

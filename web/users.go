@@ -157,11 +157,37 @@ var userOps = map[string]struct {
 	"forget-devices": {"Forget the devices of %s?", "Every session and trusted browser of theirs ends at once, and the methods they registered (authenticator app, phone, backup codes) are removed.", "Forget devices", true},
 }
 
+// userActionRefused says why st may not run action name on user, or "":
+// resetting MFA or forgetting the devices of a staff account (admin,
+// fleet, security) is an administrator's alone, and nobody does it to
+// their own account here (either leaves the account to its password
+// until a new method is set up).
+func (wb *Web) userActionRefused(r *http.Request, st signin.Staff, user, name string) (string, error) {
+	if name == "unblock" {
+		return "", nil
+	}
+	if user == st.Username {
+		return "You cannot do this to your own account: ask another administrator.", nil
+	}
+	role, err := wb.svc.UserRole(r.Context(), user)
+	if err != nil {
+		return "", err
+	}
+	if role.Staff() && st.Role != model.RoleAdmin {
+		return user + " is a staff account (" + string(role) + "): only an administrator can do this.", nil
+	}
+	return "", nil
+}
+
 func (wb *Web) userConfirm(w http.ResponseWriter, r *http.Request, st signin.Staff) {
 	user, name := r.PathValue("username"), r.PathValue("action")
 	op, ok := userOps[name]
 	if !ok {
 		http.NotFound(w, r)
+		return
+	}
+	if why, err := wb.userActionRefused(r, st, user, name); err == nil && why != "" {
+		wb.renderConsole(w, r, http.StatusForbidden, "forbidden.html", console{Staff: st, Error: why})
 		return
 	}
 	if err := wb.svc.CheckUser(r.Context(), user); errors.Is(err, storage.ErrNotFound) {
@@ -183,8 +209,13 @@ func (wb *Web) userAction(w http.ResponseWriter, r *http.Request, st signin.Staf
 		return
 	}
 	ip := httpx.ClientIP(r)
+	why, err := wb.userActionRefused(r, st, user, name)
+	if err == nil && why != "" {
+		r.URL.RawQuery = url.Values{"q": {user}}.Encode()
+		wb.users(w, r, st, http.StatusForbidden, console{Error: why})
+		return
+	}
 	var notice string
-	var err error
 	switch name {
 	case "unblock":
 		var n int

@@ -35,6 +35,12 @@ func ParseRole(s string) (Role, error) {
 	return "", fmt.Errorf("role must be admin, fleet, security or officer (user means officer), got %q", s)
 }
 
+// Staff says whether the role opens the console at all: admin, fleet or
+// security. A body camera or a reset of MFA on such an account is an
+// administrator's decision alone (a camera is the account's second
+// factor; a reset leaves it to the password until a new one is set up).
+func (r Role) Staff() bool { return r == RoleAdmin || r == RoleFleet || r == RoleSecurity }
+
 // Permission is what a console page or action needs.
 type Permission string
 
