@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
@@ -35,6 +38,11 @@ const exportFlushRows = 1000
 // next rows: the server's write timeout does not end a long download,
 // a client that stops reading does.
 const exportWriteWait = 30 * time.Second
+
+// exportMaxTime bounds a whole export, so that a client reading slowly on
+// purpose cannot hold one of the MaxExports slots for good (a million
+// rows take well under a minute).
+const exportMaxTime = 15 * time.Minute
 
 // dateLayouts are the forms a time filter is read in (UTC), as a
 // datetime-local input sends it.
@@ -163,11 +171,18 @@ func (wb *Web) auditPage(w http.ResponseWriter, r *http.Request, st signin.Staff
 }
 
 // csvCell makes a value safe to open in a spreadsheet: a value that would
-// start a formula (=, +, -, @, a tab or a carriage return) starts with an
+// start a formula (=, +, -, @ or their full-width forms, after any
+// leading blanks; a tab, carriage return or line feed) starts with an
 // apostrophe instead. The audit log holds what clients sent (a made-up
 // username of a failed sign-in).
 func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if s == "" {
+		return s
+	}
+	// Spreadsheets skip leading blanks before they look for a formula,
+	// and take the full-width signs for the ASCII ones.
+	first, _ := utf8.DecodeRuneInString(strings.TrimLeftFunc(s, unicode.IsSpace))
+	if strings.ContainsRune("\t\r\n", rune(s[0])) || strings.ContainsRune("=+-@＝＋－＠", first) {
 		return "'" + s
 	}
 	return s
@@ -231,7 +246,9 @@ func (wb *Web) auditExport(w http.ResponseWriter, r *http.Request, st signin.Sta
 		write = func(a model.AuditEntry) error { return enc.Encode(a) }
 	}
 	n := 0
-	err := wb.Audit.AuditEach(r.Context(), f, func(a model.AuditEntry) error {
+	ctx, cancel := context.WithTimeout(r.Context(), exportMaxTime)
+	defer cancel()
+	err := wb.Audit.AuditEach(ctx, f, func(a model.AuditEntry) error {
 		if err := write(a); err != nil {
 			return err
 		}

@@ -60,16 +60,17 @@ func (wb *Web) renderBulk(w http.ResponseWriter, r *http.Request, st signin.Staf
 	wb.renderConsole(w, r, status, "console_bulk.html", c)
 }
 
-// csrfUpload is csrf for a multipart form of at most uploadMax bytes:
-// 413 with the limit past it.
-func (wb *Web) csrfUpload(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// csrfUpload is csrf for a multipart form of at most uploadMax bytes
+// (413 with the limit past it), for a staff member the console let in:
+// nobody else's upload is read at all.
+func (wb *Web) csrfUpload(next staffHandler) staffHandler {
+	return func(w http.ResponseWriter, r *http.Request, st signin.Staff) {
 		r.Body = http.MaxBytesReader(w, r.Body, uploadMax)
 		if err := r.ParseMultipartForm(uploadMax); err != nil {
 			if errors.As(err, new(*http.MaxBytesError)) {
 				w.Header().Set("Connection", "close")
 				wb.renderConsole(w, r, http.StatusRequestEntityTooLarge, "forbidden.html",
-					console{Error: "Nothing was assigned: " + provisioning.ErrBulkTooLarge.Error() + "."})
+					console{Staff: st, Error: "Nothing was assigned: " + provisioning.ErrBulkTooLarge.Error() + "."})
 				return
 			}
 			http.Error(w, "form malformed: upload the file again", http.StatusBadRequest)
@@ -80,7 +81,7 @@ func (wb *Web) csrfUpload(next http.HandlerFunc) http.HandlerFunc {
 			http.Error(w, "invalid or missing CSRF token: reload the page and try again", http.StatusForbidden)
 			return
 		}
-		next(w, r)
+		next(w, r, st)
 	}
 }
 

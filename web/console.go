@@ -189,8 +189,10 @@ func (wb *Web) registerConsole(mux *http.ServeMux, h func(http.HandlerFunc) http
 		mux.Handle("GET /admin/cameras/{serial}/assign", h(wb.console(model.PermCameras, wb.assignPage)))
 		mux.Handle("POST /admin/cameras/{serial}/assign", h(wb.csrf(wb.console(model.PermCameras, wb.assignPost))))
 		mux.Handle("GET /admin/assignments", h(wb.console(model.PermCameras, wb.bulkPage)))
-		mux.Handle("POST /admin/assignments/preview", h(wb.csrfUpload(wb.console(model.PermCameras, wb.bulkPreview))))
-		mux.Handle("POST /admin/assignments/apply", h(wb.csrfUpload(wb.console(model.PermCameras, wb.bulkApply))))
+		// The session and role first: an upload is read only for a user
+		// who may make one.
+		mux.Handle("POST /admin/assignments/preview", h(wb.console(model.PermCameras, wb.csrfUpload(wb.bulkPreview))))
+		mux.Handle("POST /admin/assignments/apply", h(wb.console(model.PermCameras, wb.csrfUpload(wb.bulkApply))))
 	}
 }
 
