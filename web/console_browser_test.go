@@ -348,7 +348,11 @@ func TestBrowserConsoleUsersPolicyAudit(t *testing.T) {
 	}
 
 	// Reset MFA and forget devices: destructive, confirmed.
-	run(t, ctx, chromedp.Navigate(base+"/admin/users"), chromedp.WaitVisible(chromedp.ID("reset-sam")))
+	run(t, ctx, chromedp.Navigate(base+"/admin/users"), chromedp.WaitVisible(chromedp.ID("reset-dave")))
+	// Not on the security officer's own row: that is an administrator's.
+	if n := count(t, ctx, "#reset-sam"); n != 0 || count(t, ctx, "#staff-sam") != 1 {
+		t.Fatalf("the security officer's own row offers a reset (%d)", n)
+	}
 	if class, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("reset-dave"), "class")); err != nil || !strings.Contains(class.Value, "danger-outline") {
 		t.Fatalf("Reset MFA is not styled as destructive: %q %v", class.Value, err)
 	}

@@ -52,6 +52,9 @@ type userView struct {
 	BlockedUntil   string
 	BlockedUntilAt string
 	Actions        string // the path of the user's actions
+	// CanReset says the viewer may reset the user's MFA and forget their
+	// devices (resetRefused).
+	CanReset bool
 }
 
 // usersQuery reads the user page's query from the URL.
@@ -132,7 +135,8 @@ func (wb *Web) users(w http.ResponseWriter, r *http.Request, st signin.Staff, st
 	}
 	for _, u := range rows {
 		role, _ := model.ParseRole(u.Role)
-		v := userView{UserStatus: u, RoleLabel: role.Label(), Actions: "/admin/users/" + url.PathEscape(u.Username) + "/"}
+		v := userView{UserStatus: u, RoleLabel: role.Label(), Actions: "/admin/users/" + url.PathEscape(u.Username) + "/",
+			CanReset: resetRefused(st, u.Username, role) == ""}
 		for _, m := range u.Methods.Available {
 			v.MethodNames = append(v.MethodNames, methodName(m))
 		}
@@ -166,17 +170,23 @@ func (wb *Web) userActionRefused(r *http.Request, st signin.Staff, user, name st
 	if name == "unblock" {
 		return "", nil
 	}
-	if user == st.Username {
-		return "You cannot do this to your own account: ask another administrator.", nil
-	}
 	role, err := wb.svc.UserRole(r.Context(), user)
 	if err != nil {
 		return "", err
 	}
-	if role.Staff() && st.Role != model.RoleAdmin {
-		return user + " is a staff account (" + string(role) + "): only an administrator can do this.", nil
+	return resetRefused(st, user, role), nil
+}
+
+// resetRefused says why st may not reset the MFA or forget the devices of
+// user (of role), or "" when st may.
+func resetRefused(st signin.Staff, user string, role model.Role) string {
+	switch {
+	case user == st.Username:
+		return "You cannot do this to your own account: ask another administrator."
+	case role.Staff() && st.Role != model.RoleAdmin:
+		return user + " is a staff account (" + string(role) + "): only an administrator can do this."
 	}
-	return "", nil
+	return ""
 }
 
 func (wb *Web) userConfirm(w http.ResponseWriter, r *http.Request, st signin.Staff) {
