@@ -67,13 +67,20 @@ func closedPacket(rec slog.Record) bool {
 	}
 	closed := false
 	rec.Attrs(func(a slog.Attr) bool {
-		if a.Key == "error" && strings.Contains(a.Value.String(), "connection not open") {
-			closed = true
+		if a.Key == "error" {
+			for _, c := range closedConn {
+				closed = closed || strings.Contains(a.Value.String(), c)
+			}
 		}
 		return !closed
 	})
 	return closed
 }
+
+// closedConn are the errors of a packet whose connection closed under it:
+// mochi's own, the network's when the socket was closed on our side, and
+// the peer's going away.
+var closedConn = []string{"connection not open", "use of closed network connection", "broken pipe", "connection reset by peer"}
 
 func (u unnamedHandler) Handle(ctx context.Context, rec slog.Record) error {
 	msg := rec.Message

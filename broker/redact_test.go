@@ -55,6 +55,7 @@ func TestNoUnnamedRecords(t *testing.T) {
 	// stopped as the server shut down): debug too; other packet errors stay.
 	plain := slog.New(nameUnnamed(slog.NewTextHandler(&info, nil)))
 	plain.Warn("error processing packet", "error", errors.New("connection not open"), "client", "CAM-A")
+	plain.Warn("error processing packet", "error", errors.New("write tcp 127.0.0.1:1883->127.0.0.1:34670: use of closed network connection"), "client", "CAM-A")
 	if info.Len() != 0 {
 		t.Fatalf("a packet of a closed connection logged at info level: %s", info.String())
 	}
