@@ -1,10 +1,8 @@
 package emulator
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/httpx"
 )
 
 // Clock is a camera clock QA can move while the camera runs: set to a
@@ -250,44 +249,46 @@ func ControlHandler(cam *Controlled, log *slog.Logger) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /screen", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, cam.state(cam.Screen()))
+		httpx.WriteJSON(w, http.StatusOK, cam.state(cam.Screen()))
 	})
 	mux.HandleFunc("POST /press", func(w http.ResponseWriter, r *http.Request) {
 		var req PressRequest
-		if !decode(w, r, &req) {
+		if err := httpx.DecodeLimit(w, r, &req, maxControlBody); err != nil {
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		g, err := ParseGesture(req.Button, req.Gesture)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		log.Info("control: gesture", "gesture", g.String())
-		writeJSON(w, http.StatusOK, cam.state(cam.Apply(g)))
+		httpx.WriteJSON(w, http.StatusOK, cam.state(cam.Apply(g)))
 	})
 	mux.HandleFunc("GET /code", func(w http.ResponseWriter, r *http.Request) {
 		s, err := cam.Code()
 		if nc := (*ErrNoCode)(nil); errors.As(err, &nc) {
-			writeError(w, http.StatusConflict, nc.Reason)
+			httpx.WriteError(w, http.StatusConflict, nc.Reason)
 			return
 		}
-		writeJSON(w, http.StatusOK, CodeAnswer{Code: s.Code, ExpiresIn: s.Remaining, Model: string(cam.Model())})
+		httpx.WriteJSON(w, http.StatusOK, CodeAnswer{Code: s.Code, ExpiresIn: s.Remaining, Model: string(cam.Model())})
 	})
 	mux.HandleFunc("POST /clock", func(w http.ResponseWriter, r *http.Request) {
 		var req ClockRequest
-		if !decode(w, r, &req) {
+		if err := httpx.DecodeLimit(w, r, &req, maxControlBody); err != nil {
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if err := cam.setClock(req); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		log.Info("control: clock", "offset", req.Offset, "ppm", req.PPM, "set", req.Set)
-		writeJSON(w, http.StatusOK, ClockAnswer{Time: cam.clock.Now().UTC().Format(time.RFC3339Nano), PPM: cam.clock.PPM()})
+		httpx.WriteJSON(w, http.StatusOK, ClockAnswer{Time: cam.clock.Now().UTC().Format(time.RFC3339Nano), PPM: cam.clock.PPM()})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) {
-			writeError(w, http.StatusForbidden, "the control API answers requests to a loopback address or localhost only")
+			httpx.WriteError(w, http.StatusForbidden, "the control API answers requests to a loopback address or localhost only")
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -369,33 +370,4 @@ func (c *Controlled) setClock(req ClockRequest) error {
 		c.clock.Set(t)
 	}
 	return nil
-}
-
-// decode reads a bounded JSON body into v (no unknown fields), answering
-// 400 itself when it cannot.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			err = errors.New("one JSON object only")
-		}
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
-		return false
-	}
-	return true
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }

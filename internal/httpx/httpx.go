@@ -40,12 +40,17 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 // Decode reads exactly one JSON object of at most MaxBody bytes into v,
 // refusing unknown fields. The error is fit to show the client.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	return DecodeLimit(w, r, v, MaxBody)
+}
+
+// DecodeLimit is Decode with a bound of its own: at most limit bytes.
+func DecodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return fmt.Errorf("request body exceeds %d bytes", MaxBody)
+			return fmt.Errorf("request body exceeds %d bytes", limit)
 		}
 		if errors.Is(err, io.EOF) {
 			return errors.New("request body is empty: want a JSON object")
@@ -61,7 +66,7 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	case errors.Is(err, io.EOF):
 		return nil
 	case errors.As(err, &mbe):
-		return fmt.Errorf("request body exceeds %d bytes", MaxBody)
+		return fmt.Errorf("request body exceeds %d bytes", limit)
 	default:
 		return errors.New("malformed JSON: trailing data after the object")
 	}
