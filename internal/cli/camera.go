@@ -303,7 +303,7 @@ func runControlled(ctx context.Context, env Env, cfg device.Config, steps []emul
 	srv := &http.Server{Handler: emulator.ControlHandler(ctl, log), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- fmt.Errorf("control API: %w", srv.Serve(ln)) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -313,19 +313,26 @@ func runControlled(ctx context.Context, env Env, cfg device.Config, steps []emul
 	if _, err := fmt.Fprintln(env.Stdout, last.Text()); err != nil {
 		return err
 	}
+	return followScreen(ctx, env, last, ctl.Screen, ctl.Clock(), served)
+}
+
+// followScreen prints the camera's screen, stamped with its clock, each time it
+// differs from last, until ctx ends or stop delivers an error; screen
+// reads it now (after bringing the camera's timers to now).
+func followScreen(ctx context.Context, env Env, last device.Screen, screen func() device.Screen, clock device.Clock, stop <-chan error) error {
 	t := time.NewTicker(device.TickInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-served:
-			return fmt.Errorf("control API: %w", err)
+		case err := <-stop:
+			return err
 		case <-t.C:
 		}
-		if s := ctl.Screen(); !s.Equal(last) {
+		if s := screen(); !s.Equal(last) {
 			last = s
-			if _, err := fmt.Fprintf(env.Stdout, "--- %s\n%s\n", ctl.Clock().Now().UTC().Format(time.RFC3339), s.Text()); err != nil {
+			if _, err := fmt.Fprintf(env.Stdout, "--- %s\n%s\n", clock.Now().UTC().Format(time.RFC3339), s.Text()); err != nil {
 				return err
 			}
 		}
@@ -408,22 +415,10 @@ func runHeadless(ctx context.Context, env Env, cfg device.Config, steps []emulat
 	// Follow: real time from here on; print every change.
 	start := time.Now()
 	oc.Shift = 0
-	t := time.NewTicker(device.TickInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return followScreen(ctx, env, last, func() device.Screen {
 		cam.Tick(end + time.Since(start))
-		if s := cam.Screen(); !s.Equal(last) {
-			last = s
-			if _, err := fmt.Fprintf(env.Stdout, "--- %s\n%s\n", clock.Now().UTC().Format(time.RFC3339), s.Text()); err != nil {
-				return err
-			}
-		}
-	}
+		return cam.Screen()
+	}, clock, nil)
 }
 
 // runSerial runs the camera with a serial-attached board as its panel.
