@@ -143,7 +143,6 @@ const exchangeToken = `UPDATE tokens SET hash = ?3, kind = ?4, username = ?5, me
 // the success on the counters. A refusal after the first change is no
 // longer "unchanged": the group runs again with savepoints.
 func (s *Store) pass(ctx context.Context, tx *wtx, q, old string, now time.Time, u *model.StepUse, e model.AuditEntry, settle model.Settlement, args ...any) error {
-	changed := false
 	if settle.Unreserved {
 		if err := guard(ctx, tx, settle.At, settle.Rules); err != nil {
 			return err
@@ -151,12 +150,11 @@ func (s *Store) pass(ctx context.Context, tx *wtx, q, old string, now time.Time,
 	}
 	if u != nil {
 		if err := use(ctx, tx, u, now); err != nil {
-			return changedAfter(changed, err)
+			return err
 		}
-		changed = true
 	}
 	if err := end(ctx, tx, q, old, now, args...); err != nil {
-		return changedAfter(changed, err)
+		return changedAfter(u != nil, err) // the replay record was taken
 	}
 	if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
 		return err
