@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -112,5 +113,37 @@ func TestCameraRunControl(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/screen"); err == nil {
 		t.Fatal("the control API still answers after the camera stopped")
+	}
+}
+
+// A flood of half-open connections to the control API (each sends part of
+// a request and waits) does not stop it answering a real request.
+func TestCameraRunControlFlood(t *testing.T) {
+	dir := initCamera(t, "QA-FLOOD", "body4")
+	m := startMain(t, Env{}, "camera", "run", "--state", dir, "--ui", "headless", "--test-seed", rfcB32, "--control", "127.0.0.1:0")
+	addrRE := regexp.MustCompile(`control API on http://(127\.0\.0\.1:\d+)`)
+	m.waitUntil(t, "the control API's address", func() bool { return addrRE.MatchString(m.stderr.String()) })
+	addr := addrRE.FindStringSubmatch(m.stderr.String())[1]
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 200 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", len(conns), err)
+		}
+		c.Write([]byte("GET /code HTTP/1.1\r\nHost: 127.0.0.1\r\n")) // never finished
+		conns = append(conns, c)
+	}
+	resp, err := http.Get("http://" + addr + "/code")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /code during the flood: %d", resp.StatusCode)
 	}
 }
