@@ -435,6 +435,14 @@ var migrations = []string{
 	UPDATE cameras SET seed_at = updated_at WHERE seed IS NOT NULL;
 	ALTER TABLE otp_state ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE otp_state SET used_at = (last_step - drift) * 30000 WHERE last_step >= 0;`,
+	// 12: lost or stolen cameras: when a camera was reported, by whom,
+	// why, and the highest provisioning version it had then (found needs
+	// a seed proven under a later one). NULL lost_at: not lost.
+	`ALTER TABLE cameras ADD COLUMN lost_at INTEGER;
+	ALTER TABLE cameras ADD COLUMN lost_by TEXT;
+	ALTER TABLE cameras ADD COLUMN lost_reason TEXT;
+	ALTER TABLE cameras ADD COLUMN lost_version INTEGER;
+	CREATE INDEX cameras_lost ON cameras(lost_at) WHERE lost_at IS NOT NULL;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
