@@ -28,7 +28,7 @@ type Sources struct {
 	AuditFailures func() uint64
 	// LostCameras is the number of cameras reported lost now.
 	LostCameras func(context.Context) (int, error)
-	Log           *slog.Logger
+	Log         *slog.Logger
 }
 
 // Metrics holds the counters and the registry they are served from. It
