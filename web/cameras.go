@@ -357,9 +357,11 @@ func actionsOf(c model.CameraRow) []cameraAction {
 			out = append(out, cameraAction{Label: a.label, Href: base + name, Danger: a.danger})
 		}
 	}
-	if c.AssignedUser == "" && c.Lost == nil {
+	switch {
+	case c.Lost != nil: // assigned to nobody, and cannot be
+	case c.AssignedUser == "":
 		out = append(out, cameraAction{Label: "Assign to an officer", Href: base + "assign"})
-	} else {
+	default:
 		out = append(out, cameraAction{Label: "Unassign", Href: base + "unassign", Danger: true})
 	}
 	return out
