@@ -24,6 +24,7 @@ import (
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/internal/testenv"
+	"github.com/camotp/camotp/internal/testenv/pgtest"
 	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/signin"
@@ -289,8 +290,23 @@ type verifyOutcome struct {
 // step); a sign-in of the report's round passes only if it committed
 // before the report (its audit row is older); once the report has
 // returned, no code of the camera passes.
+//
+// It runs on SQLite and, when a cluster is at hand, on PostgreSQL (where
+// the report and a sign-in's commit meet on the row of the camera's replay
+// record, and an audit row's ID is taken before its commit).
 func TestReportLostWhileSigningIn(t *testing.T) {
-	f := testenv.NewFleet(t, quickSignIn)
+	t.Run("sqlite", func(t *testing.T) { reportLostWhileSigningIn(t) })
+	t.Run("postgres", func(t *testing.T) {
+		if !pgtest.Available() {
+			t.Skip("no PostgreSQL cluster (" + pgtest.EnvVar + ")")
+		}
+		db := pgtest.URL(t)
+		reportLostWhileSigningIn(t, func(c *server.Config) { c.DB = db })
+	})
+}
+
+func reportLostWhileSigningIn(t *testing.T, mods ...func(*server.Config)) {
+	f := testenv.NewFleet(t, append(mods, quickSignIn)...)
 	srv := f.Srv
 	testenv.User(t, srv, "erin", "pw-erin-long")
 	cam, agent := testenv.ProvisionedCameraAgent(t, srv, "BC4-R", device.Body4, "erin")
@@ -353,7 +369,9 @@ func TestReportLostWhileSigningIn(t *testing.T) {
 		}
 	}
 	// The report's round: a sign-in that passed committed before the
-	// report (SQLite: row IDs in commit order).
+	// report (its audit row has a lower ID: SQLite writes in commit order;
+	// on PostgreSQL the report takes its ID only after the replay record's
+	// row, which a sign-in holds until it commits).
 	rows, err := srv.Store.AuditPage(context.Background(), model.AuditQuery{AuditFilter: model.AuditFilter{Subject: "erin", Action: model.AuditSignIn, Result: "ok"}, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
