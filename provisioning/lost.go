@@ -57,7 +57,7 @@ func (s *Service) ReportLost(ctx context.Context, serial, reason, actor, ip stri
 	}
 	out, err := s.reportLost(ctx, serial, reason, actor, ip)
 	if err != nil {
-		s.audit(context.WithoutCancel(ctx), actor, "camera.report-lost", serial, model.Result(err), ip, "")
+		s.audit(context.WithoutCancel(ctx), actor, model.AuditReportLost, serial, model.Result(err), ip, "")
 		return model.LostOutcome{}, err
 	}
 	if out.Already {
@@ -113,11 +113,11 @@ func (s *Service) Found(ctx context.Context, serial, actor, ip string) (model.Ca
 	if device.ValidateSerial(serial) != nil {
 		err = fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 	} else {
-		c, err = s.reg.FoundCamera(ctx, serial, model.AuditEntry{Actor: actor, Action: "camera.found", Subject: serial, Result: "ok", SourceIP: ip,
+		c, err = s.reg.FoundCamera(ctx, serial, model.AuditEntry{Actor: actor, Action: model.AuditFound, Subject: serial, Result: "ok", SourceIP: ip,
 			Detail: "report ended after a fresh provision"})
 	}
 	if err != nil {
-		s.audit(context.WithoutCancel(ctx), actor, "camera.found", serial, model.Result(err), ip, "")
+		s.audit(context.WithoutCancel(ctx), actor, model.AuditFound, serial, model.Result(err), ip, "")
 		return model.Camera{}, err
 	}
 	s.log.Info("lost camera found", "serial", serial, "actor", actor, "version", c.Version)

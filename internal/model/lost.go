@@ -100,6 +100,33 @@ type LostOutcome struct {
 	WipePending bool
 }
 
+// Audit actions of reports and founds.
+const (
+	AuditReportLost = "camera.report-lost"
+	AuditFound      = "camera.found"
+)
+
+// AuditDetail is the audit row's detail of a report that changed the
+// camera: the officer taken off, the wipe, the reason (no secret).
+func (o LostOutcome) AuditDetail(reason string) string {
+	d := "no officer"
+	if o.Officer != "" {
+		d = "officer " + o.Officer + " unassigned"
+	}
+	switch {
+	case o.Wipe > 0:
+		d += fmt.Sprintf("; wipe version %d queued", o.Wipe)
+	case o.WipePending:
+		d += "; wipe already pending"
+	default:
+		d += "; camera already wiped"
+	}
+	if reason != "" {
+		d += "; reason: " + reason
+	}
+	return d
+}
+
 // FoundError is a found the camera's state does not allow yet, with what
 // to do first.
 type FoundError struct {

@@ -41,9 +41,6 @@ func (l *lostScan) lost() *model.Lost {
 	return out
 }
 
-// auditReportLost is the audit action of a report.
-const auditReportLost = "camera.report-lost"
-
 // killCodes moves the replay record of the camera's codes to version $2
 // (above every seed it had), with no step used: a code of any older seed
 // is refused by acceptStep's rule, in a sign-in that commits after this
@@ -70,7 +67,7 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 		if err != nil {
 			return err
 		}
-		e := model.AuditEntry{Actor: r.Actor, Action: auditReportLost, Subject: serial, SourceIP: r.SourceIP}
+		e := model.AuditEntry{Actor: r.Actor, Action: model.AuditReportLost, Subject: serial, SourceIP: r.SourceIP}
 		if c.Lost != nil {
 			out.Camera, out.Already, out.WipePending = c, true, c.PendingOp == model.OpWipe
 			e.Result, e.Detail = "ok: reported lost already", "first reported by "+c.Lost.By
@@ -104,7 +101,7 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 		if _, err := tx.Exec(ctx, killCodes, model.CameraSubject(serial), lostVersion); err != nil {
 			return err
 		}
-		e.Result, e.Detail = "ok", lostDetail(out, r.Reason)
+		e.Result, e.Detail = "ok", out.AuditDetail(r.Reason)
 		if _, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...); err != nil {
 			return err
 		}
@@ -115,27 +112,6 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 		return model.LostOutcome{}, fmt.Errorf("report lost: %w", err)
 	}
 	return out, nil
-}
-
-// lostDetail is the audit row's detail of a report (the same words as
-// sqlite's).
-func lostDetail(o model.LostOutcome, reason string) string {
-	d := "no officer"
-	if o.Officer != "" {
-		d = "officer " + o.Officer + " unassigned"
-	}
-	switch {
-	case o.Wipe > 0:
-		d += fmt.Sprintf("; wipe version %d queued", o.Wipe)
-	case o.WipePending:
-		d += "; wipe already pending"
-	default:
-		d += "; camera already wiped"
-	}
-	if reason != "" {
-		d += "; reason: " + reason
-	}
-	return d
 }
 
 // FoundCamera ends the camera's report and writes e in one commit, when

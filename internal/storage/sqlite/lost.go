@@ -31,11 +31,6 @@ func (l *lostScan) lost() *model.Lost {
 	return &model.Lost{At: time.UnixMilli(l.at.Int64).UTC(), By: l.by.String, Reason: l.reason.String, Version: uint64(l.version.Int64)}
 }
 
-// Audit actions of reports.
-const (
-	auditReportLost = "camera.report-lost"
-)
-
 // killCodes moves the replay record of the camera's codes to version v
 // (above every seed it had), with no step used: a code of any older seed
 // is refused by acceptStep's rule, in a sign-in that commits after this
@@ -61,7 +56,7 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 		if err != nil {
 			return err
 		}
-		e := model.AuditEntry{Actor: r.Actor, Action: auditReportLost, Subject: serial, SourceIP: r.SourceIP}
+		e := model.AuditEntry{Actor: r.Actor, Action: model.AuditReportLost, Subject: serial, SourceIP: r.SourceIP}
 		if c.Lost != nil {
 			out.Camera, out.Already, out.WipePending = c, true, c.PendingOp == model.OpWipe
 			e.Result, e.Detail = "ok: reported lost already", "first reported by "+c.Lost.By
@@ -95,7 +90,7 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 		if _, err := tx.ExecContext(ctx, killCodes, model.CameraSubject(serial), lostVersion); err != nil {
 			return err
 		}
-		e.Result, e.Detail = "ok", lostDetail(out, r.Reason)
+		e.Result, e.Detail = "ok", out.AuditDetail(r.Reason)
 		if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
 			return err
 		}
@@ -106,27 +101,6 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 		return model.LostOutcome{}, fmt.Errorf("report lost: %w", err)
 	}
 	return out, nil
-}
-
-// lostDetail is the audit row's detail of a report: the officer taken
-// off, the wipe, the reason.
-func lostDetail(o model.LostOutcome, reason string) string {
-	d := "no officer"
-	if o.Officer != "" {
-		d = "officer " + o.Officer + " unassigned"
-	}
-	switch {
-	case o.Wipe > 0:
-		d += fmt.Sprintf("; wipe version %d queued", o.Wipe)
-	case o.WipePending:
-		d += "; wipe already pending"
-	default:
-		d += "; camera already wiped"
-	}
-	if reason != "" {
-		d += "; reason: " + reason
-	}
-	return d
 }
 
 // FoundCamera ends the camera's report and writes e in one commit, when
