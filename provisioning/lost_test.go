@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +60,8 @@ func quickSignIn(c *server.Config) {
 }
 
 // post calls the server without failing the test (for goroutines): the
-// status and the body decoded into out (when not nil).
+// status and, into out, the body (a *string: as it is, whatever the
+// status; other values: a 2xx body decoded from JSON; nil: dropped).
 func post(srv *server.Server, token, path string, in, out any) (int, error) {
 	data, err := json.Marshal(in)
 	if err != nil {
@@ -82,13 +84,14 @@ func post(srv *server.Server, token, path string, in, out any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if text, ok := out.(*string); ok {
+		*text = string(body) // the body whatever the status
+		return resp.StatusCode, nil
+	}
 	if out != nil && resp.StatusCode/100 == 2 {
 		if err := json.Unmarshal(body, out); err != nil {
 			return 0, fmt.Errorf("decode %s: %w", body, err)
 		}
-	}
-	if out, ok := out.(*string); ok {
-		*out = string(body)
 	}
 	return resp.StatusCode, nil
 }
@@ -390,4 +393,82 @@ func reportLostWhileSigningIn(t *testing.T, mods ...func(*server.Config)) {
 		t.Fatalf("%d sign-ins audited ok (want %d), %d after the report", len(rows), reportRound+passed[reportRound], after)
 	}
 	t.Logf("passed per round %v (report in round %d)", passed, reportRound)
+}
+
+// TestReportLostOnAFullDisk: with the database's disk full, a report
+// fails whole with 503 "storage unavailable: disk full" (the camera keeps
+// its officer and seed: nothing half done); once space is freed the same
+// report goes through.
+func TestReportLostOnAFullDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=6m,mode=0700"); err != nil {
+		t.Skipf("mounting a small tmpfs needs root (CI runs as root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	srv := testenv.Server(t, dir, quickSignIn)
+	testenv.User(t, srv, "erin", "pw-erin-long")
+	testenv.ProvisionedCamera(t, srv, "BC4-F", device.Body4, "erin")
+	testenv.Camera(t, srv, "WF-X", device.Workforce)
+	if status, err := post(srv, srv.AdminToken, "/api/v1/admin/cameras/WF-X/report-lost", provisioning.LostRequest{}, nil); err != nil || status != http.StatusOK {
+		t.Fatalf("report WF-X: %d %v", status, err)
+	}
+	filler := filepath.Join(dir, "filler")
+	fd, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for chunk := make([]byte, 64<<10); ; {
+		if _, err := fd.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	fd.Close()
+	// SQLite reuses the WAL space it has: writes may fit for a while. A
+	// camera reported lost already takes reports that write an audit row
+	// each, until the disk tells.
+	var status int
+	var msg string
+	for i := 0; ; i++ {
+		if status, err = post(srv, srv.AdminToken, "/api/v1/admin/cameras/WF-X/report-lost", provisioning.LostRequest{}, &msg); err != nil {
+			t.Fatal(err)
+		}
+		if status != http.StatusOK {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("1000 reports on a full disk all succeeded")
+		}
+	}
+	if status != http.StatusServiceUnavailable || !strings.Contains(msg, "storage unavailable: disk full") {
+		t.Fatalf("a repeated report on a full disk: %d %s", status, msg)
+	}
+	status, err = post(srv, srv.AdminToken, "/api/v1/admin/cameras/BC4-F/report-lost", provisioning.LostRequest{Reason: "disk test"}, &msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusServiceUnavailable || !strings.Contains(msg, "storage unavailable: disk full") {
+		t.Fatalf("report on a full disk: %d %s", status, msg)
+	}
+	c, err := srv.Store.Camera(context.Background(), "BC4-F")
+	if err != nil || c.Lost != nil || c.AssignedUser != "erin" || c.State != model.StateProvisioned {
+		t.Fatalf("camera after the refused report: %+v %v", c, err)
+	}
+	if _, err := srv.Store.ActiveSeed(context.Background(), "BC4-F"); err != nil {
+		t.Fatalf("the refused report took the seed: %v", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if status, err = post(srv, srv.AdminToken, "/api/v1/admin/cameras/BC4-F/report-lost", provisioning.LostRequest{Reason: "disk test"}, &msg); err != nil || status != http.StatusOK {
+		t.Fatalf("report once space was freed: %d %s %v", status, msg, err)
+	}
+	if c, _ := srv.Store.Camera(context.Background(), "BC4-F"); c.Lost == nil || c.AssignedUser != "" {
+		t.Fatalf("camera after the report: %+v", c)
+	}
 }
