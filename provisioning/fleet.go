@@ -259,6 +259,8 @@ func (f *Fleet) CheckAssignments(ctx context.Context, rows []BulkRow, officersOn
 			return nil, err
 		}
 		switch {
+		case cam.Lost != nil:
+			r.Status, r.Problem = BulkInvalid, model.LostAssignError(r.Serial).Error()
 		case officersOnly && role.Staff():
 			r.Status, r.Problem = BulkInvalid, fmt.Sprintf("%s is not an officer (%s): only an administrator gives a camera to a staff account", r.Username, role)
 		case cam.AssignedUser == u.Username:

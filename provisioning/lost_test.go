@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/internal/storage/sqlite"
 	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/internal/testenv/pgtest"
 	"github.com/camotp/camotp/internal/together"
@@ -470,5 +472,45 @@ func TestReportLostOnAFullDisk(t *testing.T) {
 	}
 	if c, _ := srv.Store.Camera(context.Background(), "BC4-F"); c.Lost == nil || c.AssignedUser != "" {
 		t.Fatalf("camera after the report: %+v", c)
+	}
+}
+
+// TestBulkAssignmentOfALostCamera: the preview of a bulk assignment marks
+// a row giving a lost camera as invalid, saying why, and the file applies
+// nothing.
+func TestBulkAssignmentOfALostCamera(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key, _ := masterkey.New(make([]byte, 32))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "f.db"), key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"alice", "bob"} {
+		if err := st.AddUser(ctx, model.User{Username: u, Email: u + "@pd.example"}, "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sn := range []string{"C-1", "C-L"} {
+		if err := st.AddCamera(ctx, sn, device.Body4, "pk"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.ReportLost(ctx, "C-L", model.LostReport{Actor: "fran"}, []byte("c"), func(uint64) ([]byte, error) { return []byte("cmd"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	fleet := provisioning.NewFleet(st, nopStarter{})
+	rows := []provisioning.BulkRow{{Line: 1, Serial: "C-1", Username: "alice"}, {Line: 2, Serial: "C-L", Username: "bob"}}
+	got, err := fleet.CheckAssignments(ctx, rows, true)
+	if err != nil || got[0].Status != provisioning.BulkAssign || got[1].Status != provisioning.BulkInvalid ||
+		!strings.Contains(got[1].Problem, "camera C-L is reported lost") {
+		t.Fatalf("preview: %+v %v", got, err)
+	}
+	if _, err := fleet.ApplyAssignments(ctx, rows, true, "fran", "192.0.2.1"); !errors.Is(err, provisioning.ErrBulkHasErrors) {
+		t.Fatalf("apply: %v", err)
+	}
+	if c, _ := st.Camera(ctx, "C-1"); c.AssignedUser != "" {
+		t.Fatal("a file with a lost camera assigned C-1")
 	}
 }
