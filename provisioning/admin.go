@@ -44,6 +44,7 @@ type AdminStore interface {
 type Operator interface {
 	Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error)
 	EnsureAccount(ctx context.Context, serial string, key camkey.PublicKey, actor, ip string)
+	LostReporter
 }
 
 // AdminAPI is the fleet admin JSON API under /api/v1/admin/, protected by
@@ -95,6 +96,8 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/wipe", h(a.op(model.OpWipe)))
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/assign", h(a.assign))
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/unassign", h(a.unassign))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/report-lost", h(a.reportLost))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/found", h(a.found))
 	mux.Handle("POST /api/v1/admin/users", h(a.addUser))
 	mux.Handle("GET /api/v1/admin/users", h(a.listUsers))
 	mux.Handle("POST /api/v1/admin/users/{username}/password", h(a.setPassword))

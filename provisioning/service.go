@@ -28,6 +28,7 @@ type Registry interface {
 	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
 	OnlineCount(ctx context.Context) (int, error)
 	Audit(ctx context.Context, e model.AuditEntry) error
+	LostRegistry
 }
 
 // Publisher sends a QoS 1 message to the broker.
@@ -51,6 +52,7 @@ type Service struct {
 	boxPriv  [32]byte
 	now      func() time.Time
 	log      *slog.Logger
+	lostObs  LostObserver // told of each camera reported lost
 
 	byBroker atomic.Bool // presence comes from SetPresence only
 

@@ -26,7 +26,9 @@ type Sources struct {
 	Broker func() broker.Stats
 	// AuditFailures is the number of audit entries that could not be written.
 	AuditFailures func() uint64
-	Log           *slog.Logger
+	// LostCameras is the number of cameras reported lost now.
+	LostCameras func(context.Context) (int, error)
+	Log         *slog.Logger
 }
 
 // Metrics holds the counters and the registry they are served from. It
@@ -37,6 +39,7 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	lockouts      *prometheus.CounterVec
 	radius        *prometheus.CounterVec
+	reportedLost  prometheus.Counter
 }
 
 // New registers every metric on a fresh registry.
@@ -62,6 +65,11 @@ func New(src Sources) *Metrics {
 			Name: "camotp_radius_requests_total",
 			Help: "RADIUS requests by result: accept, challenge, reject, status, or why one was dropped unanswered (unknown-client, bad-authenticator, no-message-authenticator, malformed, unsupported, duplicate, busy, error).",
 		}, []string{"result"}),
+	}
+	m.reportedLost = newReportedLost()
+	m.reg.MustRegister(m.reportedLost)
+	if src.LostCameras != nil {
+		m.reg.MustRegister(lostCollector{src.LostCameras, src.Log})
 	}
 	m.reg.MustRegister(m.signIns, m.verifications, m.lockouts, m.radius,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

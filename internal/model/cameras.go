@@ -43,6 +43,9 @@ type Camera struct {
 	// latest presence event said.
 	Online    bool      `json:"online"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Lost is set while the camera is reported lost or stolen (nil
+	// otherwise).
+	Lost *Lost `json:"lost,omitempty"`
 }
 
 // CameraSubjectPrefix starts the code source of a camera's codes in the

@@ -594,12 +594,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	adminAPI.SetPasswordHasher(s.SignIn.HashPassword)
-	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log}
+	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log,
+		LostCameras: st.LostCount}
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
 	}
 	s.Metrics = metrics.New(src)
 	s.SignIn.SetObserver(s.Metrics)
+	s.Provisioning.SetLostObserver(s.Metrics)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
 	s.SignIn.SetSender(senders{cfg.Notify.router(st)})
 	jsonAPI := api.New(s.SignIn, signinLog)

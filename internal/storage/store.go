@@ -24,6 +24,7 @@ import (
 type Store interface {
 	Users
 	Cameras
+	LostCameras
 	MFA
 	Throttles
 	Tokens
@@ -87,6 +88,28 @@ type Cameras interface {
 	// ClaimResends hands each pending command nobody resent within
 	// every to exactly one of the nodes asking.
 	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
+}
+
+// LostCameras are the reports of lost or stolen cameras: a flag kept
+// apart from the provisioning state (model.Camera.Lost).
+type LostCameras interface {
+	// ReportLost marks the camera lost, in one commit: its active and
+	// pending seeds stop verifying codes (the replay record of its codes
+	// moves past every version it had, so a sign-in in flight with one of
+	// them fails when it commits: ErrStepUsed), a wipe is queued as
+	// StartOp queues one (challenge, build) unless the camera is wiped or
+	// being wiped, its officer is unassigned, and the audit row is
+	// written (action "camera.report-lost", r's actor and source). A
+	// camera reported already changes nothing (Already; the row says so).
+	// ErrNotFound for an unknown serial.
+	ReportLost(ctx context.Context, serial string, r model.LostReport, challenge []byte, build BuildCommand) (model.LostOutcome, error)
+	// FoundCamera ends the camera's report and writes e, in one commit,
+	// when model.CanBeFound allows it: otherwise its *model.FoundError
+	// wrapped with ErrConflict, and nothing changed. ErrNotFound for an
+	// unknown serial.
+	FoundCamera(ctx context.Context, serial string, e model.AuditEntry) (model.Camera, error)
+	// LostCount is the number of cameras reported lost now.
+	LostCount(ctx context.Context) (int, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

@@ -67,6 +67,7 @@ func groups() []group {
 	return []group{
 		{"Users", userCases()},
 		{"Cameras", cameraCases()},
+		{"Lost", lostCases()},
 		{"Fleet", fleetCases()},
 		{"MFA", mfaCases()},
 		{"Throttles", throttleCases()},
