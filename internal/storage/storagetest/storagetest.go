@@ -68,6 +68,7 @@ func groups() []group {
 		{"Users", userCases()},
 		{"Cameras", cameraCases()},
 		{"Fleet", fleetCases()},
+		{"Import", importCases()},
 		{"MFA", mfaCases()},
 		{"Throttles", throttleCases()},
 		{"Tokens", tokenCases()},
