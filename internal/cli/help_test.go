@@ -29,7 +29,7 @@ var helpGroups = map[string][]string{
 	"camera":       {"init", "run", "code"},
 	"bench":        {"verify", "signin", "radius", "provision", "reconnect"},
 	"admin":        {"camera", "user", "org", "radius", "oidc", "outbox", "server-key", "audit"},
-	"admin camera": {"add", "provision", "rotate", "wipe", "assign", "unassign", "list", "show"},
+	"admin camera": {"add", "provision", "rotate", "wipe", "assign", "unassign", "list", "show", "import", "export", "set-key"},
 	"admin user":   {"add", "list", "password", "forget-devices", "reset-mfa"},
 	"admin org":    {"show", "methods", "require-mfa"},
 	"admin radius": {"add-client", "list", "remove"},

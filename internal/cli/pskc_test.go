@@ -1,0 +1,336 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/server"
+	"github.com/camotp/camotp/internal/testclock"
+	"github.com/camotp/camotp/internal/testenv"
+	"github.com/camotp/camotp/internal/together"
+	"github.com/camotp/camotp/provisioning"
+	"github.com/camotp/camotp/provisioning/pskc"
+)
+
+// The RFC 6030 Figure 6 pre-shared key and the secret of its examples
+// (RFC 4226's "12345678901234567890").
+var (
+	pskcRFCKey    = "12345678901234567890123456789012"
+	pskcRFCSecret = []byte("12345678901234567890")
+)
+
+// pskcT is the server's (manual) clock in the sign-in tests.
+var pskcT = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+
+// pskcServer is a server on a manual clock at pskcT with officer dave
+// (no camera), and the env and flags its admin commands need.
+func pskcServer(t *testing.T, now func() time.Time) (*server.Server, Env, []string) {
+	t.Helper()
+	return pskcServerIn(t, t.TempDir(), now)
+}
+
+// pskcServerIn is pskcServer with its data in dataDir.
+func pskcServerIn(t *testing.T, dataDir string, now func() time.Time) (*server.Server, Env, []string) {
+	t.Helper()
+	srv := testenv.Server(t, dataDir, func(c *server.Config) { c.Now = now })
+	testenv.User(t, srv, "dave", "pw-dave-long")
+	env := Env{Getenv: func(k string) string {
+		if k == "CAMOTP_ADMIN_TOKEN" {
+			return srv.AdminToken
+		}
+		return ""
+	}}
+	return srv, env, []string{"admin", "--server", "http://" + srv.HTTPAddr()}
+}
+
+// writeFile writes data to a new 0600 file in dir.
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// totpKey is a factory TOTP key of serial in a PSKC document.
+func totpKey(serial, camModel string, secret []byte) pskc.Key {
+	t0, step := int64(0), int64(30)
+	return pskc.Key{Manufacturer: "Acme Optics", SerialNo: serial, Model: camModel, ID: serial, Algorithm: pskc.AlgorithmTOTP,
+		Suite: "HMAC-SHA1", Digits: 6, Encoding: "DECIMAL", Secret: secret, Time: &t0, TimeInterval: &step}
+}
+
+// oathCode is the TOTP code of secret (SHA1, 6 digits, 30 s) at t, as
+// oathtool computes it (pquerna/otp when oathtool is not installed).
+func oathCode(t *testing.T, secret []byte, at time.Time) string {
+	t.Helper()
+	b32 := device.DefaultSeed(secret).Base32()
+	if path, err := exec.LookPath("oathtool"); err == nil {
+		out, err := exec.Command(path, "--totp", "-b", b32, "--now", at.UTC().Format("2006-01-02 15:04:05 UTC")).Output()
+		if err != nil {
+			t.Fatalf("oathtool: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	t.Log("oathtool not installed; the code comes from pquerna/otp")
+	code, err := totp.GenerateCodeCustom(b32, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// signIn signs user in with the password and code: the HTTP status of
+// the code's check.
+func signIn(t *testing.T, srv *server.Server, user, code string) int {
+	t.Helper()
+	status, body := testenv.API(t, srv, "", "POST", "/api/v1/auth/login", map[string]string{"username": user, "password": "pw-" + user + "-long"})
+	if status != http.StatusOK || body["authenticator"] != "bodycam" {
+		t.Fatalf("login %s: %d %v", user, status, body)
+	}
+	status, body = testenv.API(t, srv, "", "POST", "/api/v1/auth/verify", map[string]string{"token": body["token"].(string), "code": code})
+	if status == http.StatusOK && body["sessionToken"] == nil {
+		t.Fatalf("verify: %d %v without a session", status, body)
+	}
+	return status
+}
+
+// auditOf is the audit rows of subject, newest first.
+func auditOf(t *testing.T, srv *server.Server, subject string) []model.AuditEntry {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+srv.HTTPAddr()+"/api/v1/admin/audit?subject="+subject, nil)
+	req.Header.Set("Authorization", "Bearer "+srv.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rows []model.AuditEntry
+	if err := json.NewDecoder(resp.Body).Decode(&rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// TestPSKCImportSignsIn: a factory file holding the RFC's secret as a TOTP
+// key, encrypted with the RFC's pre-shared key, imported with 'admin
+// camera import': the camera is provisioned at once, the code oathtool
+// computes from the secret signs its officer in at the first try, the
+// seed is nowhere in the data directory in the clear nor in the audit,
+// and a rotation over MQTT is refused, saying why, until the camera has an
+// identity key.
+func TestPSKCImportSignsIn(t *testing.T) {
+	clk := testclock.NewManual(pskcT)
+	dataDir := t.TempDir()
+	srv, env, admin := pskcServerIn(t, dataDir, clk.Now)
+	dir := t.TempDir()
+	other := make([]byte, 20)
+	rand.Read(other)
+	doc, err := pskc.Marshal([]pskc.Key{totpKey("TOK-RFC", "workforce", pskcRFCSecret), totpKey("TOK-2", "body3", other)},
+		pskc.WriteOptions{Key: mustHexKey(t, pskcRFCKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, dir, "factory.pskcxml", doc)
+	keyFile := writeFile(t, dir, "psk.hex", []byte(pskcRFCKey+"\n"))
+
+	out, errOut, code := runMain(t, env, append(admin, "camera", "import", "--pskc", file, "--key-file", keyFile)...)
+	if code != 0 || !strings.Contains(out, "2 cameras imported from a pre-shared-key PSKC file") ||
+		!strings.Contains(errOut, "2 cameras have no MQTT identity key") {
+		t.Fatalf("import: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for sn, m := range map[string]device.Model{"TOK-RFC": device.Workforce, "TOK-2": device.Body3} {
+		cam, err := srv.Store.Camera(t.Context(), sn)
+		if err != nil || cam.State != model.StateProvisioned || cam.Version != 1 || cam.Model != m || cam.PublicKey != "" {
+			t.Fatalf("%s: %+v %v", sn, cam, err)
+		}
+	}
+	testenv.Assign(t, srv, "TOK-RFC", "dave")
+	if status := signIn(t, srv, "dave", oathCode(t, pskcRFCSecret, clk.Now())); status != http.StatusOK {
+		t.Fatalf("sign-in with the imported token's code: %d", status)
+	}
+	// Not the other camera's code.
+	clk.Advance(time.Minute)
+	if status := signIn(t, srv, "dave", oathCode(t, other, clk.Now())); status == http.StatusOK {
+		t.Fatal("TOK-2's code signed dave in")
+	}
+
+	// Secrets at rest: sealed, as every seed.
+	files, _ := filepath.Glob(filepath.Join(dataDir, "*"))
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		for _, s := range [][]byte{pskcRFCSecret, other, []byte(device.DefaultSeed(other).Base32())} {
+			if bytes.Contains(data, s) {
+				t.Errorf("%s holds a seed in the clear", f)
+			}
+		}
+	}
+	rows := auditOf(t, srv, "TOK-RFC")
+	found := false
+	for _, r := range rows {
+		if r.Action == "camera.import" && r.Result == "ok" && strings.Contains(r.Detail, "pskc key package 1, pre-shared-key, no identity key") {
+			found = true
+		}
+		if strings.Contains(fmt.Sprint(r), string(pskcRFCSecret)) || strings.Contains(fmt.Sprint(r), device.DefaultSeed(pskcRFCSecret).Base32()) {
+			t.Errorf("audit row holds the seed: %+v", r)
+		}
+	}
+	if !found {
+		t.Errorf("no camera.import audit row for TOK-RFC: %+v", rows)
+	}
+
+	_, errOut, code = runMain(t, env, append(admin, "camera", "rotate", "TOK-RFC", "--wait", "0")...)
+	if code != 1 || !strings.Contains(errOut, "409") || !strings.Contains(errOut, "has no MQTT identity key") || !strings.Contains(errOut, "set-key TOK-RFC") {
+		t.Fatalf("rotate without identity: exit %d: %s", code, errOut)
+	}
+	if cam, _ := srv.Store.Camera(t.Context(), "TOK-RFC"); cam.PendingOp != "" || cam.Version != 1 {
+		t.Fatalf("refused rotation changed the camera: %+v", cam)
+	}
+	// The refused rotation left its seed: dave still signs in.
+	clk.Advance(time.Minute)
+	if status := signIn(t, srv, "dave", oathCode(t, pskcRFCSecret, clk.Now())); status != http.StatusOK {
+		t.Fatalf("sign-in after the refused rotation: %d", status)
+	}
+}
+
+func mustHexKey(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPSKCImportRefusals: what import refuses, saying which key package
+// and why, without registering anything.
+func TestPSKCImportRefusals(t *testing.T) {
+	srv, env, admin := pskcServer(t, nil)
+	dir := t.TempDir()
+	key := mustHexKey(t, pskcRFCKey)
+	keyFile := writeFile(t, dir, "psk.hex", []byte(pskcRFCKey))
+	wrongKey := writeFile(t, dir, "wrong.hex", []byte(strings.Repeat("ab", 16)))
+	shortKey := writeFile(t, dir, "short.hex", []byte("abcd"))
+	pwFile := writeFile(t, dir, "pw", []byte("qwerty\n"))
+	enc := func(keys ...pskc.Key) string {
+		doc, err := pskc.Marshal(keys, pskc.WriteOptions{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writeFile(t, dir, fmt.Sprintf("f%d.pskcxml", len(keys))+keys[0].SerialNo, doc)
+	}
+	secret := bytes.Repeat([]byte{7}, 20)
+	plain := strings.Replace(string(mustRead(t, "../../provisioning/pskc/testdata/rfc6030-figure3.pskcxml")), "pskc:hotp", "pskc:totp", 1)
+	plainFile := writeFile(t, dir, "plain.pskcxml", []byte(strings.Replace(plain, "<SerialNo>987654321</SerialNo>", "<SerialNo>PLAIN-1</SerialNo><Model>body4</Model>", 1)))
+	hotp := totpKey("HOTP-1", "body4", secret)
+	hotp.Algorithm = pskc.AlgorithmHOTP
+	t0 := int64(1000)
+	shifted := totpKey("T0-1", "body4", secret)
+	shifted.Time = &t0
+	testenv.Camera(t, srv, "CAM-EXISTS", device.Body4)
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no file", []string{"camera", "import"}, 2, "--pskc FILE is required"},
+		{"both credentials", []string{"camera", "import", "--pskc", enc(totpKey("X-1", "body4", secret)), "--key-file", keyFile, "--password-file", pwFile}, 2, "not both"},
+		{"key not hex", []string{"camera", "import", "--pskc", enc(totpKey("X-1", "body4", secret)), "--key-file", shortKey}, 1, "want 16, 24 or 32 bytes in hex"},
+		{"no key", []string{"camera", "import", "--pskc", enc(totpKey("X-1", "body4", secret))}, 1, "key package 1 (serial \"X-1\", key \"X-1\"): Secret: document is encrypted with a pre-shared key: give the key"},
+		{"wrong key", []string{"camera", "import", "--pskc", enc(totpKey("X-1", "body4", secret)), "--key-file", wrongKey}, 1, "MACKey does not decrypt"},
+		{"password for a key", []string{"camera", "import", "--pskc", enc(totpKey("X-1", "body4", secret)), "--password-file", pwFile}, 1, "give the key"},
+		{"plaintext", []string{"camera", "import", "--pskc", plainFile}, 1, "plain text refused"},
+		{"hotp", []string{"camera", "import", "--pskc", enc(totpKey("OK-1", "body4", secret), hotp), "--key-file", keyFile}, 1, `key package 2 (serial "HOTP-1", key "HOTP-1"): algorithm "urn:ietf:params:xml:ns:keyprov:pskc:hotp": camotp verifies TOTP codes only`},
+		{"T0", []string{"camera", "import", "--pskc", enc(shifted), "--key-file", keyFile}, 1, "T0"},
+		{"unknown model", []string{"camera", "import", "--pskc", enc(totpKey("M-1", "VX-9000", secret)), "--key-file", keyFile}, 1, `DeviceInfo/Model "VX-9000" is not a camotp model`},
+		{"bad serial", []string{"camera", "import", "--pskc", enc(totpKey("bad serial", "body4", secret)), "--key-file", keyFile}, 1, "invalid serial"},
+		{"short secret", []string{"camera", "import", "--pskc", enc(totpKey("S-1", "body4", secret[:8])), "--key-file", keyFile}, 1, "seed secret must be 10 to 128 bytes"},
+		{"serial twice", []string{"camera", "import", "--pskc", enc(totpKey("D-1", "body4", secret), totpKey("D-1", "body4", secret)), "--key-file", keyFile}, 1, "key package 2 (serial \"D-1\", key \"D-1\"): serial D-1 is in key package 1 already"},
+		{"serial known", []string{"camera", "import", "--pskc", enc(totpKey("NEW-1", "body4", secret), totpKey("CAM-EXISTS", "body4", secret)), "--key-file", keyFile}, 1, "409: key package 2 (serial \"CAM-EXISTS\"): camera CAM-EXISTS: already exists"},
+		{"public key of another", []string{"camera", "import", "--pskc", enc(totpKey("P-1", "body4", secret)), "--key-file", keyFile, "--public-keys", writeFile(t, dir, "keys.csv", []byte("P-2,cam1:xyz\n"))}, 1, "P-2"},
+		{"bad public key", []string{"camera", "import", "--pskc", enc(totpKey("P-1", "body4", secret)), "--key-file", keyFile, "--public-keys", writeFile(t, dir, "keys2.csv", []byte("# serial,key\nP-1,cam1:xyz\n"))}, 1, "public key"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := runMain(t, env, append(admin, tt.args...)...)
+			if code != tt.code || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, want %d; stderr %q, want %q", code, tt.code, errOut, tt.want)
+			}
+		})
+	}
+	cams, err := srv.Store.Cameras(t.Context())
+	if err != nil || len(cams) != 1 {
+		t.Fatalf("refused imports registered cameras: %+v %v", cams, err)
+	}
+	// Allowed, the plain file goes in.
+	if out, errOut, code := runMain(t, env, append(admin, "camera", "import", "--pskc", plainFile, "--allow-plaintext")...); code != 0 || !strings.Contains(out, "camera PLAIN-1 (body4) imported") {
+		t.Fatalf("plaintext allowed: exit %d %s %s", code, out, errOut)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestPSKCParallelImports: the same file imported by admins at once (the
+// requests released together) goes in once, whole: one 201, every other
+// request 409, and the cameras hold the file's seeds.
+func TestPSKCParallelImports(t *testing.T) {
+	srv, _, _ := pskcServer(t, nil)
+	var keys []pskc.Key
+	for i := range 20 {
+		keys = append(keys, totpKey(fmt.Sprintf("PAR-%02d", i), "body4", bytes.Repeat([]byte{byte(i + 1)}, 20)))
+	}
+	doc, err := pskc.Marshal(keys, pskc.WriteOptions{Password: "parallel", Iterations: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	codes := make([]int, n)
+	together.Run(n, func(i int) {
+		codes[i], _ = testenv.API(t, srv, srv.AdminToken, "POST", provisioning.PSKCImportPath, provisioning.PSKCImportRequest{PSKC: doc, Password: "parallel"})
+	})
+	won := 0
+	for i, c := range codes {
+		switch c {
+		case http.StatusCreated:
+			won++
+		case http.StatusConflict:
+		default:
+			t.Errorf("request %d: %d", i, c)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d imports succeeded (%v), want 1", won, codes)
+	}
+	cams, err := srv.Store.Cameras(t.Context())
+	if err != nil || len(cams) != len(keys) {
+		t.Fatalf("%d cameras %v, want %d", len(cams), err, len(keys))
+	}
+	for i, k := range keys {
+		seed, err := srv.Store.ActiveSeed(t.Context(), k.SerialNo)
+		if err != nil || !bytes.Equal(seed.Secret, k.Secret) {
+			t.Fatalf("camera %d: %v, seed %x", i, err, seed.Secret)
+		}
+	}
+}
