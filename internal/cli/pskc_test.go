@@ -334,3 +334,188 @@ func TestPSKCParallelImports(t *testing.T) {
 		}
 	}
 }
+
+// TestPSKCPython: files python-pskc writes (pre-shared key, password)
+// import with 'admin camera import' and their codes sign in; what 'admin
+// camera export' writes (password, AES-256 key; 0600, never over an
+// existing file) python-pskc reads back to the same secrets; every export
+// is audited without the seed.
+func TestPSKCPython(t *testing.T) {
+	py := testenv.PythonPSKC(t)
+	clk := testclock.NewManual(pskcT)
+	srv, env, admin := pskcServer(t, clk.Now)
+	dir := t.TempDir()
+	psk := make([]byte, 16)
+	rand.Read(psk)
+	keyFile := writeFile(t, dir, "psk.hex", []byte(hex.EncodeToString(psk)))
+	pwFile := writeFile(t, dir, "pw", []byte("factory pass phrase\n"))
+	secrets := map[string][]byte{}
+	byFile := map[string]map[string][]byte{"PY-A": {}, "PY-B": {}}
+	for i := range 4 {
+		s := make([]byte, 20)
+		rand.Read(s)
+		sn := fmt.Sprintf("PY-%c%d", 'A'+i%2, i)
+		secrets[sn], byFile[sn[:4]][sn] = s, s
+	}
+	pskFile, pwDoc := filepath.Join(dir, "a.pskcxml"), filepath.Join(dir, "b.pskcxml")
+	testenv.PythonWritePSKC(t, py, "psk", pskFile, hex.EncodeToString(psk), "body4", byFile["PY-A"])
+	testenv.PythonWritePSKC(t, py, "password", pwDoc, "factory pass phrase", "vendor-x", byFile["PY-B"])
+	for _, args := range [][]string{
+		{"camera", "import", "--pskc", pskFile, "--key-file", keyFile},
+		{"camera", "import", "--pskc", pwDoc, "--password-file", pwFile, "--model", "body3"},
+	} {
+		if out, errOut, code := runMain(t, env, append(admin, args...)...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	for sn := range secrets {
+		cam, err := srv.Store.Camera(t.Context(), sn)
+		want := map[string]device.Model{"PY-A": device.Body4, "PY-B": device.Body3}[sn[:4]]
+		if err != nil || cam.State != model.StateProvisioned || cam.Model != want {
+			t.Fatalf("%s: %+v %v", sn, cam, err)
+		}
+	}
+	testenv.Assign(t, srv, "PY-B1", "dave")
+	if status := signIn(t, srv, "dave", oathCode(t, secrets["PY-B1"], clk.Now())); status != http.StatusOK {
+		t.Fatalf("sign-in with the code of a python-pskc token: %d", status)
+	}
+
+	k32 := make([]byte, 32)
+	rand.Read(k32)
+	exportKey := writeFile(t, dir, "export.hex", []byte(hex.EncodeToString(k32)))
+	exportPW := writeFile(t, dir, "export-pw", []byte("migration pass phrase"))
+	for _, tt := range []struct {
+		name, mode, cred string
+		args             []string
+		serials          []string
+	}{
+		{"password", "password", "migration pass phrase", []string{"--password-file", exportPW, "--iterations", "5000", "PY-A0", "PY-B1"}, []string{"PY-A0", "PY-B1"}},
+		{"key", "psk", hex.EncodeToString(k32), []string{"--key-file", exportKey}, []string{"PY-A0", "PY-A2", "PY-B1", "PY-B3"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, "export-"+tt.name+".pskcxml")
+			out, errOut, code := runMain(t, env, append(append(admin, "camera", "export", "--pskc", file), tt.args...)...)
+			if code != 0 || !strings.Contains(out, fmt.Sprintf("%d camera seeds exported", len(tt.serials))) {
+				t.Fatalf("export: exit %d\n%s%s", code, out, errOut)
+			}
+			if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("export file: %v %v, want mode 0600", fi, err)
+			}
+			got, err := testenv.PythonReadPSKC(t, py, tt.mode, file, tt.cred)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serials []string
+			for _, k := range got {
+				serials = append(serials, k.Serial)
+				if k.Secret != hex.EncodeToString(secrets[k.Serial]) || k.Algorithm != pskc.AlgorithmTOTP || k.Digits != 6 || k.Interval != 30 || k.Suite != "HMAC-SHA1" {
+					t.Errorf("python-pskc read %+v, want secret %x", k, secrets[k.Serial])
+				}
+			}
+			if fmt.Sprint(serials) != fmt.Sprint(tt.serials) {
+				t.Errorf("exported %v, want %v", serials, tt.serials)
+			}
+			// Never over an existing file.
+			before := mustRead(t, file)
+			if _, errOut, code := runMain(t, env, append(append(admin, "camera", "export", "--pskc", file), tt.args...)...); code != 1 || !strings.Contains(errOut, "exists") {
+				t.Fatalf("export over a file: exit %d %s", code, errOut)
+			}
+			if !bytes.Equal(before, mustRead(t, file)) {
+				t.Fatal("the existing file changed")
+			}
+		})
+	}
+	rows := auditOf(t, srv, "PY-A0")
+	var exports []string
+	for _, r := range rows {
+		if r.Action == "camera.export" {
+			exports = append(exports, r.Result+" "+r.Detail)
+		}
+		if strings.Contains(fmt.Sprint(r), hex.EncodeToString(secrets["PY-A0"])) || strings.Contains(fmt.Sprint(r), device.DefaultSeed(secrets["PY-A0"]).Base32()) {
+			t.Errorf("audit row holds the seed: %+v", r)
+		}
+	}
+	if fmt.Sprint(exports) != "[ok pskc, pre-shared-key ok pskc, password]" {
+		t.Errorf("export audit rows of PY-A0: %v", exports)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"camera", "export", "--pskc", filepath.Join(dir, "x1")}, 2, "never exported in plain text"},
+		{[]string{"camera", "export", "--pskc", filepath.Join(dir, "x2"), "--key-file", exportKey, "NOPE-1"}, 1, "404"},
+		{[]string{"camera", "export", "--pskc", filepath.Join(dir, "x3"), "--password-file", exportPW, "--iterations", "9999999"}, 1, "iterations must be"},
+	} {
+		if _, errOut, code := runMain(t, env, append(admin, tt.args...)...); code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d %q, want %d %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+		if _, err := os.Stat(tt.args[3]); err == nil {
+			t.Errorf("%v left a file", tt.args)
+		}
+	}
+	// A camera without an active seed is not exported.
+	testenv.Camera(t, srv, "CAM-NEW", device.Body4)
+	if _, errOut, code := runMain(t, env, append(admin, "camera", "export", "--pskc", filepath.Join(dir, "x4"), "--key-file", exportKey, "CAM-NEW")...); code != 1 || !strings.Contains(errOut, "CAM-NEW has no active seed (state registered)") {
+		t.Errorf("export of a registered camera: exit %d %q", code, errOut)
+	}
+}
+
+// TestPSKCIdentityThenRotate: an imported camera with an identity key
+// (given in the --public-keys file, or registered later with set-key)
+// rotates over MQTT like any other: the real camera proves the new seed;
+// set-key never replaces a key.
+func TestPSKCIdentityThenRotate(t *testing.T) {
+	srv, env, admin := pskcServer(t, nil)
+	dir := t.TempDir()
+	states := map[string]*device.State{}
+	var keys []pskc.Key
+	for _, sn := range []string{"CAM-CSV", "CAM-LATE"} {
+		st, err := device.InitState(filepath.Join(dir, sn), sn, device.Body4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[sn] = st
+		keys = append(keys, totpKey(sn, "body4", bytes.Repeat([]byte(sn[:4]), 5)))
+	}
+	doc, err := pskc.Marshal(keys, pskc.WriteOptions{Key: mustHexKey(t, pskcRFCKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv := "# serial,publicKey\nCAM-CSV," + states["CAM-CSV"].Identity().Public().PublicKey + "\n"
+	if out, errOut, code := runMain(t, env, append(admin, "camera", "import", "--pskc", writeFile(t, dir, "f.pskcxml", doc),
+		"--key-file", writeFile(t, dir, "k", []byte(pskcRFCKey)), "--public-keys", writeFile(t, dir, "keys.csv", []byte(csv)))...); code != 0 ||
+		!strings.Contains(errOut, "1 cameras have no MQTT identity key") {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	if status, body := testenv.API(t, srv, srv.AdminToken, "POST", "/api/v1/admin/cameras/CAM-LATE/wipe", nil); status != http.StatusConflict ||
+		!strings.Contains(fmt.Sprint(body["error"]), "no MQTT identity key") {
+		t.Fatalf("wipe without identity: %d %v", status, body)
+	}
+	pub := states["CAM-LATE"].Identity().Public().PublicKey
+	if out, errOut, code := runMain(t, env, append(admin, "camera", "set-key", "CAM-LATE", "--public-key", pub)...); code != 0 {
+		t.Fatalf("set-key: exit %d %s%s", code, out, errOut)
+	}
+	if _, errOut, code := runMain(t, env, append(admin, "camera", "set-key", "CAM-CSV", "--public-key", pub)...); code != 1 || !strings.Contains(errOut, "409") {
+		t.Fatalf("set-key over a key: exit %d %s", code, errOut)
+	}
+	if cam, _ := srv.Store.Camera(t.Context(), "CAM-CSV"); cam.PublicKey != states["CAM-CSV"].Identity().Public().PublicKey {
+		t.Fatalf("CAM-CSV key replaced: %q", cam.PublicKey)
+	}
+	for sn, st := range states {
+		testenv.Agent(t, st, "tcp://"+srv.MQTTAddr())
+		v := testenv.Op(t, srv, sn, "rotate")
+		if v != 2 {
+			t.Fatalf("%s: rotate version %d, want 2", sn, v)
+		}
+		testenv.WaitCamera(t, srv.Store, sn, model.StateProvisioned, 2)
+		held, err := st.Seed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		active, err := srv.Store.ActiveSeed(t.Context(), sn)
+		if err != nil || !bytes.Equal(active.Secret, held.Secret) || bytes.Equal(active.Secret, bytes.Repeat([]byte(sn[:4]), 5)) {
+			t.Fatalf("%s: active seed %x %v, camera holds %x", sn, active.Secret, err, held.Secret)
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package testenv
 
 import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -29,4 +33,81 @@ func PythonPSKC(tb testing.TB) string {
 	}
 	tb.Skip("python3-pskc not installed (Debian package python3-pskc: apt-get install -y python3-pskc); CI installs it")
 	return ""
+}
+
+// pythonWritePSKC writes a PSKC file with python-pskc: argv is mode (psk
+// or password), output file, key in hex or password, model, then
+// serial=secret-hex pairs. It encrypts the secret and, with a key,
+// TimeInterval too (an encrypted integer).
+const pythonWritePSKC = `
+import sys, pskc
+mode, out, cred, model = sys.argv[1:5]
+p = pskc.PSKC()
+for arg in sys.argv[5:]:
+    serial, secret = arg.split("=")
+    p.add_key(id=serial, serial=serial, manufacturer="python-pskc", model=model,
+              algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp", algorithm_suite="HMAC-SHA1",
+              response_length=6, response_encoding="DECIMAL", secret=bytes.fromhex(secret),
+              time_offset=0, time_interval=30)
+if mode == "psk":
+    p.encryption.setup_preshared_key(key=bytes.fromhex(cred), fields=["secret", "time_interval"])
+else:
+    p.encryption.setup_pbkdf2(cred, iterations=2000)
+p.write(out)
+`
+
+// pythonReadPSKC reads a PSKC file with python-pskc and prints its keys
+// as JSON: argv is mode (psk or password), file, key in hex or password.
+const pythonReadPSKC = `
+import sys, json, pskc
+mode, path, cred = sys.argv[1:4]
+p = pskc.PSKC(path)
+if mode == "psk":
+    p.encryption.key = bytes.fromhex(cred)
+else:
+    p.encryption.derive_key(cred)
+print(json.dumps([dict(serial=k.serial, id=k.id, model=k.model, algorithm=k.algorithm, suite=k.algorithm_suite,
+    digits=k.response_length, interval=k.time_interval, time=k.time_offset, secret=k.secret.hex()) for k in p.keys]))
+`
+
+// PythonKey is a key as python-pskc read it.
+type PythonKey struct {
+	Serial, ID, Model, Algorithm, Suite string
+	Digits, Interval, Time              int
+	// Secret is in hex.
+	Secret string
+}
+
+// PythonWritePSKC has python-pskc (py, from PythonPSKC) write file: TOTP
+// keys (SHA1, 6 digits, 30 s) of the secrets by serial, DeviceInfo/Model
+// model, encrypted with a pre-shared key (mode "psk", cred the key in hex;
+// TimeInterval encrypted too) or a password (mode "password").
+func PythonWritePSKC(tb testing.TB, py, mode, file, cred, model string, secrets map[string][]byte) {
+	tb.Helper()
+	args := []string{"-c", pythonWritePSKC, mode, file, cred, model}
+	for sn, s := range secrets {
+		args = append(args, sn+"="+hex.EncodeToString(s))
+	}
+	if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+		tb.Fatalf("python-pskc write %s: %v\n%s", file, err, out)
+	}
+}
+
+// PythonReadPSKC has python-pskc read file with a pre-shared key (mode
+// "psk", cred in hex) or a password (mode "password"); err is its failure.
+func PythonReadPSKC(tb testing.TB, py, mode, file, cred string) ([]PythonKey, error) {
+	tb.Helper()
+	out, err := exec.Command(py, "-c", pythonReadPSKC, mode, file, cred).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("python-pskc read %s: %w: %s", file, err, ee.Stderr)
+		}
+		return nil, err
+	}
+	var keys []PythonKey
+	if err := json.Unmarshal(out, &keys); err != nil {
+		return nil, fmt.Errorf("python-pskc output: %w: %s", err, out)
+	}
+	return keys, nil
 }

@@ -3,10 +3,8 @@ package pskc_test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -14,64 +12,18 @@ import (
 	"github.com/camotp/camotp/provisioning/pskc"
 )
 
-// pyWrite writes a PSKC file with python-pskc: argv is mode (psk or
-// password), output file, key in hex or password, then serial=secret-hex
-// pairs. It encrypts the secret and, under psk, TimeInterval too (an
-// encrypted integer).
-const pyWrite = `
-import sys, pskc
-mode, out, cred = sys.argv[1:4]
-p = pskc.PSKC()
-for arg in sys.argv[4:]:
-    serial, secret = arg.split("=")
-    p.add_key(id=serial, serial=serial, manufacturer="python-pskc", model="body4",
-              algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp", algorithm_suite="HMAC-SHA1",
-              response_length=6, response_encoding="DECIMAL", secret=bytes.fromhex(secret),
-              time_offset=0, time_interval=30)
-if mode == "psk":
-    p.encryption.setup_preshared_key(key=bytes.fromhex(cred), fields=["secret", "time_interval"])
-else:
-    p.encryption.setup_pbkdf2(cred, iterations=2000)
-p.write(out)
-`
-
-// pyRead reads a PSKC file with python-pskc and prints its keys as JSON:
-// argv is mode (psk or password), file, key in hex or password.
-const pyRead = `
-import sys, json, pskc
-mode, path, cred = sys.argv[1:4]
-p = pskc.PSKC(path)
-if mode == "psk":
-    p.encryption.key = bytes.fromhex(cred)
-else:
-    p.encryption.derive_key(cred)
-print(json.dumps([dict(serial=k.serial, id=k.id, model=k.model, algorithm=k.algorithm, suite=k.algorithm_suite,
-    digits=k.response_length, interval=k.time_interval, time=k.time_offset, secret=k.secret.hex()) for k in p.keys]))
-`
-
-// pyKey is a key as pyRead prints it.
-type pyKey struct {
-	Serial, ID, Model, Algorithm, Suite string
-	Digits, Interval, Time              int
-	Secret                              string
-}
-
-// secrets is n random 20-byte secrets by serial, and the serial=hex
-// arguments of pyWrite.
-func secrets(t *testing.T, n int) (map[string][]byte, []string) {
+// secrets is n random 20-byte secrets by serial.
+func secrets(t *testing.T, n int) map[string][]byte {
 	t.Helper()
 	m := map[string][]byte{}
-	var args []string
 	for i := range n {
 		s := make([]byte, 20)
 		if _, err := rand.Read(s); err != nil {
 			t.Fatal(err)
 		}
-		sn := fmt.Sprintf("PY-%03d", i)
-		m[sn] = s
-		args = append(args, sn+"="+hex.EncodeToString(s))
+		m[fmt.Sprintf("PY-%03d", i)] = s
 	}
-	return m, args
+	return m
 }
 
 // TestPythonWritesCamotpReads: files python-pskc writes, encrypted with a
@@ -92,12 +44,9 @@ func TestPythonWritesCamotpReads(t *testing.T) {
 		{"password", "qwerty", pskc.ReadOptions{Password: "qwerty"}, pskc.ReadOptions{Password: "qwertz"}, pskc.Password},
 	} {
 		t.Run(tt.mode, func(t *testing.T) {
-			want, args := secrets(t, 3)
+			want := secrets(t, 3)
 			file := filepath.Join(t.TempDir(), "py.pskcxml")
-			cmd := exec.Command(py, append([]string{"-c", pyWrite, tt.mode, file, tt.cred}, args...)...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("python-pskc write: %v\n%s", err, out)
-			}
+			testenv.PythonWritePSKC(t, py, tt.mode, file, tt.cred, "body4", want)
 			data, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
@@ -127,7 +76,7 @@ func TestPythonWritesCamotpReads(t *testing.T) {
 
 // TestCamotpWritesPythonReads: what Marshal writes, with a pre-shared key
 // of each AES size or a password, python-pskc reads to the same secrets
-// and parameters.
+// and parameters, and refuses with the wrong key.
 func TestCamotpWritesPythonReads(t *testing.T) {
 	py := testenv.PythonPSKC(t)
 	k32 := make([]byte, 32)
@@ -135,15 +84,16 @@ func TestCamotpWritesPythonReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		name, mode, cred string
-		opt              pskc.WriteOptions
+		name, mode, cred, wrong string
+		opt                     pskc.WriteOptions
 	}{
-		{"aes128", "psk", hex.EncodeToString(k32[:16]), pskc.WriteOptions{Key: k32[:16]}},
-		{"aes256", "psk", hex.EncodeToString(k32), pskc.WriteOptions{Key: k32}},
-		{"password", "password", "correct horse battery", pskc.WriteOptions{Password: "correct horse battery", Iterations: 2000}},
+		{"aes128", "psk", hex.EncodeToString(k32[:16]), hex.EncodeToString(make([]byte, 16)), pskc.WriteOptions{Key: k32[:16]}},
+		{"aes192", "psk", hex.EncodeToString(k32[:24]), hex.EncodeToString(make([]byte, 24)), pskc.WriteOptions{Key: k32[:24]}},
+		{"aes256", "psk", hex.EncodeToString(k32), hex.EncodeToString(make([]byte, 32)), pskc.WriteOptions{Key: k32}},
+		{"password", "password", "correct horse battery", "wrong", pskc.WriteOptions{Password: "correct horse battery", Iterations: 2000}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			want, _ := secrets(t, 3)
+			want := secrets(t, 3)
 			var keys []pskc.Key
 			t0, step := int64(0), int64(30)
 			for sn, s := range want {
@@ -158,13 +108,9 @@ func TestCamotpWritesPythonReads(t *testing.T) {
 			if err := os.WriteFile(file, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(py, "-c", pyRead, tt.mode, file, tt.cred).Output()
+			got, err := testenv.PythonReadPSKC(t, py, tt.mode, file, tt.cred)
 			if err != nil {
-				t.Fatalf("python-pskc read: %v %s", err, out)
-			}
-			var got []pyKey
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("%v: %s", err, out)
+				t.Fatal(err)
 			}
 			if len(got) != len(want) {
 				t.Fatalf("python-pskc read %d keys, want %d", len(got), len(want))
@@ -178,15 +124,8 @@ func TestCamotpWritesPythonReads(t *testing.T) {
 					t.Errorf("python-pskc read %+v", k)
 				}
 			}
-			// The wrong key: python-pskc refuses too (the MAC).
-			bad := "00000000000000000000000000000000"
-			if tt.mode == "password" {
-				bad = "wrong"
-			} else if len(tt.opt.Key) == 32 {
-				bad += bad
-			}
-			if out, err := exec.Command(py, "-c", pyRead, tt.mode, file, bad).CombinedOutput(); err == nil {
-				t.Errorf("python-pskc read it with the wrong key: %s", out)
+			if got, err := testenv.PythonReadPSKC(t, py, tt.mode, file, tt.wrong); err == nil {
+				t.Errorf("python-pskc read it with the wrong key: %+v", got)
 			}
 		})
 	}
