@@ -12,7 +12,6 @@ import (
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
-	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/provisioning/pskc"
 )
 
@@ -35,11 +34,11 @@ const (
 
 // PSKCStore is what seed import and export read and change.
 type PSKCStore interface {
-	ImportCameras(ctx context.Context, cams []model.SeededCamera) error
+	ImportCameras(ctx context.Context, cams []model.SeededCamera, audit []model.AuditEntry) error
+	ExportSeeds(ctx context.Context, serials []string, audit []model.AuditEntry) ([]model.CameraSeed, error)
 	SetCameraKey(ctx context.Context, serial, publicKey string) error
 	Camera(ctx context.Context, serial string) (model.Camera, error)
 	Cameras(ctx context.Context) ([]model.Camera, error)
-	ActiveSeed(ctx context.Context, serial string) (device.Seed, error)
 	Audit(ctx context.Context, e model.AuditEntry) error
 }
 
@@ -149,7 +148,16 @@ func (p *PSKC) importPSKC(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, err)
 		return
 	}
-	if err := p.st.ImportCameras(r.Context(), cams); err != nil {
+	// Each camera's audit row is written in the import's commit.
+	audit := make([]model.AuditEntry, len(cams))
+	for i, cam := range cams {
+		detail := fmt.Sprintf("pskc key package %d, %s", c.Keys[i].Package, c.Protection)
+		if cam.PublicKey == "" {
+			detail += ", no identity key"
+		}
+		audit[i] = model.AuditEntry{Actor: adminActor, Action: "camera.import", Subject: cam.Serial, Result: "ok", SourceIP: ip, Detail: detail}
+	}
+	if err := p.st.ImportCameras(r.Context(), cams, audit); err != nil {
 		var ie *model.ImportError
 		if errors.As(err, &ie) && ie.Index < len(c.Keys) {
 			err = &pskc.KeyError{Package: c.Keys[ie.Index].Package, SerialNo: cams[ie.Index].Serial, Err: err}
@@ -157,24 +165,25 @@ func (p *PSKC) importPSKC(w http.ResponseWriter, r *http.Request) {
 		fail(0, err)
 		return
 	}
-	resp := PSKCImportResponse{Protection: c.Protection}
-	for i, cam := range cams {
-		detail := fmt.Sprintf("pskc key package %d, %s", c.Keys[i].Package, c.Protection)
-		if cam.PublicKey == "" {
-			detail += ", no identity key"
-		}
-		p.audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "camera.import", Subject: cam.Serial, Result: "ok", SourceIP: ip, Detail: detail})
+	imported := make(map[string]bool, len(cams))
+	for _, cam := range cams {
+		imported[cam.Serial] = true
 		if cam.PublicKey != "" && p.ops != nil {
 			if pub, err := camkey.ParsePublicKey(cam.PublicKey); err == nil {
 				p.ops.EnsureAccount(r.Context(), cam.Serial, pub, adminActor, ip)
 			}
 		}
-		got, err := p.st.Camera(r.Context(), cam.Serial)
-		if err != nil {
-			writeErr(w, err)
-			return
+	}
+	all, err := p.st.Cameras(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	resp := PSKCImportResponse{Protection: c.Protection, Cameras: []model.Camera{}}
+	for _, cam := range all {
+		if imported[cam.Serial] {
+			resp.Cameras = append(resp.Cameras, cam)
 		}
-		resp.Cameras = append(resp.Cameras, got)
 	}
 	p.log.Info("cameras imported from PSKC", "cameras", len(cams), "protection", c.Protection)
 	httpx.WriteJSON(w, http.StatusCreated, resp)
@@ -331,40 +340,50 @@ func (p *PSKC) exportPSKC(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var keys []pskc.Key
+	if len(req.Key) > 0 && req.Password != "" {
+		fail(http.StatusBadRequest, errors.New("give a key or a password, not both"))
+		return
+	}
+	if n := len(req.Key); n != 0 && n != 16 && n != 24 && n != 32 {
+		fail(http.StatusBadRequest, fmt.Errorf("key must be 16, 24 or 32 bytes (AES-128, -192, -256), got %d", n))
+		return
+	}
+	if req.Iterations < 0 || req.Iterations > pskc.MaxIterations {
+		fail(http.StatusBadRequest, fmt.Errorf("pskc: PBKDF2 iterations must be 1 to %d, got %d", pskc.MaxIterations, req.Iterations))
+		return
+	}
+	var unique []string
 	seen := map[string]bool{}
 	for _, sn := range serials {
-		if seen[sn] {
-			continue
+		if !seen[sn] {
+			seen[sn] = true
+			unique = append(unique, sn)
 		}
-		seen[sn] = true
-		cam, err := p.st.Camera(r.Context(), sn)
-		if err != nil {
-			fail(0, err)
-			return
-		}
-		seed, err := p.st.ActiveSeed(r.Context(), sn)
-		if errors.Is(err, storage.ErrNotFound) {
-			fail(http.StatusConflict, fmt.Errorf("camera %s has no active seed (state %s)", sn, cam.State))
-			return
-		}
-		if err != nil {
-			fail(0, err)
-			return
-		}
-		t0, step := int64(0), int64(seed.Period)
-		keys = append(keys, pskc.Key{Manufacturer: "camotp", SerialNo: sn, Model: string(cam.Model), ID: sn,
-			Algorithm: pskc.AlgorithmTOTP, Issuer: "camotp", Suite: "HMAC-" + strings.ToUpper(seed.Algorithm), Digits: seed.Digits,
-			Encoding: "DECIMAL", Secret: seed.Secret, Time: &t0, TimeInterval: &step})
+	}
+	// Each camera's audit row is written in the commit that reads its
+	// seed: no seed leaves without it.
+	audit := make([]model.AuditEntry, len(unique))
+	for i, sn := range unique {
+		audit[i] = model.AuditEntry{Actor: adminActor, Action: "camera.export", Subject: sn, Result: "ok", SourceIP: ip, Detail: "pskc, " + string(prot)}
+	}
+	seeds, err := p.st.ExportSeeds(r.Context(), unique, audit)
+	if err != nil {
+		fail(0, err)
+		return
+	}
+	keys := make([]pskc.Key, 0, len(seeds))
+	for _, cs := range seeds {
+		t0, step := int64(0), int64(cs.Seed.Period)
+		keys = append(keys, pskc.Key{Manufacturer: "camotp", SerialNo: cs.Camera.Serial, Model: string(cs.Camera.Model), ID: cs.Camera.Serial,
+			Algorithm: pskc.AlgorithmTOTP, Issuer: "camotp", Suite: "HMAC-" + strings.ToUpper(cs.Seed.Algorithm), Digits: cs.Seed.Digits,
+			Encoding: "DECIMAL", Secret: cs.Seed.Secret, Time: &t0, TimeInterval: &step})
 	}
 	doc, err := pskc.Marshal(keys, pskc.WriteOptions{Key: req.Key, Password: req.Password, Iterations: req.Iterations, KeyName: req.KeyName})
 	if err != nil {
+		// The options were checked above; the audit rows stand for the
+		// seeds that were read.
 		fail(http.StatusBadRequest, fmt.Errorf("pskc: %w", err))
 		return
-	}
-	for _, k := range keys {
-		p.audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "camera.export", Subject: k.SerialNo, Result: "ok", SourceIP: ip,
-			Detail: "pskc, " + string(prot)})
 	}
 	p.log.Info("seeds exported as PSKC", "cameras", len(keys), "protection", prot)
 	w.Header().Set("Content-Type", PSKCContentType)

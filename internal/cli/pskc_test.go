@@ -22,6 +22,7 @@ import (
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/testclock"
 	"github.com/camotp/camotp/internal/testenv"
+	"github.com/camotp/camotp/internal/testenv/pgtest"
 	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/provisioning/pskc"
@@ -517,5 +518,120 @@ func TestPSKCIdentityThenRotate(t *testing.T) {
 		if err != nil || !bytes.Equal(active.Secret, held.Secret) || bytes.Equal(active.Secret, bytes.Repeat([]byte(sn[:4]), 5)) {
 			t.Fatalf("%s: active seed %x %v, camera holds %x", sn, active.Secret, err, held.Secret)
 		}
+	}
+}
+
+// BenchmarkPSKCImport10k imports pskc.MaxKeys cameras from one file
+// encrypted with a pre-shared key through 'admin camera import' into a
+// real server (SQLite; PostgreSQL too when CAMOTP_TEST_POSTGRES is set),
+// each iteration into a fresh server; export-ms is the export of them all
+// with 'admin camera export'.
+func BenchmarkPSKCImport10k(b *testing.B) {
+	var keys []pskc.Key
+	for i := range pskc.MaxKeys {
+		keys = append(keys, totpKey(fmt.Sprintf("BULK-%05d", i), "body4", bytes.Repeat([]byte{byte(i), byte(i >> 8)}, 10)))
+	}
+	key := bytes.Repeat([]byte{3}, 16)
+	doc, err := pskc.Marshal(keys, pskc.WriteOptions{Key: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	file := filepath.Join(dir, "bulk.pskcxml")
+	keyFile := filepath.Join(dir, "k")
+	os.WriteFile(file, doc, 0o600)
+	os.WriteFile(keyFile, []byte(hex.EncodeToString(key)), 0o600)
+	dbs := map[string]func(*server.Config){"sqlite": nil}
+	if u := os.Getenv("CAMOTP_TEST_POSTGRES"); u != "" {
+		dbs["postgres"] = func(c *server.Config) { c.DB = pgtest.URL(b) }
+	}
+	for name, mod := range dbs {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				srv := testenv.Server(b, b.TempDir(), mod)
+				env := Env{Getenv: func(k string) string {
+					if k == "CAMOTP_ADMIN_TOKEN" {
+						return srv.AdminToken
+					}
+					return ""
+				}}
+				var stdout, stderr testenv.SyncBuffer
+				env.Stdout, env.Stderr = &stdout, &stderr
+				b.StartTimer()
+				if code := Main(b.Context(), env, []string{"admin", "--server", "http://" + srv.HTTPAddr(), "camera", "import", "--pskc", file, "--key-file", keyFile}); code != 0 {
+					b.Fatalf("import: exit %d %s", code, stderr.String())
+				}
+				// The same cameras exported (all provisioned ones), timed
+				// on their own.
+				b.StopTimer()
+				out := filepath.Join(b.TempDir(), "export.pskcxml")
+				start := time.Now()
+				if code := Main(b.Context(), env, []string{"admin", "--server", "http://" + srv.HTTPAddr(), "camera", "export", "--pskc", out, "--key-file", keyFile}); code != 0 {
+					b.Fatalf("export: exit %d %s", code, stderr.String())
+				}
+				b.ReportMetric(float64(time.Since(start).Milliseconds()), "export-ms")
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// TestPSKCLimitsParallel: requests past each bound of import and export,
+// released together with a valid import: each refused with its reason
+// (nothing registered by them), the valid one imported.
+func TestPSKCLimitsParallel(t *testing.T) {
+	srv, _, _ := pskcServer(t, nil)
+	key := bytes.Repeat([]byte{1}, 16)
+	good, err := pskc.Marshal([]pskc.Key{totpKey("LIM-OK", "body4", bytes.Repeat([]byte{2}, 20))}, pskc.WriteOptions{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := pskc.Marshal([]pskc.Key{totpKey("LIM-PW", "body4", bytes.Repeat([]byte{2}, 20))}, pskc.WriteOptions{Password: "x", Iterations: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow = bytes.Replace(slow, []byte("<IterationCount>1000<"), []byte("<IterationCount>5000001<"), 1)
+	huge := append(bytes.Repeat([]byte(" "), pskc.MaxDocumentBytes), good...)
+	var many []string
+	for i := range pskc.MaxKeys + 1 {
+		many = append(many, fmt.Sprintf("S-%d", i))
+	}
+	body := `{"pskc":"` + strings.Repeat("A", 23<<20) + `"}`
+	reqs := []struct {
+		path string
+		body any
+		code int
+		want string
+	}{
+		{provisioning.PSKCImportPath, provisioning.PSKCImportRequest{PSKC: good, Key: key}, http.StatusCreated, ""},
+		{provisioning.PSKCImportPath, body, http.StatusBadRequest, "request body exceeds"},
+		{provisioning.PSKCImportPath, provisioning.PSKCImportRequest{PSKC: huge, Key: key}, http.StatusBadRequest, "document too large"},
+		{provisioning.PSKCImportPath, provisioning.PSKCImportRequest{PSKC: slow, Password: "x"}, http.StatusBadRequest, "IterationCount must be 1 to 5000000"},
+		{provisioning.PSKCExportPath, provisioning.PSKCExportRequest{Serials: many, Key: key}, http.StatusBadRequest, "at most 10000"},
+		{provisioning.PSKCExportPath, provisioning.PSKCExportRequest{Serials: []string{"LIM-OK"}, Password: "x", Iterations: pskc.MaxIterations + 1}, 0, ""},
+	}
+	type answer struct {
+		code int
+		body map[string]any
+	}
+	got := make([]answer, len(reqs))
+	together.Run(len(reqs), func(i int) {
+		got[i].code, got[i].body = testenv.API(t, srv, srv.AdminToken, "POST", reqs[i].path, reqs[i].body)
+	})
+	for i, r := range reqs {
+		if r.code == 0 { // the export races the import: refused either way
+			if got[i].code != http.StatusBadRequest && got[i].code != http.StatusNotFound {
+				t.Errorf("request %d: %d %v", i, got[i].code, got[i].body)
+			}
+			continue
+		}
+		if got[i].code != r.code || !strings.Contains(fmt.Sprint(got[i].body["error"]), r.want) {
+			t.Errorf("request %d: %d %v, want %d %q", i, got[i].code, got[i].body["error"], r.code, r.want)
+		}
+	}
+	cams, err := srv.Store.Cameras(t.Context())
+	if err != nil || len(cams) != 1 || cams[0].Serial != "LIM-OK" {
+		t.Fatalf("cameras %+v %v, want LIM-OK only", cams, err)
 	}
 }

@@ -28,3 +28,10 @@ func (e *ImportError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the camera's error.
 func (e *ImportError) Unwrap() error { return e.Err }
+
+// CameraSeed is a camera and the seed it has proven (its active seed),
+// as an export reads them.
+type CameraSeed struct {
+	Camera Camera
+	Seed   device.Seed
+}

@@ -11,11 +11,11 @@ import (
 )
 
 // ImportCameras registers every camera of cams provisioned with its seed
-// active at version 1, in one transaction (the inserts sent as one
-// batch): all or none. The first camera that cannot be added is an
-// *model.ImportError (ErrExists for a serial known already or given
+// active at version 1 and appends audit, in one transaction (the inserts
+// sent as one batch): all or none. The first camera that cannot be added
+// is an *model.ImportError (ErrExists for a serial known already or given
 // twice).
-func (s *Store) ImportCameras(ctx context.Context, cams []model.SeededCamera) error {
+func (s *Store) ImportCameras(ctx context.Context, cams []model.SeededCamera, audit []model.AuditEntry) error {
 	if len(cams) == 0 {
 		return nil
 	}
@@ -39,6 +39,7 @@ func (s *Store) ImportCameras(ctx context.Context, cams []model.SeededCamera) er
 			b.Queue(`INSERT INTO cameras (serial, model, public_key, state, version, seed, seed_at, created_at, updated_at)
 				VALUES ($1,$2,$3,$4,1,$5,$6,$6,$6)`, c.Serial, string(c.Model), c.PublicKey, string(model.StateProvisioned), sealed[i], now)
 		}
+		s.queueAudit(b, audit)
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
 		for i, c := range cams {
@@ -50,8 +51,96 @@ func (s *Store) ImportCameras(ctx context.Context, cams []model.SeededCamera) er
 				return &model.ImportError{Index: i, Err: fmt.Errorf("import camera %s: %w", c.Serial, err)}
 			}
 		}
+		for range audit {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("write audit: %w", err)
+			}
+		}
 		return br.Close()
 	})
+}
+
+// queueAudit adds the audit rows to b.
+func (s *Store) queueAudit(b *pgx.Batch, audit []model.AuditEntry) {
+	for _, e := range audit {
+		b.Queue(insertAudit, s.auditArgs(e)...)
+	}
+}
+
+// ExportSeeds reads the cameras serials with their active seeds, in that
+// order, and appends audit, in one transaction: ErrNotFound for an
+// unknown serial, ErrConflict for a camera with no active seed (nothing
+// appended then).
+func (s *Store) ExportSeeds(ctx context.Context, serials []string, audit []model.AuditEntry) ([]model.CameraSeed, error) {
+	if !storable(anySlice(serials)) {
+		return nil, fmt.Errorf("export: %w", storage.ErrNotFound)
+	}
+	var out []model.CameraSeed
+	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, `SELECT `+cameraCols+`, seed FROM cameras WHERE serial = ANY($1)`, serials)
+		if err != nil {
+			return fmt.Errorf("read seeds: %w", err)
+		}
+		type found struct {
+			cam    model.Camera
+			sealed []byte
+		}
+		bySerial := map[string]found{}
+		for rows.Next() {
+			var f found
+			if f.cam, err = scanCamera(sealedRow{rows, &f.sealed}); err != nil {
+				rows.Close()
+				return fmt.Errorf("read seeds: %w", err)
+			}
+			bySerial[f.cam.Serial] = f
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read seeds: %w", err)
+		}
+		for _, sn := range serials {
+			f, ok := bySerial[sn]
+			switch {
+			case !ok:
+				return fmt.Errorf("camera %s: %w", sn, storage.ErrNotFound)
+			case f.cam.State != model.StateProvisioned || f.sealed == nil:
+				return fmt.Errorf("camera %s has no active seed (state %s): %w", sn, f.cam.State, storage.ErrConflict)
+			}
+			seed, err := s.seal.OpenCameraSeed(sn, f.sealed)
+			if err != nil {
+				return err
+			}
+			out = append(out, model.CameraSeed{Camera: f.cam, Seed: seed})
+		}
+		if len(audit) == 0 {
+			return nil
+		}
+		b := &pgx.Batch{}
+		s.queueAudit(b, audit)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// sealedRow scans cameraCols and then the sealed seed.
+type sealedRow struct {
+	rows   pgx.Rows
+	sealed *[]byte
+}
+
+func (r sealedRow) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.sealed)...) }
+
+// anySlice is ss as arguments for storable.
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // SetCameraKey registers the public key of a camera that has none;

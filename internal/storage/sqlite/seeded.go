@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -11,10 +12,10 @@ import (
 )
 
 // ImportCameras registers every camera of cams provisioned with its seed
-// active at version 1, in one transaction: all or none. The first camera
-// that cannot be added is an *model.ImportError (ErrExists for a serial
-// known already or given twice).
-func (s *Store) ImportCameras(ctx context.Context, cams []model.SeededCamera) error {
+// active at version 1 and appends audit, in one transaction: all or none.
+// The first camera that cannot be added is an *model.ImportError
+// (ErrExists for a serial known already or given twice).
+func (s *Store) ImportCameras(ctx context.Context, cams []model.SeededCamera, audit []model.AuditEntry) error {
 	if len(cams) == 0 {
 		return nil
 	}
@@ -40,8 +41,83 @@ func (s *Store) ImportCameras(ctx context.Context, cams []model.SeededCamera) er
 				return &model.ImportError{Index: i, Err: fmt.Errorf("import camera %s: %w", c.Serial, err)}
 			}
 		}
-		return nil
+		return s.auditAll(ctx, tx, audit)
 	})
+}
+
+// auditAll appends audit in tx.
+func (s *Store) auditAll(ctx context.Context, tx *wtx, audit []model.AuditEntry) error {
+	for _, e := range audit {
+		if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
+			return fmt.Errorf("write audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// sealedRow scans cameraCols and then the sealed seed.
+type sealedRow struct {
+	rows   *sql.Rows
+	sealed *[]byte
+}
+
+func (r sealedRow) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.sealed)...) }
+
+// ExportSeeds reads the cameras serials with their active seeds, in that
+// order, and appends audit, in one transaction: ErrNotFound for an
+// unknown serial, ErrConflict for a camera with no active seed (nothing
+// appended then).
+func (s *Store) ExportSeeds(ctx context.Context, serials []string, audit []model.AuditEntry) ([]model.CameraSeed, error) {
+	list, err := json.Marshal(serials)
+	if err != nil {
+		return nil, err
+	}
+	var out []model.CameraSeed
+	err = s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, `SELECT `+cameraCols+`, seed FROM cameras WHERE serial IN (SELECT value FROM json_each(?))`, string(list))
+		if err != nil {
+			return fmt.Errorf("read seeds: %w", err)
+		}
+		type found struct {
+			cam    model.Camera
+			sealed []byte
+		}
+		bySerial := map[string]found{}
+		for rows.Next() {
+			var f found
+			if f.cam, err = scanCamera(sealedRow{rows, &f.sealed}); err != nil {
+				rows.Close()
+				return fmt.Errorf("read seeds: %w", err)
+			}
+			bySerial[f.cam.Serial] = f
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read seeds: %w", err)
+		}
+		for _, sn := range serials {
+			f, ok := bySerial[sn]
+			switch {
+			case !ok:
+				return fmt.Errorf("camera %s: %w", sn, storage.ErrNotFound)
+			case f.cam.State != model.StateProvisioned || f.sealed == nil:
+				return fmt.Errorf("camera %s has no active seed (state %s): %w", sn, f.cam.State, storage.ErrConflict)
+			}
+			seed, err := s.seal.OpenCameraSeed(sn, f.sealed)
+			if err != nil {
+				return err
+			}
+			out = append(out, model.CameraSeed{Camera: f.cam, Seed: seed})
+		}
+		return s.auditAll(ctx, tx, audit)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // SetCameraKey registers the public key of a camera that has none;

@@ -29,11 +29,29 @@ func (e *env) serials(t *testing.T) []string {
 	return out
 }
 
+// importAudit is an import's audit rows of serials.
+func importAudit(serials ...string) []model.AuditEntry {
+	var out []model.AuditEntry
+	for _, sn := range serials {
+		out = append(out, model.AuditEntry{Actor: "admin", Action: "camera.import", Subject: sn, Result: "ok"})
+	}
+	return out
+}
+
+// exportAudit is an export's audit rows of serials.
+func exportAudit(serials ...string) []model.AuditEntry {
+	var out []model.AuditEntry
+	for _, sn := range serials {
+		out = append(out, model.AuditEntry{Actor: "admin", Action: "camera.export", Subject: sn, Result: "ok"})
+	}
+	return out
+}
+
 func importCases() []testCase {
 	return []testCase{
 		{"ImportedAreProvisioned", func(t *testing.T, e *env) {
-			must(t, e.s.ImportCameras(e.ctx, nil), "import nothing")
-			must(t, e.s.ImportCameras(e.ctx, []model.SeededCamera{seeded("TOK-1", 1, ""), seeded("TOK-2", 2, "pub:TOK-2")}), "import")
+			must(t, e.s.ImportCameras(e.ctx, nil, nil), "import nothing")
+			must(t, e.s.ImportCameras(e.ctx, []model.SeededCamera{seeded("TOK-1", 1, ""), seeded("TOK-2", 2, "pub:TOK-2")}, importAudit("TOK-1", "TOK-2")), "import")
 			for i, sn := range []string{"TOK-1", "TOK-2"} {
 				c, err := e.s.Camera(e.ctx, sn)
 				must(t, err, "read "+sn)
@@ -47,6 +65,9 @@ func importCases() []testCase {
 				want := testSeed(byte(i + 1))
 				want.Version = 1
 				sameSeed(t, seed, want, sn)
+				if got := e.auditActions(t, sn); !slices.Equal(got, []string{"camera.import"}) {
+					t.Fatalf("%s: audit %v, want the import's row", sn, got)
+				}
 			}
 			// Its life goes on like any provisioned camera's: a rotation
 			// keeps the imported seed until the new one is proven.
@@ -75,13 +96,22 @@ func importCases() []testCase {
 				{"serial known already", []model.SeededCamera{seeded("CAM-1", 1, ""), seeded("CAM-2", 2, ""), seeded("CAM-3", 3, "")}, 1},
 				{"serial given twice", []model.SeededCamera{seeded("CAM-4", 1, ""), seeded("CAM-5", 2, ""), seeded("CAM-4", 3, "")}, 2},
 			} {
-				err := e.s.ImportCameras(e.ctx, tt.cams)
+				var sns []string
+				for _, c := range tt.cams {
+					sns = append(sns, c.Serial)
+				}
+				err := e.s.ImportCameras(e.ctx, tt.cams, importAudit(sns...))
 				var ie *model.ImportError
 				if !errors.As(err, &ie) || ie.Index != tt.index || !errors.Is(err, storage.ErrExists) {
 					t.Fatalf("%s: %v, want ImportError at %d wrapping ErrExists", tt.name, err, tt.index)
 				}
 				if got := e.serials(t); !slices.Equal(got, []string{"CAM-2"}) {
 					t.Fatalf("%s: cameras %v after a refused import, want only CAM-2", tt.name, got)
+				}
+				for _, sn := range sns {
+					if got := e.auditActions(t, sn); len(got) != 0 {
+						t.Fatalf("%s: a refused import wrote audit rows of %s: %v", tt.name, sn, got)
+					}
 				}
 			}
 			if c, _ := e.s.Camera(e.ctx, "CAM-2"); c.State != model.StateRegistered || c.PublicKey != "pub:CAM-2" {
@@ -98,7 +128,7 @@ func importCases() []testCase {
 				for j := range 3 {
 					cams = append(cams, seeded(fmt.Sprintf("CAM-%02d", i+j), byte(i+1), ""))
 				}
-				return e.s.ImportCameras(e.ctx, cams)
+				return e.s.ImportCameras(e.ctx, cams, nil)
 			})
 			taken := map[string]int{"CAM-00": -1}
 			for i, err := range errs {
@@ -133,7 +163,7 @@ func importCases() []testCase {
 			}
 		}},
 		{"SetCameraKeyOnlyWhenNone", func(t *testing.T, e *env) {
-			must(t, e.s.ImportCameras(e.ctx, []model.SeededCamera{seeded("TOK-1", 1, "")}), "import")
+			must(t, e.s.ImportCameras(e.ctx, []model.SeededCamera{seeded("TOK-1", 1, "")}, nil), "import")
 			e.addCamera(t, "CAM-1")
 			mustBe(t, e.s.SetCameraKey(e.ctx, "NOPE", "pub:x"), storage.ErrNotFound, "unknown camera")
 			mustBe(t, e.s.SetCameraKey(e.ctx, "CAM-1", "pub:other"), storage.ErrConflict, "camera with a key")
@@ -146,12 +176,56 @@ func importCases() []testCase {
 				}
 			}
 			// Racers give the keyless camera a key at once: one wins.
-			must(t, e.s.ImportCameras(e.ctx, []model.SeededCamera{seeded("TOK-2", 2, "")}), "import TOK-2")
+			must(t, e.s.ImportCameras(e.ctx, []model.SeededCamera{seeded("TOK-2", 2, "")}, nil), "import TOK-2")
 			errs := race(smallRacers, func(i int) error { return e.s.SetCameraKey(e.ctx, "TOK-2", fmt.Sprintf("pub:%d", i)) })
 			w := oneWinner(t, errs, storage.ErrConflict, "set key")
 			if c, _ := e.s.Camera(e.ctx, "TOK-2"); c.PublicKey != fmt.Sprintf("pub:%d", w) {
 				t.Fatalf("TOK-2 key %q, want the winner's pub:%d", c.PublicKey, w)
 			}
 		}},
+		{"ExportSeedsReadsAndAudits", func(t *testing.T, e *env) {
+			e.provision(t, "CAM-1", testSeed(1))
+			e.rotateBegun(t, "CAM-1", testSeed(3))
+			must(t, e.s.ImportCameras(e.ctx, []model.SeededCamera{seeded("TOK-2", 2, "")}, nil), "import")
+			e.addCamera(t, "CAM-NEW")
+			before := e.auditActions(t, "CAM-1")
+			// Refusals read nothing out and append nothing.
+			for _, tt := range []struct {
+				serials []string
+				is      error
+			}{
+				{[]string{"TOK-2", "NOPE"}, storage.ErrNotFound},
+				{[]string{"CAM-NEW", "TOK-2"}, storage.ErrConflict},
+			} {
+				got, err := e.s.ExportSeeds(e.ctx, tt.serials, exportAudit(tt.serials...))
+				mustBe(t, err, tt.is, fmt.Sprint(tt.serials))
+				if got != nil {
+					t.Fatalf("%v: refused, yet returned %+v", tt.serials, got)
+				}
+			}
+			if got := e.auditActions(t, "TOK-2"); len(got) != 0 {
+				t.Fatalf("refused exports wrote audit rows: %v", got)
+			}
+			got, err := e.s.ExportSeeds(e.ctx, []string{"TOK-2", "CAM-1"}, exportAudit("TOK-2", "CAM-1"))
+			must(t, err, "export")
+			if len(got) != 2 || got[0].Camera.Serial != "TOK-2" || got[1].Camera.Serial != "CAM-1" || got[0].Camera.State != model.StateProvisioned {
+				t.Fatalf("exported %+v, want TOK-2 then CAM-1", got)
+			}
+			want2 := testSeed(2)
+			want2.Version = 1
+			sameSeed(t, got[0].Seed, want2, "TOK-2")
+			want1 := testSeed(1)
+			want1.Version = 1
+			sameSeed(t, got[1].Seed, want1, "CAM-1 (the proven seed, not the rotation in flight)")
+			if a := e.auditActions(t, "CAM-1"); len(a) != len(before)+1 || a[0] != "camera.export" {
+				t.Fatalf("CAM-1 audit %v, want one camera.export more than %v", a, before)
+			}
+		}},
 	}
+}
+
+// rotateBegun starts a rotation of serial to seed s, left unproven.
+func (e *env) rotateBegun(t *testing.T, serial string, s device.Seed) {
+	t.Helper()
+	e.startOp(t, serial, model.OpRotate, &s)
 }
