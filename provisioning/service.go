@@ -203,12 +203,24 @@ func NewSeed() (device.Seed, error) {
 	return device.DefaultSeed(secret), nil
 }
 
+// ErrNoIdentity refuses an operation over MQTT on a camera whose identity
+// key is not registered (one imported from a PSKC file without it): the
+// command could not be sealed to it, nor its proof checked. It is a
+// storage.ErrConflict (the admin API answers 409).
+var ErrNoIdentity = fmt.Errorf("no identity key registered: %w", storage.ErrConflict)
+
 // Start begins op on the camera: it generates the seed (provision, rotate)
 // and challenge, records them under the next version, seals the command to
 // the camera and publishes it. actor and ip go to the audit log.
 func (s *Service) Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error) {
 	cam, err := s.reg.Camera(ctx, serial)
 	if err != nil {
+		return 0, err
+	}
+	if cam.PublicKey == "" {
+		err := fmt.Errorf("camera %s has no MQTT identity key (imported with its seed): register it with 'camotp admin camera set-key %s --public-key K' before a %s: %w",
+			serial, serial, op, ErrNoIdentity)
+		s.audit(ctx, actor, string(op)+".start", serial, model.Result(err), ip, "")
 		return 0, err
 	}
 	pub, err := camkey.ParsePublicKey(cam.PublicKey)

@@ -352,6 +352,9 @@ func actionsOf(c model.CameraRow) []cameraAction {
 	var out []cameraAction
 	base := "/admin/cameras/" + url.PathEscape(c.Serial) + "/"
 	for _, name := range []string{"provision", "rotate", "wipe"} {
+		if c.PublicKey == "" {
+			break // imported without an identity: nothing can be sealed to it
+		}
 		a := cameraOps[name]
 		if _, err := model.NextState(c.State, a.op); err == nil {
 			out = append(out, cameraAction{Label: a.label, Href: base + name, Danger: a.danger})

@@ -15,7 +15,7 @@ import (
 // adminCameraCmd is camotp admin camera: the camera registry and its
 // provisioning operations.
 func adminCameraCmd(env Env, t *adminTarget) *cobra.Command {
-	return group("camera", "cameras: register, provision, rotate, wipe, assign, list, report lost and found",
+	return group("camera", "cameras: register, provision, rotate, wipe, assign, list, report lost and found, import/export seeds (PSKC)",
 		adminCameraAddCmd(env, t),
 		adminCameraOpCmd(env, t, "provision", "send the camera its first seed and wait for its proof"),
 		adminCameraOpCmd(env, t, "rotate", "give the camera a new seed and wait for its proof"),
@@ -26,6 +26,9 @@ func adminCameraCmd(env Env, t *adminTarget) *cobra.Command {
 		adminCameraShowCmd(env, t),
 		adminCameraReportLostCmd(env, t),
 		adminCameraFoundCmd(env, t),
+		adminCameraImportCmd(env, t),
+		adminCameraExportCmd(env, t),
+		adminCameraSetKeyCmd(env, t),
 	)
 }
 

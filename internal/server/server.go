@@ -416,6 +416,9 @@ func (d cameraDirectory) Cameras(ctx context.Context) ([]dynsec.Camera, error) {
 	}
 	reg := make([]dynsec.Camera, 0, len(cams))
 	for _, c := range cams {
+		if c.PublicKey == "" {
+			continue // imported with its seed, no identity yet: no broker login
+		}
 		pub, err := camkey.ParsePublicKey(c.PublicKey)
 		if err != nil {
 			d.log.Error("dynsec sync: camera public key unreadable; no broker login", "serial", c.Serial, "err", err)
@@ -585,6 +588,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	adminAPI := provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken)
 	adminAPI.Register(s.mux)
+	provisioning.NewPSKC(st, s.Provisioning, cfg.Log.With("component", "pskc")).Register(s.mux, adminAPI.Auth)
 	vcfg := signin.DefaultConfig()
 	if cfg.SignIn != nil {
 		vcfg = *cfg.SignIn

@@ -81,6 +81,21 @@ type Cameras interface {
 	// first that cannot be made is an *model.AssignmentError wrapping
 	// Assign's error for it, and nothing changed.
 	AssignAll(ctx context.Context, as []model.Assignment) error
+	// ImportCameras registers every camera of cams provisioned, its seed
+	// active at version 1 (sealed like every seed), and appends audit, in
+	// one commit, or does nothing: the first camera that cannot be added
+	// is an *model.ImportError wrapping ErrExists (a serial known
+	// already, or twice in cams).
+	ImportCameras(ctx context.Context, cams []model.SeededCamera, audit []model.AuditEntry) error
+	// ExportSeeds reads the cameras serials, in that order, with their
+	// active seeds, and appends audit in the same commit, or appends
+	// nothing: ErrNotFound for an unknown serial, ErrConflict for a
+	// camera with no active seed.
+	ExportSeeds(ctx context.Context, serials []string, audit []model.AuditEntry) ([]model.CameraSeed, error)
+	// SetCameraKey registers the MQTT identity of a camera that has none
+	// (imported without one): ErrConflict when it has one already (an
+	// identity is never replaced), ErrNotFound when unknown.
+	SetCameraKey(ctx context.Context, serial, publicKey string) error
 	// Presence lives here, not in one process, so every node agrees.
 	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
 	ClearPresence(ctx context.Context, at time.Time) error

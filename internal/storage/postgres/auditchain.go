@@ -31,31 +31,51 @@ func scanAudit(r pgx.Row) (model.AuditEntry, error) {
 }
 
 const (
-	// takeAuditHead moves chain $1's head on by one and returns the place
-	// and MAC it had, locking it until commit.
-	takeAuditHead = `UPDATE audit_head SET seq = seq + 1 WHERE chain = $1 RETURNING seq - 1, mac`
-	// insertAudit appends the row and sets its chain's head MAC.
+	// takeAuditHead moves chain $1's head on by $2 rows and returns the
+	// place and MAC it had, locking it until commit.
+	takeAuditHead = `UPDATE audit_head SET seq = seq + $2 WHERE chain = $1 RETURNING seq - $2, mac`
+	// insertAudit appends the rows given as arrays and sets their chain's
+	// head MAC ($11) (chain $8[1]).
 	insertAudit = `WITH a AS (INSERT INTO audit (at, actor, action, subject, result, source_ip, detail, chain, seq, mac)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10))
-		UPDATE audit_head SET mac = $10 WHERE chain = $8`
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bytea[]))
+		UPDATE audit_head SET mac = $11 WHERE chain = $12`
 )
 
-// appendAudit links e to the head of a chain picked at random and appends
-// it, in tx. The fields are made storable text first: the MAC covers what
-// the row holds.
+// appendAudit appends e to the audit log in tx (appendAudits).
 func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e model.AuditEntry) error {
-	if e.At.IsZero() {
-		e.At = s.now()
+	return s.appendAudits(ctx, tx, []model.AuditEntry{e})
+}
+
+// appendAudits links es, in order, to the head of a chain picked at
+// random and appends them, in tx: two statements however many rows. The
+// fields are made storable text first: the MAC covers what a row holds.
+func (s *Store) appendAudits(ctx context.Context, tx pgx.Tx, es []model.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
 	}
-	e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail = text(e.Actor), text(e.Action), text(e.Subject), text(e.Result), text(e.SourceIP), text(e.Detail)
-	e.Chain = rand.IntN(auditChains)
+	chain := rand.IntN(auditChains)
 	var seq int64
 	var mac []byte
-	if err := tx.QueryRow(ctx, takeAuditHead, e.Chain).Scan(&seq, &mac); err != nil {
+	if err := tx.QueryRow(ctx, takeAuditHead, chain, len(es)).Scan(&seq, &mac); err != nil {
 		return fmt.Errorf("audit chain head: %w", err)
 	}
-	s.seal.Link(&e, seq, mac)
-	_, err := tx.Exec(ctx, insertAudit, e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail, e.Chain, e.Seq, e.MAC)
+	n := len(es)
+	at, seqs, chains := make([]int64, n), make([]int64, n), make([]int32, n)
+	actor, action, subject, result, ip, detail := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	macs := make([][]byte, n)
+	now := s.now()
+	for i, e := range es {
+		if e.At.IsZero() {
+			e.At = now
+		}
+		e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail = text(e.Actor), text(e.Action), text(e.Subject), text(e.Result), text(e.SourceIP), text(e.Detail)
+		e.Chain = chain
+		s.seal.Link(&e, seq, mac)
+		seq, mac = e.Seq, e.MAC
+		at[i], actor[i], action[i], subject[i], result[i], ip[i], detail[i] = e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail
+		chains[i], seqs[i], macs[i] = int32(chain), e.Seq, e.MAC
+	}
+	_, err := tx.Exec(ctx, insertAudit, at, actor, action, subject, result, ip, detail, chains, seqs, macs, mac, chain)
 	return err
 }
 

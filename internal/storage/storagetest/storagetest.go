@@ -69,6 +69,7 @@ func groups() []group {
 		{"Cameras", cameraCases()},
 		{"Lost", lostCases()},
 		{"Fleet", fleetCases()},
+		{"Import", importCases()},
 		{"MFA", mfaCases()},
 		{"Throttles", throttleCases()},
 		{"Tokens", tokenCases()},
