@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/hmac"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -189,4 +191,85 @@ func (s *Store) linkLegacyAudit(ctx context.Context) error {
 		_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, mac = $2, legacy_upto = 0 WHERE chain = 0`, seq, mac)
 		return err
 	})
+}
+
+// checkSourceChain checks the hash chain of a SQLite camotp database being
+// imported (read in src) with this store's master key: a log that was
+// tampered with is not carried over as if it held.
+func (s *Store) checkSourceChain(ctx context.Context, src *sql.Tx) error {
+	var head model.AuditHead
+	if err := src.QueryRowContext(ctx, `SELECT seq, mac FROM audit_head WHERE chain = 0`).Scan(&head.Seq, &head.MAC); err != nil {
+		return fmt.Errorf("read the SQLite audit chain head: %w", err)
+	}
+	check := storage.NewChainCheck(s.seal, []model.AuditHead{head})
+	var id int64
+	switch err := src.QueryRowContext(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 ORDER BY id LIMIT 1`).Scan(&id); {
+	case err == nil:
+		check.Unchained(id)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("read the SQLite audit log: %w", err)
+	}
+	rows, err := src.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE chain = 0 ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("read the SQLite audit log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e model.AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail, &e.Chain, &e.Seq, &e.MAC); err != nil {
+			return fmt.Errorf("read the SQLite audit log: %w", err)
+		}
+		e.At = utc(at)
+		if !check.Row(e) {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the SQLite audit log: %w", err)
+	}
+	if b := check.Finish().Broken; b != nil {
+		return fmt.Errorf("the SQLite audit log does not hold (%s): camotp migrate carries over only a log that holds; keep the file as evidence", b.Reason)
+	}
+	return nil
+}
+
+// relinkImported links chain 0 again as it was copied, and sets its head:
+// text PostgreSQL cannot hold was replaced on the way (as this backend's
+// audit log does), which changes the rows' links from there on. The
+// source chain was checked first (checkSourceChain).
+func (s *Store) relinkImported(ctx context.Context, tx pgx.Tx) error {
+	var rows []model.AuditEntry
+	err := func() error {
+		r, err := tx.Query(ctx, `SELECT `+auditCols+` FROM audit WHERE chain = 0 ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		for r.Next() {
+			e, err := scanAudit(r)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, e)
+		}
+		return r.Err()
+	}()
+	if err != nil {
+		return fmt.Errorf("read the copied audit log: %w", err)
+	}
+	var seq int64
+	var mac []byte
+	for _, e := range rows {
+		old := e.MAC
+		s.seal.Link(&e, seq, mac)
+		if !hmac.Equal(old, e.MAC) {
+			if _, err := tx.Exec(ctx, `UPDATE audit SET mac = $1 WHERE id = $2`, e.MAC, e.ID); err != nil {
+				return fmt.Errorf("link audit row %d: %w", e.ID, err)
+			}
+		}
+		seq, mac = e.Seq, e.MAC
+	}
+	_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, mac = $2, legacy_upto = 0 WHERE chain = 0`, seq, mac)
+	return err
 }
