@@ -435,6 +435,25 @@ var migrations = []string{
 	UPDATE cameras SET seed_at = updated_at WHERE seed IS NOT NULL;
 	ALTER TABLE otp_state ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE otp_state SET used_at = (last_step - drift) * 30000 WHERE last_step >= 0;`,
+	// 11, 12: placeholders on this branch for the migrations other
+	// features of the same issue take (the lead renumbers at merge):
+	// they change nothing, so SQLite's version stays PostgreSQL's.
+	`SELECT 1;`,
+	`SELECT 1;`,
+	// 13: clock telemetry: per camera the last signed clock report kept
+	// (seq, its counter, refuses replays), the offset and round trip it
+	// gave (ms), when the server received it (ms), and since when the
+	// camera's clock is past the alert threshold or disagrees with its
+	// codes (ms; NULL: not so).
+	`CREATE TABLE camera_clock (
+		serial         TEXT PRIMARY KEY,
+		seq            INTEGER NOT NULL,
+		offset_ms      INTEGER NOT NULL,
+		rtt_ms         INTEGER NOT NULL,
+		reported_at    INTEGER NOT NULL,
+		drifting_since INTEGER,
+		mismatch_since INTEGER
+	) WITHOUT ROWID;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
