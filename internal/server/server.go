@@ -136,6 +136,10 @@ type Config struct {
 	OrgName string
 	Log     *slog.Logger
 	Now     func() time.Time
+
+	// ClockDriftAlert is the camera clock offset past which a camera is
+	// flagged as drifting (zero: provisioning.DefaultClockDriftAlert).
+	ClockDriftAlert time.Duration
 }
 
 // DynsecConfig is the login of the dynamic security plugin's admin client
@@ -512,6 +516,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	var boxKey [32]byte
 	copy(boxKey[:], boxRaw)
 	s.Provisioning = provisioning.NewService(st, boxKey, cfg.Now, cfg.Log.With("component", "provisioning"))
+	s.Provisioning.SetClockDriftAlert(cfg.ClockDriftAlert)
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
@@ -597,6 +602,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log}
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
+	}
+	src.Clocks, src.ClockReports = st.CameraClocks, func() map[string]uint64 {
+		n := s.Provisioning.ClockReports()
+		return map[string]uint64{"recorded": n.Recorded, "replayed": n.Replayed, "forged": n.Forged, "malformed": n.Malformed}
 	}
 	s.Metrics = metrics.New(src)
 	s.SignIn.SetObserver(s.Metrics)
