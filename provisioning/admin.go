@@ -35,6 +35,7 @@ type AdminStore interface {
 	DeleteTokens(ctx context.Context, username, kind string) error
 	Audit(ctx context.Context, e model.AuditEntry) error
 	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
+	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
 }
 
 // Operator starts provisioning operations and gives a newly registered
@@ -97,6 +98,7 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/admin/users", h(a.listUsers))
 	mux.Handle("POST /api/v1/admin/users/{username}/password", h(a.setPassword))
 	mux.Handle("GET /api/v1/admin/audit", h(a.audit))
+	mux.Handle("GET /api/v1/admin/clocks", h(a.listClocks))
 }
 
 const adminActor = "admin"

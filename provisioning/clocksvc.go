@@ -3,10 +3,12 @@ package provisioning
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/camotp/camotp/internal/camkey"
+	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
 )
 
@@ -105,4 +107,31 @@ func (s *Service) handleClock(ctx context.Context, cam model.Camera, payload []b
 		s.audit(ctx, "camera:"+serial, "camera.clock-drift", serial, "drifting",
 			"", fmt.Sprintf("offset %s past %s", rep.Offset.Round(time.Millisecond), alert))
 	}
+}
+
+// listClocks answers GET /api/v1/admin/clocks: every camera's clock
+// record, by serial; ?flagged=1 keeps the cameras flagged drifting or
+// mismatch.
+func (a *AdminAPI) listClocks(w http.ResponseWriter, r *http.Request) {
+	flagged := false
+	switch v := r.URL.Query().Get("flagged"); v {
+	case "", "0", "false":
+	case "1", "true":
+		flagged = true
+	default:
+		httpx.WriteError(w, http.StatusBadRequest, "flagged: want 1 or 0")
+		return
+	}
+	all, err := a.store.CameraClocks(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := []model.CameraClock{}
+	for _, k := range all {
+		if !flagged || k.Drifting() || k.Mismatch() {
+			out = append(out, k)
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
 }
