@@ -178,7 +178,11 @@ func (a *Agent) report(c *agentConn) error {
 		seq = a.seqFallback.Add(1)
 	}
 	rtt := min(time.Duration(c.rtt.Load()), MaxReportRTT)
-	data, err := json.Marshal(SignClockReport(id.Key, id.Serial, seq, a.clock.Now(), rtt))
+	clock := a.cfg.ReportClock
+	if clock == nil {
+		clock = a.clock
+	}
+	data, err := json.Marshal(SignClockReport(id.Key, id.Serial, seq, clock.Now(), rtt))
 	if err != nil {
 		return fmt.Errorf("encode clock report: %w", err)
 	}

@@ -50,6 +50,9 @@ type LinkConfig struct {
 	// DefaultClockReportEvery, negative never (a camera without clock
 	// telemetry, as before it). The server's link ignores it.
 	ClockReportEvery time.Duration
+	// ReportClock is the clock a camera's reports give: the one its
+	// screen's codes follow (nil: Clock).
+	ReportClock device.Clock
 }
 
 // Camera broker credentials (LinkConfig.Credential).
