@@ -25,7 +25,9 @@ func TestFleetSimClockTelemetry(t *testing.T) {
 	dir := filepath.Join(root, "fleet")
 	const n = 4
 	m := startMain(t, Env{}, fleetArgs(srv, dir, n, "--assign", "--hold", "--clock-offset", "100s", "--clock-ppm", "40")...)
-	m.waitUntil(t, "holding", func() bool { return strings.Contains(m.stdout.String(), fmt.Sprintf("holding %d cameras connected", n)) })
+	m.waitUntil(t, "holding", func() bool {
+		return strings.Contains(m.stdout.String(), fmt.Sprintf("holding %d cameras connected", n))
+	})
 	ctx := context.Background()
 	users, err := readUsers(filepath.Join(dir, "users.txt"))
 	if err != nil || len(users) != n {
