@@ -408,3 +408,43 @@ func listDrifting(t *testing.T, srv *server.Server) (int, []map[string]any) {
 	json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
 }
+
+// A camera reports on connect and then every ClockReportEvery, and a
+// camera restarted on its state directory goes on with counters the
+// server takes (they rise across restarts).
+func TestClockReportsPeriodicAndAcrossRestart(t *testing.T) {
+	clk := &testclock.Shift{}
+	srv, fleet := telemetryFleet(t, "", clk, 1)
+	o := fleet[0]
+	serial := o.st.Identity().Serial
+	o.agent.Stop()
+	o.agent = testenv.AgentWith(t, o.st, provisioning.LinkConfig{Broker: "tcp://" + srv.MQTTAddr(), Clock: o.clock, ClockReportEvery: 20 * time.Millisecond})
+	var first model.CameraClock
+	waitFor(t, "a first report", func() bool {
+		var err error
+		first, err = srv.Store.CameraClock(t.Context(), serial)
+		return err == nil
+	})
+	waitFor(t, "three more reports", func() bool {
+		k, err := srv.Store.CameraClock(t.Context(), serial)
+		return err == nil && k.Seq >= first.Seq+3
+	})
+	o.agent.Stop()
+	before, err := srv.Store.CameraClock(t.Context(), serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The camera restarts: its state read afresh from its directory.
+	st, err := device.OpenState(o.st.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.AgentWith(t, st, provisioning.LinkConfig{Broker: "tcp://" + srv.MQTTAddr(), Clock: o.clock})
+	waitFor(t, "the restarted camera's report", func() bool {
+		k, err := srv.Store.CameraClock(t.Context(), serial)
+		return err == nil && k.Seq > before.Seq
+	})
+	if n := srv.Provisioning.ClockReports(); n.Forged != 0 || n.Malformed != 0 {
+		t.Fatalf("reports counted %+v", n)
+	}
+}
