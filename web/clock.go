@@ -14,7 +14,7 @@ import (
 // (storage.Clocks).
 type Clocks interface {
 	CameraClock(ctx context.Context, serial string) (model.CameraClock, error)
-	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
+	CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error)
 }
 
 // clockView is a camera's last clock report as the pages show it.
@@ -35,13 +35,18 @@ func viewClock(k model.CameraClock, now time.Time) *clockView {
 	return v
 }
 
-// addClocks gives each row its camera's clock report. The listing shows
-// without them when they cannot be read (logged).
+// addClocks gives each row its camera's clock report (one query for the
+// page). The listing shows without them when they cannot be read
+// (logged).
 func (wb *Web) addClocks(ctx context.Context, rows []cameraView, now time.Time) {
 	if wb.Clocks == nil || len(rows) == 0 {
 		return
 	}
-	all, err := wb.Clocks.CameraClocks(ctx)
+	serials := make([]string, len(rows))
+	for i, r := range rows {
+		serials[i] = r.Serial
+	}
+	all, err := wb.Clocks.CameraClocksOf(ctx, serials)
 	if err != nil {
 		wb.log.Warn("camera clocks for the listing", "err", err)
 		return

@@ -108,6 +108,10 @@ type Clocks interface {
 	CameraClock(ctx context.Context, serial string) (model.CameraClock, error)
 	// CameraClocks are every camera's clock records, by serial.
 	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
+	// CameraClocksOf are the clock records of the cameras serials names
+	// (at most model.MaxPageSize: a page of the listing), by serial;
+	// cameras without one are left out.
+	CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

@@ -118,3 +118,27 @@ func (s *Store) CameraClocks(ctx context.Context) ([]model.CameraClock, error) {
 	}
 	return out, nil
 }
+
+// CameraClocksOf are the clock records of the cameras serials names, by
+// serial: one query.
+func (s *Store) CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error) {
+	if len(serials) > model.MaxPageSize {
+		return nil, fmt.Errorf("camera clocks of %d cameras: at most %d at once", len(serials), model.MaxPageSize)
+	}
+	if len(serials) == 0 {
+		return nil, nil
+	}
+	var out []model.CameraClock
+	err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial = ANY($1) ORDER BY k.serial`, args(serials), func(r pgx.Rows) error {
+		var k clockScan
+		if err := r.Scan(k.dest()...); err != nil {
+			return err
+		}
+		out = append(out, *k.clock())
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	return out, nil
+}

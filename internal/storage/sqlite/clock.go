@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -116,6 +117,38 @@ func (s *Store) CameraClock(ctx context.Context, serial string) (model.CameraClo
 // CameraClocks are every camera's clock records, by serial.
 func (s *Store) CameraClocks(ctx context.Context) ([]model.CameraClock, error) {
 	rows, err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k ORDER BY k.serial`)
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	defer rows.Close()
+	var out []model.CameraClock
+	for rows.Next() {
+		var k clockScan
+		if err := rows.Scan(k.dest()...); err != nil {
+			return nil, fmt.Errorf("camera clocks: %w", err)
+		}
+		out = append(out, *k.clock())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	return out, nil
+}
+
+// CameraClocksOf are the clock records of the cameras serials names, by
+// serial: one query.
+func (s *Store) CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error) {
+	if len(serials) > model.MaxPageSize {
+		return nil, fmt.Errorf("camera clocks of %d cameras: at most %d at once", len(serials), model.MaxPageSize)
+	}
+	if len(serials) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(serials)
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	rows, err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial IN (SELECT value FROM json_each(?)) ORDER BY k.serial`, string(list))
 	if err != nil {
 		return nil, fmt.Errorf("camera clocks: %w", err)
 	}

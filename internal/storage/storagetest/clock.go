@@ -104,6 +104,18 @@ func clockCases() []testCase {
 			if len(all) != 2 || all[0].Serial != "CAM-1" || !all[0].Drifting() || all[1].Serial != "CAM-2" || all[1].Drifting() {
 				t.Fatalf("all clocks %+v", all)
 			}
+			// A page's cameras: those with a record, by serial.
+			some, err := e.s.CameraClocksOf(e.ctx, []string{"CAM-2", "CAM-9", "CAM-1", "CAM-2"})
+			must(t, err, "clocks of a page")
+			if len(some) != 2 || some[0].Serial != "CAM-1" || !some[0].Drifting() || some[1].Serial != "CAM-2" {
+				t.Fatalf("clocks of a page %+v", some)
+			}
+			if none, err := e.s.CameraClocksOf(e.ctx, nil); err != nil || len(none) != 0 {
+				t.Fatalf("clocks of no camera: %+v %v", none, err)
+			}
+			if _, err := e.s.CameraClocksOf(e.ctx, make([]string, model.MaxPageSize+1)); err == nil {
+				t.Fatalf("clocks of %d cameras at once: no error", model.MaxPageSize+1)
+			}
 		}},
 		{"MismatchChangesOnce", func(t *testing.T, e *env) {
 			e.addCamera(t, "CAM-1")
