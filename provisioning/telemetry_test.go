@@ -17,6 +17,7 @@ import (
 	"github.com/camotp/camotp/internal/testclock"
 	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/internal/testenv/pgtest"
+	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -332,6 +333,22 @@ func TestClockReportReplayedOrForged(t *testing.T) {
 			t.Fatalf("counted %+v after %+v, want 2 more replayed, 3 more forged, none recorded", n, base)
 		}
 		metricsOf(t, srv, fmt.Sprintf(`camotp_camera_clock_reports_total{result="forged"} %d`, n.Forged))
+		// One newer report delivered 16 times at once (a broker
+		// redelivering): recorded once. And one just over the size bound
+		// is dropped unread.
+		clk.Add(time.Second)
+		again := provisioning.SignClockReport(key, serial, rec.Seq+1, clk.Now().Add(7*time.Second), 9*time.Millisecond)
+		data, _ := json.Marshal(again)
+		together.Run(16, func(int) { srv.Provisioning.HandleMessage(context.Background(), "cams/"+serial+"/status", data) })
+		after := srv.Provisioning.ClockReports()
+		if after.Recorded-n.Recorded != 1 || after.Replayed-n.Replayed != 15 {
+			t.Fatalf("one report delivered 16 times at once: %+v after %+v, want 1 recorded, 15 replayed", after, n)
+		}
+		big := append(data[:len(data)-1:len(data)-1], []byte(`,"pad":"`+strings.Repeat("x", provisioning.MaxClockReport)+`"}`)...)
+		srv.Provisioning.HandleMessage(t.Context(), "cams/"+serial+"/status", big)
+		if got := srv.Provisioning.ClockReports(); got.Malformed != after.Malformed+1 || got.Recorded != after.Recorded {
+			t.Fatalf("oversized report: %+v", got)
+		}
 	})
 }
 
