@@ -80,13 +80,10 @@ func (s *Service) handleClock(ctx context.Context, cam model.Camera, payload []b
 		s.audit(ctx, "camera:"+serial, "camera.clock", serial, "error: signature does not verify", "", fmt.Sprintf("seq %d", r.Seq))
 		return
 	}
-	// A camera that reports is connected (what "online" says on an
-	// external broker).
+	// Seen now; presence stays the plain statuses' (a report in flight
+	// when the camera said "offline" may arrive after it).
 	if err := s.reg.Touch(ctx, serial, received); err != nil {
 		s.log.Warn("record last seen", "serial", serial, "err", err)
-	}
-	if !s.byBroker.Load() {
-		s.setOnline(ctx, serial, true)
 	}
 	alert := s.ClockDriftAlert()
 	rep := model.ClockReport{Serial: serial, Seq: r.Seq, Offset: r.Offset(received), RTT: r.RTTDuration(), At: received}
