@@ -37,6 +37,7 @@ type AdminStore interface {
 	Audit(ctx context.Context, e model.AuditEntry) error
 	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
 	VerifyAudit(ctx context.Context) (model.AuditVerdict, error)
+	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
 }
 
 // Operator starts provisioning operations and gives a newly registered
@@ -103,6 +104,7 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/admin/users/{username}/password", h(a.setPassword))
 	mux.Handle("GET /api/v1/admin/audit", h(a.audit))
 	mux.Handle("POST /api/v1/admin/audit/verify", h(a.verifyAudit))
+	mux.Handle("GET /api/v1/admin/clocks", h(a.listClocks))
 }
 
 const adminActor = "admin"

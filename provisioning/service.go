@@ -29,6 +29,7 @@ type Registry interface {
 	OnlineCount(ctx context.Context) (int, error)
 	Audit(ctx context.Context, e model.AuditEntry) error
 	LostRegistry
+	RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error)
 }
 
 // Publisher sends a QoS 1 message to the broker.
@@ -55,6 +56,8 @@ type Service struct {
 	lostObs  LostObserver // told of each camera reported lost
 
 	byBroker atomic.Bool // presence comes from SetPresence only
+
+	clocks clockTelemetry // the cameras' clock reports (clock.go)
 
 	// SetPresence queues here (the latest event of each camera) and one
 	// goroutine writes: the broker's hook never waits for the database.
@@ -346,8 +349,13 @@ func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byt
 		return
 	}
 	if sn := serialFromTopic(topic, "status"); sn != "" {
-		if _, err := s.reg.Camera(ctx, sn); err != nil {
+		cam, err := s.reg.Camera(ctx, sn)
+		if err != nil {
 			s.log.Warn("status from unknown camera dropped", "serial", sn)
+			return
+		}
+		if isClockReport(payload) {
+			s.handleClock(ctx, cam, payload)
 			return
 		}
 		if err := s.reg.Touch(ctx, sn, s.now()); err != nil {

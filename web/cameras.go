@@ -98,6 +98,8 @@ type cameraView struct {
 	SeedAge, SeedAt                   string
 	Offset                            string
 	LastSignIn, LastSignInAt          string
+	// Clock is the camera's last clock report (nil: none; clock.go).
+	Clock *clockView
 }
 
 // viewCamera is r as the pages show it at now.
@@ -275,6 +277,7 @@ func (wb *Web) camerasPage(w http.ResponseWriter, r *http.Request, st signin.Sta
 	for _, c := range res.Cameras {
 		l.Rows = append(l.Rows, viewCamera(c, now))
 	}
+	wb.addClocks(r.Context(), l.Rows, now)
 	page, size := q.Bounds()
 	l.Pager = pager(page, size, res.Total, func(n int) string { p := q; p.Page = n; return cameraURL(p) })
 	opt := func(val, label, cur string) filterOption { return filterOption{val, label, val == cur} }
@@ -390,6 +393,7 @@ func (wb *Web) camera(w http.ResponseWriter, r *http.Request, st signin.Staff, s
 	c.Staff, c.Section = st, "cameras"
 	c.Camera = &cameraDetail{View: viewCamera(row, wb.now()), History: hist, Actions: append(actionsOf(row), lostActions(row, st)...),
 		LostNext: lostNext(row)}
+	wb.addClock(r.Context(), &c.Camera.View, wb.now())
 	wb.renderConsole(w, r, status, "console_camera.html", c)
 }
 

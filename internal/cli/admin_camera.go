@@ -155,18 +155,22 @@ func adminCameraShowCmd(env Env, t *adminTarget) *cobra.Command {
 }
 
 func adminCameraListCmd(env Env, t *adminTarget) *cobra.Command {
-	var asJSON, lost bool
+	var asJSON, lost, drifting bool
 	c := &cobra.Command{
-		Use:   "list [--json] [--lost]",
-		Short: "list the cameras: state, version, user, last seen",
+		Use:   "list [--json] [--lost] [--drifting]",
+		Short: "list the cameras: state, version, user, last seen (--drifting: the cameras whose clock is flagged)",
 		Args:  noArgs,
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.Flags().BoolVar(&lost, "lost", false, "only the cameras reported lost")
+	c.Flags().BoolVar(&drifting, "drifting", false, "list only the cameras whose signed clock reports are past the server's --clock-drift-alert, or disagree with their codes, with their clock offsets")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ac, err := t.client(env)
 		if err != nil {
 			return err
+		}
+		if drifting {
+			return listDrifting(cmd.Context(), env, ac, asJSON)
 		}
 		var cams []model.Camera
 		if err := ac.do(cmd.Context(), "GET", "/api/v1/admin/cameras", nil, &cams); err != nil {

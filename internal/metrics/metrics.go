@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/camotp/camotp/broker"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // Sources are what the metrics read at scrape time. Nil fields are skipped.
@@ -29,6 +30,12 @@ type Sources struct {
 	// LostCameras is the number of cameras reported lost now.
 	LostCameras func(context.Context) (int, error)
 	Log         *slog.Logger
+
+	// Clocks are the cameras' clock records (the drift histogram and the
+	// flagged gauges); ClockReports counts this node's clock reports by
+	// result.
+	Clocks       func(ctx context.Context) ([]model.CameraClock, error)
+	ClockReports func() map[string]uint64
 }
 
 // Metrics holds the counters and the registry they are served from. It
@@ -81,6 +88,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.CameraStates != nil || src.Online != nil || src.Broker != nil {
 		m.reg.MustRegister(&fleetCollector{src: src})
+	}
+	if src.Clocks != nil || src.ClockReports != nil {
+		m.reg.MustRegister(&clockCollector{src: src})
 	}
 	return m
 }

@@ -67,6 +67,9 @@ type CameraCheck struct {
 	// is false when there is none yet.
 	OTP      OTPState
 	OTPFound bool
+	// Clock is what the camera's signed clock reports said last (nil:
+	// none yet), to centre the verification window on.
+	Clock *CameraClock
 }
 
 // Pending is an operation sent to a camera and not yet proven.

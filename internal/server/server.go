@@ -136,6 +136,10 @@ type Config struct {
 	OrgName string
 	Log     *slog.Logger
 	Now     func() time.Time
+
+	// ClockDriftAlert is the camera clock offset past which a camera is
+	// flagged as drifting (zero: provisioning.DefaultClockDriftAlert).
+	ClockDriftAlert time.Duration
 }
 
 // DynsecConfig is the login of the dynamic security plugin's admin client
@@ -515,6 +519,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	var boxKey [32]byte
 	copy(boxKey[:], boxRaw)
 	s.Provisioning = provisioning.NewService(st, boxKey, cfg.Now, cfg.Log.With("component", "provisioning"))
+	s.Provisioning.SetClockDriftAlert(cfg.ClockDriftAlert)
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
@@ -603,6 +608,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
 	}
+	src.Clocks, src.ClockReports = st.CameraClocks, func() map[string]uint64 {
+		n := s.Provisioning.ClockReports()
+		return map[string]uint64{"recorded": n.Recorded, "replayed": n.Replayed, "forged": n.Forged, "malformed": n.Malformed}
+	}
 	s.Metrics = metrics.New(src)
 	s.SignIn.SetObserver(s.Metrics)
 	s.Provisioning.SetLostObserver(s.Metrics)
@@ -633,6 +642,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	pages.SecureCookies = cfg.SecureCookies
 	pages.OrgName, pages.Now = cfg.OrgName, cfg.Now
 	pages.Fleet, pages.Audit = provisioning.NewFleet(st, s.Provisioning), st
+	pages.Clocks = st
 	if cfg.Notify.DevOutbox {
 		pages.Outbox = func(ctx context.Context) ([]model.OutboxMessage, error) { return st.Outbox(ctx, 50) }
 		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

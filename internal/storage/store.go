@@ -33,6 +33,7 @@ type Store interface {
 	Audit
 	Health
 	Changes
+	Clocks
 	// Close stops the store; writes after it fail with ErrClosed.
 	Close() error
 }
@@ -125,6 +126,30 @@ type LostCameras interface {
 	FoundCamera(ctx context.Context, serial string, e model.AuditEntry) (model.Camera, error)
 	// LostCount is the number of cameras reported lost now.
 	LostCount(ctx context.Context) (int, error)
+}
+
+// Clocks are what the cameras' signed clock reports said (Clock
+// telemetry in docs/fleet.md): one row per camera.
+type Clocks interface {
+	// RecordClock keeps r when its Seq is above the camera's last
+	// recorded one, in one conditional statement: recorded is false (and
+	// nothing changed) for a replayed or older report or an unknown
+	// camera. The camera is drifting while |r.Offset| > alert;
+	// rec.DriftingSince equal to r.At says this report began the episode.
+	RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (rec model.CameraClock, recorded bool, err error)
+	// SetClockMismatch marks the camera's clock as disagreeing with its
+	// codes since at (mismatch), or as agreeing again; changed is true
+	// for the one call that changed it (one conditional statement), false
+	// when it was so already or the camera has no clock record.
+	SetClockMismatch(ctx context.Context, serial string, mismatch bool, at time.Time) (changed bool, err error)
+	// CameraClock is the camera's clock record; ErrNotFound when none.
+	CameraClock(ctx context.Context, serial string) (model.CameraClock, error)
+	// CameraClocks are every camera's clock records, by serial.
+	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
+	// CameraClocksOf are the clock records of the cameras serials names
+	// (at most model.MaxPageSize: a page of the listing), by serial;
+	// cameras without one are left out.
+	CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

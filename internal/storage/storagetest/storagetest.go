@@ -81,6 +81,7 @@ func groups() []group {
 		{"Console", consoleCases()},
 		{"Health", healthCases()},
 		{"Close", closeCases()},
+		{"Clocks", clockCases()},
 		{"Races", raceCases()},
 	}
 }
