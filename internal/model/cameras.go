@@ -60,6 +60,9 @@ type CameraCheck struct {
 	Camera Camera
 	// Seed is the active seed; nil unless the camera is provisioned.
 	Seed *device.Seed
+	// Rotating is the seed of a rotation in flight (nil when none): the
+	// camera may show its codes before the server has its proof.
+	Rotating *device.Seed
 	// OTP is the replay record of CameraSubject(Camera.Serial); OTPFound
 	// is false when there is none yet.
 	OTP      OTPState

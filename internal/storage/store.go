@@ -32,6 +32,7 @@ type Store interface {
 	Audit
 	Health
 	Changes
+	Rotations
 	// Close stops the store; writes after it fail with ErrClosed.
 	Close() error
 }
@@ -87,6 +88,24 @@ type Cameras interface {
 	// ClaimResends hands each pending command nobody resent within
 	// every to exactly one of the nodes asking.
 	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
+}
+
+// Rotations are the shared schedule of seed rollovers: which cameras a
+// node may start rotating now, so that several nodes neither rotate one
+// camera twice nor start more than the hourly share together.
+type Rotations interface {
+	// ClaimRotations stamps and returns the provisioned, online cameras
+	// with no operation in flight whose seed was proven at or before
+	// c.DueBefore and that no node claimed since c.LeaseBefore, oldest
+	// seed first, as many as c.Allowed leaves for c.Hour once the
+	// rotations started in it (by every node) are counted; the hour's
+	// count grows by the number returned. Nodes claiming at once are
+	// serialised, so the hour never exceeds c.Allowed.
+	ClaimRotations(ctx context.Context, c model.RotationClaim) ([]string, error)
+	// RotationCounts counts the fleet, the cameras due (seed proven at or
+	// before dueBefore), overdue (at or before overdueBefore), rotating,
+	// and the rotations started in hour.
+	RotationCounts(ctx context.Context, dueBefore, overdueBefore, hour time.Time) (model.RotationCounts, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

@@ -154,6 +154,11 @@ func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Tim
 		if err := use(ctx, tx, u, now); err != nil {
 			return err
 		}
+		if u.Rotation != "" {
+			if err := s.proveRotation(ctx, tx, u.Rotation, u.SeedVersion, now); err != nil {
+				return err
+			}
+		}
 	}
 	if err := endOnce(ctx, tx, q, old, now, args...); err != nil {
 		return err

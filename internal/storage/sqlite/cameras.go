@@ -294,7 +294,7 @@ func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, er
 // (cameraCols), its sealed seed and the replay record o of its codes, each
 // NULL when there is none (LEFT JOIN).
 const cameraCheckCols = `c.serial, c.model, c.public_key, c.state, c.version, c.pending_op, c.pending_version,
-	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed,
+	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed, c.pending_seed,
 	o.seed_version, o.last_step, o.drift, o.resync_offset, o.resync_step`
 
 // cameraCheckScan receives cameraCheckCols.
@@ -302,13 +302,13 @@ type cameraCheckScan struct {
 	serial, camModel, publicKey, state, op, user sql.NullString
 	version, pendingVersion, lastSeen, created   sql.NullInt64
 	online                                       sql.NullBool
-	sealed                                       []byte
+	sealed, pendingSealed                        []byte
 	seedVersion, last, drift, off, rstep         sql.NullInt64
 }
 
 func (cs *cameraCheckScan) dest() []any {
 	return []any{&cs.serial, &cs.camModel, &cs.publicKey, &cs.state, &cs.version, &cs.op, &cs.pendingVersion,
-		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed,
+		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed, &cs.pendingSealed,
 		&cs.seedVersion, &cs.last, &cs.drift, &cs.off, &cs.rstep}
 }
 
@@ -332,6 +332,13 @@ func (cs *cameraCheckScan) check(seal storage.Sealer) (*model.CameraCheck, error
 			return nil, err
 		}
 		cc.Seed = &seed
+		if cc.Camera.PendingOp == model.OpRotate && cs.pendingSealed != nil {
+			rot, err := seal.OpenCameraSeed(cc.Camera.Serial, cs.pendingSealed)
+			if err != nil {
+				return nil, err
+			}
+			cc.Rotating = &rot
+		}
 	}
 	if cs.seedVersion.Valid {
 		cc.OTPFound = true

@@ -435,6 +435,15 @@ var migrations = []string{
 	UPDATE cameras SET seed_at = updated_at WHERE seed IS NOT NULL;
 	ALTER TABLE otp_state ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE otp_state SET used_at = (last_step - drift) * 30000 WHERE last_step >= 0;`,
+	// 14: scheduled seed rollover. rotation_at is when a node last claimed
+	// the camera for a scheduled rotation; rotation_hours counts the
+	// scheduled rotations started in each hour by every node (the hourly
+	// share of the fleet).
+	`ALTER TABLE cameras ADD COLUMN rotation_at INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE rotation_hours (
+		hour    INTEGER PRIMARY KEY,
+		started INTEGER NOT NULL DEFAULT 0
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
