@@ -160,6 +160,46 @@ func (c *Checker) MatchWindowRecord(subject string, seed device.Seed, st model.O
 	return c.match(subject, seed, st, found, code, now, false)
 }
 
+// MatchRotating is MatchRecord (outside) or MatchWindowRecord (not
+// outside) for the camera serial whose rotation to the seed rotating is in
+// flight: the camera shows rotating's codes from the moment it stored it,
+// before its proof reaches the server, so a code of either seed passes.
+// The window of both seeds is computed for every code (the same work
+// whatever the code); rotating's is centred on the drift learnt of the
+// active seed (one camera, one clock) and never searched beyond. A code
+// of the active seed wins; an accepted code of rotating has its replay
+// record (Use, under rotating's version) name serial in Use.Rotation: the
+// commit that takes it completes the rotation (a code of the new seed
+// proves the camera holds it, as its ack would).
+func (c *Checker) MatchRotating(subject, serial string, active, rotating device.Seed, st model.OTPState, found bool, code string, now time.Time, outside bool) (CheckResult, error) {
+	res, err := c.match(subject, active, st, found, code, now, outside)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	rst := model.OTPState{SeedVersion: rotating.Version, LastStep: -1}
+	if found {
+		if st.SeedVersion == rotating.Version {
+			rst = st
+		} else {
+			rst.Drift = st.Drift
+		}
+	}
+	rres, err := c.match(subject, rotating, rst, true, code, now, false)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	switch {
+	case res.Outcome == Accepted:
+		return res, nil
+	case rres.Outcome == Accepted:
+		rres.Use.Rotation = serial
+		return rres, nil
+	case res.Outcome != Invalid:
+		return res, nil
+	}
+	return rres, nil
+}
+
 // match checks code in the window and, when outside, beyond it.
 func (c *Checker) match(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time, outside bool) (CheckResult, error) {
 	opts, err := seed.Opts()

@@ -116,6 +116,14 @@ func (m bodycamMethod) check(ctx context.Context, a Answer, outside bool) (Check
 		return CheckResult{}, "", ErrNoMethod
 	}
 	serial := cc.Camera.Serial
+	if cc.Rotating != nil {
+		res, err := m.s.checker.MatchRotating(model.CameraSubject(serial), serial, *cc.Seed, *cc.Rotating, cc.OTP, cc.OTPFound, a.Code, a.Now, outside)
+		detail := fmt.Sprintf("bodycam %s offset %d", serial, res.Offset)
+		if res.Use != nil && res.Use.Rotation != "" {
+			detail += fmt.Sprintf(", code of the new seed v%d: rotation proven", res.Use.SeedVersion)
+		}
+		return res, detail, err
+	}
 	match := m.s.checker.MatchWindowRecord
 	if outside {
 		match = func(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {

@@ -39,11 +39,13 @@ func (s *Store) ClaimRotations(ctx context.Context, c model.RotationClaim) ([]st
 		if room <= 0 {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `UPDATE cameras SET rotation_at = $1 WHERE serial IN
-			(SELECT serial FROM cameras WHERE state = $2 AND pending_op IS NULL AND online AND seed IS NOT NULL
-			 AND seed_at <= $3 AND rotation_at <= $4 ORDER BY seed_at, serial LIMIT $5 FOR UPDATE SKIP LOCKED)
-			AND state = $2 AND pending_op IS NULL AND online AND seed_at <= $3 AND rotation_at <= $4
-			RETURNING serial`, c.Now.UnixMilli(), string(model.StateProvisioned), c.DueBefore.UnixMilli(), c.LeaseBefore.UnixMilli(), room)
+		// The candidates are a CTE: PostgreSQL runs it once, where a
+		// subquery under IN may be run again per row and pass its LIMIT.
+		rows, err := tx.Query(ctx, `WITH pick AS (SELECT serial FROM cameras WHERE state = $2 AND pending_op IS NULL AND online
+			 AND seed IS NOT NULL AND seed_at <= $3 AND rotation_at <= $4 ORDER BY seed_at, serial LIMIT $5 FOR UPDATE SKIP LOCKED)
+			UPDATE cameras c SET rotation_at = $1 FROM pick WHERE c.serial = pick.serial
+			AND c.state = $2 AND c.pending_op IS NULL AND c.online AND c.seed_at <= $3 AND c.rotation_at <= $4
+			RETURNING c.serial`, c.Now.UnixMilli(), string(model.StateProvisioned), c.DueBefore.UnixMilli(), c.LeaseBefore.UnixMilli(), room)
 		if err != nil {
 			return err
 		}

@@ -78,6 +78,7 @@ func groups() []group {
 		{"Console", consoleCases()},
 		{"Health", healthCases()},
 		{"Close", closeCases()},
+		{"Rotations", rotationCases()},
 		{"Races", raceCases()},
 	}
 }

@@ -1,0 +1,72 @@
+package signin
+
+import (
+	"time"
+
+	"testing"
+
+	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/model"
+)
+
+// TestMatchRotating: while a rotation is in flight a code of either seed
+// passes, a code of the new seed names the camera whose rotation it
+// proves, replays stay refused per seed version, and every code costs the
+// two windows whatever it is.
+func TestMatchRotating(t *testing.T) {
+	next := device.Seed{Secret: []byte("abcdefghijabcdefghij"), Algorithm: "SHA1", Digits: 6, Period: 30, Version: 2}
+	oldCode, newCode := codeAt(t, testSeed, 0), codeAt(t, next, 0)
+	if oldCode == newCode {
+		t.Fatal("test seeds show the same code")
+	}
+	wrong := "000000"
+	if wrong == oldCode || wrong == newCode {
+		wrong = "111111"
+	}
+	usedOld := model.OTPState{SeedVersion: 1, LastStep: floorDiv(base.Unix(), 30), Drift: 0}
+	usedNew := model.OTPState{SeedVersion: 2, LastStep: floorDiv(base.Unix(), 30), Drift: 0}
+	driftOld := model.OTPState{SeedVersion: 1, LastStep: 0, Drift: 3} // a camera 3 steps ahead, learnt on the old seed
+	tests := []struct {
+		name       string
+		code       string
+		st         model.OTPState
+		found      bool
+		at         int64 // verifier's step offset from base
+		want       Outcome
+		wantRotate bool
+		wantVer    uint64
+	}{
+		{"old seed", oldCode, model.OTPState{}, false, 0, Accepted, false, 1},
+		{"new seed", newCode, model.OTPState{}, false, 0, Accepted, true, 2},
+		{"new seed, old step used", newCode, usedOld, true, 0, Accepted, true, 2},
+		{"old seed replayed", oldCode, usedOld, true, 0, Replayed, false, 0},
+		{"new seed replayed", newCode, usedNew, true, 0, Replayed, false, 0},
+		{"wrong", wrong, model.OTPState{}, false, 0, Invalid, false, 0},
+		{"new seed, drift of the old one", codeAt(t, next, 3), driftOld, true, 0, Accepted, true, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			steps := 0
+			c := &Checker{Window: 1, computed: func(int64) { steps++ }}
+			now := base.Add(time30(tc.at))
+			res, err := c.MatchRotating("cam:A", "A", testSeed, next, tc.st, tc.found, tc.code, now, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != tc.want {
+				t.Fatalf("outcome %v, want %v", res.Outcome, tc.want)
+			}
+			if steps != 6 {
+				t.Errorf("%d steps computed, want 6 (both windows) for every code", steps)
+			}
+			if tc.want != Accepted {
+				return
+			}
+			if res.Use == nil || res.Use.SeedVersion != tc.wantVer || (res.Use.Rotation == "A") != tc.wantRotate {
+				t.Fatalf("use %+v, want version %d rotation %v", res.Use, tc.wantVer, tc.wantRotate)
+			}
+		})
+	}
+}
+
+func time30(steps int64) time.Duration { return time.Duration(steps) * 30 * time.Second }
