@@ -21,6 +21,8 @@ import (
 	"github.com/camotp/camotp/internal/server"
 	"github.com/camotp/camotp/internal/testclock"
 	"github.com/camotp/camotp/internal/testenv"
+	"github.com/camotp/camotp/internal/testenv/pgtest"
+	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/rollover"
 	"github.com/camotp/camotp/signin"
@@ -36,6 +38,8 @@ type fleet struct {
 	t      *testing.T
 	srv    *server.Server
 	clk    *testclock.Shift
+	dir    string // the first node's data directory
+	link   provisioning.LinkConfig
 	states []*device.State
 	mu     sync.Mutex
 	agents []*provisioning.Agent
@@ -44,15 +48,15 @@ type fleet struct {
 func newFleet(t *testing.T, n int, mod func(*server.Config)) *fleet {
 	t.Helper()
 	clk := &testclock.Shift{}
-	sc := signin.DefaultConfig()
-	sc.Argon2 = cheapHash
-	srv := testenv.Server(t, t.TempDir(), func(c *server.Config) {
-		c.Now, c.RolloverTick, c.SignIn = clk.Now, -1, &sc
-		if mod != nil {
-			mod(c)
-		}
-	})
-	f := &fleet{t: t, srv: srv, clk: clk, states: make([]*device.State, n), agents: make([]*provisioning.Agent, n)}
+	dir := t.TempDir()
+	srv := testenv.Server(t, dir, nodeConfig(clk, mod))
+	link := provisioning.LinkConfig{Broker: "tcp://" + srv.MQTTAddr(), Clock: clk, Log: testenv.Log(t)}
+	if srv.MQTTAddr() == "" { // an external broker: mosquitto with dynamic security
+		var c server.Config
+		mod(&c)
+		link.Broker, link.Credential = c.MQTTExternal, provisioning.CredentialDerived
+	}
+	f := &fleet{t: t, srv: srv, clk: clk, dir: dir, link: link, states: make([]*device.State, n), agents: make([]*provisioning.Agent, n)}
 	t.Cleanup(func() {
 		// Disconnect waits for its quiesce period: stop all at once.
 		var wg sync.WaitGroup
@@ -66,11 +70,15 @@ func newFleet(t *testing.T, n int, mod func(*server.Config)) *fleet {
 		wg.Wait()
 	})
 	ctx := t.Context()
-	dir := t.TempDir()
+	camDir := t.TempDir()
+	sk := srv.Provisioning.ServerKey()
 	for i := range n {
 		sn := fmt.Sprintf("ROLL-%03d", i)
-		st, err := device.InitState(filepath.Join(dir, sn), sn, device.Body4)
+		st, err := device.InitState(filepath.Join(camDir, sn), sn, device.Body4)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PinServerKey(sk[:]); err != nil { // what 'camera init --server-key' does
 			t.Fatal(err)
 		}
 		pub := st.Identity().Public()
@@ -93,11 +101,24 @@ func newFleet(t *testing.T, n int, mod func(*server.Config)) *fleet {
 	return f
 }
 
+// nodeConfig is the configuration of every node: the shared clock, the
+// schedule stepped by the test, cheap password hashes, then mod.
+func nodeConfig(clk *testclock.Shift, mod func(*server.Config)) func(*server.Config) {
+	sc := signin.DefaultConfig()
+	sc.Argon2 = cheapHash
+	return func(c *server.Config) {
+		c.Now, c.RolloverTick, c.SignIn = clk.Now, -1, &sc
+		if mod != nil {
+			mod(c)
+		}
+	}
+}
+
 func (f *fleet) serial(i int) string { return f.states[i].Identity().Serial }
 
 // connect starts camera i's agent on the broker (again, after stop).
 func (f *fleet) connect(i int) {
-	a := provisioning.NewAgent(f.states[i], provisioning.LinkConfig{Broker: "tcp://" + f.srv.MQTTAddr(), Clock: f.clk, Log: testenv.Log(f.t)})
+	a := provisioning.NewAgent(f.states[i], f.link)
 	a.Start()
 	f.mu.Lock()
 	f.agents[i] = a
@@ -488,4 +509,74 @@ func TestRotationProvenBySignInCode(t *testing.T) {
 	if c, err := f.srv.Store.Camera(ctx, sn); err != nil || c.Version != p.Version || c.PendingOp != "" {
 		t.Fatalf("camera after its return: %+v %v", c, err)
 	}
+}
+
+// TestTwoNodesShareTheSchedule: two nodes on one PostgreSQL database and
+// one mosquitto (dynamic security), each running the schedule at the same
+// instants. 60 real cameras are due; a 20 % share lets 12 start an hour.
+// Together the nodes rotate every camera exactly once, never more than
+// the share in an hour, and both take part.
+func TestTwoNodesShareTheSchedule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two nodes, PostgreSQL and mosquitto")
+	}
+	const (
+		n     = 60
+		pct   = 20
+		share = n * pct / 100
+	)
+	db := pgtest.URL(t)
+	m := testenv.StartMosquitto(t)
+	shared := func(id string) func(*server.Config) {
+		return func(c *server.Config) {
+			c.DB, c.NodeID, c.MQTTExternal = db, id, m.URL
+			c.MQTTDynsec = &server.DynsecConfig{AdminUser: m.AdminUser, AdminPassword: m.AdminPassword}
+		}
+	}
+	f := newFleet(t, n, shared("a"))
+	ctx := t.Context()
+	dirB := t.TempDir()
+	testenv.CopySharedFiles(t, f.dir, dirB)
+	nodeB := testenv.Server(t, dirB, nodeConfig(f.clk, shared("b")))
+	nodes := []*server.Server{f.srv, nodeB}
+	setPolicy(t, nodeB, rollover.Policy{Every: "1d", MaxPerHour: pct})
+	f.clk.Add(f.clk.Now().Truncate(time.Hour).Add(25 * time.Hour).Sub(f.clk.Now())) // the start of an hour, a day on
+	start := f.clk.Now().Truncate(time.Hour)
+	for tick := 0; tick < 6*60; tick++ {
+		errs := make([]error, 2)
+		together.Run(2, func(i int) { _, errs[i] = nodes[i].Rollover.Step(ctx) })
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("node %d step: %v", i, err)
+			}
+		}
+		f.clk.Add(time.Minute)
+	}
+	waitFor(t, "the started rotations proven", func() bool {
+		states, err := f.srv.Store.CameraStates(ctx)
+		return err == nil && states["pending:rotate"] == 0
+	})
+	cams, err := f.srv.Store.Cameras(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cams {
+		if c.Version != 2 || c.State != model.StateProvisioned {
+			t.Errorf("camera %s: %s v%d, want rotated exactly once (v2)", c.Serial, c.State, c.Version)
+		}
+	}
+	a, b := f.srv.Rollover.Started(), nodeB.Rollover.Started()
+	if a+b != n || a == 0 || b == 0 {
+		t.Errorf("node a started %d, node b %d: want %d together, by both", a, b, n)
+	}
+	perHour := map[time.Time]int{}
+	for _, e := range scheduledStarts(t, f.srv) {
+		perHour[e.At.Truncate(time.Hour)]++
+	}
+	for h, c := range perHour {
+		if c > share {
+			t.Errorf("%d rotations started in the hour from %v by both nodes, past the share of %d", c, h, share)
+		}
+	}
+	t.Logf("node a started %d, node b %d; per hour from %v: %v", a, b, start, perHour)
 }
