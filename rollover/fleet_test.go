@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/password"
 	"github.com/camotp/camotp/internal/server"
@@ -85,6 +86,12 @@ func newFleet(t *testing.T, n int, mod func(*server.Config)) *fleet {
 		if err := srv.Store.AddCamera(ctx, sn, pub.Model, pub.PublicKey); err != nil {
 			t.Fatal(err)
 		}
+		// Its login on an external broker, as the admin API makes it.
+		key, err := camkey.ParsePublicKey(pub.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Provisioning.EnsureAccount(ctx, sn, key, "test", "")
 		f.states[i] = st
 		f.connect(i)
 	}
