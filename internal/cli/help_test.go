@@ -31,7 +31,7 @@ var helpGroups = map[string][]string{
 	"admin":        {"camera", "user", "org", "radius", "oidc", "outbox", "server-key", "audit"},
 	"admin camera": {"add", "provision", "rotate", "wipe", "assign", "unassign", "list", "show"},
 	"admin user":   {"add", "list", "password", "forget-devices", "reset-mfa"},
-	"admin org":    {"show", "methods", "require-mfa"},
+	"admin org":    {"show", "methods", "require-mfa", "rotation"},
 	"admin radius": {"add-client", "list", "remove"},
 	"admin oidc":   {"add-client", "list", "remove", "rotate-key"},
 	"completion":   {"bash", "zsh", "fish", "powershell"},
