@@ -349,7 +349,7 @@ func TestScheduledRolloverFleet(t *testing.T) {
 	d := f.clk.Now().In(paris).AddDate(0, 0, 91)
 	winStart := time.Date(d.Year(), d.Month(), d.Day(), 2, 0, 0, 0, paris)
 	if _, before := winStart.Add(-3 * time.Hour).Zone(); before != offset(winStart.Add(4*time.Hour)) {
-		winStart = winStart.AddDate(0, 0, 1) // not a night the clocks change: the window is 3 hours
+		winStart = time.Date(d.Year(), d.Month(), d.Day()+1, 2, 0, 0, 0, paris) // not a night the clocks change: the window is 3 hours
 	}
 	f.clk.Add(winStart.Add(-10 * time.Minute).Sub(f.clk.Now()))
 	returnAt := winStart.Add(2*time.Hour + 15*time.Minute) // 04:15, in the last hour
