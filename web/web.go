@@ -22,6 +22,7 @@ import (
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/rollover"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -64,6 +65,9 @@ type Web struct {
 	Audit AuditLog
 	// Now is the pages' clock (nil: time.Now).
 	Now func() time.Time
+	// Rotation, when set, shows the seed rollover policy and the fleet's
+	// progress through it on the policy page.
+	Rotation func(ctx context.Context) (rollover.Status, error)
 }
 
 // New returns the sign-in pages over svc; log gets server-side failures

@@ -641,6 +641,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	pages.SecureCookies = cfg.SecureCookies
 	pages.OrgName, pages.Now = cfg.OrgName, cfg.Now
 	pages.Fleet, pages.Audit = provisioning.NewFleet(st, s.Provisioning), st
+	pages.Rotation = func(ctx context.Context) (rollover.Status, error) { return s.Rollover.Status(ctx) }
 	if cfg.Notify.DevOutbox {
 		pages.Outbox = func(ctx context.Context) ([]model.OutboxMessage, error) { return st.Outbox(ctx, 50) }
 		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
