@@ -60,8 +60,8 @@ type Scheduler struct {
 	start Starter
 	now   func() time.Time
 	log   *slog.Logger
-	// Tick is how often Step runs (the pacing inside an hour counts on
-	// it); DefaultTick when zero.
+	// Tick is how often Step is called (the pacing inside an hour counts
+	// on it); DefaultTick when zero.
 	Tick time.Duration
 
 	mu      sync.Mutex
@@ -184,23 +184,6 @@ func (s *Scheduler) Step(ctx context.Context) (Status, error) {
 	s.last = st
 	s.mu.Unlock()
 	return st, err
-}
-
-// Run runs Step every Tick until ctx ends. Ticks are real time; what a
-// step does is timed by the scheduler's clock.
-func (s *Scheduler) Run(ctx context.Context) {
-	t := time.NewTicker(cmpOr(s.Tick, DefaultTick))
-	defer t.Stop()
-	for {
-		if _, err := s.Step(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("seed rollover step", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
