@@ -83,8 +83,8 @@ func TestStepLeaseAndFailures(t *testing.T) {
 		due     int
 	}{
 		{2*time.Hour + 59*time.Minute, 2, 1}, // the hour's last minute: all may start; CAM-1's start fails
-		{5 * time.Minute, 2, 1},               // CAM-1 is due, but leased to the failed start
-		{Lease, 3, 0},                         // the lease ran out: claimed and started
+		{5 * time.Minute, 2, 1},              // CAM-1 is due, but leased to the failed start
+		{Lease, 3, 0},                        // the lease ran out: claimed and started
 	}
 	for i, step := range steps {
 		clk.Advance(step.advance)
