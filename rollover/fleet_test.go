@@ -596,3 +596,42 @@ func TestTwoNodesShareTheSchedule(t *testing.T) {
 	}
 	t.Logf("node a started %d, node b %d; per hour from %v: %v", a, b, start, perHour)
 }
+
+// TestCodeReadBeforeTheSwitch: an officer reads a code off the camera; the
+// scheduled rotation reaches the camera and its ack is proven before the
+// officer submits. The code, of the replaced seed, still passes; once
+// model.RotationGrace is over, the replaced seed's codes are refused.
+func TestCodeReadBeforeTheSwitch(t *testing.T) {
+	f := newFleet(t, 1, nil)
+	ctx := t.Context()
+	sn := f.serial(0)
+	f.officer("alice", 0)
+	setPolicy(t, f.srv, rollover.Policy{Every: "1h", MaxPerHour: 100})
+	f.clk.Add(2 * time.Hour)
+	old, err := f.states[0].Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := screenCode(f.states[0], f.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.srv.Rollover.Step(ctx); err != nil || st.Started != 1 {
+		t.Fatalf("step: %+v %v, want the camera's rotation started", st, err)
+	}
+	waitFor(t, "the rotation proven by the camera's ack", func() bool {
+		c, err := f.srv.Store.Camera(ctx, sn)
+		return err == nil && c.Version == 2 && c.PendingOp == ""
+	})
+	if err := f.signInWith(ctx, "alice", func() (string, error) { return read, nil }, sn); err != nil {
+		t.Fatalf("the code read before the switch: %v", err)
+	}
+	f.clk.Add(model.RotationGrace + time.Second)
+	err = f.signInWith(ctx, "alice", func() (string, error) { return old.Code(f.clk.Now()) }, sn)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a code of the replaced seed after the grace: %v, want it refused", err)
+	}
+	if err := f.signIn(ctx, "alice", 0); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -124,6 +124,15 @@ func (m bodycamMethod) check(ctx context.Context, a Answer, outside bool) (Check
 		}
 		return res, detail, err
 	}
+	if cc.Previous != nil && a.Now.Before(cc.PreviousUntil) {
+		provenAt := cc.PreviousUntil.Add(-model.RotationGrace)
+		res, err := m.s.checker.MatchPrevious(model.CameraSubject(serial), *cc.Seed, *cc.Previous, provenAt, cc.OTP, cc.OTPFound, a.Code, a.Now, outside)
+		detail := fmt.Sprintf("bodycam %s offset %d", serial, res.Offset)
+		if res.Use != nil && res.Use.SeedVersion == cc.Previous.Version {
+			detail += fmt.Sprintf(", code of the replaced seed v%d read before the rotation", res.Use.SeedVersion)
+		}
+		return res, detail, err
+	}
 	match := m.s.checker.MatchWindowRecord
 	if outside {
 		match = func(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {

@@ -70,3 +70,54 @@ func TestMatchRotating(t *testing.T) {
 }
 
 func time30(steps int64) time.Duration { return time.Duration(steps) * 30 * time.Second }
+
+// TestMatchPrevious: just after a rotation is proven, a code of the
+// replaced seed read off the camera before it switched still passes; one
+// of a later step, or after a code of the new seed was used, does not;
+// every code costs both windows.
+func TestMatchPrevious(t *testing.T) {
+	active := device.Seed{Secret: []byte("abcdefghijabcdefghij"), Algorithm: "SHA1", Digits: 6, Period: 30, Version: 2}
+	previous := testSeed // version 1
+	proven := base.Add(10 * time.Second)
+	tests := []struct {
+		name    string
+		code    string
+		st      model.OTPState
+		found   bool
+		at      int64 // verifier's step offset from base
+		want    Outcome
+		wantVer uint64
+	}{
+		{"old code of the proof's step, submitted a step later", codeAt(t, previous, 0), model.OTPState{}, false, 1, Accepted, 1},
+		{"old code of the step before", codeAt(t, previous, -1), model.OTPState{SeedVersion: 1, LastStep: 0}, true, 0, Accepted, 1},
+		{"old code of a later step", codeAt(t, previous, 1), model.OTPState{}, false, 1, Invalid, 0},
+		{"new code", codeAt(t, active, 1), model.OTPState{}, false, 1, Accepted, 2},
+		{"old code after a new one was used", codeAt(t, previous, 0), model.OTPState{SeedVersion: 2, LastStep: 0}, true, 0, Invalid, 0},
+		{"old code used already", codeAt(t, previous, 0), model.OTPState{SeedVersion: 1, LastStep: floorDiv(base.Unix(), 30)}, true, 0, Replayed, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			steps := 0
+			c := &Checker{Window: 1, computed: func(int64) { steps++ }}
+			if tc.st.SeedVersion == 1 && tc.st.LastStep == 0 {
+				tc.st.LastStep = floorDiv(base.Unix(), 30) - 2
+			}
+			if tc.st.SeedVersion == 2 && tc.st.LastStep == 0 {
+				tc.st.LastStep = floorDiv(base.Unix(), 30) - 5
+			}
+			res, err := c.MatchPrevious("cam:A", active, previous, proven, tc.st, tc.found, tc.code, base.Add(time30(tc.at)), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != tc.want {
+				t.Fatalf("outcome %v, want %v", res.Outcome, tc.want)
+			}
+			if steps != 6 {
+				t.Errorf("%d steps computed, want 6 (both windows) for every code", steps)
+			}
+			if tc.want == Accepted && (res.Use == nil || res.Use.SeedVersion != tc.wantVer || res.Use.Rotation != "") {
+				t.Fatalf("use %+v, want version %d", res.Use, tc.wantVer)
+			}
+		})
+	}
+}

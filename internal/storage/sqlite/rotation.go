@@ -95,10 +95,10 @@ func (s *Store) RotationCounts(ctx context.Context, dueBefore, overdueBefore, ho
 // fine; a seed that is neither pending nor active any more (a newer
 // rotation replaced it) refuses the code with ErrStepUsed.
 func (s *Store) proveRotation(ctx context.Context, tx *wtx, serial string, version uint64, now time.Time) error {
-	res, err := tx.ExecContext(ctx, `UPDATE cameras SET version = ?1, seed = pending_seed, seed_at = ?2, pending_op = NULL,
-		pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL, updated_at = ?2
+	res, err := tx.ExecContext(ctx, `UPDATE cameras SET version = ?1, prev_seed = seed, prev_until = ?6, seed = pending_seed, seed_at = ?2,
+		pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL, updated_at = ?2
 		WHERE serial = ?3 AND state = ?4 AND pending_op = ?5 AND pending_version = ?1`,
-		version, now.UnixMilli(), serial, model.StateProvisioned, model.OpRotate)
+		version, now.UnixMilli(), serial, model.StateProvisioned, model.OpRotate, now.Add(model.RotationGrace).UnixMilli())
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,56 @@ func rotationCases() []testCase {
 				t.Fatalf("%d cameras claimed by %d racing nodes, want the hour's share of 7", len(seen), racers)
 			}
 		}},
+		{"RotationKeepsTheReplacedSeedAWhile", func(t *testing.T, e *env) {
+			e.addUser(t, "alice")
+			old := e.provision(t, "CAM-1", testSeed(1))
+			must(t, e.s.Assign(e.ctx, "CAM-1", "alice"), "assign")
+			check := func(what string) *model.CameraCheck {
+				t.Helper()
+				pc, err := e.s.PendingCheck(e.ctx, e.createToken(t, model.TokenPending, "alice", time.Hour))
+				must(t, err, "pending check: "+what)
+				return pc.Camera
+			}
+			if cc := check("provisioned"); cc.Previous != nil {
+				t.Fatalf("a provisioned camera has a replaced seed: %+v", cc.Previous)
+			}
+			// Proven by its ack: the old seed is kept for the grace.
+			v := e.startOp(t, "CAM-1", model.OpRotate, ptr(testSeed(2)))
+			e.clock.Advance(time.Second)
+			_, err := e.s.CompleteOp(e.ctx, "CAM-1", v)
+			must(t, err, "complete rotate")
+			cc := check("rotated")
+			want := testSeed(1)
+			want.Version = old
+			if cc.Previous == nil || cc.Seed == nil || cc.Seed.Version != v {
+				t.Fatalf("rotated camera: %+v, want v%d active and v%d kept", cc, v, old)
+			}
+			sameSeed(t, *cc.Previous, want, "replaced seed")
+			sameTime(t, cc.PreviousUntil, e.now().Add(model.RotationGrace), "replaced seed kept until")
+			// Proven by a sign-in code: the same.
+			v3 := e.startOp(t, "CAM-1", model.OpRotate, ptr(testSeed(3)))
+			use := &model.StepUse{Subject: model.CameraSubject("CAM-1"), SeedVersion: v3, Step: 100, Rotation: "CAM-1"}
+			_, err = e.s.ExchangeToken(e.ctx, e.createToken(t, model.TokenPending, "alice", time.Hour), model.TokenSession, "alice", "bodycam", "ip",
+				time.Hour, use, model.AuditEntry{Actor: "alice", Action: "login.mfa", Subject: "alice", Result: "ok"}, model.Settlement{})
+			must(t, err, "exchange with a code of the new seed")
+			if cc = check("rotated by a code"); cc.Previous == nil || cc.Previous.Version != v || cc.Seed.Version != v3 {
+				t.Fatalf("camera rotated by a code: %+v, want v%d active and v%d kept", cc, v3, v)
+			}
+			// A wipe drops it with the active seed, and a new provision
+			// has none.
+			w := e.startOp(t, "CAM-1", model.OpWipe, nil)
+			if cc = check("wiping"); cc.Previous != nil || cc.Seed != nil {
+				t.Fatalf("wiping camera keeps a seed: %+v", cc)
+			}
+			_, err = e.s.CompleteOp(e.ctx, "CAM-1", w)
+			must(t, err, "complete wipe")
+			p := e.startOp(t, "CAM-1", model.OpProvision, ptr(testSeed(4)))
+			_, err = e.s.CompleteOp(e.ctx, "CAM-1", p)
+			must(t, err, "complete provision")
+			if cc = check("provisioned again"); cc.Previous != nil || cc.Seed == nil || cc.Seed.Version != p {
+				t.Fatalf("camera provisioned again: %+v, want v%d and no replaced seed", cc, p)
+			}
+		}},
 		{"SignInCodeProvesRotation", func(t *testing.T, e *env) {
 			e.addUser(t, "alice")
 			old := e.provision(t, "CAM-1", testSeed(1))
