@@ -177,6 +177,82 @@ func (c *Checker) MatchWindowRecord(subject string, seed device.Seed, st model.O
 	return c.match(subject, seed, st, found, code, now, false, nil)
 }
 
+// MatchRotating is MatchRecord (outside) or MatchWindowRecord (not
+// outside) for the camera serial whose rotation to the seed rotating is in
+// flight: the camera shows rotating's codes from the moment it stored it,
+// before its proof reaches the server, so a code of either seed passes.
+// The window of both seeds is computed for every code (the same work
+// whatever the code); rotating's is centred on the drift learnt of the
+// active seed (one camera, one clock) and never searched beyond. A code
+// of the active seed wins; an accepted code of rotating has its replay
+// record (Use, under rotating's version) name serial in Use.Rotation: the
+// commit that takes it completes the rotation (a code of the new seed
+// proves the camera holds it, as its ack would).
+func (c *Checker) MatchRotating(subject, serial string, active, rotating device.Seed, st model.OTPState, found bool, near *int64, code string, now time.Time, outside bool) (CheckResult, error) {
+	return c.matchPair(subject, active, rotating, st, found, near, code, now, outside, func(use *model.StepUse) bool {
+		use.Rotation = serial
+		return true
+	})
+}
+
+// MatchPrevious is MatchRecord (outside) or MatchWindowRecord (not
+// outside) for a camera whose rotation from the seed previous was proven
+// at provenAt, within model.RotationGrace: the officer may have read a
+// code of previous off the camera just before it switched. A code of
+// previous passes when its step is no later than the camera's step at
+// provenAt and no code of a newer seed was accepted since; the windows of
+// both seeds are computed for every code, and a code of the active seed
+// wins.
+func (c *Checker) MatchPrevious(subject string, active, previous device.Seed, provenAt time.Time, st model.OTPState, found bool, near *int64, code string, now time.Time, outside bool) (CheckResult, error) {
+	period, drift := int64(previous.Period), int64(0)
+	if period <= 0 {
+		period = 30
+	}
+	if found {
+		drift = st.Drift
+	}
+	last := floorDiv(provenAt.Unix(), period) + drift // the camera's step at the proof
+	// Once a code of the new seed was used, the camera shows no other.
+	newer := found && st.SeedVersion > previous.Version
+	return c.matchPair(subject, active, previous, st, found, near, code, now, outside, func(use *model.StepUse) bool {
+		return !newer && use.Step <= last
+	})
+}
+
+// matchPair checks code against active (as match does) and within the
+// window of other (and the one centred on near, when given: one camera,
+// one clock), computing both seeds' windows for every code; a code of
+// other passes when keep, told its replay record, says so.
+func (c *Checker) matchPair(subject string, active, other device.Seed, st model.OTPState, found bool, near *int64, code string, now time.Time, outside bool, keep func(*model.StepUse) bool) (CheckResult, error) {
+	res, err := c.match(subject, active, st, found, code, now, outside, near)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	ost := model.OTPState{SeedVersion: other.Version, LastStep: -1}
+	if found {
+		if st.SeedVersion == other.Version {
+			ost = st
+		} else {
+			ost.Drift = st.Drift
+		}
+	}
+	ores, err := c.match(subject, other, ost, true, code, now, false, near)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	switch {
+	case res.Outcome == Accepted:
+		return res, nil
+	case ores.Outcome == Accepted && keep(ores.Use):
+		return ores, nil
+	case res.Outcome != Invalid:
+		return res, nil
+	case ores.Outcome == Replayed:
+		return ores, nil
+	}
+	return res, nil
+}
+
 // match checks code in the window (and in the one centred on near, when
 // given) and, when outside, beyond them.
 func (c *Checker) match(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time, outside bool, near *int64) (CheckResult, error) {

@@ -116,17 +116,34 @@ func (m bodycamMethod) check(ctx context.Context, a Answer, outside bool) (Check
 		return CheckResult{}, "", ErrNoMethod
 	}
 	serial := cc.Camera.Serial
+	near := m.s.clockNear(cc, a.Now)
+	clock := ""
+	if near != nil {
+		clock = fmt.Sprintf(" (clock report %+d)", *near)
+	}
+	if cc.Rotating != nil {
+		res, err := m.s.checker.MatchRotating(model.CameraSubject(serial), serial, *cc.Seed, *cc.Rotating, cc.OTP, cc.OTPFound, near, a.Code, a.Now, outside)
+		detail := fmt.Sprintf("bodycam %s offset %d", serial, res.Offset) + clock
+		if res.Use != nil && res.Use.Rotation != "" {
+			detail += fmt.Sprintf(", code of the new seed v%d: rotation proven", res.Use.SeedVersion)
+		}
+		return res, detail, err
+	}
+	if cc.Previous != nil && a.Now.Before(cc.PreviousUntil) {
+		provenAt := cc.PreviousUntil.Add(-model.RotationGrace)
+		res, err := m.s.checker.MatchPrevious(model.CameraSubject(serial), *cc.Seed, *cc.Previous, provenAt, cc.OTP, cc.OTPFound, near, a.Code, a.Now, outside)
+		detail := fmt.Sprintf("bodycam %s offset %d", serial, res.Offset) + clock
+		if res.Use != nil && res.Use.SeedVersion == cc.Previous.Version {
+			detail += fmt.Sprintf(", code of the replaced seed v%d read before the rotation", res.Use.SeedVersion)
+		}
+		return res, detail, err
+	}
 	match := m.s.checker.MatchWindowRecordNear
 	if outside {
 		match = m.s.checker.MatchRecordNear
 	}
-	near := m.s.clockNear(cc, a.Now)
 	res, err := match(model.CameraSubject(serial), *cc.Seed, cc.OTP, cc.OTPFound, near, a.Code, a.Now)
-	detail := fmt.Sprintf("bodycam %s offset %d", serial, res.Offset)
-	if near != nil {
-		detail += fmt.Sprintf(" (clock report %+d)", *near)
-	}
-	return res, detail, err
+	return res, fmt.Sprintf("bodycam %s offset %d", serial, res.Offset) + clock, err
 }
 
 // pureChecker is a method whose check writes nothing, and which can check

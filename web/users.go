@@ -10,6 +10,7 @@ import (
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/rollover"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -262,6 +263,8 @@ func (wb *Web) userAction(w http.ResponseWriter, r *http.Request, st signin.Staf
 type policyPage struct {
 	Methods    []policyMethod
 	RequireMFA bool
+	// Rotation is the seed rollover policy and status (nil: not shown).
+	Rotation *rollover.Status
 }
 
 // policyMethod is one method the organisation may enable.
@@ -284,6 +287,14 @@ func (wb *Web) policy(w http.ResponseWriter, r *http.Request, st signin.Staff, s
 	p := &policyPage{RequireMFA: pol.RequireMFA}
 	for _, m := range signin.OrgMethods {
 		p.Methods = append(p.Methods, policyMethod{ID: m, Name: methodName(m), Enabled: pol.Enabled(m)})
+	}
+	if wb.Rotation != nil {
+		rot, err := wb.Rotation(r.Context())
+		if err != nil {
+			wb.consoleError(w, r, st, "policy page: rotation", err)
+			return
+		}
+		p.Rotation = &rot
 	}
 	c.Staff, c.Section, c.Policy = st, "policy", p
 	wb.renderConsole(w, r, status, "console_policy.html", c)

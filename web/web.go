@@ -22,6 +22,7 @@ import (
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/rollover"
 	"github.com/camotp/camotp/signin"
 )
 
@@ -67,6 +68,9 @@ type Web struct {
 	// Clocks, when set, gives the camera pages the cameras' clock
 	// reports (offset, drifting and clock-mismatch badges).
 	Clocks Clocks
+	// Rotation, when set, shows the seed rollover policy and the fleet's
+	// progress through it on the policy page.
+	Rotation func(ctx context.Context) (rollover.Status, error)
 }
 
 // New returns the sign-in pages over svc; log gets server-side failures

@@ -12,10 +12,11 @@ import (
 
 // adminOrgCmd is camotp admin org: the organisation's MFA policy.
 func adminOrgCmd(env Env, t *adminTarget) *cobra.Command {
-	return group("org", "the organisation's MFA policy: show, methods, require-mfa",
+	return group("org", "the organisation's MFA policy: show, methods, require-mfa, rotation",
 		adminOrgShowCmd(env, t),
 		adminOrgMethodsCmd(env, t),
 		adminOrgRequireCmd(env, t),
+		adminOrgRotationCmd(env, t),
 	)
 }
 
@@ -49,10 +50,17 @@ func changePolicy(ctx context.Context, env Env, t *adminTarget, change func(*sig
 func adminOrgShowCmd(env Env, t *adminTarget) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show",
-		Short: "print the enabled MFA methods and whether MFA is required",
+		Short: "print the enabled MFA methods, whether MFA is required and the seed rotation policy",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return changePolicy(cmd.Context(), env, t, nil)
+			if err := changePolicy(cmd.Context(), env, t, nil); err != nil {
+				return err
+			}
+			ac, err := t.client(env)
+			if err != nil {
+				return err
+			}
+			return showRotation(cmd.Context(), ac, env.Stdout)
 		},
 	}
 }

@@ -32,7 +32,7 @@ var helpGroups = map[string][]string{
 	"admin audit":  {"list", "verify"},
 	"admin camera": {"add", "provision", "rotate", "wipe", "assign", "unassign", "list", "show", "report-lost", "found", "import", "export", "set-key"},
 	"admin user":   {"add", "list", "password", "forget-devices", "reset-mfa"},
-	"admin org":    {"show", "methods", "require-mfa"},
+	"admin org":    {"show", "methods", "require-mfa", "rotation"},
 	"admin radius": {"add-client", "list", "remove"},
 	"admin oidc":   {"add-client", "list", "remove", "rotate-key"},
 	"completion":   {"bash", "zsh", "fish", "powershell"},

@@ -29,13 +29,15 @@ type Sources struct {
 	AuditFailures func() uint64
 	// LostCameras is the number of cameras reported lost now.
 	LostCameras func(context.Context) (int, error)
-	Log         *slog.Logger
 
 	// Clocks are the cameras' clock records (the drift histogram and the
 	// flagged gauges); ClockReports counts this node's clock reports by
 	// result.
 	Clocks       func(ctx context.Context) ([]model.CameraClock, error)
 	ClockReports func() map[string]uint64
+	// Rotation returns the seed rollover schedule's numbers.
+	Rotation func() RotationStats
+	Log      *slog.Logger
 }
 
 // Metrics holds the counters and the registry they are served from. It
@@ -85,6 +87,9 @@ func New(src Sources) *Metrics {
 			Name: "camotp_audit_write_failures_total",
 			Help: "Audit entries that could not be written (each is also logged at ERROR).",
 		}, func() float64 { return float64(src.AuditFailures()) }))
+	}
+	if src.Rotation != nil {
+		m.reg.MustRegister(rotationCollector{src.Rotation})
 	}
 	if src.CameraStates != nil || src.Online != nil || src.Broker != nil {
 		m.reg.MustRegister(&fleetCollector{src: src})

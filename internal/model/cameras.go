@@ -48,6 +48,11 @@ type Camera struct {
 	Lost *Lost `json:"lost,omitempty"`
 }
 
+// RotationGrace is how long after a rotation is proven a code of the
+// replaced seed, of a step no later than the proof's, is still accepted:
+// the officer may have read it off the camera just before it switched.
+const RotationGrace = 90 * time.Second
+
 // CameraSubjectPrefix starts the code source of a camera's codes in the
 // replay records: the serial follows (CameraSubject).
 const CameraSubjectPrefix = "cam:"
@@ -63,6 +68,14 @@ type CameraCheck struct {
 	Camera Camera
 	// Seed is the active seed; nil unless the camera is provisioned.
 	Seed *device.Seed
+	// Rotating is the seed of a rotation in flight (nil when none): the
+	// camera may show its codes before the server has its proof.
+	Rotating *device.Seed
+	// Previous is the seed a rotation replaced, until PreviousUntil
+	// (RotationGrace after the proof; nil when none): a code the camera
+	// showed just before it switched may still be on its way.
+	Previous      *device.Seed
+	PreviousUntil time.Time
 	// OTP is the replay record of CameraSubject(Camera.Serial); OTPFound
 	// is false when there is none yet.
 	OTP      OTPState

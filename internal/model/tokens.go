@@ -21,6 +21,10 @@ type StepUse struct {
 	Subject     string
 	SeedVersion uint64
 	Step, Drift int64
+	// Rotation, when not empty, is the serial of the camera whose pending
+	// rotation to SeedVersion the code proves: the same commit completes
+	// it (the old seed dies) and audits it.
+	Rotation string
 }
 
 // PendingCheck is what the MFA step of a pending sign-in needs, read at

@@ -37,6 +37,7 @@ import (
 	"github.com/camotp/camotp/oidc"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/radius"
+	"github.com/camotp/camotp/rollover"
 	"github.com/camotp/camotp/signin"
 	"github.com/camotp/camotp/web"
 )
@@ -80,6 +81,10 @@ type Config struct {
 	// ResendEvery is how long a pending command waits for its ack before
 	// some node publishes it again (0: DefaultResendEvery).
 	ResendEvery time.Duration
+	// RolloverTick is how often the seed rollover schedule runs (0:
+	// rollover.DefaultTick; below 0: never on its own, a test calls
+	// Server.Rollover.Step).
+	RolloverTick time.Duration
 	// DB names the database (see dburl): "" is the SQLite file DBFile in
 	// DataDir; a postgres:// URL lets several nodes share one database.
 	DB       string
@@ -210,6 +215,8 @@ type Server struct {
 	OIDC       *oidc.Provider
 	AdminToken string
 	Metrics    *metrics.Metrics
+	// Rollover is the seed rollover schedule.
+	Rollover *rollover.Scheduler
 
 	cfg       Config
 	broker    *broker.Broker
@@ -603,8 +610,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	adminAPI.SetPasswordHasher(s.SignIn.HashPassword)
+	s.Rollover = rollover.New(st, s.Provisioning, cfg.Now, cfg.Log.With("component", "rollover"))
+	s.Rollover.Tick = cfg.RolloverTick
+	s.Rollover.RegisterAdmin(s.mux, adminAPI.Auth, st, cfg.Log.With("component", "rollover"))
 	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log,
 		LostCameras: st.LostCount}
+	src.Rotation = func() metrics.RotationStats {
+		l := s.Rollover.Last()
+		return metrics.RotationStats{On: !l.Policy.Off() && l.Error == "", Due: l.Due, Overdue: l.Overdue, Started: s.Rollover.Started()}
+	}
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
 	}
@@ -643,6 +657,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	pages.OrgName, pages.Now = cfg.OrgName, cfg.Now
 	pages.Fleet, pages.Audit = provisioning.NewFleet(st, s.Provisioning), st
 	pages.Clocks = st
+	pages.Rotation = func(ctx context.Context) (rollover.Status, error) { return s.Rollover.Status(ctx) }
 	if cfg.Notify.DevOutbox {
 		pages.Outbox = func(ctx context.Context) ([]model.OutboxMessage, error) { return st.Outbox(ctx, 50) }
 		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -722,6 +737,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Log.Info("resent pending commands", "sent", n)
 		}
 	})
+	if cfg.RolloverTick >= 0 {
+		tick := cmp.Or(cfg.RolloverTick, rollover.DefaultTick)
+		s.every(tick, tick, func(ctx context.Context) {
+			if _, err := s.Rollover.Step(ctx); err != nil {
+				cfg.Log.Warn("seed rollover step", "err", err)
+			}
+		})
+	}
 	// Bounded, so a wedged disk cannot hold up Close.
 	s.every(janitorInterval, time.Minute, func(ctx context.Context) { s.sweep(ctx, vcfg.Limits) })
 	if cfg.RADIUS != nil {

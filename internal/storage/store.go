@@ -34,6 +34,7 @@ type Store interface {
 	Health
 	Changes
 	Clocks
+	Rotations
 	// Close stops the store; writes after it fail with ErrClosed.
 	Close() error
 }
@@ -150,6 +151,24 @@ type Clocks interface {
 	// (at most model.MaxPageSize: a page of the listing), by serial;
 	// cameras without one are left out.
 	CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error)
+}
+
+// Rotations are the shared schedule of seed rollovers: which cameras a
+// node may start rotating now, so that several nodes neither rotate one
+// camera twice nor start more than the hourly share together.
+type Rotations interface {
+	// ClaimRotations stamps and returns the provisioned, online cameras
+	// with no operation in flight whose seed was proven at or before
+	// c.DueBefore and that no node claimed since c.LeaseBefore, oldest
+	// seed first, as many as c.Allowed leaves for c.Hour once the
+	// rotations started in it (by every node) are counted; the hour's
+	// count grows by the number returned. Nodes claiming at once are
+	// serialised, so the hour never exceeds c.Allowed.
+	ClaimRotations(ctx context.Context, c model.RotationClaim) ([]string, error)
+	// RotationCounts counts the fleet, the cameras due (seed proven at or
+	// before dueBefore), overdue (at or before overdueBefore), rotating,
+	// and the rotations started in hour.
+	RotationCounts(ctx context.Context, dueBefore, overdueBefore, hour time.Time) (model.RotationCounts, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

@@ -127,7 +127,8 @@ func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *d
 		}
 		_, err = tx.Exec(ctx, `UPDATE cameras SET state = $1, pending_op = $2, pending_version = $3, pending_seed = $4,
 			pending_challenge = $5, pending_payload = $6, updated_at = $7,
-			seed = CASE WHEN $8 THEN NULL ELSE seed END, seed_at = CASE WHEN $8 THEN NULL ELSE seed_at END
+			seed = CASE WHEN $8 THEN NULL ELSE seed END, seed_at = CASE WHEN $8 THEN NULL ELSE seed_at END,
+			prev_seed = CASE WHEN $8 THEN NULL ELSE prev_seed END, prev_until = CASE WHEN $8 THEN 0 ELSE prev_until END
 			WHERE serial = $9`,
 			string(next), string(op), version, sealedSeed, challenge, payload, s.now().UnixMilli(), model.DropsSeed(op), serial)
 		return err
@@ -197,10 +198,13 @@ func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (
 			return fmt.Errorf("camera %s has no pending operation at version %d: %w", serial, version, storage.ErrConflict)
 		}
 		op = model.Op(*pop)
+		// A rotation keeps the seed it replaces for model.RotationGrace.
+		now := s.now()
 		_, err = tx.Exec(ctx, `UPDATE cameras SET state = $1, version = $2, seed = CASE WHEN $3 THEN NULL ELSE pending_seed END,
 			seed_at = CASE WHEN $3 THEN NULL ELSE $4::bigint END, pending_op = NULL, pending_version = NULL, pending_seed = NULL, pending_challenge = NULL, pending_payload = NULL,
+			prev_seed = CASE WHEN $6 THEN seed ELSE NULL END, prev_until = CASE WHEN $6 THEN $7::bigint ELSE 0 END,
 			updated_at = $4 WHERE serial = $5`,
-			string(model.CompletedState(op)), version, model.DropsSeed(op), s.now().UnixMilli(), serial)
+			string(model.CompletedState(op)), version, model.DropsSeed(op), now.UnixMilli(), serial, op == model.OpRotate, now.Add(model.RotationGrace).UnixMilli())
 		return err
 	})
 	return op, err
@@ -306,7 +310,7 @@ func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, er
 // (cameraCols), its sealed seed and the replay record o of its codes, each
 // NULL when there is none (LEFT JOIN).
 const cameraCheckCols = `c.serial, c.model, c.public_key, c.state, c.version, c.pending_op, c.pending_version,
-	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed,
+	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed, c.pending_seed, c.prev_seed, c.prev_until,
 	o.seed_version, o.last_step, o.drift, o.resync_offset, o.resync_step`
 
 // cameraCheckScan receives cameraCheckCols.
@@ -314,13 +318,14 @@ type cameraCheckScan struct {
 	serial, camModel, publicKey, state, op, user *string
 	version, pendingVersion, lastSeen, created   *int64
 	online                                       *bool
-	sealed                                       []byte
+	sealed, pendingSealed, prevSealed            []byte
+	prevUntil                                    *int64
 	seedVersion, last, drift, off, rstep         *int64
 }
 
 func (cs *cameraCheckScan) dest() []any {
 	return []any{&cs.serial, &cs.camModel, &cs.publicKey, &cs.state, &cs.version, &cs.op, &cs.pendingVersion,
-		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed,
+		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed, &cs.pendingSealed, &cs.prevSealed, &cs.prevUntil,
 		&cs.seedVersion, &cs.last, &cs.drift, &cs.off, &cs.rstep}
 }
 
@@ -356,6 +361,20 @@ func (cs *cameraCheckScan) check(seal storage.Sealer) (*model.CameraCheck, error
 			return nil, err
 		}
 		cc.Seed = &seed
+		if cc.Camera.PendingOp == model.OpRotate && cs.pendingSealed != nil {
+			rot, err := seal.OpenCameraSeed(cc.Camera.Serial, cs.pendingSealed)
+			if err != nil {
+				return nil, err
+			}
+			cc.Rotating = &rot
+		}
+		if cs.prevSealed != nil && num(cs.prevUntil) > 0 {
+			prev, err := seal.OpenCameraSeed(cc.Camera.Serial, cs.prevSealed)
+			if err != nil {
+				return nil, err
+			}
+			cc.Previous, cc.PreviousUntil = &prev, utc(*cs.prevUntil)
+		}
 	}
 	if cs.seedVersion != nil {
 		cc.OTPFound = true

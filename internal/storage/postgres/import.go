@@ -33,6 +33,7 @@ var importTables = []struct{ name, order string }{
 	{"oidc_keys", "rowid"},
 	{"oidc_auth_requests", "id"},
 	{"oidc_tokens", "id"},
+	{"rotation_hours", "hour"},
 }
 
 // ErrNotEmpty is the refusal to import into a database that holds data.

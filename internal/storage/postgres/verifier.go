@@ -150,15 +150,22 @@ func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Tim
 	if err := recordSuccess(ctx, tx, settle.Rules); err != nil {
 		return err
 	}
+	var proof []model.AuditEntry
 	if u != nil {
 		if err := use(ctx, tx, u, now); err != nil {
 			return err
+		}
+		if u.Rotation != "" {
+			var err error
+			if proof, err = s.proveRotation(ctx, tx, u.Rotation, u.SeedVersion, now); err != nil {
+				return err
+			}
 		}
 	}
 	if err := endOnce(ctx, tx, q, old, now, args...); err != nil {
 		return err
 	}
-	return s.appendAudit(ctx, tx, e)
+	return s.appendAudits(ctx, tx, append(proof, e))
 }
 
 // passed maps the error of a pass transaction: a refused unreserved

@@ -120,7 +120,7 @@ func (s *Store) StartOp(ctx context.Context, serial string, op model.Op, seed *d
 		q := `UPDATE cameras SET state = ?, pending_op = ?, pending_version = ?, pending_seed = ?, pending_challenge = ?,
 			pending_payload = ?, updated_at = ? WHERE serial = ?`
 		if model.DropsSeed(op) {
-			q = strings.Replace(q, "state = ?,", "state = ?, seed = NULL, seed_at = NULL,", 1)
+			q = strings.Replace(q, "state = ?,", "state = ?, seed = NULL, seed_at = NULL, prev_seed = NULL, prev_until = 0,", 1)
 		}
 		_, err = tx.ExecContext(ctx, q, next, op, version, sealedSeed, challenge, payload, s.now().UnixMilli(), serial)
 		return err
@@ -199,8 +199,13 @@ func (s *Store) CompleteOp(ctx context.Context, serial string, version uint64) (
 		if model.DropsSeed(op) {
 			seed, seedAt = "NULL", "NULL"
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?1, version = ?2, seed = `+seed+`, seed_at = `+seedAt+`, `+clear+`, updated_at = ?3 WHERE serial = ?4`,
-			model.CompletedState(op), version, now, serial)
+		// A rotation keeps the seed it replaces for model.RotationGrace.
+		prev, args := "prev_seed = NULL, prev_until = 0", []any{model.CompletedState(op), version, now, serial}
+		if op == model.OpRotate {
+			prev, args = "prev_seed = seed, prev_until = ?5", append(args, now+model.RotationGrace.Milliseconds())
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE cameras SET state = ?1, version = ?2, seed = `+seed+`, seed_at = `+seedAt+`, `+clear+`, `+prev+`, updated_at = ?3 WHERE serial = ?4`,
+			args...)
 		return err
 	})
 	return op, err
@@ -300,7 +305,7 @@ func (s *Store) CameraOf(ctx context.Context, username string) (model.Camera, er
 // (cameraCols), its sealed seed and the replay record o of its codes, each
 // NULL when there is none (LEFT JOIN).
 const cameraCheckCols = `c.serial, c.model, c.public_key, c.state, c.version, c.pending_op, c.pending_version,
-	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed,
+	c.assigned_user, c.last_seen, c.created_at, c.online, c.seed, c.pending_seed, c.prev_seed, c.prev_until,
 	o.seed_version, o.last_step, o.drift, o.resync_offset, o.resync_step`
 
 // cameraCheckScan receives cameraCheckCols.
@@ -308,13 +313,14 @@ type cameraCheckScan struct {
 	serial, camModel, publicKey, state, op, user sql.NullString
 	version, pendingVersion, lastSeen, created   sql.NullInt64
 	online                                       sql.NullBool
-	sealed                                       []byte
+	sealed, pendingSealed, prevSealed            []byte
+	prevUntil                                    sql.NullInt64
 	seedVersion, last, drift, off, rstep         sql.NullInt64
 }
 
 func (cs *cameraCheckScan) dest() []any {
 	return []any{&cs.serial, &cs.camModel, &cs.publicKey, &cs.state, &cs.version, &cs.op, &cs.pendingVersion,
-		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed,
+		&cs.user, &cs.lastSeen, &cs.created, &cs.online, &cs.sealed, &cs.pendingSealed, &cs.prevSealed, &cs.prevUntil,
 		&cs.seedVersion, &cs.last, &cs.drift, &cs.off, &cs.rstep}
 }
 
@@ -338,6 +344,20 @@ func (cs *cameraCheckScan) check(seal storage.Sealer) (*model.CameraCheck, error
 			return nil, err
 		}
 		cc.Seed = &seed
+		if cc.Camera.PendingOp == model.OpRotate && cs.pendingSealed != nil {
+			rot, err := seal.OpenCameraSeed(cc.Camera.Serial, cs.pendingSealed)
+			if err != nil {
+				return nil, err
+			}
+			cc.Rotating = &rot
+		}
+		if cs.prevSealed != nil && cs.prevUntil.Int64 > 0 {
+			prev, err := seal.OpenCameraSeed(cc.Camera.Serial, cs.prevSealed)
+			if err != nil {
+				return nil, err
+			}
+			cc.Previous, cc.PreviousUntil = &prev, time.UnixMilli(cs.prevUntil.Int64).UTC()
+		}
 	}
 	if cs.seedVersion.Valid {
 		cc.OTPFound = true

@@ -476,6 +476,18 @@ var migrations = []string{
 		drifting_since INTEGER,
 		mismatch_since INTEGER
 	) WITHOUT ROWID;`,
+	// 14: scheduled seed rollover. rotation_at is when a node last claimed
+	// the camera for a scheduled rotation; rotation_hours counts the
+	// scheduled rotations started in each hour by every node (the hourly
+	// share of the fleet). prev_seed is the seed the last rotation
+	// replaced, its codes accepted until prev_until (model.RotationGrace).
+	`ALTER TABLE cameras ADD COLUMN rotation_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cameras ADD COLUMN prev_seed BLOB;
+	ALTER TABLE cameras ADD COLUMN prev_until INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE rotation_hours (
+		hour    INTEGER PRIMARY KEY,
+		started INTEGER NOT NULL DEFAULT 0
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

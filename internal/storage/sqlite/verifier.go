@@ -152,6 +152,11 @@ func (s *Store) pass(ctx context.Context, tx *wtx, q, old string, now time.Time,
 		if err := use(ctx, tx, u, now); err != nil {
 			return err
 		}
+		if u.Rotation != "" {
+			if err := s.proveRotation(ctx, tx, u.Rotation, u.SeedVersion, now); err != nil {
+				return err // after the replay record: changed
+			}
+		}
 	}
 	if err := end(ctx, tx, q, old, now, args...); err != nil {
 		return changedAfter(u != nil, err) // the replay record was taken

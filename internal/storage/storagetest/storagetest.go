@@ -82,6 +82,7 @@ func groups() []group {
 		{"Health", healthCases()},
 		{"Close", closeCases()},
 		{"Clocks", clockCases()},
+		{"Rotations", rotationCases()},
 		{"Races", raceCases()},
 	}
 }
