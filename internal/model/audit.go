@@ -22,4 +22,7 @@ type AuditEntry struct {
 	Result   string    `json:"result"`
 	SourceIP string    `json:"sourceIp,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
+	Chain    int       `json:"chain"`
+	Seq      int64     `json:"seq"`
+	MAC      []byte    `json:"mac,omitempty"`
 }
