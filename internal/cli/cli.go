@@ -30,6 +30,9 @@ const (
 	exitUsage = 2
 	// exitNoCode: the camera shows no code (camera code, --expect-code).
 	exitNoCode = 3
+	// exitAuditBroken: a hash chain of the audit log is broken (admin
+	// audit verify).
+	exitAuditBroken = 4
 )
 
 // exitError is an error with its own exit code.

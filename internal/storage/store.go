@@ -204,6 +204,14 @@ type Audit interface {
 	// rows written meanwhile are not included. It stops at fn's first
 	// error and returns it.
 	AuditEach(ctx context.Context, f model.AuditFilter, fn func(model.AuditEntry) error) error
+	// AuditChains is how many hash chains the log has (numbered from 0).
+	AuditChains() int
+	// AuditAfter is up to limit rows of chain after its row afterSeq, in
+	// chain order, which is commit order.
+	AuditAfter(ctx context.Context, chain int, afterSeq int64, limit int) ([]model.AuditEntry, error)
+	// VerifyAudit checks the hash chains and reports the first broken
+	// link (a row edited, deleted, inserted or moved in the database).
+	VerifyAudit(ctx context.Context) (model.AuditVerdict, error)
 	// SetAuditFailureHook is called for every audit row that could not
 	// be written (the action it records has happened).
 	SetAuditFailureHook(fn func(e model.AuditEntry, err error))

@@ -272,8 +272,6 @@ func auditWhere(f model.AuditFilter) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), a
 }
 
-const auditCols = `id, at, actor, action, subject, result, source_ip, detail`
-
 // auditPage reads q's page, newest first, into a new slice.
 func (s *Store) auditPage(ctx context.Context, q model.AuditQuery) ([]model.AuditEntry, error) {
 	where, a := auditWhere(q.AuditFilter)
@@ -297,12 +295,10 @@ func (s *Store) auditPage(ctx context.Context, q model.AuditQuery) ([]model.Audi
 	a = append(a, q.Limit)
 	out := make([]model.AuditEntry, 0, q.Limit)
 	err := s.query(ctx, `SELECT `+auditCols+` FROM audit`+where+order+fmt.Sprintf(" LIMIT $%d", len(a)), a, func(r pgx.Rows) error {
-		var e model.AuditEntry
-		var at int64
-		if err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail); err != nil {
+		e, err := scanAudit(r)
+		if err != nil {
 			return err
 		}
-		e.At = utc(at)
 		out = append(out, e)
 		return nil
 	})

@@ -146,6 +146,10 @@ func Open(ctx context.Context, url string, key *masterkey.Key, now func() time.T
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("open postgres: %w", classify(err))
 	}
+	if err := s.linkLegacyAudit(ctx); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
 	return s, nil
 }
 
@@ -405,12 +409,13 @@ func msTime(ms int64) time.Time {
 // utc is ms as a UTC time (how timestamps of rows are returned).
 func utc(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// Audit appends an entry (At defaults to now). Never put a secret in
-// Detail. A failure is counted and told to the audit failure hook.
+// Audit appends an entry (At defaults to now), linked to one of the hash
+// chains. Never put a secret in Detail. A failure is counted and told to
+// the audit failure hook.
 func (s *Store) Audit(ctx context.Context, e model.AuditEntry) error {
-	_, err := s.exec(ctx, insertAudit, s.auditArgs(e)...)
+	err := s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error { return s.appendAudit(ctx, tx, e) })
 	if err != nil {
-		err = fmt.Errorf("write audit: %w", err)
+		err = fmt.Errorf("write audit: %w", classify(err))
 		s.auditFailures.Add(1)
 		if s.auditFailed != nil {
 			s.auditFailed(e, err)
@@ -418,15 +423,6 @@ func (s *Store) Audit(ctx context.Context, e model.AuditEntry) error {
 		return err
 	}
 	return nil
-}
-
-const insertAudit = `INSERT INTO audit (at, actor, action, subject, result, source_ip, detail) VALUES ($1,$2,$3,$4,$5,$6,$7)`
-
-func (s *Store) auditArgs(e model.AuditEntry) []any {
-	if e.At.IsZero() {
-		e.At = s.now()
-	}
-	return []any{e.At.UnixMilli(), text(e.Actor), text(e.Action), text(e.Subject), text(e.Result), text(e.SourceIP), text(e.Detail)}
 }
 
 // AuditLog returns the newest entries first, for subject when not empty.

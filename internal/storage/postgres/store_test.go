@@ -19,6 +19,7 @@ import (
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/storage"
 	"github.com/camotp/camotp/internal/storage/sqlite"
+	"github.com/camotp/camotp/internal/storage/storagetest"
 	"github.com/camotp/camotp/internal/together"
 )
 
@@ -275,4 +276,28 @@ func TestMigrationGivesUpOnALockedTable(t *testing.T) {
 	if v, err := s.SchemaVersion(ctx); err != nil || v < 8 {
 		t.Fatalf("schema version %d %v", v, err)
 	}
+}
+
+// TestAuditTampering edits the database directly, on a connection of its
+// own, as someone with write access to it would; VerifyAudit finds each
+// edit.
+func TestAuditTampering(t *testing.T) {
+	storagetest.RunTamper(t, func(t *testing.T) storagetest.Tampered {
+		u := freshURL(t)
+		s := openURL(t, u, nil)
+		reopen := func(t *testing.T) storage.Store {
+			s.Close()
+			return openURL(t, u, nil)
+		}
+		return storagetest.Tampered{Store: s, Reopen: reopen, Exec: func(t *testing.T, q string) {
+			conn, err := pgx.Connect(context.Background(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(context.Background(), q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}}
+	})
 }

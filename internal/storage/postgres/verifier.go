@@ -158,8 +158,7 @@ func (s *Store) pass(ctx context.Context, tx pgx.Tx, q, old string, now time.Tim
 	if err := endOnce(ctx, tx, q, old, now, args...); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, insertAudit, s.auditArgs(e)...)
-	return err
+	return s.appendAudit(ctx, tx, e)
 }
 
 // passed maps the error of a pass transaction: a refused unreserved

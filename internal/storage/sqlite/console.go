@@ -302,8 +302,6 @@ func auditWhere(f model.AuditFilter) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), a
 }
 
-const auditCols = `id, at, actor, action, subject, result, source_ip, detail`
-
 // auditPage reads q's page, newest first, into a new slice.
 func (s *Store) auditPage(ctx context.Context, q model.AuditQuery) ([]model.AuditEntry, error) {
 	where, a := auditWhere(q.AuditFilter)
@@ -334,12 +332,10 @@ func (s *Store) auditPage(ctx context.Context, q model.AuditQuery) ([]model.Audi
 	defer rows.Close()
 	out := make([]model.AuditEntry, 0, q.Limit)
 	for rows.Next() {
-		var e model.AuditEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail); err != nil {
+		e, err := scanAudit(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read audit: %w", err)
 		}
-		e.At = time.UnixMilli(at).UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

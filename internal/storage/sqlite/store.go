@@ -122,6 +122,10 @@ func Open(ctx context.Context, path string, key *masterkey.Key, now func() time.
 		s.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
+	if err := s.linkLegacyAudit(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
 	// The read pool opens after migration, so the file is in WAL mode.
 	if s.rdb, err = sql.Open("sqlite", dsn(true)); err != nil {
 		s.Close()
@@ -435,6 +439,21 @@ var migrations = []string{
 	UPDATE cameras SET seed_at = updated_at WHERE seed IS NOT NULL;
 	ALTER TABLE otp_state ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE otp_state SET used_at = (last_step - drift) * 30000 WHERE last_step >= 0;`,
+	// 11: the audit log's hash chain (one here: one process writes).
+	// Each row gets its place and MAC; the head keeps the last of both.
+	// The rows already there are linked when the store opens with the
+	// master key (legacy_upto: up to which id), before any new row.
+	`ALTER TABLE audit ADD COLUMN chain INTEGER;
+	ALTER TABLE audit ADD COLUMN seq INTEGER;
+	ALTER TABLE audit ADD COLUMN mac BLOB;
+	CREATE UNIQUE INDEX audit_chain ON audit(chain, seq);
+	CREATE TABLE audit_head (
+		chain       INTEGER PRIMARY KEY,
+		seq         INTEGER NOT NULL DEFAULT 0,
+		mac         BLOB,
+		legacy_upto INTEGER NOT NULL DEFAULT 0
+	);
+	INSERT INTO audit_head (chain, legacy_upto) SELECT 0, COALESCE(MAX(id), 0) FROM audit;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -473,9 +492,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-// Audit appends an entry (At defaults to now). Never put a secret in Detail.
+// Audit appends an entry (At defaults to now), linked to the hash
+// chain. Never put a secret in Detail.
 func (s *Store) Audit(ctx context.Context, e model.AuditEntry) error {
-	_, err := s.exec(ctx, insertAudit, s.auditArgs(e)...)
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error { return s.appendAudit(ctx, tx, e) })
 	if err != nil {
 		err = fmt.Errorf("write audit: %w", err)
 		s.auditFailures.Add(1)
@@ -487,13 +507,30 @@ func (s *Store) Audit(ctx context.Context, e model.AuditEntry) error {
 	return nil
 }
 
-const insertAudit = `INSERT INTO audit (at, actor, action, subject, result, source_ip, detail) VALUES (?,?,?,?,?,?,?)`
+// Statements of the hash chain's head.
+const (
+	auditHead    = `SELECT seq, mac FROM audit_head WHERE chain = 0`
+	setAuditHead = `UPDATE audit_head SET seq = ?, mac = ? WHERE chain = 0`
+	insertAudit  = `INSERT INTO audit (at, actor, action, subject, result, source_ip, detail, chain, seq, mac) VALUES (?,?,?,?,?,?,?,0,?,?)`
+)
 
-func (s *Store) auditArgs(e model.AuditEntry) []any {
+// appendAudit links e to the chain's head and appends it, in tx.
+func (s *Store) appendAudit(ctx context.Context, tx *wtx, e model.AuditEntry) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	return []any{e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail}
+	var seq int64
+	var mac []byte
+	if err := tx.QueryRowContext(ctx, auditHead).Scan(&seq, &mac); err != nil {
+		return fmt.Errorf("audit chain head: %w", err)
+	}
+	e.Chain = 0
+	s.seal.Link(&e, seq, mac)
+	if _, err := tx.ExecContext(ctx, insertAudit, e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail, e.Seq, e.MAC); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, setAuditHead, e.Seq, e.MAC)
+	return err
 }
 
 // AuditLog returns the newest entries first, for subject when not empty.

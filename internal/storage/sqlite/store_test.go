@@ -2,12 +2,15 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
+	"github.com/camotp/camotp/internal/storage/storagetest"
 )
 
 // The behaviours of the storage contract are checked by the conformance
@@ -58,4 +61,40 @@ func TestFileModes(t *testing.T) {
 			os.Chmod(f, 0o644) // as an older camotp left them
 		}
 	}
+}
+
+// TestAuditTampering edits the database file directly, with a connection
+// of its own, as someone with the file would; VerifyAudit finds each edit.
+func TestAuditTampering(t *testing.T) {
+	storagetest.RunTamper(t, func(t *testing.T) storagetest.Tampered {
+		key, err := masterkey.New(make([]byte, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "camotp.db")
+		s, err := Open(context.Background(), path, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		reopen := func(t *testing.T) storage.Store {
+			s.Close()
+			s2, err := Open(context.Background(), path, key, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s2.Close() })
+			return s2
+		}
+		return storagetest.Tampered{Store: s, Reopen: reopen, Exec: func(t *testing.T, q string) {
+			db, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}}
+	})
 }

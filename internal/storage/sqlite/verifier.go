@@ -156,7 +156,7 @@ func (s *Store) pass(ctx context.Context, tx *wtx, q, old string, now time.Time,
 	if err := end(ctx, tx, q, old, now, args...); err != nil {
 		return changedAfter(u != nil, err) // the replay record was taken
 	}
-	if _, err := tx.ExecContext(ctx, insertAudit, s.auditArgs(e)...); err != nil {
+	if err := s.appendAudit(ctx, tx, e); err != nil {
 		return err
 	}
 	return recordSuccess(ctx, tx, settle.Rules)

@@ -75,6 +75,7 @@ func groups() []group {
 		{"OIDC", oidcCases()},
 		{"RadiusClients", radiusCases()},
 		{"Audit", auditCases()},
+		{"AuditChain", chainCases()},
 		{"Console", consoleCases()},
 		{"Health", healthCases()},
 		{"Close", closeCases()},

@@ -1,0 +1,172 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
+)
+
+// auditChains is how many hash chains the audit log has (migration 11
+// made their heads). An append locks its chain's head until commit, so
+// one chain would make every node's sign-ins commit one at a time.
+const auditChains = 8
+
+// auditCols are the columns scanAudit reads; a row outside every chain
+// reads as chain -1.
+const auditCols = `id, at, actor, action, subject, result, source_ip, detail, COALESCE(chain, -1), COALESCE(seq, 0), mac`
+
+// scanAudit reads one row of auditCols.
+func scanAudit(r pgx.Row) (model.AuditEntry, error) {
+	var e model.AuditEntry
+	var at int64
+	err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail, &e.Chain, &e.Seq, &e.MAC)
+	e.At = utc(at)
+	return e, err
+}
+
+const (
+	// takeAuditHead moves chain $1's head on by one and returns the place
+	// and MAC it had, locking it until commit.
+	takeAuditHead = `UPDATE audit_head SET seq = seq + 1 WHERE chain = $1 RETURNING seq - 1, mac`
+	// insertAudit appends the row and sets its chain's head MAC.
+	insertAudit = `WITH a AS (INSERT INTO audit (at, actor, action, subject, result, source_ip, detail, chain, seq, mac)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10))
+		UPDATE audit_head SET mac = $10 WHERE chain = $8`
+)
+
+// appendAudit links e to the head of a chain picked at random and appends
+// it, in tx. The fields are made storable text first: the MAC covers what
+// the row holds.
+func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e model.AuditEntry) error {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail = text(e.Actor), text(e.Action), text(e.Subject), text(e.Result), text(e.SourceIP), text(e.Detail)
+	e.Chain = rand.IntN(auditChains)
+	var seq int64
+	var mac []byte
+	if err := tx.QueryRow(ctx, takeAuditHead, e.Chain).Scan(&seq, &mac); err != nil {
+		return fmt.Errorf("audit chain head: %w", err)
+	}
+	s.seal.Link(&e, seq, mac)
+	_, err := tx.Exec(ctx, insertAudit, e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail, e.Chain, e.Seq, e.MAC)
+	return err
+}
+
+// AuditChains is how many hash chains the audit log has.
+func (s *Store) AuditChains() int { return auditChains }
+
+// AuditAfter returns up to limit rows of chain after its row afterSeq,
+// in chain order (which is commit order: a chain's head is locked from
+// an append until its commit).
+func (s *Store) AuditAfter(ctx context.Context, chain int, afterSeq int64, limit int) ([]model.AuditEntry, error) {
+	if limit <= 0 || limit > storage.AuditBatch {
+		limit = storage.AuditBatch
+	}
+	var out []model.AuditEntry
+	err := s.query(ctx, `SELECT `+auditCols+` FROM audit WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		args(chain, afterSeq, limit), func(r pgx.Rows) error {
+			e, err := scanAudit(r)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read audit chain %d: %w", chain, err)
+	}
+	return out, nil
+}
+
+// VerifyAudit checks every hash chain from its first row to its head and
+// reports the first broken link: a row edited, deleted, inserted or moved
+// in the database.
+func (s *Store) VerifyAudit(ctx context.Context) (model.AuditVerdict, error) {
+	var heads []model.AuditHead
+	err := s.query(ctx, `SELECT chain, seq, mac FROM audit_head ORDER BY chain`, nil, func(r pgx.Rows) error {
+		var h model.AuditHead
+		if err := r.Scan(&h.Chain, &h.Seq, &h.MAC); err != nil {
+			return err
+		}
+		heads = append(heads, h)
+		return nil
+	})
+	if err != nil {
+		return model.AuditVerdict{}, fmt.Errorf("read audit chain heads: %w", err)
+	}
+	check := storage.NewChainCheck(s.seal, heads)
+	var id int64
+	switch err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain NOT BETWEEN 0 AND $1 ORDER BY id LIMIT 1`,
+		args(auditChains-1), &id); {
+	case err == nil:
+		check.Unchained(id)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return model.AuditVerdict{}, fmt.Errorf("read audit: %w", err)
+	}
+	if err := storage.EachChainRow(ctx, auditChains, s.AuditAfter, check.Row); err != nil {
+		return model.AuditVerdict{}, err
+	}
+	return check.Finish(), nil
+}
+
+// linkLegacyAudit links the rows written before the chains existed (up
+// to chain 0's legacy_upto), in id order, as chain 0's first rows: once,
+// by the first node to open the database after migration 11, under the
+// head's lock (a node opening meanwhile waits, then finds nothing left).
+func (s *Store) linkLegacyAudit(ctx context.Context) error {
+	// Read first without a lock: nothing to do is the rule, and a node
+	// may open a read-only database (a standby).
+	var upto int64
+	if err := s.queryRow(ctx, `SELECT legacy_upto FROM audit_head WHERE chain = 0`, nil, &upto); err != nil {
+		return fmt.Errorf("audit chain head: %w", err)
+	}
+	if upto == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var upto, seq int64
+		var mac []byte
+		if err := tx.QueryRow(ctx, `SELECT legacy_upto, seq, mac FROM audit_head WHERE chain = 0 FOR UPDATE`).Scan(&upto, &seq, &mac); err != nil {
+			return fmt.Errorf("audit chain head: %w", err)
+		}
+		if upto == 0 {
+			return nil
+		}
+		var legacy []model.AuditEntry
+		err := func() error {
+			rows, err := tx.Query(ctx, `SELECT `+auditCols+` FROM audit WHERE chain IS NULL AND id <= $1 ORDER BY id`, upto)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				e, err := scanAudit(rows)
+				if err != nil {
+					return err
+				}
+				legacy = append(legacy, e)
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return fmt.Errorf("read audit: %w", err)
+		}
+		for _, e := range legacy {
+			e.Chain = 0
+			s.seal.Link(&e, seq, mac)
+			if _, err := tx.Exec(ctx, `UPDATE audit SET chain = 0, seq = $1, mac = $2 WHERE id = $3`, e.Seq, e.MAC, e.ID); err != nil {
+				return fmt.Errorf("link audit row %d: %w", e.ID, err)
+			}
+			seq, mac = e.Seq, e.MAC
+		}
+		_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, mac = $2, legacy_upto = 0 WHERE chain = 0`, seq, mac)
+		return err
+	})
+}
