@@ -26,7 +26,9 @@ type Sources struct {
 	Broker func() broker.Stats
 	// AuditFailures is the number of audit entries that could not be written.
 	AuditFailures func() uint64
-	Log           *slog.Logger
+	// AuditForward reads the audit syslog forwarder (nil: not forwarding).
+	AuditForward func(ctx context.Context) (AuditForward, error)
+	Log          *slog.Logger
 }
 
 // Metrics holds the counters and the registry they are served from. It
@@ -70,6 +72,9 @@ func New(src Sources) *Metrics {
 			Name: "camotp_audit_write_failures_total",
 			Help: "Audit entries that could not be written (each is also logged at ERROR).",
 		}, func() float64 { return float64(src.AuditFailures()) }))
+	}
+	if src.AuditForward != nil {
+		m.reg.MustRegister(&auditForwardCollector{read: src.AuditForward, src: src})
 	}
 	if src.CameraStates != nil || src.Online != nil || src.Broker != nil {
 		m.reg.MustRegister(&fleetCollector{src: src})
