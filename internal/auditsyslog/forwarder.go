@@ -227,13 +227,13 @@ func (f *Forwarder) Stats() Stats {
 		Sessions: f.sessions.Load(), Up: f.up.Load()}
 }
 
-// lagScan is how many rows one query of Lag reads while it finds a
-// chain's newest position.
-const lagScan = 1000
+// lagScan is how many rows one query of Lag asks for while it finds a
+// chain's newest position (a store may return fewer).
+const lagScan = 500
 
 // Lag is how far the receiver is behind: the rows not yet confirmed, and
 // the age of the oldest of them (0 when there are none). It reads the
-// rows added since its last call, a query per chain and lagScan rows.
+// rows added since its last call, lagScan rows a query.
 func (f *Forwarder) Lag(ctx context.Context) (rows int64, behind time.Duration, err error) {
 	confirmed := f.Confirmed()
 	now := f.cfg.Now()
@@ -246,12 +246,10 @@ func (f *Forwarder) Lag(ctx context.Context) (rows int64, behind time.Duration, 
 			if err != nil {
 				return 0, 0, fmt.Errorf("audit syslog lag: %w", err)
 			}
-			if len(batch) > 0 {
-				head = max(head, batch[len(batch)-1].Seq)
-			}
-			if len(batch) < lagScan {
+			if len(batch) == 0 {
 				break
 			}
+			head = max(head, batch[len(batch)-1].Seq)
 		}
 		f.mu.Lock()
 		f.heads[chain] = max(f.heads[chain], head)
