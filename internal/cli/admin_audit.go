@@ -21,6 +21,7 @@ func adminAuditCmd(env Env, t *adminTarget) *cobra.Command {
 	}
 	c.Flags().StringVar(&subject, "subject", "", "only entries about this serial or user")
 	c.AddCommand(adminAuditVerifyCmd(env, t))
+	c.AddCommand(adminAuditExportCmd(env, t))
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ac, err := t.client(env)
 		if err != nil {
