@@ -5,6 +5,9 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,6 +134,76 @@ func TestParseWhen(t *testing.T) {
 	for _, in := range []string{"", "yesterday", "-1h", "0s", "2026-11-01"} {
 		if _, err := parseWhen(in, now); err == nil {
 			t.Errorf("parseWhen(%q) took it", in)
+		}
+	}
+}
+
+// serve takes --audit-syslog from its settings file: the audit rows of
+// the running server reach a syslog receiver. Targets and TLS files that
+// do not fit are refused with exit 2.
+func TestServeAuditSyslogSetting(t *testing.T) {
+	t.Parallel()
+	rcv := testenv.StartSyslogReceiver(t, nil)
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	httpAddr := free()
+	data := filepath.Join(t.TempDir(), "data")
+	path := writeConfig(t, fmt.Sprintf("data = %q\nhttp = %q\nmqtt = %q\naudit-syslog = %q\n", data, httpAddr, free(), rcv.URL()))
+	m := startMain(t, Env{Getenv: func(string) string { return "" }}, "serve", "--config", path)
+	m.waitUntil(t, "the server ready", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	tok, err := readTokenFile(filepath.Join(data, server.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/api/v1/admin/users",
+		strings.NewReader(`{"username":"frank","email":"frank@pd.example","password":"pw-frank-long"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("add user: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	m.waitUntil(t, "the user.add row at the receiver", func() bool {
+		rows, _ := rcv.Rows()
+		for _, r := range rows {
+			if r.Action == "user.add" && r.Subject == "frank" && len(r.MAC) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if c := m.stop(t); c != 0 {
+		t.Fatalf("serve stopped: exit %d", c)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "audit-syslog.cursor")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cursor file: %v %v", fi, err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, []byte("not a certificate"), 0o600)
+	for _, args := range [][]string{
+		{"--audit-syslog", "udp://127.0.0.1:514"},
+		{"--audit-syslog", "tcp://127.0.0.1"},
+		{"--audit-syslog", "tcp://127.0.0.1:514", "--audit-syslog-ca", ca},
+		{"--audit-syslog-ca", ca},
+		{"--audit-syslog", "tls://127.0.0.1:6514", "--audit-syslog-ca", ca},
+		{"--audit-syslog", "tls://127.0.0.1:6514", "--audit-syslog-cert", ca},
+	} {
+		if o, e, code := run(t, append([]string{"serve", "--data", t.TempDir()}, args...)...); code != exitUsage {
+			t.Errorf("serve %q: exit %d, want %d\n%s%s", args, code, exitUsage, o, e)
 		}
 	}
 }
