@@ -74,6 +74,7 @@ type console struct {
 	Users     *userList
 	Policy    *policyPage
 	Audit     *auditList
+	Verdict   *model.AuditVerdict
 	Forbidden string
 }
 
@@ -180,6 +181,7 @@ func (wb *Web) registerConsole(mux *http.ServeMux, h func(http.HandlerFunc) http
 	if wb.Audit != nil {
 		mux.Handle("GET /admin/audit", h(wb.console(model.PermAudit, wb.auditPage)))
 		mux.Handle("GET /admin/audit/export", h(wb.console(model.PermAudit, wb.auditExport)))
+		mux.Handle("POST /admin/audit/verify", h(wb.csrf(wb.console(model.PermAudit, wb.auditVerify))))
 	}
 	if wb.Fleet != nil {
 		mux.Handle("GET /admin/cameras", h(wb.console(model.PermCameras, wb.camerasPage)))
@@ -288,4 +290,5 @@ type AuditLog interface {
 	Audit(ctx context.Context, e model.AuditEntry) error
 	AuditPage(ctx context.Context, q model.AuditQuery) ([]model.AuditEntry, error)
 	AuditEach(ctx context.Context, f model.AuditFilter, fn func(model.AuditEntry) error) error
+	VerifyAudit(ctx context.Context) (model.AuditVerdict, error)
 }

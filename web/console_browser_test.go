@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -407,6 +409,24 @@ func TestBrowserConsoleUsersPolicyAudit(t *testing.T) {
 	if got := text(t, ctx, "#audit tbody tr"); got != first {
 		t.Fatalf("back to the newest page: %q, want %q", got, first)
 	}
+
+	// The hash chains: they hold, until a row is edited in the file.
+	submit(t, ctx, chromedp.Click(chromedp.ID("verify")))
+	mustContain(t, ctx, "#verdict", "Every chain holds")
+	shoot(t, ctx, "console-audit-verify")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(f.Dir(), server.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var seq int64
+	if err := db.QueryRow(`UPDATE audit SET actor = 'nobody' WHERE action = 'user.unblock' RETURNING seq`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Navigate(base+"/admin/audit"), chromedp.WaitVisible(chromedp.ID("verify")))
+	submit(t, ctx, chromedp.Click(chromedp.ID("verify")))
+	mustContain(t, ctx, "#verdict", "changed in the database", fmt.Sprintf("row %d of chain 0", seq))
+	shoot(t, ctx, "console-audit-broken")
 }
 
 // TestBrowserConsoleRoles: a fleet manager is not offered the users and

@@ -128,6 +128,7 @@ var consoleRequests = []consoleRequest{
 	{"GET", "/admin/audit?actor=admin&action=camera.*&from=2020-01-01T00:00", nil, false, "audit", 200},
 	{"GET", "/admin/audit/export?format=csv", nil, false, "audit", 200},
 	{"GET", "/admin/audit/export?format=jsonl&subject=alice", nil, false, "audit", 200},
+	{"POST", "/admin/audit/verify", url.Values{}, false, "audit", 200},
 }
 
 // roleAllows says which permissions each role has (model.Role.Can, as

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/hex"
 	"html/template"
 	"strconv"
 	"time"
@@ -12,6 +13,8 @@ var templateFuncs = template.FuncMap{
 	"utc": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 	// thousands writes n with thousands separated by commas.
 	"thousands": thousands,
+	// hex is b in hexadecimal.
+	"hex": hex.EncodeToString,
 }
 
 // thousands writes n with its thousands separated by commas (10,000).
