@@ -476,3 +476,39 @@ func TestForwardSlowReceiver(t *testing.T) {
 	rows, errs := rcv.Rows()
 	checkDelivered(t, src, rows, errs)
 }
+
+// benchForward forwards b.N rows of 2 chains to url and reports rows/s
+// from the first connection to the last confirmation.
+func benchForward(b *testing.B, url string) {
+	src := newMemLog(2)
+	for i := range b.N {
+		src.add(i%2, "bench", fmt.Sprintf("row %d with a detail about as long as the real ones, BC4-%06d", i, i))
+	}
+	f, err := auditsyslog.New(src, auditsyslog.Config{Target: url, CursorPath: filepath.Join(b.TempDir(), auditsyslog.CursorFile),
+		Log: slog.New(slog.DiscardHandler), Poll: 10 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.ResetTimer()
+	start := time.Now()
+	go func() { defer close(done); f.Run(ctx) }()
+	for !caughtUp(f, src) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "rows/s")
+	b.StopTimer()
+	cancel()
+	<-done
+}
+
+func BenchmarkForwardGoReceiver(b *testing.B) {
+	rcv := testenv.StartSyslogReceiver(b, nil)
+	benchForward(b, rcv.URL())
+}
+
+func BenchmarkForwardRsyslog(b *testing.B) {
+	rs := testenv.StartRsyslog(b)
+	benchForward(b, "tcp://"+rs.Addr)
+}
