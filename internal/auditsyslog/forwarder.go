@@ -133,7 +133,6 @@ type Forwarder struct {
 	down      bool          // in an outage: failed since the last success
 	downSince time.Time
 	saveErr   bool          // the last cursor save failed (logged once)
-	wake      chan struct{} // Notify
 	forwarded atomic.Uint64 // rows confirmed
 	sentRows  atomic.Uint64 // rows written, confirmed or not
 	failures  atomic.Uint64 // failed connections
@@ -173,7 +172,7 @@ func New(src Source, cfg Config) (*Forwarder, error) {
 		return nil, err
 	}
 	f := &Forwarder{src: src, cfg: cfg, target: t, log: cfg.Log.With("component", "audit-syslog", "target", t.String()),
-		heads: map[int]int64{}, wake: make(chan struct{}, 1)}
+		heads: map[int]int64{}}
 	if c.Target != t.String() {
 		if c.Target != "" {
 			f.log.Info("audit syslog: a new receiver; the whole audit log is sent to it from the start", "previous", c.Target)
@@ -197,15 +196,6 @@ func (f *Forwarder) Confirmed() map[int]int64 {
 		out[k] = v
 	}
 	return out
-}
-
-// Notify tells the forwarder that rows were written, so that it need not
-// wait for its next Poll.
-func (f *Forwarder) Notify() {
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Stats are the forwarder's counters.
@@ -270,8 +260,8 @@ func (f *Forwarder) Lag(ctx context.Context) (rows int64, behind time.Duration, 
 }
 
 // Run forwards until ctx ends; then it checkpoints the open connection
-// (bounded by a short drain) and returns nil.
-func (f *Forwarder) Run(ctx context.Context) error {
+// (bounded by a short drain) and returns.
+func (f *Forwarder) Run(ctx context.Context) {
 	backoff := f.cfg.BackoffMin
 	for ctx.Err() == nil {
 		n, err := f.session(ctx)
@@ -279,34 +269,28 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			f.failed(err)
 			wait := backoff/2 + rand.N(backoff/2+1)
 			backoff = min(2*backoff, f.cfg.BackoffMax)
-			if !f.sleep(ctx, wait, false) {
-				break
+			if !sleep(ctx, wait) {
+				return
 			}
 			continue
 		}
 		backoff = f.cfg.BackoffMin
-		if n == 0 && !f.sleep(ctx, f.cfg.Poll, true) {
-			break
+		if n == 0 && !sleep(ctx, f.cfg.Poll) {
+			return
 		}
 	}
-	return nil
 }
 
-// sleep waits d, or until ctx ends (false), or with wakeable a Notify.
-func (f *Forwarder) sleep(ctx context.Context, d time.Duration, wakeable bool) bool {
+// sleep waits d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	var wake chan struct{}
-	if wakeable {
-		wake = f.wake
-	}
 	select {
 	case <-ctx.Done():
 		return false
 	case <-t.C:
-	case <-wake:
+		return true
 	}
-	return true
 }
 
 // failed counts a failed connection, and logs a WARN at the first failure
@@ -407,6 +391,15 @@ func (f *Forwarder) session(ctx context.Context) (int, error) {
 			}
 		}
 	}()
+	// Writes wait WriteTimeout for the receiver; once ctx ends, closeDrain
+	// at most, so that a stalled receiver cannot hold up a shutdown.
+	setDeadline := func() {
+		conn.SetWriteDeadline(time.Now().Add(f.cfg.WriteTimeout))
+		if ctx.Err() != nil {
+			conn.SetWriteDeadline(time.Now().Add(closeDrain))
+		}
+	}
+	defer context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Now().Add(closeDrain)) })()
 	bw := bufio.NewWriterSize(conn, 32<<10)
 	sent, idle := 0, false
 	stopping := false
@@ -415,7 +408,7 @@ func (f *Forwarder) session(ctx context.Context) (int, error) {
 			if idle || stopping {
 				break
 			}
-			conn.SetWriteDeadline(time.Now().Add(f.cfg.WriteTimeout))
+			setDeadline()
 			if err := bw.Flush(); err != nil {
 				return 0, fmt.Errorf("write: %w", err)
 			}
@@ -426,14 +419,13 @@ func (f *Forwarder) session(ctx context.Context) (int, error) {
 			case err := <-closed:
 				t.Stop()
 				return 0, fmt.Errorf("%w: %v", errEarlyClose, err)
-			case <-f.wake:
 			case <-t.C:
 			}
 			t.Stop()
 			idle = true
 		} else {
 			idle = false
-			conn.SetWriteDeadline(time.Now().Add(f.cfg.WriteTimeout))
+			setDeadline()
 			for _, e := range rows {
 				msg, err := Message(e, f.cfg.Hostname)
 				if err != nil {
@@ -465,7 +457,7 @@ func (f *Forwarder) session(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	conn.SetWriteDeadline(time.Now().Add(f.cfg.WriteTimeout))
+	setDeadline()
 	if err := bw.Flush(); err != nil {
 		return 0, fmt.Errorf("write: %w", err)
 	}

@@ -512,3 +512,26 @@ func BenchmarkForwardRsyslog(b *testing.B) {
 	rs := testenv.StartRsyslog(b)
 	benchForward(b, "tcp://"+rs.Addr)
 }
+
+// A forwarder blocked writing to a receiver that stopped reading stops
+// promptly when asked (its writes are cut a short drain after), not after
+// its minute-long write timeout.
+func TestForwardStopWhileHeld(t *testing.T) {
+	t.Parallel()
+	rcv := testenv.StartSyslogReceiver(t, nil)
+	src := newMemLog(1)
+	for i := range 40_000 {
+		src.add(0, "flood", strings.Repeat("x", 200)+fmt.Sprint(i))
+	}
+	rcv.Hold()
+	f, stop := start(t, src, auditsyslog.Config{Target: rcv.URL(), SessionRows: 100_000, WriteTimeout: time.Hour})
+	waitFor(t, "the forwarder blocked in a write", func() bool { return f.Stats().Sent > 0 })
+	began := time.Now()
+	stop()
+	if d := time.Since(began); d > 30*time.Second {
+		t.Fatalf("stopping took %s", d)
+	}
+	if len(f.Confirmed()) != 0 {
+		t.Fatalf("rows confirmed by a receiver that read nothing: %v", f.Confirmed())
+	}
+}
