@@ -8,11 +8,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -388,6 +390,7 @@ func TestForwardResumesFromCursor(t *testing.T) {
 // certificate.
 type testPKI struct {
 	pool           *x509.CertPool
+	caDER          []byte
 	server, client tls.Certificate
 }
 
@@ -411,7 +414,7 @@ func newPKI(t *testing.T, name string) testPKI {
 		}
 		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
 	}
-	p := testPKI{pool: x509.NewCertPool()}
+	p := testPKI{pool: x509.NewCertPool(), caDER: caDER}
 	p.pool.AddCert(ca)
 	p.server = leaf(2, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
 	p.client = leaf(3, x509.ExtKeyUsageClientAuth, nil)
@@ -533,5 +536,53 @@ func TestForwardStopWhileHeld(t *testing.T) {
 	}
 	if len(f.Confirmed()) != 0 {
 		t.Fatalf("rows confirmed by a receiver that read nothing: %v", f.Confirmed())
+	}
+}
+
+// pemFiles writes the CA and the server certificate and key of p as PEM
+// files, for rsyslogd.
+func pemFiles(t *testing.T, p testPKI) testenv.RsyslogTLS {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(p.server.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testenv.RsyslogTLS{CAFile: write("ca.pem", "CERTIFICATE", p.caDER), CertFile: write("server.pem", "CERTIFICATE", p.server.Certificate[0]),
+		KeyFile: write("server.key", "PRIVATE KEY", key)}
+}
+
+// Debian's rsyslogd with its gtls driver, asking for a client certificate
+// under the test CA: the rows arrive and each connection is confirmed by
+// rsyslogd closing after camotp's close_notify; without the client
+// certificate nothing is confirmed.
+func TestForwardRsyslogTLS(t *testing.T) {
+	t.Parallel()
+	pki := newPKI(t, "siem")
+	rs := testenv.StartRsyslogTLS(t, pemFiles(t, pki))
+	src := newMemLog(2)
+	for i := range 300 {
+		src.add(i%2, "tls", fmt.Sprintf(`row %d "q" ]`, i))
+	}
+	f, stop := start(t, src, auditsyslog.Config{Target: "tls://" + rs.Addr, TLS: &tls.Config{RootCAs: pki.pool}, SessionRows: 100})
+	waitFor(t, "failed attempts without a client certificate", func() bool { return f.Stats().Failures >= 2 })
+	stop()
+	if len(f.Confirmed()) != 0 {
+		t.Fatalf("confirmed without a client certificate: %v", f.Confirmed())
+	}
+	f, _ = start(t, src, auditsyslog.Config{Target: "tls://" + rs.Addr, SessionRows: 100, Batch: 50,
+		TLS: &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}}})
+	waitFor(t, "rows confirmed by rsyslogd over TLS", func() bool { return caughtUp(f, src) })
+	rows, errs := rs.Rows()
+	checkDelivered(t, src, rows, errs)
+	if st := f.Stats(); st.Sessions < 3 {
+		t.Fatalf("%d checkpointed connections for 300 rows at 100 a connection (50 a chain a read)", st.Sessions)
 	}
 }

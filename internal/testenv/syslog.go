@@ -233,6 +233,9 @@ type Rsyslog struct {
 	Addr, File string
 	bin        string
 	dir, conf  string
+	// tls, when set, serves TLS only (gtls driver) and asks for a client
+	// certificate valid under the CA.
+	tls *RsyslogTLS
 	port       int
 	cmd        *exec.Cmd
 	exited     chan struct{}
@@ -258,11 +261,37 @@ func NeedRsyslog(tb testing.TB) string {
 	return ""
 }
 
+// RsyslogTLS are the PEM files of a TLS rsyslogd: the CA that signs its
+// certificate and its clients', its certificate and key.
+type RsyslogTLS struct {
+	CAFile, CertFile, KeyFile string
+}
+
 // StartRsyslog starts rsyslogd on a free loopback port; it is stopped at
 // cleanup.
 func StartRsyslog(tb testing.TB) *Rsyslog {
 	tb.Helper()
-	r := &Rsyslog{bin: NeedRsyslog(tb), dir: tb.TempDir()}
+	return startRsyslog(tb, nil)
+}
+
+// StartRsyslogTLS starts rsyslogd serving TLS with the files of t (its
+// gtls driver, Debian's rsyslog-gnutls: skipped without it, failing under
+// CI=true), requiring a client certificate valid under t.CAFile.
+func StartRsyslogTLS(tb testing.TB, t RsyslogTLS) *Rsyslog {
+	tb.Helper()
+	NeedRsyslog(tb)
+	if m, _ := filepath.Glob("/usr/lib/*/rsyslog/lmnsd_gtls.so"); len(m) == 0 {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			tb.Fatal("rsyslog's gtls driver not installed, but CI=true: .ci/run installs Debian's rsyslog-gnutls")
+		}
+		tb.Skip("rsyslog's gtls driver not installed (Debian package rsyslog-gnutls); CI installs it")
+	}
+	return startRsyslog(tb, &t)
+}
+
+func startRsyslog(tb testing.TB, t *RsyslogTLS) *Rsyslog {
+	tb.Helper()
+	r := &Rsyslog{bin: NeedRsyslog(tb), dir: tb.TempDir(), tls: t}
 	r.File = filepath.Join(r.dir, "received.log")
 	var last string
 	for range 5 {
@@ -291,9 +320,15 @@ func StartRsyslog(tb testing.TB) *Rsyslog {
 func (r *Rsyslog) Start() error {
 	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.port)
 	r.conf = filepath.Join(r.dir, "rsyslog.conf")
-	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
+	global, imtcp := "", `module(load="imtcp")`
+	if r.tls != nil {
+		global = fmt.Sprintf(` defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile=%q defaultNetstreamDriverCertFile=%q defaultNetstreamDriverKeyFile=%q`,
+			r.tls.CAFile, r.tls.CertFile, r.tls.KeyFile)
+		imtcp = `module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid")`
+	}
+	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k"`+global+`)
 main_queue(queue.type="Direct")
-module(load="imtcp")
+`+imtcp+`
 template(name="raw" type="string" string="%%rawmsg%%\n")
 ruleset(name="audit" queue.type="Direct") {
   action(type="omfile" file=%q template="raw" fileCreateMode="0600")
