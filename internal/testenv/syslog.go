@@ -235,11 +235,11 @@ type Rsyslog struct {
 	dir, conf  string
 	// tls, when set, serves TLS only (gtls driver) and asks for a client
 	// certificate valid under the CA.
-	tls *RsyslogTLS
-	port       int
-	cmd        *exec.Cmd
-	exited     chan struct{}
-	log        *SyncBuffer
+	tls    *RsyslogTLS
+	port   int
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *SyncBuffer
 }
 
 // NeedRsyslog returns rsyslogd's path; without it the test is skipped,
