@@ -125,6 +125,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func start(t *testing.T, src auditsyslog.Source, cfg auditsyslog.Config) (*auditsyslog.Forwarder, func()) {
 	t.Helper()
 	cfg.Poll = max(cfg.Poll, 10*time.Millisecond)
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 30 * time.Second // a loaded CI machine, not a receiver that never closes
+	}
 	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
 	if cfg.CursorPath == "" {
 		cfg.CursorPath = filepath.Join(t.TempDir(), auditsyslog.CursorFile)

