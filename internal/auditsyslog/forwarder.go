@@ -493,23 +493,27 @@ func closeWrite(conn net.Conn) error {
 	return errors.New("connection cannot half-close")
 }
 
-// confirm moves the cursor to pos (the receiver read every row up to it)
-// and saves it.
+// confirm moves the cursor to pos (the receiver read every row up to it):
+// it saves the file first, so that Confirmed never runs ahead of it (nor
+// of the counters).
 func (f *Forwarder) confirm(pos map[int]int64, rows int) {
 	f.mu.Lock()
-	for k, v := range pos {
-		f.cursor.Seq[k] = max(f.cursor.Seq[k], v)
-	}
 	c := Cursor{Target: f.cursor.Target, Seq: make(map[int]int64, len(f.cursor.Seq))}
 	for k, v := range f.cursor.Seq {
 		c.Seq[k] = v
 	}
 	f.mu.Unlock()
+	for k, v := range pos {
+		c.Seq[k] = max(c.Seq[k], v)
+	}
+	err := SaveCursor(f.cfg.CursorPath, c)
+	// The counters first too: whoever sees the rows confirmed sees them
+	// counted.
 	f.forwarded.Add(uint64(rows))
 	f.sessions.Add(1)
 	f.recovered()
-	err := SaveCursor(f.cfg.CursorPath, c)
 	f.mu.Lock()
+	f.cursor = c // only Run confirms: nothing moved it meanwhile
 	first := err != nil && !f.saveErr
 	f.saveErr = err != nil
 	f.mu.Unlock()
