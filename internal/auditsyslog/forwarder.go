@@ -108,8 +108,9 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the wait between failed attempts
 	// (doubling, with jitter).
 	BackoffMin, BackoffMax time.Duration
-	Now                    func() time.Time
-	Log                    *slog.Logger
+	// Now is the clock of the lag's age and the outages' lengths.
+	Now func() time.Time
+	Log *slog.Logger
 }
 
 // Forwarder sends the audit log to a syslog receiver. Rows are sent on a
