@@ -116,6 +116,8 @@ type State struct {
 	version uint64
 	seed    *Seed
 	pin     []byte
+
+	seq reportSeq // the clock report counter (reportseq.go)
 }
 
 // InitState creates a new camera in dir (created 0700 if missing) with a

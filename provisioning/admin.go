@@ -39,6 +39,7 @@ type AdminStore interface {
 	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
 	VerifyAudit(ctx context.Context) (model.AuditVerdict, error)
 	AuditEach(ctx context.Context, f model.AuditFilter, fn func(model.AuditEntry) error) error
+	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
 }
 
 // Operator starts provisioning operations and gives a newly registered
@@ -46,6 +47,7 @@ type AdminStore interface {
 type Operator interface {
 	Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error)
 	EnsureAccount(ctx context.Context, serial string, key camkey.PublicKey, actor, ip string)
+	LostReporter
 }
 
 // AdminAPI is the fleet admin JSON API under /api/v1/admin/, protected by
@@ -99,12 +101,15 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/wipe", h(a.op(model.OpWipe)))
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/assign", h(a.assign))
 	mux.Handle("POST /api/v1/admin/cameras/{serial}/unassign", h(a.unassign))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/report-lost", h(a.reportLost))
+	mux.Handle("POST /api/v1/admin/cameras/{serial}/found", h(a.found))
 	mux.Handle("POST /api/v1/admin/users", h(a.addUser))
 	mux.Handle("GET /api/v1/admin/users", h(a.listUsers))
 	mux.Handle("POST /api/v1/admin/users/{username}/password", h(a.setPassword))
 	mux.Handle("GET /api/v1/admin/audit", h(a.audit))
 	mux.Handle("POST /api/v1/admin/audit/verify", h(a.verifyAudit))
 	mux.Handle("GET /api/v1/admin/audit/export", h(a.exportAudit))
+	mux.Handle("GET /api/v1/admin/clocks", h(a.listClocks))
 }
 
 const adminActor = "admin"

@@ -32,6 +32,13 @@ type FleetStore interface {
 // Starter starts provisioning operations (the Service).
 type Starter interface {
 	Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error)
+	LostReporter
+}
+
+// LostReporter reports cameras lost and found (the Service).
+type LostReporter interface {
+	ReportLost(ctx context.Context, serial, reason, actor, ip string) (model.LostOutcome, error)
+	Found(ctx context.Context, serial, actor, ip string) (model.Camera, error)
 }
 
 // Fleet runs the fleet's operations for every front door — the admin JSON
@@ -252,6 +259,8 @@ func (f *Fleet) CheckAssignments(ctx context.Context, rows []BulkRow, officersOn
 			return nil, err
 		}
 		switch {
+		case cam.Lost != nil:
+			r.Status, r.Problem = BulkInvalid, model.LostAssignError(r.Serial).Error()
 		case officersOnly && role.Staff():
 			r.Status, r.Problem = BulkInvalid, fmt.Sprintf("%s is not an officer (%s): only an administrator gives a camera to a staff account", r.Username, role)
 		case cam.AssignedUser == u.Username:

@@ -109,6 +109,14 @@ func (nopStarter) Start(context.Context, string, model.Op, string, string) (uint
 	return 0, nil
 }
 
+func (nopStarter) ReportLost(context.Context, string, string, string, string) (model.LostOutcome, error) {
+	return model.LostOutcome{}, nil
+}
+
+func (nopStarter) Found(context.Context, string, string, string) (model.Camera, error) {
+	return model.Camera{}, nil
+}
+
 func TestCheckAndApplyAssignments(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -45,6 +45,14 @@ type LinkConfig struct {
 	// Credential is the MQTT password a camera presents: CredentialToken
 	// ("" too) or CredentialDerived. The server's link ignores it.
 	Credential string
+	// ClockReportEvery is how often a camera reports its clock (signed,
+	// on its status topic) besides once after each connect: 0 is
+	// DefaultClockReportEvery, negative never (a camera without clock
+	// telemetry, as before it). The server's link ignores it.
+	ClockReportEvery time.Duration
+	// ReportClock is the clock a camera's reports give: the one its
+	// screen's codes follow (nil: Clock).
+	ReportClock device.Clock
 }
 
 // Camera broker credentials (LinkConfig.Credential).
@@ -148,6 +156,10 @@ type Agent struct {
 	// dial, when set, opens the network connection (tests cut it).
 	dial func(addr string) (net.Conn, error)
 
+	// seqFallback numbers the clock reports of a camera state that keeps
+	// no counter (ReportCounter): from the start time in ms, rising.
+	seqFallback atomic.Uint64
+
 	mu     sync.Mutex
 	conn   *agentConn // the connection that is up, or nil
 	outbox map[string]pendingAck
@@ -167,6 +179,9 @@ type agentConn struct {
 	lost   chan struct{} // closed when the connection is lost
 	once   sync.Once
 	err    error
+	// rtt is the round trip (ns) of the last QoS 1 publish on this
+	// connection that the broker acknowledged, for the next clock report.
+	rtt atomic.Int64
 }
 
 func (c *agentConn) markLost(err error) {
@@ -186,6 +201,7 @@ func NewAgent(st CameraState, cfg LinkConfig) *Agent {
 		clock = device.SystemClock{}
 	}
 	a := &Agent{st: st, cfg: cfg, clock: clock, outbox: map[string]pendingAck{}}
+	a.seqFallback.Store(uint64(time.Now().UnixMilli()))
 	a.status.Store(LinkOffline)
 	return a
 }
@@ -302,11 +318,7 @@ func (a *Agent) session(ctx context.Context, bo *Backoff) (wasUp bool, err error
 	// Packets go out in order: the subscription is in place before the
 	// server hears "online" and resends what is pending.
 	c.client.Subscribe(provTopic(serial), 1, nil)
-	go func() {
-		if err := a.send(c, statusTopic(serial), []byte(StatusOnline)); err != nil {
-			a.cfg.Log.Debug("online status not acknowledged", "serial", serial, "err", err)
-		}
-	}()
+	go a.announce(ctx, c)
 	a.flush(c)
 
 	select {

@@ -28,6 +28,8 @@ type Registry interface {
 	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
 	OnlineCount(ctx context.Context) (int, error)
 	Audit(ctx context.Context, e model.AuditEntry) error
+	LostRegistry
+	RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error)
 }
 
 // Publisher sends a QoS 1 message to the broker.
@@ -51,8 +53,11 @@ type Service struct {
 	boxPriv  [32]byte
 	now      func() time.Time
 	log      *slog.Logger
+	lostObs  LostObserver // told of each camera reported lost
 
 	byBroker atomic.Bool // presence comes from SetPresence only
+
+	clocks clockTelemetry // the cameras' clock reports (clock.go)
 
 	// SetPresence queues here (the latest event of each camera) and one
 	// goroutine writes: the broker's hook never waits for the database.
@@ -201,12 +206,24 @@ func NewSeed() (device.Seed, error) {
 	return device.DefaultSeed(secret), nil
 }
 
+// ErrNoIdentity refuses an operation over MQTT on a camera whose identity
+// key is not registered (one imported from a PSKC file without it): the
+// command could not be sealed to it, nor its proof checked. It is a
+// storage.ErrConflict (the admin API answers 409).
+var ErrNoIdentity = fmt.Errorf("no identity key registered: %w", storage.ErrConflict)
+
 // Start begins op on the camera: it generates the seed (provision, rotate)
 // and challenge, records them under the next version, seals the command to
 // the camera and publishes it. actor and ip go to the audit log.
 func (s *Service) Start(ctx context.Context, serial string, op model.Op, actor, ip string) (uint64, error) {
 	cam, err := s.reg.Camera(ctx, serial)
 	if err != nil {
+		return 0, err
+	}
+	if cam.PublicKey == "" {
+		err := fmt.Errorf("camera %s has no MQTT identity key (imported with its seed): register it with 'camotp admin camera set-key %s --public-key K' before a %s: %w",
+			serial, serial, op, ErrNoIdentity)
+		s.audit(ctx, actor, string(op)+".start", serial, model.Result(err), ip, "")
 		return 0, err
 	}
 	pub, err := camkey.ParsePublicKey(cam.PublicKey)
@@ -332,8 +349,13 @@ func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byt
 		return
 	}
 	if sn := serialFromTopic(topic, "status"); sn != "" {
-		if _, err := s.reg.Camera(ctx, sn); err != nil {
+		cam, err := s.reg.Camera(ctx, sn)
+		if err != nil {
 			s.log.Warn("status from unknown camera dropped", "serial", sn)
+			return
+		}
+		if isClockReport(payload) {
+			s.handleClock(ctx, cam, payload)
 			return
 		}
 		if err := s.reg.Touch(ctx, sn, s.now()); err != nil {

@@ -146,7 +146,24 @@ func (c *Checker) record(ctx context.Context, subject string, seed device.Seed, 
 // MatchRecord is Match with the replay record of subject read already
 // (found false when there is none), e.g. in the read that found the seed.
 func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {
-	return c.match(subject, seed, st, found, code, now, true)
+	return c.match(subject, seed, st, found, code, now, true, nil)
+}
+
+// MatchRecordNear is MatchRecord that also tries the window centred on
+// near, an offset in steps the source's own signed clock report gives
+// (nil: none, MatchRecord): a camera that drifted since its last
+// accepted code passes at the first try. The window of the learnt drift
+// is tried too, so a report that lies cannot lock the camera out; with a
+// near offset every code computes both windows (the same work for every
+// code).
+func (c *Checker) MatchRecordNear(subject string, seed device.Seed, st model.OTPState, found bool, near *int64, code string, now time.Time) (CheckResult, error) {
+	return c.match(subject, seed, st, found, code, now, true, near)
+}
+
+// MatchWindowRecordNear is MatchWindowRecord with the window centred on
+// near tried too (MatchRecordNear).
+func (c *Checker) MatchWindowRecordNear(subject string, seed device.Seed, st model.OTPState, found bool, near *int64, code string, now time.Time) (CheckResult, error) {
+	return c.match(subject, seed, st, found, code, now, false, near)
 }
 
 // MatchWindowRecord is MatchRecord within the window only: Accepted,
@@ -157,11 +174,12 @@ func (c *Checker) MatchRecord(ctx context.Context, subject string, seed device.S
 // tells nothing by its time; looking further, whose work depends on the
 // code, waits for the slot.
 func (c *Checker) MatchWindowRecord(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {
-	return c.match(subject, seed, st, found, code, now, false)
+	return c.match(subject, seed, st, found, code, now, false, nil)
 }
 
-// match checks code in the window and, when outside, beyond it.
-func (c *Checker) match(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time, outside bool) (CheckResult, error) {
+// match checks code in the window (and in the one centred on near, when
+// given) and, when outside, beyond them.
+func (c *Checker) match(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time, outside bool, near *int64) (CheckResult, error) {
 	opts, err := seed.Opts()
 	if err != nil {
 		return CheckResult{}, err
@@ -193,16 +211,31 @@ func (c *Checker) match(subject string, seed device.Seed, st model.OTPState, fou
 		return subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1, nil
 	}
 	center := cur + st.Drift
-	// Expected step first, then outwards; every step of the window is
+	// The windows: the one centred on the source's reported clock first
+	// (when given), then the one centred on the learnt drift.
+	centers := []int64{center}
+	if near != nil {
+		centers = []int64{cur + *near, center}
+	}
+	inWindows := func(step int64) bool {
+		for _, ce := range centers {
+			if step >= ce-window && step <= ce+window {
+				return true
+			}
+		}
+		return false
+	}
+	// Expected step first, then outwards; every step of every window is
 	// tried whatever matched (the same work for every code). Two steps of
 	// one seed can show the same code (one pair in a million): a match on
 	// a used step gives way to another step of the window that matches.
 	var accept *model.StepUse
 	replayed, replayOffset := false, int64(0)
-	for i := int64(0); i <= 2*window; i++ {
-		step := center + (i+1)/2
+	for n := int64(0); n < int64(len(centers))*(2*window+1); n++ {
+		ce, i := centers[n/(2*window+1)], n%(2*window+1)
+		step := ce + (i+1)/2
 		if i%2 == 1 {
-			step = center - (i+1)/2
+			step = ce - (i+1)/2
 		}
 		ok, err := matches(step)
 		if err != nil {
@@ -230,7 +263,7 @@ func (c *Checker) match(subject string, seed device.Seed, st model.OTPState, fou
 	// Outside the window: is the camera's clock off?
 	for o := -reach; o <= reach; o++ {
 		step := cur + o
-		if step >= center-window && step <= center+window {
+		if inWindows(step) {
 			continue // already tried
 		}
 		ok, err := matches(step)

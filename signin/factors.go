@@ -116,14 +116,17 @@ func (m bodycamMethod) check(ctx context.Context, a Answer, outside bool) (Check
 		return CheckResult{}, "", ErrNoMethod
 	}
 	serial := cc.Camera.Serial
-	match := m.s.checker.MatchWindowRecord
+	match := m.s.checker.MatchWindowRecordNear
 	if outside {
-		match = func(subject string, seed device.Seed, st model.OTPState, found bool, code string, now time.Time) (CheckResult, error) {
-			return m.s.checker.MatchRecord(ctx, subject, seed, st, found, code, now)
-		}
+		match = m.s.checker.MatchRecordNear
 	}
-	res, err := match(model.CameraSubject(serial), *cc.Seed, cc.OTP, cc.OTPFound, a.Code, a.Now)
-	return res, fmt.Sprintf("bodycam %s offset %d", serial, res.Offset), err
+	near := m.s.clockNear(cc, a.Now)
+	res, err := match(model.CameraSubject(serial), *cc.Seed, cc.OTP, cc.OTPFound, near, a.Code, a.Now)
+	detail := fmt.Sprintf("bodycam %s offset %d", serial, res.Offset)
+	if near != nil {
+		detail += fmt.Sprintf(" (clock report %+d)", *near)
+	}
+	return res, detail, err
 }
 
 // pureChecker is a method whose check writes nothing, and which can check

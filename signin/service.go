@@ -59,6 +59,7 @@ type Store interface {
 	PasswordStore
 	UserLister
 	ThrottleAdmin
+	ClockStore
 	// Changes tells the other nodes that the policy changed, and this
 	// node that another one changed it.
 	storage.Changes
@@ -116,6 +117,10 @@ type Config struct {
 	// SentCodeTTL, the product's 60 s; from MinSentCodeTTL to
 	// MaxSentCodeTTL), for agencies whose mail is slow.
 	SentCodeTTLEmail, SentCodeTTLPhone time.Duration
+	// ClockFresh is how old a camera's signed clock report may be and
+	// still centre the window its codes are checked in (zero:
+	// DefaultClockFresh; negative: reports are never used).
+	ClockFresh time.Duration
 }
 
 // DefaultConfig returns the product defaults.
@@ -487,6 +492,9 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 		}
 		if res.Outcome == Accepted {
 			sess, err := s.accept(ctx, pending, user, method, t.Method, ip, detail, res, a, session)
+			if err == nil && method == MethodBodycam {
+				s.noteClock(ctx, ans.Camera, res, ans.Now)
+			}
 			if te := (*storage.ThrottledError)(nil); errors.As(err, &te) {
 				return blocked(&BlockedError{RetryAfter: te.RetryAfter})
 			}
@@ -519,6 +527,9 @@ func (s *Service) verify(ctx context.Context, pending, method, code, ip string, 
 	}
 	if res.Outcome == Accepted { // a code of a method checked with its slot, or one confirming a resync
 		sess, err := s.accept(ctx, pending, user, method, t.Method, ip, detail, res, a, session)
+		if err == nil && method == MethodBodycam {
+			s.noteClock(ctx, ans.Camera, res, ans.Now)
+		}
 		if !errors.Is(err, storage.ErrStepUsed) {
 			return sess, err
 		}

@@ -95,6 +95,15 @@ func BenchmarkConsoleCameraPage(b *testing.B) {
 	t0 := time.Now()
 	fillFleet(b, st, consoleFleetSize, now)
 	b.Logf("%d cameras registered in %v", consoleFleetSize, time.Since(t0).Round(time.Millisecond))
+	// One camera in a hundred reported lost (each report one transaction).
+	t0 = time.Now()
+	for i := 0; i < consoleFleetSize; i += 100 {
+		if _, err := st.ReportLost(ctx, fmt.Sprintf("BC-%05d", i), model.LostReport{Actor: "chief", Reason: "bench"}, []byte("c"),
+			func(uint64) ([]byte, error) { return []byte("cmd"), nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%d cameras reported lost in %v", consoleFleetSize/100, time.Since(t0).Round(time.Millisecond))
 	if err := st.AddUser(ctx, model.User{Username: "chief", Email: "chief@pd.example", Role: "fleet"}, "h"); err != nil {
 		b.Fatal(err)
 	}
@@ -125,6 +134,7 @@ func BenchmarkConsoleCameraPage(b *testing.B) {
 		{"page-100-by-last-sign-in", "sort=last-signin&dir=desc&page=100", model.CameraQuery{Sort: model.SortLastSignIn, Desc: true, Page: 100}},
 		{"filtered-search", "state=provisioned&online=yes&q=BC-01&sort=offset", model.CameraQuery{State: model.StateProvisioned, Online: model.Yes, Search: "BC-01", Sort: model.SortOffset}},
 		{"last-page-200-rows", "size=200&page=50&sort=seed-age", model.CameraQuery{Size: 200, Page: 50, Sort: model.SortSeedAge}},
+		{"lost-only", "lost=yes", model.CameraQuery{Lost: model.Yes}},
 	} {
 		b.Run(c.name+"/query", func(b *testing.B) {
 			for b.Loop() {

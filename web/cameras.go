@@ -70,6 +70,7 @@ type cameraList struct {
 	Models   []filterOption
 	Online   []filterOption
 	Assigned []filterOption
+	Lost     []filterOption
 	Sorts    []filterOption
 	Sizes    []filterOption
 	Desc     bool
@@ -97,6 +98,8 @@ type cameraView struct {
 	SeedAge, SeedAt                   string
 	Offset                            string
 	LastSignIn, LastSignInAt          string
+	// Clock is the camera's last clock report (nil: none; clock.go).
+	Clock *clockView
 }
 
 // viewCamera is r as the pages show it at now.
@@ -194,7 +197,7 @@ var pageSizes = []int{25, 50, 100, 200}
 // cameraQuery reads the listing's query from the URL; anything unknown
 // is ignored.
 func cameraQuery(v url.Values) model.CameraQuery {
-	q := model.CameraQuery{Search: clip(v.Get("q"), maxSearch), Online: tri(v.Get("online")), Assigned: tri(v.Get("assigned")),
+	q := model.CameraQuery{Search: clip(v.Get("q"), maxSearch), Online: tri(v.Get("online")), Assigned: tri(v.Get("assigned")), Lost: tri(v.Get("lost")),
 		Sort: model.CameraSort(v.Get("sort")), Desc: v.Get("dir") == "desc", Page: atoi(v.Get("page"), 1), Size: model.DefaultPageSize}
 	for _, s := range cameraStates {
 		if v.Get("state") == string(s) {
@@ -238,6 +241,7 @@ func cameraURL(q model.CameraQuery) string {
 	set("model", string(q.Model))
 	set("online", triValue(q.Online))
 	set("assigned", triValue(q.Assigned))
+	set("lost", triValue(q.Lost))
 	set("q", q.Search)
 	if q.SortKey() != model.SortSerial {
 		set("sort", string(q.SortKey()))
@@ -273,6 +277,7 @@ func (wb *Web) camerasPage(w http.ResponseWriter, r *http.Request, st signin.Sta
 	for _, c := range res.Cameras {
 		l.Rows = append(l.Rows, viewCamera(c, now))
 	}
+	wb.addClocks(r.Context(), l.Rows, now)
 	page, size := q.Bounds()
 	l.Pager = pager(page, size, res.Total, func(n int) string { p := q; p.Page = n; return cameraURL(p) })
 	opt := func(val, label, cur string) filterOption { return filterOption{val, label, val == cur} }
@@ -286,6 +291,7 @@ func (wb *Web) camerasPage(w http.ResponseWriter, r *http.Request, st signin.Sta
 	}
 	l.Online = []filterOption{opt("", "Any", triValue(q.Online)), opt("yes", "Online now", triValue(q.Online)), opt("no", "Offline", triValue(q.Online))}
 	l.Assigned = []filterOption{opt("", "Any", triValue(q.Assigned)), opt("yes", "Assigned", triValue(q.Assigned)), opt("no", "Unassigned", triValue(q.Assigned))}
+	l.Lost = []filterOption{opt("", "Any", triValue(q.Lost)), opt("yes", "Reported lost", triValue(q.Lost)), opt("no", "Not lost", triValue(q.Lost))}
 	for _, n := range pageSizes {
 		l.Sizes = append(l.Sizes, opt(strconv.Itoa(n), strconv.Itoa(n)+" a page", strconv.Itoa(size)))
 	}
@@ -311,6 +317,8 @@ type cameraDetail struct {
 	View    cameraView
 	History []model.AuditEntry
 	Actions []cameraAction
+	// LostNext says what a lost camera waits for ("" when not lost).
+	LostNext string
 }
 
 // cameraAction is an action a camera's page offers.
@@ -347,14 +355,19 @@ func actionsOf(c model.CameraRow) []cameraAction {
 	var out []cameraAction
 	base := "/admin/cameras/" + url.PathEscape(c.Serial) + "/"
 	for _, name := range []string{"provision", "rotate", "wipe"} {
+		if c.PublicKey == "" {
+			break // imported without an identity: nothing can be sealed to it
+		}
 		a := cameraOps[name]
 		if _, err := model.NextState(c.State, a.op); err == nil {
 			out = append(out, cameraAction{Label: a.label, Href: base + name, Danger: a.danger})
 		}
 	}
-	if c.AssignedUser == "" {
+	switch {
+	case c.Lost != nil: // assigned to nobody, and cannot be
+	case c.AssignedUser == "":
 		out = append(out, cameraAction{Label: "Assign to an officer", Href: base + "assign"})
-	} else {
+	default:
 		out = append(out, cameraAction{Label: "Unassign", Href: base + "unassign", Danger: true})
 	}
 	return out
@@ -378,7 +391,9 @@ func (wb *Web) camera(w http.ResponseWriter, r *http.Request, st signin.Staff, s
 		return
 	}
 	c.Staff, c.Section = st, "cameras"
-	c.Camera = &cameraDetail{View: viewCamera(row, wb.now()), History: hist, Actions: actionsOf(row)}
+	c.Camera = &cameraDetail{View: viewCamera(row, wb.now()), History: hist, Actions: append(actionsOf(row), lostActions(row, st)...),
+		LostNext: lostNext(row)}
+	wb.addClock(r.Context(), &c.Camera.View, wb.now())
 	wb.renderConsole(w, r, status, "console_camera.html", c)
 }
 
@@ -391,6 +406,8 @@ type confirmation struct {
 	Title, Subject, Explain, Button, Action, Back string
 	Danger                                        bool
 	Detail                                        []string
+	// Reason, when not 0, asks for a reason of at most that many bytes.
+	Reason int
 }
 
 func (wb *Web) cameraConfirm(w http.ResponseWriter, r *http.Request, st signin.Staff) {

@@ -35,6 +35,8 @@ type Fleet interface {
 	Unassign(ctx context.Context, serial, actor, ip string) error
 	CheckAssignments(ctx context.Context, rows []provisioning.BulkRow, officersOnly bool) ([]provisioning.BulkRow, error)
 	ApplyAssignments(ctx context.Context, rows []provisioning.BulkRow, officersOnly bool, actor, ip string) ([]provisioning.BulkRow, error)
+	ReportLost(ctx context.Context, serial, reason, actor, ip string) (model.LostOutcome, error)
+	Found(ctx context.Context, serial, actor, ip string) (model.Camera, error)
 }
 
 // frame is what the layout shows around every page: the title, the
@@ -188,6 +190,7 @@ func (wb *Web) registerConsole(mux *http.ServeMux, h func(http.HandlerFunc) http
 		mux.Handle("GET /admin/cameras/{serial}", h(wb.console(model.PermCameras, wb.cameraPage)))
 		mux.Handle("GET /admin/cameras/{serial}/{action}", h(wb.console(model.PermCameras, wb.cameraConfirm)))
 		mux.Handle("POST /admin/cameras/{serial}/{action}", h(wb.csrf(wb.console(model.PermCameras, wb.cameraAction))))
+		wb.registerLost(mux, h)
 		mux.Handle("GET /admin/cameras/{serial}/assign", h(wb.console(model.PermCameras, wb.assignPage)))
 		mux.Handle("POST /admin/cameras/{serial}/assign", h(wb.csrf(wb.console(model.PermCameras, wb.assignPost))))
 		mux.Handle("GET /admin/assignments", h(wb.console(model.PermCameras, wb.bulkPage)))

@@ -129,14 +129,21 @@ var consoleRequests = []consoleRequest{
 	{"GET", "/admin/audit/export?format=csv", nil, false, "audit", 200},
 	{"GET", "/admin/audit/export?format=jsonl&subject=alice", nil, false, "audit", 200},
 	{"POST", "/admin/audit/verify", url.Values{}, false, "audit", 200},
+	{"GET", "/admin/cameras/BC4-A/report-lost", nil, false, "report-lost", 200},
+	{"POST", "/admin/cameras/NOPE/report-lost", url.Values{}, false, "report-lost", 404},
+	{"POST", "/admin/cameras/BC4-A/report-lost", url.Values{"reason": {"two\nlines"}}, false, "report-lost", 400}, // refused: nothing changes
+	{"POST", "/admin/cameras/BC4-A/report-lost", url.Values{"reason": {strings.Repeat("x", 501)}}, false, "report-lost", 400},
+	{"GET", "/admin/cameras/BC4-A/found", nil, false, "found", 200},
+	{"POST", "/admin/cameras/BC4-A/found", url.Values{}, false, "found", 409}, // not lost
+	{"POST", "/admin/cameras/NOPE/found", url.Values{}, false, "found", 404},
 }
 
 // roleAllows says which permissions each role has (model.Role.Can, as
 // the product defines the roles).
 var roleAllows = map[string]map[string]bool{
-	"admin":    {"console": true, "cameras": true, "users": true, "policy": true, "audit": true},
-	"fleet":    {"console": true, "cameras": true},
-	"security": {"console": true, "users": true, "policy": true, "audit": true},
+	"admin":    {"console": true, "cameras": true, "users": true, "policy": true, "audit": true, "report-lost": true, "found": true},
+	"fleet":    {"console": true, "cameras": true, "report-lost": true},
+	"security": {"console": true, "users": true, "policy": true, "audit": true, "report-lost": true},
 	"user":     {}, // the old name of officer
 	"officer":  {},
 }
@@ -185,6 +192,9 @@ func TestConsoleRoleChecks(t *testing.T) {
 	// Nothing changed: every allowed action above was refused.
 	if c, _ := f.Srv.Store.Camera(t.Context(), "WF-C"); c.State != "registered" || c.AssignedUser != "carol" {
 		t.Fatalf("WF-C changed: %+v", c)
+	}
+	if c, _ := f.Srv.Store.Camera(t.Context(), "BC4-A"); c.Lost != nil || c.AssignedUser != "alice" || c.State != "provisioned" {
+		t.Fatalf("BC4-A changed: %+v", c)
 	}
 	if pol, _ := f.Srv.SignIn.Policy(t.Context()); !pol.RequireMFA || len(pol.Methods) != 2 {
 		t.Fatalf("policy changed: %+v", pol)

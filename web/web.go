@@ -64,6 +64,9 @@ type Web struct {
 	Audit AuditLog
 	// Now is the pages' clock (nil: time.Now).
 	Now func() time.Time
+	// Clocks, when set, gives the camera pages the cameras' clock
+	// reports (offset, drifting and clock-mismatch badges).
+	Clocks Clocks
 }
 
 // New returns the sign-in pages over svc; log gets server-side failures

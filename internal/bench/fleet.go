@@ -24,6 +24,9 @@ type Fleet struct {
 	// Applied, when set before Connect, is told every ack a camera's
 	// broker took (a seed applied, a wipe done).
 	Applied func(serial string, a provisioning.Ack)
+	// ReportClock, when set before Connect, gives each camera the clock
+	// its clock reports give (its simulated drift); nil: the link's.
+	ReportClock func(st *device.State) device.Clock
 }
 
 // NewFleet creates n cameras named prefix-00000… under dir (reusing the
@@ -53,7 +56,11 @@ func (f *Fleet) Connect(broker string, log *slog.Logger) {
 // the credential the cameras present).
 func (f *Fleet) ConnectWith(cfg provisioning.LinkConfig) {
 	for _, st := range f.States {
-		a := provisioning.NewAgent(st, cfg)
+		c := cfg
+		if f.ReportClock != nil {
+			c.ReportClock = f.ReportClock(st)
+		}
+		a := provisioning.NewAgent(st, c)
 		serial := st.Identity().Serial
 		if f.Observe != nil {
 			a.Observe = func(e provisioning.LinkEvent) { f.Observe(serial, e) }

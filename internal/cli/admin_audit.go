@@ -13,15 +13,22 @@ import (
 
 // adminAuditCmd is camotp admin audit: the audit log.
 func adminAuditCmd(env Env, t *adminTarget) *cobra.Command {
+	return group("audit", "the audit log: list it, check its hash chains, export it",
+		adminAuditListCmd(env, t),
+		adminAuditVerifyCmd(env, t),
+		adminAuditExportCmd(env, t),
+	)
+}
+
+// adminAuditListCmd is camotp admin audit list: the newest rows.
+func adminAuditListCmd(env Env, t *adminTarget) *cobra.Command {
 	var subject string
 	c := &cobra.Command{
-		Use:   "audit [--subject S]",
-		Short: "print the audit log: who did what to which camera or user, from where",
+		Use:   "list [--subject S]",
+		Short: "print the newest 500 rows: who did what to which camera or user, from where",
 		Args:  noArgs,
 	}
 	c.Flags().StringVar(&subject, "subject", "", "only entries about this serial or user")
-	c.AddCommand(adminAuditVerifyCmd(env, t))
-	c.AddCommand(adminAuditExportCmd(env, t))
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ac, err := t.client(env)
 		if err != nil {

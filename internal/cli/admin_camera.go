@@ -15,7 +15,7 @@ import (
 // adminCameraCmd is camotp admin camera: the camera registry and its
 // provisioning operations.
 func adminCameraCmd(env Env, t *adminTarget) *cobra.Command {
-	return group("camera", "cameras: register, provision, rotate, wipe, assign, list",
+	return group("camera", "cameras: register, provision, rotate, wipe, assign, list, report lost and found, import/export seeds (PSKC)",
 		adminCameraAddCmd(env, t),
 		adminCameraOpCmd(env, t, "provision", "send the camera its first seed and wait for its proof"),
 		adminCameraOpCmd(env, t, "rotate", "give the camera a new seed and wait for its proof"),
@@ -24,6 +24,11 @@ func adminCameraCmd(env Env, t *adminTarget) *cobra.Command {
 		adminCameraUnassignCmd(env, t),
 		adminCameraListCmd(env, t),
 		adminCameraShowCmd(env, t),
+		adminCameraReportLostCmd(env, t),
+		adminCameraFoundCmd(env, t),
+		adminCameraImportCmd(env, t),
+		adminCameraExportCmd(env, t),
+		adminCameraSetKeyCmd(env, t),
 	)
 }
 
@@ -150,21 +155,29 @@ func adminCameraShowCmd(env Env, t *adminTarget) *cobra.Command {
 }
 
 func adminCameraListCmd(env Env, t *adminTarget) *cobra.Command {
-	var asJSON bool
+	var asJSON, lost, drifting bool
 	c := &cobra.Command{
-		Use:   "list [--json]",
-		Short: "list the cameras: state, version, user, last seen",
+		Use:   "list [--json] [--lost] [--drifting]",
+		Short: "list the cameras: state, version, user, last seen (--drifting: the cameras whose clock is flagged)",
 		Args:  noArgs,
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&lost, "lost", false, "only the cameras reported lost")
+	c.Flags().BoolVar(&drifting, "drifting", false, "list only the cameras whose signed clock reports are past the server's --clock-drift-alert, or disagree with their codes, with their clock offsets")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ac, err := t.client(env)
 		if err != nil {
 			return err
 		}
+		if drifting {
+			return listDrifting(cmd.Context(), env, ac, asJSON)
+		}
 		var cams []model.Camera
 		if err := ac.do(cmd.Context(), "GET", "/api/v1/admin/cameras", nil, &cams); err != nil {
 			return err
+		}
+		if lost {
+			cams = onlyLost(cams)
 		}
 		if asJSON {
 			return writeJSON(env.Stdout, cams)
@@ -175,6 +188,9 @@ func adminCameraListCmd(env Env, t *adminTarget) *cobra.Command {
 			state := string(cam.State)
 			if cam.PendingOp != "" && cam.State == model.StateProvisioned {
 				state += " (" + string(cam.PendingOp) + " pending)"
+			}
+			if cam.Lost != nil {
+				state += ", LOST"
 			}
 			seen := "never"
 			if cam.LastSeen != nil {

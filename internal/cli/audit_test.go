@@ -40,7 +40,7 @@ func TestAdminAuditVerify(t *testing.T) {
 		t.Fatalf("after the edit: exit %d (want %d), stderr naming %q\n%s%s", code, exitAuditBroken, want, out, errOut)
 	}
 	// The verification itself is in the log.
-	out, _, _ = admin("audit", "--subject", "audit")
+	out, _, _ = admin("audit", "list", "--subject", "audit")
 	if !strings.Contains(out, "audit.verify") || !strings.Contains(out, "chain broken") {
 		t.Fatalf("the checks are not audited:\n%s", out)
 	}

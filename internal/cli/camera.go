@@ -85,6 +85,8 @@ type cameraFlags struct {
 	waitSeed                         time.Duration
 	follow, expectCode               bool
 	control                          string
+	reportEvery                      time.Duration
+	reportClock                      device.Clock // the camera's clock, for its clock reports
 }
 
 func cameraRunCmd(env Env) *cobra.Command {
@@ -122,6 +124,7 @@ POST /press {"button":"select","gesture":"press|double|long"}, GET /code
 	fs.BoolVar(&f.follow, "follow", false, "headless: after the script, print the screen each time it changes until stopped (the default with --broker and no --script)")
 	fs.StringVar(&f.control, "control", "", "headless: serve the QA control API on this loopback address (e.g. 127.0.0.1:8099) and keep running")
 	fs.BoolVar(&f.expectCode, "expect-code", false, "headless: exit 3 when the screen after the script shows no code")
+	fs.DurationVar(&f.reportEvery, "clock-report-every", provisioning.DefaultClockReportEvery, "with --broker: report the camera's clock (signed) this often besides on each connect (negative: never)")
 	return c
 }
 
@@ -205,6 +208,7 @@ func cameraRun(ctx context.Context, env Env, f cameraFlags) error {
 	delivered := make(chan uint64, 16)
 	var agent *provisioning.Agent
 	if f.broker != "" {
+		f.reportClock = clock
 		agent, err = startAgent(env, st, f, func(a provisioning.Ack) {
 			if a.DeliversSeed() {
 				select {
@@ -440,7 +444,7 @@ func runSerial(ctx context.Context, env Env, cfg device.Config, port string, bau
 // startAgent connects the camera to its fleet broker; logs go to stderr;
 // applied is told each ack the broker acknowledged.
 func startAgent(env Env, st *device.State, f cameraFlags, applied func(provisioning.Ack)) (*provisioning.Agent, error) {
-	lc := provisioning.LinkConfig{Broker: f.broker, Credential: f.brokerAuth,
+	lc := provisioning.LinkConfig{Broker: f.broker, Credential: f.brokerAuth, ClockReportEvery: f.reportEvery, ReportClock: f.reportClock,
 		Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if f.brokerCA != "" {
 		pem, err := os.ReadFile(f.brokerCA)

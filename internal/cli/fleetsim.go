@@ -46,6 +46,10 @@ type fleetSim struct {
 	hold     bool    // keep the fleet connected until stopped
 	spread   float64 // each camera a clock drift in ±spread ppm (0: none given)
 	report   string  // JSON report file ("": none)
+	// offset and ppm, when either is set, are every camera's clock drift
+	// (plus ±spread ppm each), from now.
+	offset time.Duration
+	ppm    float64
 
 	mu       sync.Mutex
 	failures []string
@@ -87,6 +91,8 @@ func fleetSimCmd(env Env) *cobra.Command {
 	fs.IntVar(&f.retries, "retries", 8, "retry an admin call that failed because the server was down or overloaded this many times (jittered backoff, 250 ms doubling to 5 s)")
 	fs.BoolVar(&f.hold, "hold", false, "keep the fleet connected after provisioning until Ctrl-C (to try consoles, storms and sign-in load against a live fleet)")
 	fs.Float64Var(&f.spread, "clock-ppm-spread", 0, "give each camera without one a clock drift drawn in ±N ppm (kept in its state: camera run and camera code apply it)")
+	fs.DurationVar(&f.offset, "clock-offset", 0, "give every camera this clock offset from now (e.g. 90s, -2m; kept in its state; reported by its clock telemetry; camera run and camera code apply it)")
+	fs.Float64Var(&f.ppm, "clock-ppm", 0, "give every camera a clock drift of N ppm from now (plus ±--clock-ppm-spread each; kept in its state)")
 	fs.StringVar(&f.report, "report", "", "write a JSON report to this file: per camera its state and the times to connect and to provision")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		var err error
@@ -101,6 +107,9 @@ func fleetSimCmd(env Env) *cobra.Command {
 		}
 		if math.IsNaN(f.spread) || f.spread < 0 || f.spread > 1e5 {
 			return usagef("fleet-sim: --clock-ppm-spread: want 0 to 100000 ppm, got %v", f.spread)
+		}
+		if math.IsNaN(f.ppm) || math.Abs(f.ppm) > 1e5 || f.offset.Abs() > 24*time.Hour {
+			return usagef("fleet-sim: --clock-ppm: want -100000 to 100000 ppm, --clock-offset within ±24h")
 		}
 		if err := device.ValidateSerial(fmt.Sprintf("%s-%05d", f.prefix, 0)); err != nil {
 			return usagef("fleet-sim: --prefix: %v", err)
@@ -215,6 +224,7 @@ func (f *fleetSim) run(ctx context.Context) error {
 	before := bench.MemInUse()
 	t0 := time.Now()
 	f.startedAt = t0
+	fleet.ReportClock = simulatedClock
 	fleet.ConnectWith(provisioning.LinkConfig{Broker: f.broker, Log: quiet, Credential: f.auth})
 	defer fleet.Stop()
 	if err := fleet.WaitConnected(ctx, 2*time.Minute); err != nil {
@@ -297,24 +307,38 @@ func (f *fleetSim) run(ctx context.Context) error {
 // giveDrifts gives each camera without a simulated clock drift one drawn
 // in ±f.spread ppm, from now (a camera's crystal keeps its rate: one that
 // has a drift keeps it).
+//
+// --clock-offset and --clock-ppm give every camera theirs (and ±spread
+// ppm more), whatever it had.
 func (f *fleetSim) giveDrifts(fleet *bench.Fleet) error {
-	if f.spread == 0 {
+	every := f.offset != 0 || f.ppm != 0
+	if f.spread == 0 && !every {
 		return nil
 	}
 	now := time.Now()
 	for _, st := range fleet.States {
-		if _, ok, err := st.SimulatedDrift(); err != nil || ok {
+		if _, ok, err := st.SimulatedDrift(); err != nil || (ok && !every) {
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		ppm := (mrand.Float64()*2 - 1) * f.spread
-		if err := st.SetSimulatedDrift(device.ClockDrift{PPM: ppm, Since: now}); err != nil {
+		ppm := f.ppm + (mrand.Float64()*2-1)*f.spread
+		if err := st.SetSimulatedDrift(device.ClockDrift{PPM: ppm, Offset: f.offset, Since: now}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// simulatedClock is the camera's clock as its simulated drift makes it
+// run (the system clock when it has none): what its clock reports give.
+func simulatedClock(st *device.State) device.Clock {
+	d, ok, err := st.SimulatedDrift()
+	if err != nil || !ok {
+		return device.SystemClock{}
+	}
+	return d.Clock(device.SystemClock{})
 }
 
 // withRetry runs call, and again up to f.retries times with jittered

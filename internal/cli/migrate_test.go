@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"database/sql"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,24 @@ func TestMigrateToPostgres(t *testing.T) {
 		t.Fatalf("migrate with another master key: exit %d\n%s\n%s", exit, out, errOut)
 	}
 	os.Unsetenv("CAMOTP_MASTER_KEY")
+
+	// An audit log edited in the file is not carried over as if it held.
+	file, err := sql.Open("sqlite", "file:"+filepath.Join(f.Dir(), server.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	edit := func(q string) {
+		t.Helper()
+		if _, err := file.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(`UPDATE audit SET actor = actor || 'x' WHERE id = (SELECT MIN(id) FROM audit)`)
+	if out, errOut, exit := run(t, "migrate", "--data", f.Dir(), "--to", pg); exit == 0 || !strings.Contains(errOut, "audit log does not hold") {
+		t.Fatalf("migrate of an edited audit log: exit %d\n%s\n%s", exit, out, errOut)
+	}
+	edit(`UPDATE audit SET actor = substr(actor, 1, length(actor) - 1) WHERE id = (SELECT MIN(id) FROM audit)`)
 
 	out, errOut, exit := run(t, "migrate", "--data", f.Dir(), "--to", pg)
 	if exit != 0 || !strings.Contains(out, "2 provisioned camera seeds open on PostgreSQL") {
@@ -86,5 +106,10 @@ func TestMigrateToPostgres(t *testing.T) {
 	}
 	if oks != 2 {
 		t.Fatalf("%d successful sign-ins of alice in the audit log, want 2 (one before the move)", oks)
+	}
+	// The chain came over, linked again past the name PostgreSQL could
+	// not hold, and goes on here.
+	if v, err := srv.Store.VerifyAudit(t.Context()); err != nil || v.Broken != nil || v.Rows < 5 {
+		t.Fatalf("the audit log on PostgreSQL: %+v %v (broken %+v)", v, err, v.Broken)
 	}
 }

@@ -101,6 +101,8 @@ func serveCmd(env Env) *cobra.Command {
 	radiusLegacy := fs.Bool("radius-allow-legacy", false, "accept RADIUS Access-Requests without a Message-Authenticator (exposed to BlastRADIUS, CVE-2024-3596)")
 	radiusSep := fs.String("radius-separator", radius.DefaultSeparator, "RADIUS: password<separator>code in one request, for clients that cannot answer a challenge (\"\" turns it off)")
 	fs.StringVar(&cfg.OrgName, "org-name", "", "the agency's name, shown on every page and in page titles")
+	fs.DurationVar(&cfg.ClockDriftAlert, "clock-drift-alert", provisioning.DefaultClockDriftAlert, "flag a camera as drifting (log, metric, console badge, admin camera list --drifting) when its signed clock report is off by more than this")
+	fs.DurationVar(&vc.ClockFresh, "clock-report-fresh", signin.DefaultClockFresh, "a camera's signed clock report centres the window its codes are checked in for this long (negative: never)")
 	fs.StringVar(&cfg.OIDCIssuer, "issuer", "", "turn on the OpenID Connect provider with this issuer URL (https://…; http only on a loopback host)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
 	auditSyslog := fs.String("audit-syslog", "", "forward the audit log as RFC 5424 syslog to tcp://HOST:PORT or tls://HOST:PORT (rows wait in the database while the receiver is down; docs/fleet.md)")

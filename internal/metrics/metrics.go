@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/camotp/camotp/broker"
+	"github.com/camotp/camotp/internal/model"
 )
 
 // Sources are what the metrics read at scrape time. Nil fields are skipped.
@@ -28,7 +29,15 @@ type Sources struct {
 	AuditFailures func() uint64
 	// AuditForward reads the audit syslog forwarder (nil: not forwarding).
 	AuditForward func(ctx context.Context) (AuditForward, error)
-	Log          *slog.Logger
+	// LostCameras is the number of cameras reported lost now.
+	LostCameras func(context.Context) (int, error)
+	Log         *slog.Logger
+
+	// Clocks are the cameras' clock records (the drift histogram and the
+	// flagged gauges); ClockReports counts this node's clock reports by
+	// result.
+	Clocks       func(ctx context.Context) ([]model.CameraClock, error)
+	ClockReports func() map[string]uint64
 }
 
 // Metrics holds the counters and the registry they are served from. It
@@ -39,6 +48,7 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	lockouts      *prometheus.CounterVec
 	radius        *prometheus.CounterVec
+	reportedLost  prometheus.Counter
 }
 
 // New registers every metric on a fresh registry.
@@ -65,6 +75,11 @@ func New(src Sources) *Metrics {
 			Help: "RADIUS requests by result: accept, challenge, reject, status, or why one was dropped unanswered (unknown-client, bad-authenticator, no-message-authenticator, malformed, unsupported, duplicate, busy, error).",
 		}, []string{"result"}),
 	}
+	m.reportedLost = newReportedLost()
+	m.reg.MustRegister(m.reportedLost)
+	if src.LostCameras != nil {
+		m.reg.MustRegister(lostCollector{src.LostCameras, src.Log})
+	}
 	m.reg.MustRegister(m.signIns, m.verifications, m.lockouts, m.radius,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.AuditFailures != nil {
@@ -78,6 +93,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.CameraStates != nil || src.Online != nil || src.Broker != nil {
 		m.reg.MustRegister(&fleetCollector{src: src})
+	}
+	if src.Clocks != nil || src.ClockReports != nil {
+		m.reg.MustRegister(&clockCollector{src: src})
 	}
 	return m
 }

@@ -43,6 +43,9 @@ type Camera struct {
 	// latest presence event said.
 	Online    bool      `json:"online"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Lost is set while the camera is reported lost or stolen (nil
+	// otherwise).
+	Lost *Lost `json:"lost,omitempty"`
 }
 
 // CameraSubjectPrefix starts the code source of a camera's codes in the
@@ -64,6 +67,9 @@ type CameraCheck struct {
 	// is false when there is none yet.
 	OTP      OTPState
 	OTPFound bool
+	// Clock is what the camera's signed clock reports said last (nil:
+	// none yet), to centre the verification window on.
+	Clock *CameraClock
 }
 
 // Pending is an operation sent to a camera and not yet proven.

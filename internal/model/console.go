@@ -63,6 +63,8 @@ type CameraQuery struct {
 	// Online and Assigned keep cameras connected now / assigned to an
 	// officer (Yes), or not (No).
 	Online, Assigned Tri
+	// Lost keeps cameras reported lost (Yes), or not (No).
+	Lost Tri
 	// Search keeps cameras whose serial or assigned officer contains it,
 	// ASCII letters in any case.
 	Search string

@@ -57,6 +57,14 @@ const (
 	PermPolicy Permission = "policy"
 	// PermAudit reads and exports the audit log.
 	PermAudit Permission = "audit"
+	// PermReportLost reports a camera lost or stolen: fleet and security
+	// staff and administrators (whoever hears of it first acts at once).
+	PermReportLost Permission = "report-lost"
+	// PermFound ends a camera's lost report (after its fresh provision):
+	// an administrator's alone, as giving a camera to a staff account is
+	// (it puts a camera that was out of the agency's hands back among
+	// the second factors).
+	PermFound Permission = "found"
 )
 
 // Can tells whether r has permission p.
@@ -65,9 +73,9 @@ func (r Role) Can(p Permission) bool {
 	case RoleAdmin:
 		return true
 	case RoleFleet:
-		return p == PermConsole || p == PermCameras
+		return p == PermConsole || p == PermCameras || p == PermReportLost
 	case RoleSecurity:
-		return p == PermConsole || p == PermUsers || p == PermPolicy || p == PermAudit
+		return p == PermConsole || p == PermUsers || p == PermPolicy || p == PermAudit || p == PermReportLost
 	}
 	return false
 }

@@ -142,6 +142,10 @@ type Config struct {
 	// (its Target and TLS; the cursor file defaults to
 	// DATA/auditsyslog.CursorFile, the hostname to the node's name).
 	AuditSyslog *auditsyslog.Config
+
+	// ClockDriftAlert is the camera clock offset past which a camera is
+	// flagged as drifting (zero: provisioning.DefaultClockDriftAlert).
+	ClockDriftAlert time.Duration
 }
 
 // DynsecConfig is the login of the dynamic security plugin's admin client
@@ -427,6 +431,9 @@ func (d cameraDirectory) Cameras(ctx context.Context) ([]dynsec.Camera, error) {
 	}
 	reg := make([]dynsec.Camera, 0, len(cams))
 	for _, c := range cams {
+		if c.PublicKey == "" {
+			continue // imported with its seed, no identity yet: no broker login
+		}
 		pub, err := camkey.ParsePublicKey(c.PublicKey)
 		if err != nil {
 			d.log.Error("dynsec sync: camera public key unreadable; no broker login", "serial", c.Serial, "err", err)
@@ -523,6 +530,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	var boxKey [32]byte
 	copy(boxKey[:], boxRaw)
 	s.Provisioning = provisioning.NewService(st, boxKey, cfg.Now, cfg.Log.With("component", "provisioning"))
+	s.Provisioning.SetClockDriftAlert(cfg.ClockDriftAlert)
 
 	brokerURL, user, pass := cfg.MQTTExternal, cfg.MQTTUsername, cfg.MQTTPassword
 	if brokerURL == "" {
@@ -596,6 +604,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	adminAPI := provisioning.NewAdminAPI(st, s.Provisioning, s.AdminToken)
 	adminAPI.Register(s.mux)
+	provisioning.NewPSKC(st, s.Provisioning, cfg.Log.With("component", "pskc")).Register(s.mux, adminAPI.Auth)
 	vcfg := signin.DefaultConfig()
 	if cfg.SignIn != nil {
 		vcfg = *cfg.SignIn
@@ -605,7 +614,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	adminAPI.SetPasswordHasher(s.SignIn.HashPassword)
-	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log}
+	src := metrics.Sources{CameraStates: st.CameraStates, Online: s.Provisioning.Online, AuditFailures: st.AuditFailures, Log: cfg.Log,
+		LostCameras: st.LostCount}
 	if cfg.AuditSyslog != nil {
 		if err := s.startAuditSyslog(*cfg.AuditSyslog); err != nil {
 			return nil, err
@@ -615,8 +625,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
 	}
+	src.Clocks, src.ClockReports = st.CameraClocks, func() map[string]uint64 {
+		n := s.Provisioning.ClockReports()
+		return map[string]uint64{"recorded": n.Recorded, "replayed": n.Replayed, "forged": n.Forged, "malformed": n.Malformed}
+	}
 	s.Metrics = metrics.New(src)
 	s.SignIn.SetObserver(s.Metrics)
+	s.Provisioning.SetLostObserver(s.Metrics)
 	s.mux.Handle("GET /metrics", s.metricsHandler())
 	s.SignIn.SetSender(senders{cfg.Notify.router(st)})
 	jsonAPI := api.New(s.SignIn, signinLog)
@@ -644,6 +659,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	pages.SecureCookies = cfg.SecureCookies
 	pages.OrgName, pages.Now = cfg.OrgName, cfg.Now
 	pages.Fleet, pages.Audit = provisioning.NewFleet(st, s.Provisioning), st
+	pages.Clocks = st
 	if cfg.Notify.DevOutbox {
 		pages.Outbox = func(ctx context.Context) ([]model.OutboxMessage, error) { return st.Outbox(ctx, 50) }
 		s.mux.Handle("GET /api/v1/admin/outbox", adminAPI.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,7 @@ import (
 type Store interface {
 	Users
 	Cameras
+	LostCameras
 	MFA
 	Throttles
 	Tokens
@@ -32,6 +33,7 @@ type Store interface {
 	Audit
 	Health
 	Changes
+	Clocks
 	// Close stops the store; writes after it fail with ErrClosed.
 	Close() error
 }
@@ -80,6 +82,21 @@ type Cameras interface {
 	// first that cannot be made is an *model.AssignmentError wrapping
 	// Assign's error for it, and nothing changed.
 	AssignAll(ctx context.Context, as []model.Assignment) error
+	// ImportCameras registers every camera of cams provisioned, its seed
+	// active at version 1 (sealed like every seed), and appends audit, in
+	// one commit, or does nothing: the first camera that cannot be added
+	// is an *model.ImportError wrapping ErrExists (a serial known
+	// already, or twice in cams).
+	ImportCameras(ctx context.Context, cams []model.SeededCamera, audit []model.AuditEntry) error
+	// ExportSeeds reads the cameras serials, in that order, with their
+	// active seeds, and appends audit in the same commit, or appends
+	// nothing: ErrNotFound for an unknown serial, ErrConflict for a
+	// camera with no active seed.
+	ExportSeeds(ctx context.Context, serials []string, audit []model.AuditEntry) ([]model.CameraSeed, error)
+	// SetCameraKey registers the MQTT identity of a camera that has none
+	// (imported without one): ErrConflict when it has one already (an
+	// identity is never replaced), ErrNotFound when unknown.
+	SetCameraKey(ctx context.Context, serial, publicKey string) error
 	// Presence lives here, not in one process, so every node agrees.
 	SetPresence(ctx context.Context, serial string, online bool, at time.Time) error
 	ClearPresence(ctx context.Context, at time.Time) error
@@ -87,6 +104,52 @@ type Cameras interface {
 	// ClaimResends hands each pending command nobody resent within
 	// every to exactly one of the nodes asking.
 	ClaimResends(ctx context.Context, now time.Time, every time.Duration, limit int) ([]string, error)
+}
+
+// LostCameras are the reports of lost or stolen cameras: a flag kept
+// apart from the provisioning state (model.Camera.Lost).
+type LostCameras interface {
+	// ReportLost marks the camera lost, in one commit: its active and
+	// pending seeds stop verifying codes (the replay record of its codes
+	// moves past every version it had, so a sign-in in flight with one of
+	// them fails when it commits: ErrStepUsed), a wipe is queued as
+	// StartOp queues one (challenge, build) unless the camera is wiped or
+	// being wiped, its officer is unassigned, and the audit row is
+	// written (action "camera.report-lost", r's actor and source). A
+	// camera reported already changes nothing (Already; the row says so).
+	// ErrNotFound for an unknown serial.
+	ReportLost(ctx context.Context, serial string, r model.LostReport, challenge []byte, build BuildCommand) (model.LostOutcome, error)
+	// FoundCamera ends the camera's report and writes e, in one commit,
+	// when model.CanBeFound allows it: otherwise its *model.FoundError
+	// wrapped with ErrConflict, and nothing changed. ErrNotFound for an
+	// unknown serial.
+	FoundCamera(ctx context.Context, serial string, e model.AuditEntry) (model.Camera, error)
+	// LostCount is the number of cameras reported lost now.
+	LostCount(ctx context.Context) (int, error)
+}
+
+// Clocks are what the cameras' signed clock reports said (Clock
+// telemetry in docs/fleet.md): one row per camera.
+type Clocks interface {
+	// RecordClock keeps r when its Seq is above the camera's last
+	// recorded one, in one conditional statement: recorded is false (and
+	// nothing changed) for a replayed or older report or an unknown
+	// camera. The camera is drifting while |r.Offset| > alert;
+	// rec.DriftingSince equal to r.At says this report began the episode.
+	RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (rec model.CameraClock, recorded bool, err error)
+	// SetClockMismatch marks the camera's clock as disagreeing with its
+	// codes since at (mismatch), or as agreeing again; changed is true
+	// for the one call that changed it (one conditional statement), false
+	// when it was so already or the camera has no clock record.
+	SetClockMismatch(ctx context.Context, serial string, mismatch bool, at time.Time) (changed bool, err error)
+	// CameraClock is the camera's clock record; ErrNotFound when none.
+	CameraClock(ctx context.Context, serial string) (model.CameraClock, error)
+	// CameraClocks are every camera's clock records, by serial.
+	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
+	// CameraClocksOf are the clock records of the cameras serials names
+	// (at most model.MaxPageSize: a page of the listing), by serial;
+	// cameras without one are left out.
+	CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error)
 }
 
 // MFA holds the second factors other than the camera: authenticator

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/hmac"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -31,31 +33,51 @@ func scanAudit(r pgx.Row) (model.AuditEntry, error) {
 }
 
 const (
-	// takeAuditHead moves chain $1's head on by one and returns the place
-	// and MAC it had, locking it until commit.
-	takeAuditHead = `UPDATE audit_head SET seq = seq + 1 WHERE chain = $1 RETURNING seq - 1, mac`
-	// insertAudit appends the row and sets its chain's head MAC.
+	// takeAuditHead moves chain $1's head on by $2 rows and returns the
+	// place and MAC it had, locking it until commit.
+	takeAuditHead = `UPDATE audit_head SET seq = seq + $2 WHERE chain = $1 RETURNING seq - $2, mac`
+	// insertAudit appends the rows given as arrays and sets their chain's
+	// head MAC ($11) (chain $8[1]).
 	insertAudit = `WITH a AS (INSERT INTO audit (at, actor, action, subject, result, source_ip, detail, chain, seq, mac)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10))
-		UPDATE audit_head SET mac = $10 WHERE chain = $8`
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bytea[]))
+		UPDATE audit_head SET mac = $11 WHERE chain = $12`
 )
 
-// appendAudit links e to the head of a chain picked at random and appends
-// it, in tx. The fields are made storable text first: the MAC covers what
-// the row holds.
+// appendAudit appends e to the audit log in tx (appendAudits).
 func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e model.AuditEntry) error {
-	if e.At.IsZero() {
-		e.At = s.now()
+	return s.appendAudits(ctx, tx, []model.AuditEntry{e})
+}
+
+// appendAudits links es, in order, to the head of a chain picked at
+// random and appends them, in tx: two statements however many rows. The
+// fields are made storable text first: the MAC covers what a row holds.
+func (s *Store) appendAudits(ctx context.Context, tx pgx.Tx, es []model.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
 	}
-	e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail = text(e.Actor), text(e.Action), text(e.Subject), text(e.Result), text(e.SourceIP), text(e.Detail)
-	e.Chain = rand.IntN(auditChains)
+	chain := rand.IntN(auditChains)
 	var seq int64
 	var mac []byte
-	if err := tx.QueryRow(ctx, takeAuditHead, e.Chain).Scan(&seq, &mac); err != nil {
+	if err := tx.QueryRow(ctx, takeAuditHead, chain, len(es)).Scan(&seq, &mac); err != nil {
 		return fmt.Errorf("audit chain head: %w", err)
 	}
-	s.seal.Link(&e, seq, mac)
-	_, err := tx.Exec(ctx, insertAudit, e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail, e.Chain, e.Seq, e.MAC)
+	n := len(es)
+	at, seqs, chains := make([]int64, n), make([]int64, n), make([]int32, n)
+	actor, action, subject, result, ip, detail := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	macs := make([][]byte, n)
+	now := s.now()
+	for i, e := range es {
+		if e.At.IsZero() {
+			e.At = now
+		}
+		e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail = text(e.Actor), text(e.Action), text(e.Subject), text(e.Result), text(e.SourceIP), text(e.Detail)
+		e.Chain = chain
+		s.seal.Link(&e, seq, mac)
+		seq, mac = e.Seq, e.MAC
+		at[i], actor[i], action[i], subject[i], result[i], ip[i], detail[i] = e.At.UnixMilli(), e.Actor, e.Action, e.Subject, e.Result, e.SourceIP, e.Detail
+		chains[i], seqs[i], macs[i] = int32(chain), e.Seq, e.MAC
+	}
+	_, err := tx.Exec(ctx, insertAudit, at, actor, action, subject, result, ip, detail, chains, seqs, macs, mac, chain)
 	return err
 }
 
@@ -169,4 +191,85 @@ func (s *Store) linkLegacyAudit(ctx context.Context) error {
 		_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, mac = $2, legacy_upto = 0 WHERE chain = 0`, seq, mac)
 		return err
 	})
+}
+
+// checkSourceChain checks the hash chain of a SQLite camotp database being
+// imported (read in src) with this store's master key: a log that was
+// tampered with is not carried over as if it held.
+func (s *Store) checkSourceChain(ctx context.Context, src *sql.Tx) error {
+	var head model.AuditHead
+	if err := src.QueryRowContext(ctx, `SELECT seq, mac FROM audit_head WHERE chain = 0`).Scan(&head.Seq, &head.MAC); err != nil {
+		return fmt.Errorf("read the SQLite audit chain head: %w", err)
+	}
+	check := storage.NewChainCheck(s.seal, []model.AuditHead{head})
+	var id int64
+	switch err := src.QueryRowContext(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 ORDER BY id LIMIT 1`).Scan(&id); {
+	case err == nil:
+		check.Unchained(id)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("read the SQLite audit log: %w", err)
+	}
+	rows, err := src.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE chain = 0 ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("read the SQLite audit log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e model.AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail, &e.Chain, &e.Seq, &e.MAC); err != nil {
+			return fmt.Errorf("read the SQLite audit log: %w", err)
+		}
+		e.At = utc(at)
+		if !check.Row(e) {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the SQLite audit log: %w", err)
+	}
+	if b := check.Finish().Broken; b != nil {
+		return fmt.Errorf("the SQLite audit log does not hold (%s): camotp migrate carries over only a log that holds; keep the file as evidence", b.Reason)
+	}
+	return nil
+}
+
+// relinkImported links chain 0 again as it was copied, and sets its head:
+// text PostgreSQL cannot hold was replaced on the way (as this backend's
+// audit log does), which changes the rows' links from there on. The
+// source chain was checked first (checkSourceChain).
+func (s *Store) relinkImported(ctx context.Context, tx pgx.Tx) error {
+	var rows []model.AuditEntry
+	err := func() error {
+		r, err := tx.Query(ctx, `SELECT `+auditCols+` FROM audit WHERE chain = 0 ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		for r.Next() {
+			e, err := scanAudit(r)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, e)
+		}
+		return r.Err()
+	}()
+	if err != nil {
+		return fmt.Errorf("read the copied audit log: %w", err)
+	}
+	var seq int64
+	var mac []byte
+	for _, e := range rows {
+		old := e.MAC
+		s.seal.Link(&e, seq, mac)
+		if !hmac.Equal(old, e.MAC) {
+			if _, err := tx.Exec(ctx, `UPDATE audit SET mac = $1 WHERE id = $2`, e.MAC, e.ID); err != nil {
+				return fmt.Errorf("link audit row %d: %w", e.ID, err)
+			}
+		}
+		seq, mac = e.Seq, e.MAC
+	}
+	_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, mac = $2, legacy_upto = 0 WHERE chain = 0`, seq, mac)
+	return err
 }

@@ -14,17 +14,19 @@ import (
 )
 
 const cameraCols = `serial, model, public_key, state, version, COALESCE(pending_op, ''), COALESCE(pending_version, 0),
-	COALESCE(assigned_user, ''), last_seen, created_at, online`
+	COALESCE(assigned_user, ''), last_seen, created_at, online, ` + lostCols
 
 func scanCamera(row pgx.Row) (model.Camera, error) {
 	var c model.Camera
 	var lastSeen *int64
 	var created int64
 	var op, state, camModel string
-	if err := row.Scan(&c.Serial, &camModel, &c.PublicKey, &state, &c.Version, &op, &c.PendingVersion,
-		&c.AssignedUser, &lastSeen, &created, &c.Online); err != nil {
+	var lost lostScan
+	if err := row.Scan(append([]any{&c.Serial, &camModel, &c.PublicKey, &state, &c.Version, &op, &c.PendingVersion,
+		&c.AssignedUser, &lastSeen, &created, &c.Online}, lost.dest()...)...); err != nil {
 		return model.Camera{}, err
 	}
+	c.Lost = lost.lost()
 	c.Model, c.State, c.PendingOp = device.Model(camModel), model.CameraState(state), model.Op(op)
 	c.CreatedAt = utc(created)
 	if lastSeen != nil {
@@ -237,12 +239,16 @@ func (s *Store) Assign(ctx context.Context, serial, username string) error {
 // assign is Assign in tx.
 func (s *Store) assign(ctx context.Context, tx pgx.Tx, serial, username string) error {
 	var current string
-	err := tx.QueryRow(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = $1 FOR UPDATE`, serial).Scan(&current)
+	var lost bool
+	err := tx.QueryRow(ctx, `SELECT COALESCE(assigned_user, ''), lost_at IS NOT NULL FROM cameras WHERE serial = $1 FOR UPDATE`, serial).Scan(&current, &lost)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 	}
 	if err != nil {
 		return err
+	}
+	if lost {
+		return fmt.Errorf("%w: %w", model.LostAssignError(serial), storage.ErrConflict)
 	}
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)`, username).Scan(&exists); err != nil {

@@ -22,7 +22,7 @@ import (
 // cameraRowCols are a model.CameraRow (see sqlite's).
 const cameraRowCols = `c.serial, c.model, c.public_key, c.state, c.version, COALESCE(c.pending_op, ''),
 	COALESCE(c.pending_version, 0), COALESCE(c.assigned_user, ''), c.last_seen, c.created_at, c.online,
-	c.seed_at, ` + offsetExpr + `, NULLIF(o.used_at, 0)`
+	c.seed_at, ` + offsetExpr + `, NULLIF(o.used_at, 0), c.lost_at, c.lost_by, c.lost_reason, c.lost_version`
 
 // offsetExpr is the learnt offset of the camera's active seed, NULL when
 // none was learnt.
@@ -31,9 +31,10 @@ const offsetExpr = `CASE WHEN o.seed_version = c.version AND o.last_step >= 0 TH
 const cameraRowFrom = ` FROM cameras c LEFT JOIN otp_state o ON o.subject = '` + model.CameraSubjectPrefix + `' || c.serial`
 
 // cameraWhere filters the listing: $1 state, $2 model, $3 online and $4
-// assigned (model.Tri), $5 the search key.
+// assigned (model.Tri), $5 the search key, $6 lost (model.Tri).
 const cameraWhere = ` WHERE ($1::text = '' OR c.state = $1) AND ($2::text = '' OR c.model = $2)
 	AND ($3::int = 0 OR c.online = ($3 = 1)) AND ($4::int = 0 OR (c.assigned_user IS NOT NULL) = ($4 = 1))
+	AND ($6::int = 0 OR (c.lost_at IS NOT NULL) = ($6 = 1))
 	AND ($5::text = '' OR strpos(lower(c.serial COLLATE "C"), $5) > 0
 		OR strpos(lower(COALESCE(c.assigned_user, '') COLLATE "C"), $5) > 0)`
 
@@ -62,7 +63,7 @@ func orderBy(sort model.CameraSort, desc bool) string {
 }
 
 func cameraArgs(q model.CameraQuery) []any {
-	return []any{string(q.State), string(q.Model), int(q.Online), int(q.Assigned), q.SearchKey()}
+	return []any{string(q.State), string(q.Model), int(q.Online), int(q.Assigned), q.SearchKey(), int(q.Lost)}
 }
 
 // scanCameraRow scans cameraRowCols.
@@ -71,11 +72,13 @@ func scanCameraRow(row pgx.Row) (model.CameraRow, error) {
 	var lastSeen, seedAt, offset, usedAt *int64
 	var created int64
 	var op, state, camModel string
+	var lost lostScan
 	c := &r.Camera
-	if err := row.Scan(&c.Serial, &camModel, &c.PublicKey, &state, &c.Version, &op, &c.PendingVersion,
-		&c.AssignedUser, &lastSeen, &created, &c.Online, &seedAt, &offset, &usedAt); err != nil {
+	if err := row.Scan(append([]any{&c.Serial, &camModel, &c.PublicKey, &state, &c.Version, &op, &c.PendingVersion,
+		&c.AssignedUser, &lastSeen, &created, &c.Online, &seedAt, &offset, &usedAt}, lost.dest()...)...); err != nil {
 		return model.CameraRow{}, err
 	}
+	c.Lost = lost.lost()
 	c.Model, c.State, c.PendingOp = deviceModel(camModel), model.CameraState(state), model.Op(op)
 	c.CreatedAt = utc(created)
 	c.LastSeen, r.SeedAt, r.LastSignIn, r.Offset = ptrTime(lastSeen), ptrTime(seedAt), ptrTime(usedAt), offset
@@ -92,7 +95,7 @@ func (s *Store) CameraPage(ctx context.Context, q model.CameraQuery) (model.Came
 		return model.CameraPage{}, fmt.Errorf("count cameras: %w", err)
 	}
 	out.Cameras = make([]model.CameraRow, 0, size)
-	err := s.query(ctx, `SELECT `+cameraRowCols+cameraRowFrom+cameraWhere+orderBy(q.SortKey(), q.Desc)+` LIMIT $6 OFFSET $7`,
+	err := s.query(ctx, `SELECT `+cameraRowCols+cameraRowFrom+cameraWhere+orderBy(q.SortKey(), q.Desc)+` LIMIT $7 OFFSET $8`,
 		append(a, size, (page-1)*size), func(r pgx.Rows) error {
 			row, err := scanCameraRow(r)
 			out.Cameras = append(out.Cameras, row)

@@ -99,6 +99,9 @@ func (s *Store) ImportSQLite(ctx context.Context, src *sql.DB) ([]TableCopy, err
 		return nil, fmt.Errorf("read the SQLite database: %w", err)
 	}
 	defer snap.Rollback()
+	if err := s.checkSourceChain(ctx, snap); err != nil {
+		return nil, err
+	}
 	var report []TableCopy
 	err = s.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		report = report[:0]
@@ -113,6 +116,9 @@ func (s *Store) ImportSQLite(ctx context.Context, src *sql.DB) ([]TableCopy, err
 			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), GREATEST((SELECT COALESCE(MAX(id), 0) FROM `+t+`), 1))`); err != nil {
 				return fmt.Errorf("move the %s id sequence: %w", t, err)
 			}
+		}
+		if err := s.relinkImported(ctx, tx); err != nil {
+			return err
 		}
 		for _, c := range report {
 			if c.Here != c.Source || c.Copied != c.Source {

@@ -253,13 +253,15 @@ func (s *Store) PendingCheck(ctx context.Context, raw string) (model.PendingChec
 	}
 	var pc model.PendingCheck
 	var cs cameraCheckScan
-	err := s.row(ctx, `SELECT t.kind, t.username, t.method, t.ip, t.created_at, t.expires_at, `+cameraCheckCols+`
+	var k clockScan
+	err := s.row(ctx, `SELECT t.kind, t.username, t.method, t.ip, t.created_at, t.expires_at, `+cameraCheckCols+`, `+clockCols+`
 		FROM tokens t LEFT JOIN cameras c ON c.assigned_user = t.username LEFT JOIN otp_state o ON o.subject = $1 || c.serial
+		LEFT JOIN camera_clock k ON k.serial = c.serial
 		WHERE t.hash = $2 AND t.kind = $3 AND t.expires_at > $4`,
 		args(model.CameraSubjectPrefix, storage.TokenHash(raw), model.TokenPending, s.now().UnixMilli()), func(r pgx.Row) error {
 			var created, exp int64
 			t := &pc.Token
-			if err := r.Scan(append([]any{&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp}, cs.dest()...)...); err != nil {
+			if err := r.Scan(append(append([]any{&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp}, cs.dest()...), k.dest()...)...); err != nil {
 				return err
 			}
 			t.CreatedAt, t.ExpiresAt = time.UnixMilli(created), time.UnixMilli(exp)
@@ -273,6 +275,9 @@ func (s *Store) PendingCheck(ctx context.Context, raw string) (model.PendingChec
 	}
 	if pc.Camera, err = cs.check(s.seal); err != nil {
 		return model.PendingCheck{}, fmt.Errorf("camera of %s: %w", pc.Token.Username, err)
+	}
+	if pc.Camera != nil {
+		pc.Camera.Clock = k.clock()
 	}
 	return pc, nil
 }

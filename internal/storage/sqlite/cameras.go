@@ -14,18 +14,20 @@ import (
 )
 
 const cameraCols = `serial, model, public_key, state, version, COALESCE(pending_op, ''), COALESCE(pending_version, 0),
-	COALESCE(assigned_user, ''), last_seen, created_at, online`
+	COALESCE(assigned_user, ''), last_seen, created_at, online, ` + lostCols
 
 func scanCamera(row interface{ Scan(...any) error }) (model.Camera, error) {
 	var c model.Camera
 	var lastSeen sql.NullInt64
 	var created int64
 	var op string
-	if err := row.Scan(&c.Serial, &c.Model, &c.PublicKey, &c.State, &c.Version, &op, &c.PendingVersion,
-		&c.AssignedUser, &lastSeen, &created, &c.Online); err != nil {
+	var lost lostScan
+	if err := row.Scan(append([]any{&c.Serial, &c.Model, &c.PublicKey, &c.State, &c.Version, &op, &c.PendingVersion,
+		&c.AssignedUser, &lastSeen, &created, &c.Online}, lost.dest()...)...); err != nil {
 		return model.Camera{}, err
 	}
 	c.PendingOp = model.Op(op)
+	c.Lost = lost.lost()
 	c.CreatedAt = time.UnixMilli(created).UTC()
 	if lastSeen.Valid {
 		t := time.UnixMilli(lastSeen.Int64).UTC()
@@ -234,12 +236,16 @@ func (s *Store) Assign(ctx context.Context, serial, username string) error {
 // assign is Assign in tx.
 func (s *Store) assign(ctx context.Context, tx *wtx, serial, username string) error {
 	var current string
-	err := tx.QueryRowContext(ctx, `SELECT COALESCE(assigned_user, '') FROM cameras WHERE serial = ?`, serial).Scan(&current)
+	var lost bool
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(assigned_user, ''), lost_at IS NOT NULL FROM cameras WHERE serial = ?`, serial).Scan(&current, &lost)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("camera %s: %w", serial, storage.ErrNotFound)
 	}
 	if err != nil {
 		return err
+	}
+	if lost {
+		return fmt.Errorf("%w: %w", model.LostAssignError(serial), storage.ErrConflict)
 	}
 	var exists int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE username = ?`, username).Scan(&exists); err != nil {

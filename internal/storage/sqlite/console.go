@@ -26,7 +26,7 @@ import (
 // accepted) and when a code was last accepted.
 const cameraRowCols = `c.serial, c.model, c.public_key, c.state, c.version, COALESCE(c.pending_op, ''),
 	COALESCE(c.pending_version, 0), COALESCE(c.assigned_user, ''), c.last_seen, c.created_at, c.online,
-	c.seed_at, ` + offsetExpr + `, NULLIF(o.used_at, 0)`
+	c.seed_at, ` + offsetExpr + `, NULLIF(o.used_at, 0), c.lost_at, c.lost_by, c.lost_reason, c.lost_version`
 
 // offsetExpr is the learnt offset of the camera's active seed, NULL when
 // none was learnt.
@@ -35,9 +35,10 @@ const offsetExpr = `CASE WHEN o.seed_version = c.version AND o.last_step >= 0 TH
 const cameraRowFrom = ` FROM cameras c LEFT JOIN otp_state o ON o.subject = '` + model.CameraSubjectPrefix + `' || c.serial`
 
 // cameraWhere filters the listing: ?1 state, ?2 model, ?3 online and ?4
-// assigned (model.Tri), ?5 the search key.
+// assigned (model.Tri), ?5 the search key, ?6 lost (model.Tri).
 const cameraWhere = ` WHERE (?1 = '' OR c.state = ?1) AND (?2 = '' OR c.model = ?2)
 	AND (?3 = 0 OR c.online = (?3 = 1)) AND (?4 = 0 OR (c.assigned_user IS NOT NULL) = (?4 = 1))
+	AND (?6 = 0 OR (c.lost_at IS NOT NULL) = (?6 = 1))
 	AND (?5 = '' OR instr(lower(c.serial), ?5) > 0 OR instr(lower(COALESCE(c.assigned_user, '')), ?5) > 0)`
 
 // cameraOrder is the ORDER BY of each sort column, ascending; unknown
@@ -66,7 +67,7 @@ func orderBy(sort model.CameraSort, desc bool) string {
 }
 
 func cameraArgs(q model.CameraQuery) []any {
-	return []any{string(q.State), string(q.Model), int(q.Online), int(q.Assigned), q.SearchKey()}
+	return []any{string(q.State), string(q.Model), int(q.Online), int(q.Assigned), q.SearchKey(), int(q.Lost)}
 }
 
 // scanCameraRow scans cameraRowCols.
@@ -75,12 +76,14 @@ func scanCameraRow(row scanner) (model.CameraRow, error) {
 	var lastSeen, seedAt, offset, usedAt sql.NullInt64
 	var created int64
 	var op string
+	var lost lostScan
 	c := &r.Camera
-	if err := row.Scan(&c.Serial, &c.Model, &c.PublicKey, &c.State, &c.Version, &op, &c.PendingVersion,
-		&c.AssignedUser, &lastSeen, &created, &c.Online, &seedAt, &offset, &usedAt); err != nil {
+	if err := row.Scan(append([]any{&c.Serial, &c.Model, &c.PublicKey, &c.State, &c.Version, &op, &c.PendingVersion,
+		&c.AssignedUser, &lastSeen, &created, &c.Online, &seedAt, &offset, &usedAt}, lost.dest()...)...); err != nil {
 		return model.CameraRow{}, err
 	}
 	c.PendingOp = model.Op(op)
+	c.Lost = lost.lost()
 	c.CreatedAt = time.UnixMilli(created).UTC()
 	c.LastSeen, r.SeedAt, r.LastSignIn = nullTime(lastSeen), nullTime(seedAt), nullTime(usedAt)
 	if offset.Valid {
@@ -108,7 +111,7 @@ func (s *Store) CameraPage(ctx context.Context, q model.CameraQuery) (model.Came
 	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM cameras c`+cameraWhere, a...).Scan(&out.Total); err != nil {
 		return model.CameraPage{}, fmt.Errorf("count cameras: %w", err)
 	}
-	rows, err := s.query(ctx, `SELECT `+cameraRowCols+cameraRowFrom+cameraWhere+orderBy(q.SortKey(), q.Desc)+` LIMIT ?6 OFFSET ?7`,
+	rows, err := s.query(ctx, `SELECT `+cameraRowCols+cameraRowFrom+cameraWhere+orderBy(q.SortKey(), q.Desc)+` LIMIT ?7 OFFSET ?8`,
 		append(a, size, (page-1)*size)...)
 	if err != nil {
 		return model.CameraPage{}, fmt.Errorf("list cameras: %w", err)

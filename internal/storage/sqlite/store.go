@@ -454,6 +454,28 @@ var migrations = []string{
 		legacy_upto INTEGER NOT NULL DEFAULT 0
 	);
 	INSERT INTO audit_head (chain, legacy_upto) SELECT 0, COALESCE(MAX(id), 0) FROM audit;`,
+	// 12: lost or stolen cameras: when a camera was reported, by whom,
+	// why, and the highest provisioning version it had then (found needs
+	// a seed proven under a later one). NULL lost_at: not lost.
+	`ALTER TABLE cameras ADD COLUMN lost_at INTEGER;
+	ALTER TABLE cameras ADD COLUMN lost_by TEXT;
+	ALTER TABLE cameras ADD COLUMN lost_reason TEXT;
+	ALTER TABLE cameras ADD COLUMN lost_version INTEGER;
+	CREATE INDEX cameras_lost ON cameras(lost_at) WHERE lost_at IS NOT NULL;`,
+	// 13: clock telemetry: per camera the last signed clock report kept
+	// (seq, its counter, refuses replays), the offset and round trip it
+	// gave (ms), when the server received it (ms), and since when the
+	// camera's clock is past the alert threshold or disagrees with its
+	// codes (ms; NULL: not so).
+	`CREATE TABLE camera_clock (
+		serial         TEXT PRIMARY KEY,
+		seq            INTEGER NOT NULL,
+		offset_ms      INTEGER NOT NULL,
+		rtt_ms         INTEGER NOT NULL,
+		reported_at    INTEGER NOT NULL,
+		drifting_since INTEGER,
+		mismatch_since INTEGER
+	) WITHOUT ROWID;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -67,7 +67,9 @@ func groups() []group {
 	return []group{
 		{"Users", userCases()},
 		{"Cameras", cameraCases()},
+		{"Lost", lostCases()},
 		{"Fleet", fleetCases()},
+		{"Import", importCases()},
 		{"MFA", mfaCases()},
 		{"Throttles", throttleCases()},
 		{"Tokens", tokenCases()},
@@ -79,6 +81,7 @@ func groups() []group {
 		{"Console", consoleCases()},
 		{"Health", healthCases()},
 		{"Close", closeCases()},
+		{"Clocks", clockCases()},
 		{"Races", raceCases()},
 	}
 }

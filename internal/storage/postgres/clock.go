@@ -1,0 +1,144 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
+)
+
+// clockCols are the columns of a camera_clock row k.
+const clockCols = `k.serial, k.seq, k.offset_ms, k.rtt_ms, k.reported_at, k.drifting_since, k.mismatch_since`
+
+// returnedClockCols are clockCols as an upsert of camera_clock returns
+// them.
+const returnedClockCols = `serial, seq, offset_ms, rtt_ms, reported_at, drifting_since, mismatch_since`
+
+// clockScan receives clockCols (NULL throughout after a LEFT JOIN that
+// found no row).
+type clockScan struct {
+	serial                       *string
+	seq, offset, rtt, at         *int64
+	driftingSince, mismatchSince *int64
+}
+
+func (k *clockScan) dest() []any {
+	return []any{&k.serial, &k.seq, &k.offset, &k.rtt, &k.at, &k.driftingSince, &k.mismatchSince}
+}
+
+// clock is the record scanned; nil when there was none.
+func (k *clockScan) clock() *model.CameraClock {
+	if k.serial == nil || k.seq == nil || k.offset == nil || k.rtt == nil || k.at == nil {
+		return nil
+	}
+	c := &model.CameraClock{Serial: *k.serial, Seq: uint64(*k.seq),
+		Offset: time.Duration(*k.offset) * time.Millisecond, RTT: time.Duration(*k.rtt) * time.Millisecond,
+		At: utc(*k.at)}
+	if k.driftingSince != nil {
+		t := utc(*k.driftingSince)
+		c.DriftingSince = &t
+	}
+	if k.mismatchSince != nil {
+		t := utc(*k.mismatchSince)
+		c.MismatchSince = &t
+	}
+	return c
+}
+
+// RecordClock keeps a camera's clock report when its counter is above
+// the last one kept: one conditional upsert.
+func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error) {
+	if r.Seq > 1<<63-1 {
+		return model.CameraClock{}, false, fmt.Errorf("clock report of %s: counter out of range", r.Serial)
+	}
+	abs := r.Offset
+	if abs < 0 {
+		abs = -abs
+	}
+	var k clockScan
+	err := s.queryRow(ctx, `INSERT INTO camera_clock AS k (serial, seq, offset_ms, rtt_ms, reported_at, drifting_since)
+		SELECT $1, $2, $3, $4, $5, CASE WHEN $6::boolean THEN $5::bigint END WHERE EXISTS (SELECT 1 FROM cameras WHERE serial = $1)
+		ON CONFLICT (serial) DO UPDATE SET seq = excluded.seq, offset_ms = excluded.offset_ms, rtt_ms = excluded.rtt_ms,
+			reported_at = excluded.reported_at,
+			drifting_since = CASE WHEN $6::boolean THEN COALESCE(k.drifting_since, excluded.reported_at) END
+		WHERE excluded.seq > k.seq
+		RETURNING `+returnedClockCols,
+		args(r.Serial, int64(r.Seq), r.Offset.Milliseconds(), r.RTT.Milliseconds(), r.At.UnixMilli(), abs > alert), k.dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.CameraClock{}, false, nil
+	}
+	if err != nil {
+		return model.CameraClock{}, false, fmt.Errorf("clock report of %s: %w", r.Serial, err)
+	}
+	return *k.clock(), true, nil
+}
+
+// SetClockMismatch flags or clears the camera's clock mismatch in one
+// conditional update: only the call that changes it is told so.
+func (s *Store) SetClockMismatch(ctx context.Context, serial string, mismatch bool, at time.Time) (bool, error) {
+	tag, err := s.exec(ctx, `UPDATE camera_clock SET mismatch_since = CASE WHEN $1::boolean THEN $2::bigint END
+		WHERE serial = $3 AND (mismatch_since IS NOT NULL) <> $1::boolean`, mismatch, at.UnixMilli(), serial)
+	if err != nil {
+		return false, fmt.Errorf("clock mismatch of %s: %w", serial, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// CameraClock is the camera's clock record.
+func (s *Store) CameraClock(ctx context.Context, serial string) (model.CameraClock, error) {
+	var k clockScan
+	err := s.queryRow(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial = $1`, args(serial), k.dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, storage.ErrNotFound)
+	}
+	if err != nil {
+		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, err)
+	}
+	return *k.clock(), nil
+}
+
+// CameraClocks are every camera's clock records, by serial.
+func (s *Store) CameraClocks(ctx context.Context) ([]model.CameraClock, error) {
+	var out []model.CameraClock
+	err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k ORDER BY k.serial`, nil, func(r pgx.Rows) error {
+		var k clockScan
+		if err := r.Scan(k.dest()...); err != nil {
+			return err
+		}
+		out = append(out, *k.clock())
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	return out, nil
+}
+
+// CameraClocksOf are the clock records of the cameras serials names, by
+// serial: one query.
+func (s *Store) CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error) {
+	if len(serials) > model.MaxPageSize {
+		return nil, fmt.Errorf("camera clocks of %d cameras: at most %d at once", len(serials), model.MaxPageSize)
+	}
+	if len(serials) == 0 {
+		return nil, nil
+	}
+	var out []model.CameraClock
+	err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial = ANY($1) ORDER BY k.serial`, args(serials), func(r pgx.Rows) error {
+		var k clockScan
+		if err := r.Scan(k.dest()...); err != nil {
+			return err
+		}
+		out = append(out, *k.clock())
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,14 @@
+-- 13: clock telemetry: per camera the last signed clock report kept (seq,
+-- its counter, refuses replays), the offset and round trip it gave (ms),
+-- when the server received it (ms), and since when the camera's clock is
+-- past the alert threshold or disagrees with its codes (ms; NULL: not so).
+-- Written to run again over itself.
+CREATE TABLE IF NOT EXISTS camera_clock (
+	serial         TEXT PRIMARY KEY,
+	seq            BIGINT NOT NULL,
+	offset_ms      BIGINT NOT NULL,
+	rtt_ms         BIGINT NOT NULL,
+	reported_at    BIGINT NOT NULL,
+	drifting_since BIGINT,
+	mismatch_since BIGINT
+);

@@ -1,0 +1,168 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/camotp/camotp/internal/model"
+	"github.com/camotp/camotp/internal/storage"
+)
+
+// clockCols are the columns of a camera_clock row k.
+const clockCols = `k.serial, k.seq, k.offset_ms, k.rtt_ms, k.reported_at, k.drifting_since, k.mismatch_since`
+
+// returnedClockCols are clockCols as an upsert of camera_clock returns
+// them.
+const returnedClockCols = `serial, seq, offset_ms, rtt_ms, reported_at, drifting_since, mismatch_since`
+
+// clockScan receives clockCols (NULL throughout after a LEFT JOIN that
+// found no row).
+type clockScan struct {
+	serial                       sql.NullString
+	seq, offset, rtt, at         sql.NullInt64
+	driftingSince, mismatchSince sql.NullInt64
+}
+
+func (k *clockScan) dest() []any {
+	return []any{&k.serial, &k.seq, &k.offset, &k.rtt, &k.at, &k.driftingSince, &k.mismatchSince}
+}
+
+// clock is the record scanned; nil when there was none.
+func (k *clockScan) clock() *model.CameraClock {
+	if !k.serial.Valid {
+		return nil
+	}
+	c := &model.CameraClock{Serial: k.serial.String, Seq: uint64(k.seq.Int64),
+		Offset: time.Duration(k.offset.Int64) * time.Millisecond, RTT: time.Duration(k.rtt.Int64) * time.Millisecond,
+		At: time.UnixMilli(k.at.Int64).UTC()}
+	if k.driftingSince.Valid {
+		t := time.UnixMilli(k.driftingSince.Int64).UTC()
+		c.DriftingSince = &t
+	}
+	if k.mismatchSince.Valid {
+		t := time.UnixMilli(k.mismatchSince.Int64).UTC()
+		c.MismatchSince = &t
+	}
+	return c
+}
+
+// RecordClock keeps a camera's clock report when its counter is above
+// the last one kept: one conditional upsert.
+func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error) {
+	if r.Seq > 1<<63-1 {
+		return model.CameraClock{}, false, fmt.Errorf("clock report of %s: counter out of range", r.Serial)
+	}
+	abs := r.Offset
+	if abs < 0 {
+		abs = -abs
+	}
+	var k clockScan
+	found := false
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO camera_clock AS k (serial, seq, offset_ms, rtt_ms, reported_at, drifting_since)
+			SELECT ?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 THEN ?5 END WHERE EXISTS (SELECT 1 FROM cameras WHERE serial = ?1)
+			ON CONFLICT (serial) DO UPDATE SET seq = excluded.seq, offset_ms = excluded.offset_ms, rtt_ms = excluded.rtt_ms,
+				reported_at = excluded.reported_at,
+				drifting_since = CASE WHEN ?6 THEN COALESCE(k.drifting_since, excluded.reported_at) END
+			WHERE excluded.seq > k.seq
+			RETURNING `+returnedClockCols,
+			r.Serial, int64(r.Seq), r.Offset.Milliseconds(), r.RTT.Milliseconds(), r.At.UnixMilli(), abs > alert).Scan(k.dest()...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return model.CameraClock{}, false, fmt.Errorf("clock report of %s: %w", r.Serial, err)
+	}
+	if !found {
+		return model.CameraClock{}, false, nil
+	}
+	return *k.clock(), true, nil
+}
+
+// SetClockMismatch flags or clears the camera's clock mismatch in one
+// conditional update: only the call that changes it is told so.
+func (s *Store) SetClockMismatch(ctx context.Context, serial string, mismatch bool, at time.Time) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE camera_clock SET mismatch_since = CASE WHEN ?1 THEN ?2 END
+		WHERE serial = ?3 AND (mismatch_since IS NOT NULL) <> ?1`, mismatch, at.UnixMilli(), serial)
+	if err != nil {
+		return false, fmt.Errorf("clock mismatch of %s: %w", serial, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("clock mismatch of %s: %w", serial, err)
+	}
+	return n == 1, nil
+}
+
+// CameraClock is the camera's clock record.
+func (s *Store) CameraClock(ctx context.Context, serial string) (model.CameraClock, error) {
+	var k clockScan
+	err := s.queryRow(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial = ?`, serial).Scan(k.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, storage.ErrNotFound)
+	}
+	if err != nil {
+		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, err)
+	}
+	return *k.clock(), nil
+}
+
+// CameraClocks are every camera's clock records, by serial.
+func (s *Store) CameraClocks(ctx context.Context) ([]model.CameraClock, error) {
+	rows, err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k ORDER BY k.serial`)
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	defer rows.Close()
+	var out []model.CameraClock
+	for rows.Next() {
+		var k clockScan
+		if err := rows.Scan(k.dest()...); err != nil {
+			return nil, fmt.Errorf("camera clocks: %w", err)
+		}
+		out = append(out, *k.clock())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	return out, nil
+}
+
+// CameraClocksOf are the clock records of the cameras serials names, by
+// serial: one query.
+func (s *Store) CameraClocksOf(ctx context.Context, serials []string) ([]model.CameraClock, error) {
+	if len(serials) > model.MaxPageSize {
+		return nil, fmt.Errorf("camera clocks of %d cameras: at most %d at once", len(serials), model.MaxPageSize)
+	}
+	if len(serials) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(serials)
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	rows, err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial IN (SELECT value FROM json_each(?)) ORDER BY k.serial`, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	defer rows.Close()
+	var out []model.CameraClock
+	for rows.Next() {
+		var k clockScan
+		if err := rows.Scan(k.dest()...); err != nil {
+			return nil, fmt.Errorf("camera clocks: %w", err)
+		}
+		out = append(out, *k.clock())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("camera clocks: %w", err)
+	}
+	return out, nil
+}
