@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/camotp/camotp/device"
+	"github.com/camotp/camotp/internal/auditexport"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
@@ -37,6 +38,7 @@ type AdminStore interface {
 	Audit(ctx context.Context, e model.AuditEntry) error
 	AuditLog(ctx context.Context, subject string, limit int) ([]model.AuditEntry, error)
 	VerifyAudit(ctx context.Context) (model.AuditVerdict, error)
+	AuditEach(ctx context.Context, f model.AuditFilter, fn func(model.AuditEntry) error) error
 	CameraClocks(ctx context.Context) ([]model.CameraClock, error)
 }
 
@@ -56,6 +58,8 @@ type AdminAPI struct {
 	fleet *Fleet
 	token []byte
 	hash  func(ctx context.Context, pw string) (string, error)
+	// exports holds a token for each audit export running.
+	exports chan struct{}
 }
 
 // SetPasswordHasher makes the API hash new passwords with hash (the
@@ -82,7 +86,7 @@ func (a *AdminAPI) hashPassword(w http.ResponseWriter, r *http.Request, pw strin
 
 // NewAdminAPI returns the API handler.
 func NewAdminAPI(st AdminStore, ops Operator, token string) *AdminAPI {
-	return &AdminAPI{store: st, ops: ops, fleet: NewFleet(st, ops), token: []byte(token),
+	return &AdminAPI{store: st, ops: ops, fleet: NewFleet(st, ops), token: []byte(token), exports: make(chan struct{}, auditexport.MaxAtOnce),
 		hash: func(_ context.Context, pw string) (string, error) { return password.Hash(pw) }}
 }
 
@@ -104,6 +108,7 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/admin/users/{username}/password", h(a.setPassword))
 	mux.Handle("GET /api/v1/admin/audit", h(a.audit))
 	mux.Handle("POST /api/v1/admin/audit/verify", h(a.verifyAudit))
+	mux.Handle("GET /api/v1/admin/audit/export", h(a.exportAudit))
 	mux.Handle("GET /api/v1/admin/clocks", h(a.listClocks))
 }
 

@@ -1,19 +1,15 @@
 package web
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/camotp/camotp/internal/auditexport"
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/signin"
@@ -28,21 +24,7 @@ import (
 
 // MaxExports bounds the exports that run at once: each holds a client
 // connection and reads the whole log.
-const MaxExports = 2
-
-// exportFlushRows is how many rows an export writes between flushes (and
-// pushes of its write deadline).
-const exportFlushRows = 1000
-
-// exportWriteWait is how long an export waits for the client to take the
-// next rows: the server's write timeout does not end a long download,
-// a client that stops reading does.
-const exportWriteWait = 30 * time.Second
-
-// exportMaxTime bounds a whole export, so that a client reading slowly on
-// purpose cannot hold one of the MaxExports slots for good (a million
-// rows take well under a minute).
-const exportMaxTime = 15 * time.Minute
+const MaxExports = auditexport.MaxAtOnce
 
 // dateLayouts are the forms a time filter is read in (UTC), as a
 // datetime-local input sends it.
@@ -170,30 +152,12 @@ func (wb *Web) auditPage(w http.ResponseWriter, r *http.Request, st signin.Staff
 	wb.renderConsole(w, r, http.StatusOK, "console_audit.html", c)
 }
 
-// csvCell makes a value safe to open in a spreadsheet: a value that would
-// start a formula (=, +, -, @ or their full-width forms, after any
-// leading blanks; a tab, carriage return or line feed) starts with an
-// apostrophe instead. The audit log holds what clients sent (a made-up
-// username of a failed sign-in).
-func csvCell(s string) string {
-	if s == "" {
-		return s
-	}
-	// Spreadsheets skip leading blanks before they look for a formula,
-	// and take the full-width signs for the ASCII ones.
-	first, _ := utf8.DecodeRuneInString(strings.TrimLeftFunc(s, unicode.IsSpace))
-	if strings.ContainsRune("\t\r\n", rune(s[0])) || strings.ContainsRune("=+-@＝＋－＠", first) {
-		return "'" + s
-	}
-	return s
-}
-
 // auditExport streams the rows of the request's filter as CSV or JSON
 // Lines, newest first, and audits that it did.
 func (wb *Web) auditExport(w http.ResponseWriter, r *http.Request, st signin.Staff) {
 	f, bad := auditFilter(r.URL.Query())
 	format := r.URL.Query().Get("format")
-	if format != "csv" && format != "jsonl" {
+	if !auditexport.ValidFormat(format) {
 		http.Error(w, "format must be csv or jsonl", http.StatusBadRequest)
 		return
 	}
@@ -219,51 +183,9 @@ func (wb *Web) auditExport(w http.ResponseWriter, r *http.Request, st signin.Sta
 		return
 	}
 	name := "camotp-audit-" + wb.now().UTC().Format("20060102-150405") + "." + format
-	h := w.Header()
-	h.Set("Content-Type", map[string]string{"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}[format])
-	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
-	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Now().Add(exportWriteWait)) // not every ResponseWriter can: then the server's own
-	bw := bufio.NewWriterSize(w, 32<<10)
-	var write func(model.AuditEntry) error
-	flush := bw.Flush
-	if format == "csv" {
-		cw := csv.NewWriter(bw)
-		write = func(a model.AuditEntry) error {
-			return cw.Write([]string{strconv.FormatInt(a.ID, 10), a.At.UTC().Format(time.RFC3339Nano), csvCell(a.Actor), csvCell(a.Action),
-				csvCell(a.Subject), csvCell(a.Result), csvCell(a.SourceIP), csvCell(a.Detail)})
-		}
-		flush = func() error {
-			if cw.Flush(); cw.Error() != nil {
-				return cw.Error()
-			}
-			return bw.Flush()
-		}
-		cw.Write([]string{"id", "time", "actor", "action", "subject", "result", "source_ip", "detail"})
-	} else {
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-		write = func(a model.AuditEntry) error { return enc.Encode(a) }
-	}
-	n := 0
-	ctx, cancel := context.WithTimeout(r.Context(), exportMaxTime)
-	defer cancel()
-	err := wb.Audit.AuditEach(ctx, f, func(a model.AuditEntry) error {
-		if err := write(a); err != nil {
-			return err
-		}
-		if n++; n%exportFlushRows == 0 {
-			if err := flush(); err != nil {
-				return err
-			}
-			rc.Flush()
-			rc.SetWriteDeadline(time.Now().Add(exportWriteWait))
-		}
-		return nil
+	n, err := auditexport.Stream(w, r, format, name, func(ctx context.Context, fn func(model.AuditEntry) error) error {
+		return wb.Audit.AuditEach(ctx, f, fn)
 	})
-	if err == nil {
-		err = flush()
-	}
 	if err != nil {
 		// The rows sent so far went out with a 200: cut the response so
 		// that the client sees a broken download, not a short log.

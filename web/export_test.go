@@ -86,7 +86,7 @@ func TestConsoleAuditExport(t *testing.T) {
 		t.Fatalf("csv export: %d %v", resp.StatusCode, resp.Header)
 	}
 	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-	if err != nil || len(recs) < 3 || strings.Join(recs[0], ",") != "id,time,actor,action,subject,result,source_ip,detail" {
+	if err != nil || len(recs) < 3 || strings.Join(recs[0], ",") != "id,time,actor,action,subject,result,source_ip,detail,chain,seq,mac" {
 		t.Fatalf("csv: %v\n%s", err, body)
 	}
 	formula := false

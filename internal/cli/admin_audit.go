@@ -13,9 +13,10 @@ import (
 
 // adminAuditCmd is camotp admin audit: the audit log.
 func adminAuditCmd(env Env, t *adminTarget) *cobra.Command {
-	return group("audit", "the audit log: list it, check its hash chains",
+	return group("audit", "the audit log: list it, check its hash chains, export it",
 		adminAuditListCmd(env, t),
 		adminAuditVerifyCmd(env, t),
+		adminAuditExportCmd(env, t),
 	)
 }
 

@@ -29,7 +29,7 @@ var helpGroups = map[string][]string{
 	"camera":       {"init", "run", "code"},
 	"bench":        {"verify", "signin", "radius", "provision", "reconnect"},
 	"admin":        {"camera", "user", "org", "radius", "oidc", "outbox", "server-key", "audit"},
-	"admin audit":  {"list", "verify"},
+	"admin audit":  {"list", "verify", "export"},
 	"admin camera": {"add", "provision", "rotate", "wipe", "assign", "unassign", "list", "show", "report-lost", "found", "import", "export", "set-key"},
 	"admin user":   {"add", "list", "password", "forget-devices", "reset-mfa"},
 	"admin org":    {"show", "methods", "require-mfa", "rotation"},

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/camotp/camotp/broker"
+	"github.com/camotp/camotp/internal/auditsyslog"
 	"github.com/camotp/camotp/internal/fdlimit"
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/masterkey"
@@ -104,6 +105,10 @@ func serveCmd(env Env) *cobra.Command {
 	fs.DurationVar(&vc.ClockFresh, "clock-report-fresh", signin.DefaultClockFresh, "a camera's signed clock report centres the window its codes are checked in for this long (negative: never)")
 	fs.StringVar(&cfg.OIDCIssuer, "issuer", "", "turn on the OpenID Connect provider with this issuer URL (https://…; http only on a loopback host)")
 	fs.BoolVar(&cfg.Notify.DevOutbox, "dev-outbox", false, "development only: keep every code message in the database and show them at /dev/outbox")
+	auditSyslog := fs.String("audit-syslog", "", "forward the audit log as RFC 5424 syslog to tcp://HOST:PORT or tls://HOST:PORT (rows wait in the database while the receiver is down; docs/fleet.md)")
+	auditSyslogCA := fs.String("audit-syslog-ca", "", "CA certificate(s), PEM, that a tls:// --audit-syslog receiver's certificate must chain to (default: the system's)")
+	auditSyslogCert := fs.String("audit-syslog-cert", "", "client certificate (PEM) for a tls:// --audit-syslog receiver that asks for one")
+	auditSyslogKey := fs.String("audit-syslog-key", "", "private key (PEM, mode 0600) of --audit-syslog-cert")
 	configPath := fs.String("config", "", "settings file (TOML: serve's flags as keys, e.g. http = \":8443\"); default: CAMOTP_CONFIG); every flag may also come from CAMOTP_<FLAG> (e.g. CAMOTP_MQTT_MAX_CONNS); a flag beats the environment, which beats the file")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
@@ -187,6 +192,21 @@ func serveCmd(env Env) *cobra.Command {
 		}
 		if *radiusAddr != "" {
 			cfg.RADIUS = &server.RADIUSConfig{Addr: *radiusAddr, AllowLegacy: *radiusLegacy, Separator: *radiusSep}
+		}
+		if *auditSyslog != "" {
+			t, err := auditsyslog.ParseTarget(*auditSyslog)
+			if err != nil {
+				return usagef("serve: --audit-syslog: %v", err)
+			}
+			cfg.AuditSyslog = &auditsyslog.Config{Target: *auditSyslog}
+			if t.TLS {
+				if cfg.AuditSyslog.TLS, err = auditsyslog.TLSConfig(*auditSyslogCA, *auditSyslogCert, *auditSyslogKey); err != nil {
+					return usagef("serve: --audit-syslog-*: %v", err)
+				}
+			}
+		}
+		if (*auditSyslogCA != "" || *auditSyslogCert != "" || *auditSyslogKey != "") && (cfg.AuditSyslog == nil || cfg.AuditSyslog.TLS == nil) {
+			return usagef("serve: --audit-syslog-ca, --audit-syslog-cert and --audit-syslog-key need a tls:// --audit-syslog")
 		}
 		log, err := newLogger(env, *logFormat)
 		if err != nil {

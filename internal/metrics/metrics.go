@@ -27,6 +27,8 @@ type Sources struct {
 	Broker func() broker.Stats
 	// AuditFailures is the number of audit entries that could not be written.
 	AuditFailures func() uint64
+	// AuditForward reads the audit syslog forwarder (nil: not forwarding).
+	AuditForward func(ctx context.Context) (AuditForward, error)
 	// LostCameras is the number of cameras reported lost now.
 	LostCameras func(context.Context) (int, error)
 
@@ -90,6 +92,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.Rotation != nil {
 		m.reg.MustRegister(rotationCollector{src.Rotation})
+	}
+	if src.AuditForward != nil {
+		m.reg.MustRegister(&auditForwardCollector{read: src.AuditForward, src: src})
 	}
 	if src.CameraStates != nil || src.Online != nil || src.Broker != nil {
 		m.reg.MustRegister(&fleetCollector{src: src})

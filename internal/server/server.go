@@ -24,6 +24,7 @@ import (
 	"github.com/camotp/camotp/api"
 	"github.com/camotp/camotp/broker"
 	"github.com/camotp/camotp/broker/dynsec"
+	"github.com/camotp/camotp/internal/auditsyslog"
 	"github.com/camotp/camotp/internal/camkey"
 	"github.com/camotp/camotp/internal/fdlimit"
 	"github.com/camotp/camotp/internal/httpx"
@@ -142,6 +143,11 @@ type Config struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 
+	// AuditSyslog, when set, forwards the audit log to a syslog receiver
+	// (its Target and TLS; the cursor file defaults to
+	// DATA/auditsyslog.CursorFile, the hostname to the node's name).
+	AuditSyslog *auditsyslog.Config
+
 	// ClockDriftAlert is the camera clock offset past which a camera is
 	// flagged as drifting (zero: provisioning.DefaultClockDriftAlert).
 	ClockDriftAlert time.Duration
@@ -237,6 +243,11 @@ type Server struct {
 	janitor   sync.WaitGroup
 
 	radius atomic.Pointer[radius.Server]
+
+	// AuditSyslog forwards the audit log (nil when not configured).
+	AuditSyslog *auditsyslog.Forwarder
+	stopFwd     context.CancelFunc
+	fwdDone     chan struct{}
 
 	probing    sync.Mutex                  // held by the one write probe running
 	probeStart atomic.Int64                // unix ns when the running probe began
@@ -619,6 +630,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		l := s.Rollover.Last()
 		return metrics.RotationStats{On: !l.Policy.Off() && l.Error == "", Due: l.Due, Overdue: l.Overdue, Started: s.Rollover.Started()}
 	}
+	if cfg.AuditSyslog != nil {
+		if err := s.startAuditSyslog(*cfg.AuditSyslog); err != nil {
+			return nil, err
+		}
+		src.AuditForward = s.auditForwardState
+	}
 	if s.broker != nil {
 		src.Broker = s.broker.Stats
 	}
@@ -755,6 +772,39 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.ready.Store(true)
 	ok = true
 	return s, nil
+}
+
+// startAuditSyslog starts forwarding the audit log as fc says, in the
+// background until Close.
+func (s *Server) startAuditSyslog(fc auditsyslog.Config) error {
+	if fc.CursorPath == "" {
+		fc.CursorPath = filepath.Join(s.cfg.DataDir, auditsyslog.CursorFile)
+	}
+	if fc.Hostname == "" {
+		fc.Hostname = nodeID(s.cfg.NodeID)
+	}
+	fc.Log, fc.Now = s.cfg.Log, s.cfg.Now
+	fwd, err := auditsyslog.New(s.Store, fc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.AuditSyslog, s.stopFwd, s.fwdDone = fwd, cancel, make(chan struct{})
+	go func() {
+		defer close(s.fwdDone)
+		fwd.Run(ctx)
+	}()
+	s.cfg.Log.Info("audit log forwarded to syslog", "target", fwd.Target().String(), "cursor", fc.CursorPath)
+	return nil
+}
+
+// auditForwardState is the forwarder's state for /metrics.
+func (s *Server) auditForwardState(ctx context.Context) (metrics.AuditForward, error) {
+	st := s.AuditSyslog.Stats()
+	out := metrics.AuditForward{Forwarded: st.Forwarded, Failures: st.Failures, Up: st.Up}
+	rows, behind, err := s.AuditSyslog.Lag(ctx)
+	out.LagRows, out.LagSeconds = rows, behind.Seconds()
+	return out, err
 }
 
 // StartRADIUS serves RADIUS on rc.Addr over the sign-in service, for the
@@ -912,6 +962,10 @@ func (s *Server) close() error {
 	}
 	if s.Provisioning != nil {
 		s.Provisioning.Close() // the last presence events, before the store goes
+	}
+	if s.stopFwd != nil {
+		s.stopFwd() // the forwarder checkpoints what it sent, briefly
+		<-s.fwdDone
 	}
 	return s.Store.Close()
 }

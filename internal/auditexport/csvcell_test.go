@@ -1,8 +1,8 @@
-package web
+package auditexport
 
 import "testing"
 
-// csvCell defuses every value a spreadsheet would read as a formula,
+// CSVCell defuses every value a spreadsheet would read as a formula,
 // blanks or full-width signs first included, and leaves others alone.
 func TestCSVCell(t *testing.T) {
 	for in, want := range map[string]string{
@@ -10,8 +10,8 @@ func TestCSVCell(t *testing.T) {
 		"\t=1": "'\t=1", "\r=1": "'\r=1", "＝1+1": "'＝1+1", "　＋1": "'　＋1", "\u00a0-1": "'\u00a0-1", "\tx": "'\tx",
 		"alice": "alice", "192.0.2.1": "192.0.2.1", "login.mfa": "login.mfa", "": "", " x": " x", "a=b": "a=b",
 	} {
-		if got := csvCell(in); got != want {
-			t.Errorf("csvCell(%q) = %q, want %q", in, got, want)
+		if got := CSVCell(in); got != want {
+			t.Errorf("CSVCell(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -1,0 +1,524 @@
+package auditsyslog
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/camotp/camotp/internal/model"
+)
+
+// Source is the audit log the forwarder tails: its hash chains, and the
+// committed rows of one chain after a position, ascending.
+type Source interface {
+	AuditChains() int
+	AuditAfter(ctx context.Context, chain int, afterSeq int64, limit int) ([]model.AuditEntry, error)
+}
+
+// Target is where the rows go.
+type Target struct {
+	// TLS is true for tls://, false for tcp://.
+	TLS bool
+	// Addr is HOST:PORT.
+	Addr string
+}
+
+// String is the target's URL.
+func (t Target) String() string {
+	if t.TLS {
+		return "tls://" + t.Addr
+	}
+	return "tcp://" + t.Addr
+}
+
+// ParseTarget reads tcp://HOST:PORT or tls://HOST:PORT.
+func ParseTarget(s string) (Target, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Target{}, fmt.Errorf("audit syslog target: %w", err)
+	}
+	if u.Scheme != "tcp" && u.Scheme != "tls" {
+		return Target{}, fmt.Errorf("audit syslog target %q: want tcp://HOST:PORT or tls://HOST:PORT", s)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return Target{}, fmt.Errorf("audit syslog target %q: want only a host and a port", s)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil || host == "" || port == "" {
+		return Target{}, fmt.Errorf("audit syslog target %q: want HOST:PORT", s)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return Target{}, fmt.Errorf("audit syslog target %q: port: %w", s, err)
+	}
+	return Target{TLS: u.Scheme == "tls", Addr: u.Host}, nil
+}
+
+// Defaults of Config.
+const (
+	DefaultBatch        = 500
+	DefaultSessionRows  = 10_000
+	DefaultPoll         = time.Second
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultBackoffMin   = 500 * time.Millisecond
+	DefaultBackoffMax   = 30 * time.Second
+)
+
+// closeDrain bounds the last checkpoint when the forwarder stops.
+const closeDrain = 2 * time.Second
+
+// Config sets up a Forwarder. Zero durations and counts take the defaults.
+type Config struct {
+	// Target is tcp://HOST:PORT or tls://HOST:PORT.
+	Target string
+	// TLS configures tls:// (trusted roots, client certificate); nil: the
+	// system's roots. ServerName defaults to the target's host.
+	TLS *tls.Config
+	// CursorPath is the cursor file (DATA/CursorFile).
+	CursorPath string
+	// Hostname is the HOSTNAME of the messages ("": the nil value).
+	Hostname string
+	// Batch is how many rows of one chain one query reads.
+	Batch int
+	// SessionRows is how many rows one connection carries before it is
+	// checkpointed (closed cleanly and the cursor saved).
+	SessionRows int
+	// Poll is how often the audit log is read for new rows when all were
+	// sent; a connection stays open one Poll with nothing to send.
+	Poll time.Duration
+	// DrainTimeout is how long the receiver may take, after the end of a
+	// connection's stream, to close its side (which says it read it all).
+	DrainTimeout time.Duration
+	// WriteTimeout bounds each write to the receiver.
+	WriteTimeout time.Duration
+	// DialTimeout bounds each connection attempt, TLS handshake included.
+	DialTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait between failed attempts
+	// (doubling, with jitter).
+	BackoffMin, BackoffMax time.Duration
+	// Now is the clock of the lag's age and the outages' lengths.
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Forwarder sends the audit log to a syslog receiver. Rows are sent on a
+// connection in chain order; when the connection has carried SessionRows
+// rows, or has had nothing to send for a Poll, it is checkpointed: the
+// forwarder ends its stream (TCP half-close, or TLS close_notify) and waits
+// for the receiver to close its side, which a receiver does only once it
+// has read everything before the end of the stream. Only then are the
+// rows confirmed and the cursor saved. A connection the receiver closed or
+// reset early, a write or drain that timed out, leaves the cursor where it
+// was: the next connection sends those rows again (at least once).
+type Forwarder struct {
+	src    Source
+	cfg    Config
+	target Target
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	cursor    Cursor        // confirmed positions
+	heads     map[int]int64 // highest position seen per chain, for Lag
+	down      bool          // in an outage: failed since the last success
+	downSince time.Time
+	saveErr   bool          // the last cursor save failed (logged once)
+	forwarded atomic.Uint64 // rows confirmed
+	sentRows  atomic.Uint64 // rows written, confirmed or not
+	failures  atomic.Uint64 // failed connections
+	sessions  atomic.Uint64 // checkpointed connections
+	up        atomic.Bool   // the last connection was checkpointed
+}
+
+// New checks cfg and reads the cursor file. A cursor of another target is
+// set aside: the new receiver gets the whole log from the start.
+func New(src Source, cfg Config) (*Forwarder, error) {
+	t, err := ParseTarget(cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.CursorPath == "" {
+		return nil, errors.New("audit syslog: no cursor file")
+	}
+	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
+	cfg.SessionRows = cmp.Or(cfg.SessionRows, DefaultSessionRows)
+	cfg.Poll = cmp.Or(cfg.Poll, DefaultPoll)
+	cfg.DrainTimeout = cmp.Or(cfg.DrainTimeout, DefaultDrainTimeout)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.DialTimeout = cmp.Or(cfg.DialTimeout, DefaultDialTimeout)
+	cfg.BackoffMin = cmp.Or(cfg.BackoffMin, DefaultBackoffMin)
+	cfg.BackoffMax = max(cmp.Or(cfg.BackoffMax, DefaultBackoffMax), cfg.BackoffMin)
+	if cfg.Batch < 1 || cfg.SessionRows < 1 || cfg.Poll < 0 {
+		return nil, errors.New("audit syslog: batch, session rows and poll must be positive")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	c, err := LoadCursor(cfg.CursorPath)
+	if err != nil {
+		return nil, err
+	}
+	f := &Forwarder{src: src, cfg: cfg, target: t, log: cfg.Log.With("component", "audit-syslog", "target", t.String()),
+		heads: map[int]int64{}}
+	if c.Target != t.String() {
+		if c.Target != "" {
+			f.log.Info("audit syslog: a new receiver; the whole audit log is sent to it from the start", "previous", c.Target)
+		}
+		c = Cursor{Target: t.String(), Seq: map[int]int64{}}
+	}
+	f.cursor = c
+	return f, nil
+}
+
+// Target is where the forwarder sends.
+func (f *Forwarder) Target() Target { return f.target }
+
+// Confirmed is, per chain, the last position the receiver is known to
+// have read.
+func (f *Forwarder) Confirmed() map[int]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[int]int64, len(f.cursor.Seq))
+	for k, v := range f.cursor.Seq {
+		out[k] = v
+	}
+	return out
+}
+
+// Stats are the forwarder's counters.
+type Stats struct {
+	// Forwarded counts rows the receiver confirmed (with the resends).
+	Forwarded uint64
+	// Sent counts rows written, confirmed or not.
+	Sent uint64
+	// Failures counts connections that failed (dial, write, early close,
+	// drain), Sessions those checkpointed.
+	Failures, Sessions uint64
+	// Up is whether the last connection was checkpointed.
+	Up bool
+}
+
+// Stats reads the counters.
+func (f *Forwarder) Stats() Stats {
+	return Stats{Forwarded: f.forwarded.Load(), Sent: f.sentRows.Load(), Failures: f.failures.Load(),
+		Sessions: f.sessions.Load(), Up: f.up.Load()}
+}
+
+// lagScan is how many rows one query of Lag asks for while it finds a
+// chain's newest position (a store may return fewer).
+const lagScan = 500
+
+// Lag is how far the receiver is behind: the rows not yet confirmed, and
+// the age of the oldest of them (0 when there are none). It reads the
+// rows added since its last call, lagScan rows a query.
+func (f *Forwarder) Lag(ctx context.Context) (rows int64, behind time.Duration, err error) {
+	confirmed := f.Confirmed()
+	now := f.cfg.Now()
+	for chain := range f.src.AuditChains() {
+		f.mu.Lock()
+		head := max(f.heads[chain], confirmed[chain])
+		f.mu.Unlock()
+		for {
+			batch, err := f.src.AuditAfter(ctx, chain, head, lagScan)
+			if err != nil {
+				return 0, 0, fmt.Errorf("audit syslog lag: %w", err)
+			}
+			if len(batch) == 0 {
+				break
+			}
+			head = max(head, batch[len(batch)-1].Seq)
+		}
+		f.mu.Lock()
+		f.heads[chain] = max(f.heads[chain], head)
+		f.mu.Unlock()
+		if head <= confirmed[chain] {
+			continue
+		}
+		rows += head - confirmed[chain]
+		first, err := f.src.AuditAfter(ctx, chain, confirmed[chain], 1)
+		if err != nil {
+			return 0, 0, fmt.Errorf("audit syslog lag: %w", err)
+		}
+		if len(first) > 0 {
+			behind = max(behind, now.Sub(first[0].At))
+		}
+	}
+	return rows, behind, nil
+}
+
+// Run forwards until ctx ends; then it checkpoints the open connection
+// (bounded by a short drain) and returns.
+func (f *Forwarder) Run(ctx context.Context) {
+	backoff := f.cfg.BackoffMin
+	for ctx.Err() == nil {
+		n, err := f.session(ctx)
+		if err != nil {
+			f.failed(err)
+			wait := backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, f.cfg.BackoffMax)
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		backoff = f.cfg.BackoffMin
+		if n == 0 && !sleep(ctx, f.cfg.Poll) {
+			return
+		}
+	}
+}
+
+// sleep waits d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// failed counts a failed connection, and logs a WARN at the first failure
+// of an outage only.
+func (f *Forwarder) failed(err error) {
+	f.failures.Add(1)
+	f.up.Store(false)
+	f.mu.Lock()
+	first := !f.down
+	if first {
+		f.down, f.downSince = true, f.cfg.Now()
+	}
+	f.mu.Unlock()
+	if first {
+		f.log.Warn("audit syslog: receiver unreachable or connection lost; rows wait in the database and go out when it is back (retrying with backoff, logged once per outage)", "err", err)
+	} else {
+		f.log.Debug("audit syslog: still failing", "err", err)
+	}
+}
+
+// recovered ends an outage.
+func (f *Forwarder) recovered() {
+	f.up.Store(true)
+	f.mu.Lock()
+	was, since := f.down, f.downSince
+	f.down = false
+	f.mu.Unlock()
+	if was {
+		f.log.Info("audit syslog: receiver back; rows of the outage sent", "down_for", f.cfg.Now().Sub(since).Round(time.Millisecond))
+	}
+}
+
+// next reads, for each chain, up to Batch rows after pos.
+func (f *Forwarder) next(ctx context.Context, pos map[int]int64) ([]model.AuditEntry, error) {
+	var rows []model.AuditEntry
+	for chain := range f.src.AuditChains() {
+		batch, err := f.src.AuditAfter(ctx, chain, pos[chain], f.cfg.Batch)
+		if err != nil {
+			return nil, fmt.Errorf("read audit chain %d after %d: %w", chain, pos[chain], err)
+		}
+		last := pos[chain]
+		for _, e := range batch {
+			if e.Chain != chain || e.Seq <= last {
+				return nil, fmt.Errorf("audit chain %d after %d: row %d/%d out of order", chain, pos[chain], e.Chain, e.Seq)
+			}
+			last = e.Seq
+		}
+		rows = append(rows, batch...)
+	}
+	return rows, nil
+}
+
+// dial connects to the target.
+func (f *Forwarder) dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
+	defer cancel()
+	nd := &net.Dialer{KeepAlive: 30 * time.Second}
+	if !f.target.TLS {
+		return nd.DialContext(ctx, "tcp", f.target.Addr)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.cfg.TLS != nil {
+		tc = f.cfg.TLS.Clone()
+		tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+	}
+	if tc.ServerName == "" {
+		host, _, _ := net.SplitHostPort(f.target.Addr)
+		tc.ServerName = host
+	}
+	return (&tls.Dialer{NetDialer: nd, Config: tc}).DialContext(ctx, "tcp", f.target.Addr)
+}
+
+// errEarlyClose is a receiver closing the connection before the end of
+// the stream: what it read of it is unknown.
+var errEarlyClose = errors.New("the receiver closed the connection")
+
+// session sends the rows after the cursor on one connection and
+// checkpoints it; it returns the rows confirmed. With nothing to send it
+// does not connect.
+func (f *Forwarder) session(ctx context.Context) (int, error) {
+	pos := f.Confirmed()
+	rows, err := f.next(ctx, pos)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	conn, err := f.dial(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	closed := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	// Writes wait WriteTimeout for the receiver; once ctx ends, closeDrain
+	// at most, so that a stalled receiver cannot hold up a shutdown.
+	setDeadline := func() {
+		conn.SetWriteDeadline(time.Now().Add(f.cfg.WriteTimeout))
+		if ctx.Err() != nil {
+			conn.SetWriteDeadline(time.Now().Add(closeDrain))
+		}
+	}
+	defer context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Now().Add(closeDrain)) })()
+	bw := bufio.NewWriterSize(conn, 32<<10)
+	sent, idle := 0, false
+	stopping := false
+	for {
+		if len(rows) == 0 {
+			if idle || stopping {
+				break
+			}
+			setDeadline()
+			if err := bw.Flush(); err != nil {
+				return 0, fmt.Errorf("write: %w", err)
+			}
+			t := time.NewTimer(f.cfg.Poll)
+			select {
+			case <-ctx.Done():
+				stopping = true
+			case err := <-closed:
+				t.Stop()
+				return 0, fmt.Errorf("%w: %v", errEarlyClose, err)
+			case <-t.C:
+			}
+			t.Stop()
+			idle = true
+		} else {
+			idle = false
+			setDeadline()
+			for _, e := range rows {
+				msg, err := Message(e, f.cfg.Hostname)
+				if err != nil {
+					return 0, err
+				}
+				if _, err := bw.Write(Frame(msg)); err != nil {
+					return 0, fmt.Errorf("write: %w", err)
+				}
+				pos[e.Chain] = e.Seq
+			}
+			f.sentRows.Add(uint64(len(rows)))
+			sent += len(rows)
+			select {
+			case err := <-closed:
+				return 0, fmt.Errorf("%w: %v", errEarlyClose, err)
+			default:
+			}
+			if sent >= f.cfg.SessionRows || ctx.Err() != nil {
+				break
+			}
+		}
+		if stopping {
+			break
+		}
+		if rows, err = f.next(ctx, pos); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return 0, err
+		}
+	}
+	setDeadline()
+	if err := bw.Flush(); err != nil {
+		return 0, fmt.Errorf("write: %w", err)
+	}
+	if err := closeWrite(conn); err != nil {
+		return 0, fmt.Errorf("end of stream: %w", err)
+	}
+	drain := f.cfg.DrainTimeout
+	if ctx.Err() != nil {
+		drain = min(drain, closeDrain)
+	}
+	t := time.NewTimer(drain)
+	defer t.Stop()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("%w after the end of stream, not cleanly: %v", errEarlyClose, err)
+		}
+	case <-t.C:
+		return 0, fmt.Errorf("the receiver did not close its side within %s of the end of stream", drain)
+	}
+	f.confirm(pos, sent)
+	return sent, nil
+}
+
+// closeWrite ends the stream of conn: TLS close_notify, or TCP FIN.
+func closeWrite(conn net.Conn) error {
+	switch c := conn.(type) {
+	case *tls.Conn:
+		return c.CloseWrite()
+	case interface{ CloseWrite() error }:
+		return c.CloseWrite()
+	}
+	return errors.New("connection cannot half-close")
+}
+
+// confirm moves the cursor to pos (the receiver read every row up to it):
+// it saves the file first, so that Confirmed never runs ahead of it (nor
+// of the counters).
+func (f *Forwarder) confirm(pos map[int]int64, rows int) {
+	f.mu.Lock()
+	c := Cursor{Target: f.cursor.Target, Seq: make(map[int]int64, len(f.cursor.Seq))}
+	for k, v := range f.cursor.Seq {
+		c.Seq[k] = v
+	}
+	f.mu.Unlock()
+	for k, v := range pos {
+		c.Seq[k] = max(c.Seq[k], v)
+	}
+	err := SaveCursor(f.cfg.CursorPath, c)
+	// The counters first too: whoever sees the rows confirmed sees them
+	// counted.
+	f.forwarded.Add(uint64(rows))
+	f.sessions.Add(1)
+	f.recovered()
+	f.mu.Lock()
+	f.cursor = c // only Run confirms: nothing moved it meanwhile
+	first := err != nil && !f.saveErr
+	f.saveErr = err != nil
+	f.mu.Unlock()
+	if first {
+		f.log.Warn("audit syslog: cursor not saved; after a restart rows already sent go out again", "err", err)
+	}
+}
