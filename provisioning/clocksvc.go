@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,31 @@ type clockTelemetry struct {
 	alert atomic.Int64 // ns; 0: DefaultClockDriftAlert
 	// Reports by what became of them.
 	recorded, replayed, forged, malformed atomic.Uint64
+	// forgedTold is when a forged report of each camera was last logged
+	// and audited (serial → time.Time): a broker that floods them fills
+	// neither the log nor the audit log, and every one is counted.
+	forgedTold sync.Map
+}
+
+// forgedEvery is how often a camera's forged clock reports are logged and
+// audited at most.
+const forgedEvery = time.Minute
+
+// tellForged says whether a forged report of serial received at now is
+// to be logged and audited: the first in forgedEvery.
+func (c *clockTelemetry) tellForged(serial string, now time.Time) bool {
+	for {
+		prev, loaded := c.forgedTold.LoadOrStore(serial, now)
+		if !loaded {
+			return true
+		}
+		if now.Sub(prev.(time.Time)) < forgedEvery {
+			return false
+		}
+		if c.forgedTold.CompareAndSwap(serial, prev, now) {
+			return true
+		}
+	}
 }
 
 // ClockReportCounts are the clock reports the service handled, by what
@@ -76,8 +102,10 @@ func (s *Service) handleClock(ctx context.Context, cam model.Camera, payload []b
 	pub, err := camkey.ParsePublicKey(cam.PublicKey)
 	if err != nil || !VerifyClockReport(r, pub) {
 		s.clocks.forged.Add(1)
-		s.log.Warn("clock report with a signature not the camera's dropped", "serial", serial, "seq", r.Seq)
-		s.audit(ctx, "camera:"+serial, "camera.clock", serial, "error: signature does not verify", "", fmt.Sprintf("seq %d", r.Seq))
+		if s.clocks.tellForged(serial, received) {
+			s.log.Warn("clock report with a signature not the camera's dropped (more in the next minute are counted only)", "serial", serial, "seq", r.Seq)
+			s.audit(ctx, "camera:"+serial, "camera.clock", serial, "error: signature does not verify", "", fmt.Sprintf("seq %d", r.Seq))
+		}
 		return
 	}
 	// Seen now; presence stays the plain statuses' (a report in flight

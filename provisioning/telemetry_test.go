@@ -333,6 +333,15 @@ func TestClockReportReplayedOrForged(t *testing.T) {
 			t.Fatalf("counted %+v after %+v, want 2 more replayed, 3 more forged, none recorded", n, base)
 		}
 		metricsOf(t, srv, fmt.Sprintf(`camotp_camera_clock_reports_total{result="forged"} %d`, n.Forged))
+		// The three forged reports of one minute: counted each, audited
+		// once (a broker flooding them does not flood the audit log).
+		forgedRows := 0
+		if err := srv.Store.AuditEach(t.Context(), model.AuditFilter{Subject: serial, Action: "camera.clock"}, func(model.AuditEntry) error {
+			forgedRows++
+			return nil
+		}); err != nil || forgedRows != 1 {
+			t.Fatalf("%d audit rows of forged reports (%v), want 1 for three in a minute", forgedRows, err)
+		}
 		// One newer report delivered 16 times at once (a broker
 		// redelivering): recorded once. And one just over the size bound
 		// is dropped unread.
