@@ -125,7 +125,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (model.AuditVerdict, error) {
 	}
 	check := storage.NewChainCheck(s.seal, heads)
 	var id int64
-	switch err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain NOT BETWEEN 0 AND $1 ORDER BY id LIMIT 1`,
+	switch err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain NOT BETWEEN 0 AND $1 OR seq < 1 ORDER BY id LIMIT 1`,
 		args(auditChains-1), &id); {
 	case err == nil:
 		check.Unchained(id)
@@ -142,6 +142,8 @@ func (s *Store) VerifyAudit(ctx context.Context) (model.AuditVerdict, error) {
 // to chain 0's legacy_upto), in id order, as chain 0's first rows: once,
 // by the first node to open the database after migration 11, under the
 // head's lock (a node opening meanwhile waits, then finds nothing left).
+// Only into empty chains: a legacy_upto set later (by someone editing the
+// database) links nothing.
 func (s *Store) linkLegacyAudit(ctx context.Context) error {
 	// Read first without a lock: nothing to do is the rule, and a node
 	// may open a read-only database (a standby).
@@ -159,6 +161,14 @@ func (s *Store) linkLegacyAudit(ctx context.Context) error {
 			return fmt.Errorf("audit chain head: %w", err)
 		}
 		if upto == 0 {
+			return nil
+		}
+		// Only into empty chains (see the SQLite store's twin).
+		var chained bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE chain IS NOT NULL) OR EXISTS (SELECT 1 FROM audit_head WHERE seq <> 0)`).Scan(&chained); err != nil {
+			return fmt.Errorf("read audit: %w", err)
+		}
+		if chained {
 			return nil
 		}
 		var legacy []model.AuditEntry
@@ -203,7 +213,7 @@ func (s *Store) checkSourceChain(ctx context.Context, src *sql.Tx) error {
 	}
 	check := storage.NewChainCheck(s.seal, []model.AuditHead{head})
 	var id int64
-	switch err := src.QueryRowContext(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 ORDER BY id LIMIT 1`).Scan(&id); {
+	switch err := src.QueryRowContext(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 OR seq < 1 ORDER BY id LIMIT 1`).Scan(&id); {
 	case err == nil:
 		check.Unchained(id)
 	case !errors.Is(err, sql.ErrNoRows):

@@ -62,7 +62,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (model.AuditVerdict, error) {
 	}
 	check := storage.NewChainCheck(s.seal, []model.AuditHead{h})
 	var id int64
-	switch err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 ORDER BY id LIMIT 1`).Scan(&id); {
+	switch err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 OR seq < 1 ORDER BY id LIMIT 1`).Scan(&id); {
 	case err == nil:
 		check.Unchained(id)
 	case !errors.Is(err, sql.ErrNoRows):
@@ -77,7 +77,10 @@ func (s *Store) VerifyAudit(ctx context.Context) (model.AuditVerdict, error) {
 
 // linkLegacyAudit links the rows written before the chain existed (up to
 // the head's legacy_upto), in id order, as the chain's first rows: once,
-// when a store first opens after migration 11.
+// when a store first opens after migration 11. Only into an empty chain:
+// a legacy_upto set later (by someone editing the database) links
+// nothing, and the rows it names stay outside the chain, for verify to
+// report.
 func (s *Store) linkLegacyAudit(ctx context.Context) error {
 	return s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		var upto, seq int64
@@ -86,6 +89,13 @@ func (s *Store) linkLegacyAudit(ctx context.Context) error {
 			return fmt.Errorf("audit chain head: %w", err)
 		}
 		if upto == 0 {
+			return nil
+		}
+		var chained bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE chain IS NOT NULL)`).Scan(&chained); err != nil {
+			return fmt.Errorf("read audit: %w", err)
+		}
+		if seq != 0 || chained {
 			return nil
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE chain IS NULL AND id <= ? ORDER BY id`, upto)

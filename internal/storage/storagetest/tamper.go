@@ -57,6 +57,12 @@ func RunTamper(t *testing.T, open func(t *testing.T) Tampered) {
 		{"ForgedLink", func(c int, n int64) string {
 			return fmt.Sprintf(`INSERT INTO audit (at, actor, action, subject, result, chain, seq) VALUES (1, 'admin', 'camera.wipe', 'CAM-9', 'ok', %d, %d)`, c, n+1)
 		}, func(n int64) int64 { return n + 1 }, "edited"},
+		{"RowAtPlaceZero", func(c int, _ int64) string {
+			return fmt.Sprintf(`INSERT INTO audit (at, actor, action, subject, result, chain, seq) VALUES (1, 'admin', 'camera.wipe', 'CAM-9', 'ok', %d, 0)`, c)
+		}, func(int64) int64 { return 0 }, "inserted into the database directly"},
+		{"RowAtNegativePlace", func(c int, _ int64) string {
+			return fmt.Sprintf(`INSERT INTO audit (at, actor, action, subject, result, chain, seq) VALUES (1, 'chief', 'user.reset-mfa', 'alice', 'ok', %d, -7)`, c)
+		}, func(int64) int64 { return 0 }, "inserted into the database directly"},
 		{"EditedHead", func(c int, _ int64) string {
 			return fmt.Sprintf(`UPDATE audit_head SET mac = NULL WHERE chain = %d`, c)
 		}, func(n int64) int64 { return n }, "head"},
@@ -64,6 +70,10 @@ func RunTamper(t *testing.T, open func(t *testing.T) Tampered) {
 	t.Run("LegacyRowsLinked", func(t *testing.T) {
 		t.Parallel()
 		legacy(t, open(t))
+	})
+	t.Run("LegacyMarkSetLater", func(t *testing.T) {
+		t.Parallel()
+		legacyLater(t, open(t))
 	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,5 +154,25 @@ func legacy(t *testing.T, d Tampered) {
 		if e.Subject != fmt.Sprintf("CAM-%d", i) || e.Seq != int64(i+1) {
 			t.Fatalf("chain 0 row %d: %+v, want the old rows in their order", i, e)
 		}
+	}
+}
+
+// legacyLater inserts a row into d's database and sets the head's
+// legacy_upto past it, as someone who read the migration would, and
+// reopens it: a chain that has rows already links nothing, and the row
+// stays reported as inserted.
+func legacyLater(t *testing.T, d Tampered) {
+	ctx := context.Background()
+	for i := range 5 {
+		if err := d.Store.Audit(ctx, model.AuditEntry{Actor: "admin", Action: "camera.add", Subject: fmt.Sprintf("CAM-%d", i), Result: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Exec(t, `INSERT INTO audit (at, actor, action, subject, result, detail) VALUES (1, 'admin', 'camera.wipe', 'CAM-9', 'ok', 'forged')`)
+	d.Exec(t, `UPDATE audit_head SET legacy_upto = (SELECT MAX(id) FROM audit) WHERE chain = 0`)
+	s := d.Reopen(t)
+	v, err := s.VerifyAudit(ctx)
+	if err != nil || v.Broken == nil || v.Broken.Chain != -1 || !strings.Contains(v.Broken.Reason, "inserted into the database directly") {
+		t.Fatalf("after reopening with legacy_upto set: %+v %v (broken %+v), want the inserted row reported", v, err, v.Broken)
 	}
 }
