@@ -1,6 +1,7 @@
 package auditsyslog
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,13 +30,22 @@ type Cursor struct {
 	Target string
 	// Seq is the last confirmed position by chain (missing: none).
 	Seq map[int]int64
+	// MAC is, by chain, the MAC of the row at Seq when it was sent
+	// (missing: not known, a cursor of an older camotp): a row there
+	// with another MAC, or none, means the chain was cut back or
+	// rewritten in the database since.
+	MAC map[int][]byte
 }
 
 // cursorJSON is the file's form.
 type cursorJSON struct {
-	Target string           `json:"target"`
-	Chains map[string]int64 `json:"chains"`
+	Target string            `json:"target"`
+	Chains map[string]int64  `json:"chains"`
+	MACs   map[string]string `json:"macs,omitempty"`
 }
+
+// maxMAC bounds a MAC a cursor holds (the chains' are 32 bytes).
+const maxMAC = 64
 
 // ParseCursor reads a cursor file's content.
 func ParseCursor(data []byte) (Cursor, error) {
@@ -60,6 +70,20 @@ func ParseCursor(data []byte) (Cursor, error) {
 		}
 		c.Seq[n] = v
 	}
+	for k, v := range cj.MACs {
+		n, err := strconv.Atoi(k)
+		if _, at := c.Seq[n]; err != nil || strconv.Itoa(n) != k || !at {
+			return Cursor{}, fmt.Errorf("cursor: MAC of chain %q, which has no position", k)
+		}
+		mac, err := hex.DecodeString(v)
+		if err != nil || len(mac) == 0 || len(mac) > maxMAC {
+			return Cursor{}, fmt.Errorf("cursor: MAC of chain %d is not 1 to %d bytes of hex", n, maxMAC)
+		}
+		if c.MAC == nil {
+			c.MAC = make(map[int][]byte, len(cj.MACs))
+		}
+		c.MAC[n] = mac
+	}
 	return c, nil
 }
 
@@ -68,6 +92,12 @@ func (c Cursor) Marshal() []byte {
 	cj := cursorJSON{Target: c.Target, Chains: make(map[string]int64, len(c.Seq))}
 	for k, v := range c.Seq {
 		cj.Chains[strconv.Itoa(k)] = v
+	}
+	for k, v := range c.MAC {
+		if cj.MACs == nil {
+			cj.MACs = make(map[string]string, len(c.MAC))
+		}
+		cj.MACs[strconv.Itoa(k)] = hex.EncodeToString(v)
 	}
 	data, _ := json.Marshal(cj) // strings and numbers only
 	return append(data, '\n')

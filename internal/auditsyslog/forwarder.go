@@ -2,6 +2,7 @@ package auditsyslog
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -139,6 +140,7 @@ type Forwarder struct {
 	failures  atomic.Uint64 // failed connections
 	sessions  atomic.Uint64 // checkpointed connections
 	up        atomic.Bool   // the last connection was checkpointed
+	rewinds   atomic.Uint64 // chains found cut back or rewritten
 }
 
 // New checks cfg and reads the cursor file. A cursor of another target is
@@ -210,12 +212,15 @@ type Stats struct {
 	Failures, Sessions uint64
 	// Up is whether the last connection was checkpointed.
 	Up bool
+	// Rewinds counts chains found cut back or rewritten in the database
+	// behind the cursor (each sent again from its start).
+	Rewinds uint64
 }
 
 // Stats reads the counters.
 func (f *Forwarder) Stats() Stats {
 	return Stats{Forwarded: f.forwarded.Load(), Sent: f.sentRows.Load(), Failures: f.failures.Load(),
-		Sessions: f.sessions.Load(), Up: f.up.Load()}
+		Sessions: f.sessions.Load(), Up: f.up.Load(), Rewinds: f.rewinds.Load()}
 }
 
 // lagScan is how many rows one query of Lag asks for while it finds a
@@ -372,7 +377,10 @@ var errEarlyClose = errors.New("the receiver closed the connection")
 // checkpoints it; it returns the rows confirmed. With nothing to send it
 // does not connect.
 func (f *Forwarder) session(ctx context.Context) (int, error) {
-	pos := f.Confirmed()
+	if err := f.checkSent(ctx); err != nil {
+		return 0, err
+	}
+	pos, macs := f.Confirmed(), map[int][]byte{}
 	rows, err := f.next(ctx, pos)
 	if err != nil || len(rows) == 0 {
 		return 0, err
@@ -435,7 +443,7 @@ func (f *Forwarder) session(ctx context.Context) (int, error) {
 				if _, err := bw.Write(Frame(msg)); err != nil {
 					return 0, fmt.Errorf("write: %w", err)
 				}
-				pos[e.Chain] = e.Seq
+				pos[e.Chain], macs[e.Chain] = e.Seq, e.MAC
 			}
 			f.sentRows.Add(uint64(len(rows)))
 			sent += len(rows)
@@ -479,7 +487,7 @@ func (f *Forwarder) session(ctx context.Context) (int, error) {
 	case <-t.C:
 		return 0, fmt.Errorf("the receiver did not close its side within %s of the end of stream", drain)
 	}
-	f.confirm(pos, sent)
+	f.confirm(pos, macs, sent)
 	return sent, nil
 }
 
@@ -494,18 +502,23 @@ func closeWrite(conn net.Conn) error {
 	return errors.New("connection cannot half-close")
 }
 
-// confirm moves the cursor to pos (the receiver read every row up to it):
+// confirm moves the cursor to pos, whose rows had the MACs macs (the
+// receiver read every row up to it):
 // it saves the file first, so that Confirmed never runs ahead of it (nor
 // of the counters).
-func (f *Forwarder) confirm(pos map[int]int64, rows int) {
+func (f *Forwarder) confirm(pos map[int]int64, macs map[int][]byte, rows int) {
 	f.mu.Lock()
-	c := Cursor{Target: f.cursor.Target, Seq: make(map[int]int64, len(f.cursor.Seq))}
-	for k, v := range f.cursor.Seq {
-		c.Seq[k] = v
-	}
+	c := f.cursor.clone()
 	f.mu.Unlock()
 	for k, v := range pos {
-		c.Seq[k] = max(c.Seq[k], v)
+		if v > c.Seq[k] {
+			c.Seq[k] = v
+			if m := macs[k]; len(m) > 0 {
+				c.MAC[k] = m
+			} else {
+				delete(c.MAC, k)
+			}
+		}
 	}
 	err := SaveCursor(f.cfg.CursorPath, c)
 	// The counters first too: whoever sees the rows confirmed sees them
@@ -521,4 +534,64 @@ func (f *Forwarder) confirm(pos map[int]int64, rows int) {
 	if first {
 		f.log.Warn("audit syslog: cursor not saved; after a restart rows already sent go out again", "err", err)
 	}
+}
+
+// clone is a copy of c whose maps the caller may change.
+func (c Cursor) clone() Cursor {
+	out := Cursor{Target: c.Target, Seq: make(map[int]int64, len(c.Seq)), MAC: make(map[int][]byte, len(c.MAC))}
+	for k, v := range c.Seq {
+		out.Seq[k] = v
+	}
+	for k, v := range c.MAC {
+		out.MAC[k] = v
+	}
+	return out
+}
+
+// checkSent checks, for each chain, that the row at its confirmed
+// position still holds the MAC it was sent with. A row missing or changed
+// there means the chain was cut back (and maybe written on again) or
+// rewritten in the database after the receiver got it: the rows written
+// since would reuse positions the cursor has passed and never go out. The
+// chain is then sent again from its start (the receiver holds both
+// versions, to compare), and the event is logged at ERROR and counted.
+func (f *Forwarder) checkSent(ctx context.Context) error {
+	f.mu.Lock()
+	c := f.cursor.clone()
+	f.mu.Unlock()
+	var rewound []int
+	for chain, seq := range c.Seq {
+		mac, known := c.MAC[chain]
+		if seq == 0 || !known {
+			continue
+		}
+		rows, err := f.src.AuditAfter(ctx, chain, seq-1, 1)
+		if err != nil {
+			return fmt.Errorf("read audit chain %d at %d: %w", chain, seq, err)
+		}
+		if len(rows) == 1 && rows[0].Seq == seq && bytes.Equal(rows[0].MAC, mac) {
+			continue
+		}
+		found := "missing"
+		if len(rows) == 1 && rows[0].Seq == seq {
+			found = "changed"
+		}
+		f.log.Error("audit syslog: a chain was cut back or rewritten in the database after it was forwarded; sending it again from its start",
+			"chain", chain, "row", seq, "found", found)
+		f.rewinds.Add(1)
+		delete(c.Seq, chain)
+		delete(c.MAC, chain)
+		rewound = append(rewound, chain)
+	}
+	if len(rewound) == 0 {
+		return nil
+	}
+	err := SaveCursor(f.cfg.CursorPath, c)
+	f.mu.Lock()
+	f.cursor = c
+	for _, chain := range rewound {
+		delete(f.heads, chain)
+	}
+	f.mu.Unlock()
+	return err
 }

@@ -56,7 +56,7 @@ func (m *memLog) add(chain int, actor, detail string) int64 {
 	seq := int64(len(m.chains[chain]) + 1)
 	m.chains[chain] = append(m.chains[chain], model.AuditEntry{At: time.Now().UTC(), Actor: actor, Action: "login.mfa",
 		Subject: "officer-" + actor, Result: "ok", SourceIP: "192.0.2.9", Detail: detail, Chain: chain, Seq: seq,
-		MAC: []byte(fmt.Sprintf("mac-%d-%d", chain, seq))})
+		MAC: []byte(fmt.Sprintf("mac-%d-%d-%s-%s", chain, seq, actor, detail))})
 	return seq
 }
 
@@ -587,5 +587,49 @@ func TestForwardRsyslogTLS(t *testing.T) {
 	checkDelivered(t, src, rows, errs)
 	if st := f.Stats(); st.Sessions < 3 {
 		t.Fatalf("%d checkpointed connections for 300 rows at 100 a connection (50 a chain a read)", st.Sessions)
+	}
+}
+
+// truncate cuts chain back to its first n rows, as someone with write
+// access to the database who also winds the chain's head back would.
+func (m *memLog) truncate(chain, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.chains[chain] = m.chains[chain][:n]
+}
+
+// TestRewoundChainSentAgain: someone cuts the last 50 rows of a chain
+// (and its head) after the receiver got them, and 50 new rows take their
+// places. The row at the cursor no longer has the MAC it was sent with:
+// the forwarder says so at ERROR, counts it, and sends the chain again
+// from its start, so the new rows reach the receiver beside the old ones.
+func TestRewoundChainSentAgain(t *testing.T) {
+	rcv := testenv.StartSyslogReceiver(t, nil)
+	src := newMemLog(2)
+	for i := range 100 {
+		src.add(0, "before", fmt.Sprint(i))
+		src.add(1, "other", fmt.Sprint(i))
+	}
+	f, _ := start(t, src, auditsyslog.Config{Target: rcv.URL()})
+	waitFor(t, "caught up", func() bool { return caughtUp(f, src) })
+	src.truncate(0, 50)
+	for i := range 50 {
+		src.add(0, "after-rewind", fmt.Sprint(i))
+	}
+	waitFor(t, "the rows written after the rewind", func() bool {
+		rows, _ := rcv.Rows()
+		n := 0
+		for _, r := range rows {
+			if r.Actor == "after-rewind" {
+				n++
+			}
+		}
+		return n == 50 && caughtUp(f, src)
+	})
+	if st := f.Stats(); st.Rewinds != 1 {
+		t.Fatalf("%d rewinds counted, want 1 (chain 0 only)", st.Rewinds)
+	}
+	if lag, _, err := f.Lag(context.Background()); err != nil || lag != 0 {
+		t.Fatalf("lag %d %v after catching up again", lag, err)
 	}
 }

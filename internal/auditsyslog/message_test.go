@@ -157,18 +157,27 @@ func FuzzParseCursor(f *testing.F) {
 	f.Add([]byte(`{"chains":{"0":-5}}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(``))
+	f.Add([]byte(`{"chains":{"0":12},"macs":{"0":"00ff"}}`))
+	f.Add([]byte(`{"chains":{"0":12},"macs":{"1":"00ff"}}`)) // a MAC of no position
+	f.Add([]byte(`{"chains":{"0":12},"macs":{"0":"zz"}}`))
+	f.Add([]byte(`{"chains":{"0":12},"macs":{"0":""}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := auditsyslog.ParseCursor(data)
 		if err != nil {
 			return
 		}
 		back, err := auditsyslog.ParseCursor(c.Marshal())
-		if err != nil || back.Target != c.Target || !reflect.DeepEqual(back.Seq, c.Seq) {
+		if err != nil || back.Target != c.Target || !reflect.DeepEqual(back.Seq, c.Seq) || !reflect.DeepEqual(back.MAC, c.MAC) {
 			t.Fatalf("%q: %+v, back %+v %v", data, c, back, err)
 		}
 		for k, v := range c.Seq {
 			if k < 0 || v < 0 {
 				t.Fatalf("%q: chain %d at %d", data, k, v)
+			}
+		}
+		for k, m := range c.MAC {
+			if _, ok := c.Seq[k]; !ok || len(m) == 0 || len(m) > 64 {
+				t.Fatalf("%q: MAC %x of chain %d", data, m, k)
 			}
 		}
 	})

@@ -18,6 +18,9 @@ type AuditForward struct {
 	Forwarded, Failures uint64
 	// Up is whether the last connection was confirmed.
 	Up bool
+	// Rewinds counts chains found cut back or rewritten in the database
+	// after they were forwarded.
+	Rewinds uint64
 }
 
 var (
@@ -29,6 +32,8 @@ var (
 		"Audit rows the syslog receiver confirmed (resends after an outage included).", nil, nil)
 	fwdFailures = prometheus.NewDesc("camotp_audit_syslog_failures_total",
 		"Connections to the syslog receiver that failed (connect, write, early close, no close after the end of stream).", nil, nil)
+	fwdRewinds = prometheus.NewDesc("camotp_audit_syslog_rewinds_total",
+		"Audit chains found cut back or rewritten in the database after the syslog receiver got them (tampering: each is sent again from its start).", nil, nil)
 	fwdUp = prometheus.NewDesc("camotp_audit_syslog_up",
 		"1 when the last connection to the syslog receiver was confirmed, 0 during an outage.", nil, nil)
 )
@@ -40,7 +45,7 @@ type auditForwardCollector struct {
 }
 
 func (c *auditForwardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{fwdLagRows, fwdLagSeconds, fwdForwarded, fwdFailures, fwdUp} {
+	for _, d := range []*prometheus.Desc{fwdLagRows, fwdLagSeconds, fwdForwarded, fwdFailures, fwdRewinds, fwdUp} {
 		ch <- d
 	}
 }
@@ -58,6 +63,7 @@ func (c *auditForwardCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(fwdForwarded, prometheus.CounterValue, float64(st.Forwarded))
 	ch <- prometheus.MustNewConstMetric(fwdFailures, prometheus.CounterValue, float64(st.Failures))
+	ch <- prometheus.MustNewConstMetric(fwdRewinds, prometheus.CounterValue, float64(st.Rewinds))
 	up := 0.0
 	if st.Up {
 		up = 1

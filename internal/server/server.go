@@ -801,7 +801,7 @@ func (s *Server) startAuditSyslog(fc auditsyslog.Config) error {
 // auditForwardState is the forwarder's state for /metrics.
 func (s *Server) auditForwardState(ctx context.Context) (metrics.AuditForward, error) {
 	st := s.AuditSyslog.Stats()
-	out := metrics.AuditForward{Forwarded: st.Forwarded, Failures: st.Failures, Up: st.Up}
+	out := metrics.AuditForward{Forwarded: st.Forwarded, Failures: st.Failures, Up: st.Up, Rewinds: st.Rewinds}
 	rows, behind, err := s.AuditSyslog.Lag(ctx)
 	out.LagRows, out.LagSeconds = rows, behind.Seconds()
 	return out, err
