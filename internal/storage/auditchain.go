@@ -145,3 +145,53 @@ func EachChainRow(ctx context.Context, n int, read ChainReader, fn func(model.Au
 	}
 	return nil
 }
+
+// ChainSource is how VerifyChains reads a backend's audit log.
+type ChainSource struct {
+	// Heads reads the chains' heads (one per chain, 0 to n-1).
+	Heads func(ctx context.Context) ([]model.AuditHead, error)
+	// FirstUnchained is the id of the first row outside every chain: no
+	// chain or place, a chain out of range or a place below 1 (found
+	// false when there is none).
+	FirstUnchained func(ctx context.Context) (id int64, found bool, err error)
+	// Read reads a chain's rows after a place (AuditAfter).
+	Read ChainReader
+}
+
+// VerifyChains checks every chain of src from its first row, the heads
+// read before any row, and reports the first broken link.
+func VerifyChains(ctx context.Context, seal Sealer, src ChainSource) (model.AuditVerdict, error) {
+	heads, err := src.Heads(ctx)
+	if err != nil {
+		return model.AuditVerdict{}, fmt.Errorf("read audit chain heads: %w", err)
+	}
+	check := NewChainCheck(seal, heads)
+	switch id, found, err := src.FirstUnchained(ctx); {
+	case err != nil:
+		return model.AuditVerdict{}, fmt.Errorf("read audit: %w", err)
+	case found:
+		check.Unchained(id)
+	}
+	if err := EachChainRow(ctx, len(heads), src.Read, check.Row); err != nil {
+		return model.AuditVerdict{}, err
+	}
+	return check.Finish(), nil
+}
+
+// Relink links rows, in their order, after the chain position (seq, mac)
+// with seal's key, giving each its place; set is called for each row
+// whose MAC that changes (with the new place and MAC), to store it. It
+// returns the chain's new head.
+func (s Sealer) Relink(rows []model.AuditEntry, seq int64, mac []byte, set func(model.AuditEntry) error) (int64, []byte, error) {
+	for _, e := range rows {
+		old, oldSeq := e.MAC, e.Seq
+		s.Link(&e, seq, mac)
+		if !hmac.Equal(old, e.MAC) || oldSeq != e.Seq {
+			if err := set(e); err != nil {
+				return 0, nil, fmt.Errorf("link audit row %d: %w", e.ID, err)
+			}
+		}
+		seq, mac = e.Seq, e.MAC
+	}
+	return seq, mac, nil
+}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/hmac"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -111,31 +110,30 @@ func (s *Store) AuditAfter(ctx context.Context, chain int, afterSeq int64, limit
 // reports the first broken link: a row edited, deleted, inserted or moved
 // in the database.
 func (s *Store) VerifyAudit(ctx context.Context) (model.AuditVerdict, error) {
-	var heads []model.AuditHead
-	err := s.query(ctx, `SELECT chain, seq, mac FROM audit_head ORDER BY chain`, nil, func(r pgx.Rows) error {
-		var h model.AuditHead
-		if err := r.Scan(&h.Chain, &h.Seq, &h.MAC); err != nil {
-			return err
-		}
-		heads = append(heads, h)
-		return nil
+	return storage.VerifyChains(ctx, s.seal, storage.ChainSource{
+		Heads: func(ctx context.Context) ([]model.AuditHead, error) {
+			var heads []model.AuditHead
+			err := s.query(ctx, `SELECT chain, seq, mac FROM audit_head ORDER BY chain`, nil, func(r pgx.Rows) error {
+				var h model.AuditHead
+				if err := r.Scan(&h.Chain, &h.Seq, &h.MAC); err != nil {
+					return err
+				}
+				heads = append(heads, h)
+				return nil
+			})
+			return heads, err
+		},
+		FirstUnchained: func(ctx context.Context) (int64, bool, error) {
+			var id int64
+			err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain NOT BETWEEN 0 AND $1 OR seq < 1 ORDER BY id LIMIT 1`,
+				args(auditChains-1), &id)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return 0, false, nil
+			}
+			return id, err == nil, err
+		},
+		Read: s.AuditAfter,
 	})
-	if err != nil {
-		return model.AuditVerdict{}, fmt.Errorf("read audit chain heads: %w", err)
-	}
-	check := storage.NewChainCheck(s.seal, heads)
-	var id int64
-	switch err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain NOT BETWEEN 0 AND $1 OR seq < 1 ORDER BY id LIMIT 1`,
-		args(auditChains-1), &id); {
-	case err == nil:
-		check.Unchained(id)
-	case !errors.Is(err, pgx.ErrNoRows):
-		return model.AuditVerdict{}, fmt.Errorf("read audit: %w", err)
-	}
-	if err := storage.EachChainRow(ctx, auditChains, s.AuditAfter, check.Row); err != nil {
-		return model.AuditVerdict{}, err
-	}
-	return check.Finish(), nil
 }
 
 // linkLegacyAudit links the rows written before the chains existed (up
@@ -190,13 +188,15 @@ func (s *Store) linkLegacyAudit(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read audit: %w", err)
 		}
-		for _, e := range legacy {
-			e.Chain = 0
-			s.seal.Link(&e, seq, mac)
-			if _, err := tx.Exec(ctx, `UPDATE audit SET chain = 0, seq = $1, mac = $2 WHERE id = $3`, e.Seq, e.MAC, e.ID); err != nil {
-				return fmt.Errorf("link audit row %d: %w", e.ID, err)
-			}
-			seq, mac = e.Seq, e.MAC
+		for i := range legacy {
+			legacy[i].Chain = 0
+		}
+		seq, mac, err = s.seal.Relink(legacy, seq, mac, func(e model.AuditEntry) error {
+			_, err := tx.Exec(ctx, `UPDATE audit SET chain = 0, seq = $1, mac = $2 WHERE id = $3`, e.Seq, e.MAC, e.ID)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, mac = $2, legacy_upto = 0 WHERE chain = 0`, seq, mac)
 		return err
@@ -207,38 +207,43 @@ func (s *Store) linkLegacyAudit(ctx context.Context) error {
 // imported (read in src) with this store's master key: a log that was
 // tampered with is not carried over as if it held.
 func (s *Store) checkSourceChain(ctx context.Context, src *sql.Tx) error {
-	var head model.AuditHead
-	if err := src.QueryRowContext(ctx, `SELECT seq, mac FROM audit_head WHERE chain = 0`).Scan(&head.Seq, &head.MAC); err != nil {
-		return fmt.Errorf("read the SQLite audit chain head: %w", err)
-	}
-	check := storage.NewChainCheck(s.seal, []model.AuditHead{head})
-	var id int64
-	switch err := src.QueryRowContext(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 OR seq < 1 ORDER BY id LIMIT 1`).Scan(&id); {
-	case err == nil:
-		check.Unchained(id)
-	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("read the SQLite audit log: %w", err)
-	}
-	rows, err := src.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE chain = 0 ORDER BY seq`)
+	v, err := storage.VerifyChains(ctx, s.seal, storage.ChainSource{
+		Heads: func(ctx context.Context) ([]model.AuditHead, error) {
+			h := model.AuditHead{Chain: 0}
+			err := src.QueryRowContext(ctx, `SELECT seq, mac FROM audit_head WHERE chain = 0`).Scan(&h.Seq, &h.MAC)
+			return []model.AuditHead{h}, err
+		},
+		FirstUnchained: func(ctx context.Context) (int64, bool, error) {
+			var id int64
+			err := src.QueryRowContext(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 OR seq < 1 ORDER BY id LIMIT 1`).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				return 0, false, nil
+			}
+			return id, err == nil, err
+		},
+		Read: func(ctx context.Context, chain int, after int64, limit int) ([]model.AuditEntry, error) {
+			rows, err := src.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?`, chain, after, limit)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			var out []model.AuditEntry
+			for rows.Next() {
+				var e model.AuditEntry
+				var at int64
+				if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail, &e.Chain, &e.Seq, &e.MAC); err != nil {
+					return nil, err
+				}
+				e.At = utc(at)
+				out = append(out, e)
+			}
+			return out, rows.Err()
+		},
+	})
 	if err != nil {
-		return fmt.Errorf("read the SQLite audit log: %w", err)
+		return fmt.Errorf("check the SQLite audit log: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var e model.AuditEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Result, &e.SourceIP, &e.Detail, &e.Chain, &e.Seq, &e.MAC); err != nil {
-			return fmt.Errorf("read the SQLite audit log: %w", err)
-		}
-		e.At = utc(at)
-		if !check.Row(e) {
-			break
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read the SQLite audit log: %w", err)
-	}
-	if b := check.Finish().Broken; b != nil {
+	if b := v.Broken; b != nil {
 		return fmt.Errorf("the SQLite audit log does not hold (%s): camotp migrate carries over only a log that holds; keep the file as evidence", b.Reason)
 	}
 	return nil
@@ -268,17 +273,12 @@ func (s *Store) relinkImported(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return fmt.Errorf("read the copied audit log: %w", err)
 	}
-	var seq int64
-	var mac []byte
-	for _, e := range rows {
-		old := e.MAC
-		s.seal.Link(&e, seq, mac)
-		if !hmac.Equal(old, e.MAC) {
-			if _, err := tx.Exec(ctx, `UPDATE audit SET mac = $1 WHERE id = $2`, e.MAC, e.ID); err != nil {
-				return fmt.Errorf("link audit row %d: %w", e.ID, err)
-			}
-		}
-		seq, mac = e.Seq, e.MAC
+	seq, mac, err := s.seal.Relink(rows, 0, nil, func(e model.AuditEntry) error {
+		_, err := tx.Exec(ctx, `UPDATE audit SET mac = $1 WHERE id = $2`, e.MAC, e.ID)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	_, err = tx.Exec(ctx, `UPDATE audit_head SET seq = $1, mac = $2, legacy_upto = 0 WHERE chain = 0`, seq, mac)
 	return err

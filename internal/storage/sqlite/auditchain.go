@@ -56,23 +56,32 @@ func (s *Store) AuditAfter(ctx context.Context, chain int, afterSeq int64, limit
 // reports the first broken link: a row edited, deleted, inserted or moved
 // in the database file.
 func (s *Store) VerifyAudit(ctx context.Context) (model.AuditVerdict, error) {
-	var h model.AuditHead
-	if err := s.queryRow(ctx, auditHead).Scan(&h.Seq, &h.MAC); err != nil {
-		return model.AuditVerdict{}, fmt.Errorf("read audit chain head: %w", err)
-	}
-	check := storage.NewChainCheck(s.seal, []model.AuditHead{h})
+	return storage.VerifyChains(ctx, s.seal, storage.ChainSource{
+		Heads: func(ctx context.Context) ([]model.AuditHead, error) {
+			h := model.AuditHead{Chain: 0}
+			err := s.queryRow(ctx, auditHead).Scan(&h.Seq, &h.MAC)
+			return []model.AuditHead{h}, err
+		},
+		FirstUnchained: func(ctx context.Context) (int64, bool, error) {
+			return firstUnchained(s.queryRow(ctx, firstUnchainedSQL))
+		},
+		Read: s.AuditAfter,
+	})
+}
+
+// firstUnchainedSQL finds the first row outside the chain.
+const firstUnchainedSQL = `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 OR seq < 1 ORDER BY id LIMIT 1`
+
+// firstUnchained reads the answer of firstUnchainedSQL.
+func firstUnchained(r scanner) (int64, bool, error) {
 	var id int64
-	switch err := s.queryRow(ctx, `SELECT id FROM audit WHERE chain IS NULL OR seq IS NULL OR chain <> 0 OR seq < 1 ORDER BY id LIMIT 1`).Scan(&id); {
-	case err == nil:
-		check.Unchained(id)
-	case !errors.Is(err, sql.ErrNoRows):
-		return model.AuditVerdict{}, fmt.Errorf("read audit: %w", err)
+	switch err := r.Scan(&id); {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
 	}
-	err := storage.EachChainRow(ctx, s.AuditChains(), s.AuditAfter, check.Row)
-	if err != nil {
-		return model.AuditVerdict{}, err
-	}
-	return check.Finish(), nil
+	return id, true, nil
 }
 
 // linkLegacyAudit links the rows written before the chain existed (up to
@@ -115,13 +124,15 @@ func (s *Store) linkLegacyAudit(ctx context.Context) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read audit: %w", err)
 		}
-		for _, e := range legacy {
-			e.Chain = 0
-			s.seal.Link(&e, seq, mac)
-			if _, err := tx.ExecContext(ctx, `UPDATE audit SET chain = 0, seq = ?, mac = ? WHERE id = ?`, e.Seq, e.MAC, e.ID); err != nil {
-				return fmt.Errorf("link audit row %d: %w", e.ID, err)
-			}
-			seq, mac = e.Seq, e.MAC
+		for i := range legacy {
+			legacy[i].Chain = 0
+		}
+		seq, mac, err = s.seal.Relink(legacy, seq, mac, func(e model.AuditEntry) error {
+			_, err := tx.ExecContext(ctx, `UPDATE audit SET chain = 0, seq = ?, mac = ? WHERE id = ?`, e.Seq, e.MAC, e.ID)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, mac = ?, legacy_upto = 0 WHERE chain = 0`, seq, mac)
 		return err
