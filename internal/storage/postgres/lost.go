@@ -94,7 +94,7 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 			out.Wipe, out.WipePending = lostVersion, true
 		}
 		if _, err := tx.Exec(ctx, `UPDATE cameras SET assigned_user = NULL, lost_at = $1, lost_by = $2, lost_reason = $3, lost_version = $4,
-			updated_at = $1 WHERE serial = $5`, now, r.Actor, r.Reason, lostVersion, serial); err != nil {
+			prev_seed = NULL, prev_until = 0, updated_at = $1 WHERE serial = $5`, now, r.Actor, r.Reason, lostVersion, serial); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, killCodes, model.CameraSubject(serial), lostVersion); err != nil {

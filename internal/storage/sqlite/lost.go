@@ -83,7 +83,7 @@ func (s *Store) ReportLost(ctx context.Context, serial string, r model.LostRepor
 			out.Wipe, out.WipePending = lostVersion, true
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE cameras SET assigned_user = NULL, lost_at = ?, lost_by = ?, lost_reason = ?, lost_version = ?,
-			updated_at = ? WHERE serial = ?`, now, r.Actor, r.Reason, lostVersion, now, serial); err != nil {
+			prev_seed = NULL, prev_until = 0, updated_at = ? WHERE serial = ?`, now, r.Actor, r.Reason, lostVersion, now, serial); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, killCodes, model.CameraSubject(serial), lostVersion); err != nil {

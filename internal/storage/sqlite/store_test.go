@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/masterkey"
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/storage"
@@ -97,4 +98,42 @@ func TestAuditTampering(t *testing.T) {
 			}
 		}}
 	})
+}
+
+// A camera reported lost just after a rotation keeps no copy of the seed
+// the rotation replaced (kept a while for codes read before the switch):
+// the database holds no dead seed of a camera in a thief's hands.
+func TestReportLostDropsTheReplacedSeed(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	build := func(v uint64) ([]byte, error) { return []byte("cmd"), nil }
+	if err := s.AddCamera(ctx, "CAM-1", device.Body4, "cam1:key"); err != nil {
+		t.Fatal(err)
+	}
+	seed := device.Seed{Secret: []byte("12345678901234567890"), Algorithm: "SHA1", Digits: 6, Period: 30}
+	for _, op := range []model.Op{model.OpProvision, model.OpRotate} {
+		v, err := s.StartOp(ctx, "CAM-1", op, &seed, []byte("challenge"), build)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CompleteOp(ctx, "CAM-1", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func() bool {
+		var n int
+		if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM cameras WHERE serial = 'CAM-1' AND prev_seed IS NOT NULL`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	if !kept() {
+		t.Fatal("no replaced seed kept after the rotation: the test proves nothing")
+	}
+	if _, err := s.ReportLost(ctx, "CAM-1", model.LostReport{Actor: "sam", Reason: "stolen"}, []byte("c"), build); err != nil {
+		t.Fatal(err)
+	}
+	if kept() {
+		t.Fatal("the replaced seed is still in the database after the report")
+	}
 }
