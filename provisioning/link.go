@@ -45,10 +45,12 @@ type LinkConfig struct {
 	// Credential is the MQTT password a camera presents: CredentialToken
 	// ("" too) or CredentialDerived. The server's link ignores it.
 	Credential string
-	// ClockReportEvery is how often a camera reports its clock (signed,
-	// on its status topic) besides once after each connect: 0 is
-	// DefaultClockReportEvery, negative never (a camera without clock
-	// telemetry, as before it). The server's link ignores it.
+	// ClockReportEvery is how often a camera asks the server for a clock
+	// challenge, which it answers with its clock (signed, on its status
+	// topic), besides once after each connect (its "online" asks): 0 is
+	// DefaultClockReportEvery, negative never, and challenges go
+	// unanswered (a camera without clock telemetry, as before it). The
+	// server's link ignores it.
 	ClockReportEvery time.Duration
 	// ReportClock is the clock a camera's reports give: the one its
 	// screen's codes follow (nil: Clock).
@@ -179,9 +181,6 @@ type agentConn struct {
 	lost   chan struct{} // closed when the connection is lost
 	once   sync.Once
 	err    error
-	// rtt is the round trip (ns) of the last QoS 1 publish on this
-	// connection that the broker acknowledged, for the next clock report.
-	rtt atomic.Int64
 }
 
 func (c *agentConn) markLost(err error) {
@@ -406,6 +405,10 @@ func (a *Agent) onMessage(topic string, payload []byte) {
 	serial := a.st.Identity().Serial
 	if topic != provTopic(serial) {
 		a.cfg.Log.Warn("message on unexpected topic dropped", "topic", topic)
+		return
+	}
+	if isClockChallenge(payload) {
+		a.onClockChallenge(payload)
 		return
 	}
 	ack, err := Apply(a.st, payload)

@@ -29,6 +29,8 @@ type Registry interface {
 	OnlineCount(ctx context.Context) (int, error)
 	Audit(ctx context.Context, e model.AuditEntry) error
 	LostRegistry
+	ChallengeClock(ctx context.Context, c model.ClockChallenge) error
+	AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, bool, error)
 	RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error)
 }
 
@@ -368,6 +370,7 @@ func (s *Service) HandleMessage(ctx context.Context, topic string, payload []byt
 			if err := s.resend(ctx, sn); err != nil {
 				s.log.Warn("resend on reconnect", "serial", sn, "err", err)
 			}
+			s.challengeClock(ctx, cam)
 		}
 		return
 	}

@@ -2,6 +2,7 @@ package provisioning_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +18,6 @@ import (
 	"github.com/camotp/camotp/internal/testclock"
 	"github.com/camotp/camotp/internal/testenv"
 	"github.com/camotp/camotp/internal/testenv/pgtest"
-	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/provisioning"
 )
 
@@ -115,8 +115,9 @@ func signIn(t *testing.T, srv *server.Server, o *officer) (int, map[string]any) 
 }
 
 // reconnectReporting replaces the officer's camera link by one that
-// reports its clock (on connect, then every default period) and waits
-// until the server recorded a report received after since.
+// answers clock challenges (the server's on connect, then one it asks
+// for every default period) and waits until the server recorded a
+// report received after since.
 func reconnectReporting(t *testing.T, srv *server.Server, o *officer, since time.Time) {
 	t.Helper()
 	o.agent.Stop()
@@ -282,81 +283,91 @@ func metricsOf(t *testing.T, srv *server.Server, want ...string) string {
 	return string(data)
 }
 
-// A report replayed (the same counter again, or an older one) or forged
-// (another camera's key, a changed field, no signature) changes nothing
-// recorded; each is counted.
+// A report replayed (the same one again, or an older counter answering a
+// fresh challenge) or forged (another camera's key, a changed field, no
+// signature) changes nothing recorded; each is counted, the forged ones
+// audited once a minute. A report of a camera from before clock
+// challenges is not recorded either, nor audited.
 func TestClockReportReplayedOrForged(t *testing.T) {
 	backends(t, func(t *testing.T, db string) {
 		clk := &testclock.Shift{}
 		srv, fleet := telemetryFleet(t, db, clk, 2)
 		o, other := fleet[0], fleet[1]
 		serial := o.st.Identity().Serial
-		since := clk.Now()
-		reconnectReporting(t, srv, o, since)
-		first := waitReport(t, srv, serial, since)
-		deliver := func(r provisioning.ClockReport) {
+		clk.Freeze() // round trips to the millisecond: only the test moves the clock
+		deliverReport := func(r provisioning.ClockReport) {
 			data, err := json.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv.Provisioning.HandleMessage(t.Context(), "cams/"+serial+"/status", data)
+			deliver(srv, serial, data)
 		}
 		key := o.st.Identity().Key
-		// A genuine newer report, delivered twice: recorded once.
-		next := provisioning.SignClockReport(key, serial, first.Seq+1, clk.Now().Add(40*time.Second), 10*time.Millisecond)
-		deliver(next)
+		// A genuine report answering the challenge: recorded.
+		nonce := challenge(t, srv, serial)
+		next := provisioning.SignClockReport(key, serial, 1000, clk.Now().Add(40*time.Second), nonce)
+		deliverReport(next)
 		rec, err := srv.Store.CameraClock(t.Context(), serial)
-		if err != nil || rec.Seq != first.Seq+1 || rec.Offset < 39*time.Second {
+		if err != nil || rec.Seq != 1000 || rec.Offset != 40*time.Second || rec.RTT != 0 {
 			t.Fatalf("genuine report: %+v %v", rec, err)
 		}
 		base := srv.Provisioning.ClockReports()
 		clk.Add(time.Second)
-		forgedBy := provisioning.SignClockReport(other.st.Identity().Key, serial, first.Seq+100, clk.Now().Add(-90*time.Second), 0)
-		changed := next
+		// The others answer the next challenge: only a genuine one spends it.
+		nonce = challenge(t, srv, serial)
+		forgedBy := provisioning.SignClockReport(other.st.Identity().Key, serial, 1100, clk.Now().Add(-90*time.Second), nonce)
+		changed := provisioning.SignClockReport(key, serial, 1005, clk.Now(), nonce)
 		changed.Time += 600000
-		changed.Seq += 5
-		unsigned := next
-		unsigned.Seq, unsigned.Sig = first.Seq+7, make([]byte, 64)
+		unsigned := changed
+		unsigned.Seq, unsigned.Sig = 1007, make([]byte, 64)
 		for _, r := range []provisioning.ClockReport{
-			next, // replayed as is
-			provisioning.SignClockReport(key, serial, first.Seq, clk.Now().Add(-3*time.Minute), 0), // an older counter, even signed
 			forgedBy, changed, unsigned,
+			next, // replayed as is: its challenge is spent
+			provisioning.SignClockReport(key, serial, 999, clk.Now().Add(-3*time.Minute), nonce), // an older counter, even signed and answering
 		} {
-			deliver(r)
+			deliverReport(r)
 		}
 		got, err := srv.Store.CameraClock(t.Context(), serial)
 		if err != nil || got.Seq != rec.Seq || got.Offset != rec.Offset || !got.At.Equal(rec.At) || got.RTT != rec.RTT {
 			t.Fatalf("after replayed and forged reports: %+v %v, want unchanged %+v", got, err, rec)
 		}
 		n := srv.Provisioning.ClockReports()
-		if n.Replayed-base.Replayed != 2 || n.Forged-base.Forged != 3 || n.Recorded != base.Recorded {
-			t.Fatalf("counted %+v after %+v, want 2 more replayed, 3 more forged, none recorded", n, base)
+		if n.Replayed-base.Replayed != 1 || n.Unchallenged-base.Unchallenged != 1 || n.Forged-base.Forged != 3 || n.Recorded != base.Recorded {
+			t.Fatalf("counted %+v after %+v, want 1 more replayed, 1 unchallenged, 3 forged, none recorded", n, base)
 		}
-		metricsOf(t, srv, fmt.Sprintf(`camotp_camera_clock_reports_total{result="forged"} %d`, n.Forged))
+		metricsOf(t, srv, fmt.Sprintf(`camotp_camera_clock_reports_total{result="forged"} %d`, n.Forged),
+			fmt.Sprintf(`camotp_camera_clock_reports_total{result="unchallenged"} %d`, n.Unchallenged))
 		// The three forged reports of one minute: counted each, audited
 		// once (a broker flooding them does not flood the audit log).
 		forgedRows := 0
-		if err := srv.Store.AuditEach(t.Context(), model.AuditFilter{Subject: serial, Action: "camera.clock"}, func(model.AuditEntry) error {
+		if err := srv.Store.AuditEach(t.Context(), model.AuditFilter{Subject: serial, Action: "camera.clock", Result: "error: signature does not verify"}, func(model.AuditEntry) error {
 			forgedRows++
 			return nil
 		}); err != nil || forgedRows != 1 {
 			t.Fatalf("%d audit rows of forged reports (%v), want 1 for three in a minute", forgedRows, err)
 		}
-		// One newer report delivered 16 times at once (a broker
-		// redelivering): recorded once. And one just over the size bound
-		// is dropped unread.
-		clk.Add(time.Second)
-		again := provisioning.SignClockReport(key, serial, rec.Seq+1, clk.Now().Add(7*time.Second), 9*time.Millisecond)
-		data, _ := json.Marshal(again)
-		together.Run(16, func(int) { srv.Provisioning.HandleMessage(context.Background(), "cams/"+serial+"/status", data) })
+		// A camera from before clock challenges reports unasked: not
+		// recorded, counted unchallenged, neither malformed nor audited.
+		legacy := []byte(fmt.Sprintf(`{"v":1,"serial":%q,"status":"clock","seq":2000,"time":%d,"rtt":14,"sig":%q}`,
+			serial, clk.Now().UnixMilli(), base64.StdEncoding.EncodeToString(make([]byte, 64))))
+		deliver(srv, serial, legacy)
 		after := srv.Provisioning.ClockReports()
-		if after.Recorded-n.Recorded != 1 || after.Replayed-n.Replayed != 15 {
-			t.Fatalf("one report delivered 16 times at once: %+v after %+v, want 1 recorded, 15 replayed", after, n)
+		if after.Unchallenged != n.Unchallenged+1 || after.Malformed != n.Malformed || after.Recorded != n.Recorded {
+			t.Fatalf("pre-challenge report: %+v after %+v", after, n)
 		}
+		// One just over the size bound is dropped unread.
+		data, _ := json.Marshal(provisioning.SignClockReport(key, serial, 1010, clk.Now(), challenge(t, srv, serial)))
 		big := append(data[:len(data)-1:len(data)-1], []byte(`,"pad":"`+strings.Repeat("x", provisioning.MaxClockReport)+`"}`)...)
-		srv.Provisioning.HandleMessage(t.Context(), "cams/"+serial+"/status", big)
+		deliver(srv, serial, big)
 		if got := srv.Provisioning.ClockReports(); got.Malformed != after.Malformed+1 || got.Recorded != after.Recorded {
 			t.Fatalf("oversized report: %+v", got)
+		}
+		rows := 0
+		if err := srv.Store.AuditEach(t.Context(), model.AuditFilter{Subject: serial, Action: "camera.clock"}, func(model.AuditEntry) error {
+			rows++
+			return nil
+		}); err != nil || rows != 2 {
+			t.Fatalf("%d audit rows of refused reports (%v), want 2 (forged, unchallenged)", rows, err)
 		}
 	})
 }
@@ -435,9 +446,9 @@ func listDrifting(t *testing.T, srv *server.Server) (int, []map[string]any) {
 	return resp.StatusCode, out
 }
 
-// A camera reports on connect and then every ClockReportEvery, and a
-// camera restarted on its state directory goes on with counters the
-// server takes (they rise across restarts).
+// A camera reports on connect and then, asking for a challenge, every
+// ClockReportEvery, and a camera restarted on its state directory goes
+// on with counters the server takes (they rise across restarts).
 func TestClockReportsPeriodicAndAcrossRestart(t *testing.T) {
 	clk := &testclock.Shift{}
 	srv, fleet := telemetryFleet(t, "", clk, 1)

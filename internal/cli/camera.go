@@ -124,7 +124,7 @@ POST /press {"button":"select","gesture":"press|double|long"}, GET /code
 	fs.BoolVar(&f.follow, "follow", false, "headless: after the script, print the screen each time it changes until stopped (the default with --broker and no --script)")
 	fs.StringVar(&f.control, "control", "", "headless: serve the QA control API on this loopback address (e.g. 127.0.0.1:8099) and keep running")
 	fs.BoolVar(&f.expectCode, "expect-code", false, "headless: exit 3 when the screen after the script shows no code")
-	fs.DurationVar(&f.reportEvery, "clock-report-every", provisioning.DefaultClockReportEvery, "with --broker: report the camera's clock (signed) this often besides on each connect (negative: never)")
+	fs.DurationVar(&f.reportEvery, "clock-report-every", provisioning.DefaultClockReportEvery, "with --broker: ask the server for a clock challenge this often besides on each connect, and answer each with the camera's clock, signed (negative: never, challenges unanswered)")
 	return c
 }
 

@@ -19,7 +19,7 @@ var (
 	clockFlagsDesc = prometheus.NewDesc("camotp_camera_clocks_flagged",
 		"Cameras whose clock is flagged: drifting (offset past --clock-drift-alert) or mismatch (its clock report disagrees with its codes by more than a step; its reports do not centre the verification window).", []string{"flag"}, nil)
 	clockReportsDesc = prometheus.NewDesc("camotp_camera_clock_reports_total",
-		"Camera clock reports this node handled, by result: recorded, replayed (not newer than the last one: nothing changed), forged (signature not the camera's), malformed.", []string{"result"}, nil)
+		"Camera clock reports this node handled, by result: recorded, replayed (not newer than the last one: nothing changed), unchallenged (answering no outstanding challenge of the camera), late (answering its challenge after the bound), forged (signature not the camera's), malformed.", []string{"result"}, nil)
 )
 
 // clockCollector reads the cameras' clock records at scrape time.

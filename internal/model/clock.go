@@ -5,17 +5,30 @@ import (
 	"time"
 )
 
+// ClockChallenge is the server's outstanding clock challenge to a camera:
+// the nonce the camera's next clock report must sign and when the server
+// sent it (one per camera; a newer replaces an older).
+type ClockChallenge struct {
+	Serial string
+	// Nonce is unpredictable and single use; it need not be secret.
+	Nonce []byte
+	// Sent is when the server sent the challenge (its own clock).
+	Sent time.Time
+}
+
 // ClockReport is one signed clock report of a camera (its status topic),
-// verified, as the server records it.
+// verified and answering the server's outstanding challenge, as the
+// server records it.
 type ClockReport struct {
 	Serial string
 	// Seq is the camera's report counter: a report whose Seq is not above
 	// the last recorded one is a replay and changes nothing.
 	Seq uint64
-	// Offset is the camera's clock minus the server's at the instant the
-	// camera sent the report: camera time − (receive time − RTT/2).
+	// Offset is the camera's clock minus the server's at the midpoint of
+	// the round trip: camera time − (challenge sent + RTT/2).
 	Offset time.Duration
-	// RTT is the round trip the camera measured to the broker.
+	// RTT is the round trip the server measured: from sending the
+	// challenge to receiving the report that answers it.
 	RTT time.Duration
 	// At is when the server received the report (its own clock).
 	At time.Time

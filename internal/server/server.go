@@ -641,7 +641,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	src.Clocks, src.ClockReports = st.CameraClocks, func() map[string]uint64 {
 		n := s.Provisioning.ClockReports()
-		return map[string]uint64{"recorded": n.Recorded, "replayed": n.Replayed, "forged": n.Forged, "malformed": n.Malformed}
+		return map[string]uint64{"recorded": n.Recorded, "replayed": n.Replayed, "unchallenged": n.Unchallenged, "late": n.Late,
+			"forged": n.Forged, "malformed": n.Malformed}
 	}
 	s.Metrics = metrics.New(src)
 	s.SignIn.SetObserver(s.Metrics)

@@ -132,6 +132,16 @@ type LostCameras interface {
 // Clocks are what the cameras' signed clock reports said (Clock
 // telemetry in docs/fleet.md): one row per camera.
 type Clocks interface {
+	// ChallengeClock keeps c as the camera's outstanding clock challenge,
+	// replacing any older one (one per camera, one statement);
+	// ErrNotFound for an unknown camera.
+	ChallengeClock(ctx context.Context, c model.ClockChallenge) error
+	// AnswerClock consumes the camera's outstanding clock challenge when
+	// its nonce is nonce, in one conditional statement, and returns when
+	// it was sent: of several calls at once with that nonce, one is
+	// answered; the others, and calls with another nonce (an older or
+	// another camera's challenge), are not and change nothing.
+	AnswerClock(ctx context.Context, serial string, nonce []byte) (sent time.Time, answered bool, err error)
 	// RecordClock keeps r when its Seq is above the camera's last
 	// recorded one, in one conditional statement: recorded is false (and
 	// nothing changed) for a replayed or older report or an unknown

@@ -31,22 +31,51 @@ func (c *Manual) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// Shift is real time plus a shift the test moves.
+// Shift is real time plus a shift the test moves; the test may also stop
+// it (Freeze) to measure durations to the millisecond.
 type Shift struct {
-	mu    sync.Mutex
-	shift time.Duration
+	mu     sync.Mutex
+	shift  time.Duration
+	frozen *time.Time
 }
 
-// Now is the shifted time.
+// Now is the shifted time (where it stands while frozen).
 func (c *Shift) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.frozen != nil {
+		return *c.frozen
+	}
 	return time.Now().Add(c.shift)
 }
 
 // Add moves the clock by d.
 func (c *Shift) Add(d time.Duration) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.shift += d
-	c.mu.Unlock()
+	if c.frozen != nil {
+		t := c.frozen.Add(d)
+		c.frozen = &t
+	}
+}
+
+// Freeze stops the clock where it is: until Thaw only Add moves it.
+func (c *Shift) Freeze() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frozen == nil {
+		t := time.Now().Add(c.shift)
+		c.frozen = &t
+	}
+}
+
+// Thaw lets the clock run with real time again, from where it stands.
+func (c *Shift) Thaw() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frozen != nil {
+		c.shift = time.Until(*c.frozen)
+		c.frozen = nil
+	}
 }

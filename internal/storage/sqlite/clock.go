@@ -86,6 +86,50 @@ func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time
 	return *k.clock(), true, nil
 }
 
+// ChallengeClock keeps c as the camera's outstanding clock challenge,
+// replacing an older one: one upsert.
+func (s *Store) ChallengeClock(ctx context.Context, c model.ClockChallenge) error {
+	res, err := s.exec(ctx, `INSERT INTO clock_challenges (serial, nonce, sent_at)
+		SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM cameras WHERE serial = ?1)
+		ON CONFLICT (serial) DO UPDATE SET nonce = excluded.nonce, sent_at = excluded.sent_at`,
+		c.Serial, c.Nonce, c.Sent.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("clock challenge of %s: %w", c.Serial, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("clock challenge of %s: %w", c.Serial, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("clock challenge of %s: %w", c.Serial, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// AnswerClock consumes the camera's outstanding clock challenge when its
+// nonce is nonce: one conditional delete.
+func (s *Store) AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, bool, error) {
+	var sent int64
+	found := false
+	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
+		err := tx.QueryRowContext(ctx, `DELETE FROM clock_challenges WHERE serial = ? AND nonce = ? RETURNING sent_at`,
+			serial, nonce).Scan(&sent)
+		if errors.Is(err, sql.ErrNoRows) {
+			found = false
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("clock answer of %s: %w", serial, err)
+	}
+	if !found {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(sent).UTC(), true, nil
+}
+
 // SetClockMismatch flags or clears the camera's clock mismatch in one
 // conditional update: only the call that changes it is told so.
 func (s *Store) SetClockMismatch(ctx context.Context, serial string, mismatch bool, at time.Time) (bool, error) {

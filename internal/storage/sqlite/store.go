@@ -466,7 +466,8 @@ var migrations = []string{
 	// (seq, its counter, refuses replays), the offset and round trip it
 	// gave (ms), when the server received it (ms), and since when the
 	// camera's clock is past the alert threshold or disagrees with its
-	// codes (ms; NULL: not so).
+	// codes (ms; NULL: not so); and each camera's outstanding clock
+	// challenge (the nonce its next report must sign, when it was sent).
 	`CREATE TABLE camera_clock (
 		serial         TEXT PRIMARY KEY,
 		seq            INTEGER NOT NULL,
@@ -475,6 +476,11 @@ var migrations = []string{
 		reported_at    INTEGER NOT NULL,
 		drifting_since INTEGER,
 		mismatch_since INTEGER
+	) WITHOUT ROWID;
+	CREATE TABLE clock_challenges (
+		serial  TEXT PRIMARY KEY,
+		nonce   BLOB NOT NULL,
+		sent_at INTEGER NOT NULL
 	) WITHOUT ROWID;`,
 	// 14: scheduled seed rollover. rotation_at is when a node last claimed
 	// the camera for a scheduled rotation; rotation_hours counts the

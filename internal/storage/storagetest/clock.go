@@ -23,7 +23,8 @@ func report(serial string, seq uint64, off, rtt int64, at time.Duration) model.C
 
 // clockCases are the cameras' clock reports: a replayed or older report
 // changes nothing, the drifting and mismatch flags change once per
-// episode, and the sign-in's read carries the clock.
+// episode, a clock challenge is answered once and only with its nonce,
+// and the sign-in's read carries the clock.
 func clockCases() []testCase {
 	return []testCase{
 		{"RecordKeepsOnlyNewerReports", func(t *testing.T, e *env) {
@@ -189,6 +190,52 @@ func clockCases() []testCase {
 			}
 			if n != 1 {
 				t.Fatalf("one report delivered 16 times at once was recorded %d times, want once", n)
+			}
+		}},
+		{"ChallengeAnsweredOnce", func(t *testing.T, e *env) {
+			// One outstanding challenge per camera: a newer replaces an
+			// older, only its own camera's report answers it, once.
+			e.addCamera(t, "CAM-1")
+			e.addCamera(t, "CAM-2")
+			nonce := func(b byte) []byte { return []byte{b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, b} }
+			mustBe(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-9", Nonce: nonce(9), Sent: T0}), storage.ErrNotFound, "challenge of an unknown camera")
+			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(1)); err != nil || ok {
+				t.Fatalf("answer with no challenge outstanding: %v %v", ok, err)
+			}
+			must(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-1", Nonce: nonce(1), Sent: T0}), "challenge CAM-1")
+			must(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-2", Nonce: nonce(2), Sent: T0.Add(time.Second)}), "challenge CAM-2")
+			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(2)); err != nil || ok {
+				t.Fatalf("CAM-1 answering CAM-2's challenge: %v %v", ok, err)
+			}
+			// A newer challenge replaces the older: its nonce answers nothing.
+			must(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-1", Nonce: nonce(3), Sent: T0.Add(time.Minute + 7*time.Millisecond)}), "challenge CAM-1 again")
+			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(1)); err != nil || ok {
+				t.Fatalf("answer to the older challenge: %v %v", ok, err)
+			}
+			// 16 copies of the answer at once: one consumes it.
+			answered := make([]bool, 16)
+			sent := make([]time.Time, 16)
+			errs := make([]error, 16)
+			together.Run(16, func(i int) { sent[i], answered[i], errs[i] = e.s.AnswerClock(e.ctx, "CAM-1", nonce(3)) })
+			n := 0
+			for i := range answered {
+				must(t, errs[i], "answer")
+				if answered[i] {
+					n++
+					if !sent[i].Equal(T0.Add(time.Minute + 7*time.Millisecond)) {
+						t.Fatalf("answered challenge sent %v, want +1m7ms", sent[i])
+					}
+				}
+			}
+			if n != 1 {
+				t.Fatalf("one challenge answered %d times by 16 copies at once, want once", n)
+			}
+			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(3)); err != nil || ok {
+				t.Fatalf("answer to a consumed challenge: %v %v", ok, err)
+			}
+			// The other camera's challenge was left alone.
+			if at, ok, err := e.s.AnswerClock(e.ctx, "CAM-2", nonce(2)); err != nil || !ok || !at.Equal(T0.Add(time.Second)) {
+				t.Fatalf("CAM-2's answer: %v %v %v", at, ok, err)
 			}
 		}},
 		{"PendingCheckCarriesTheClock", func(t *testing.T, e *env) {
