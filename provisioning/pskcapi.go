@@ -97,7 +97,30 @@ type PSKC struct {
 	st  PSKCStore
 	ops Operator
 	log *slog.Logger
+	// slots bounds the imports and exports running at once: each holds a
+	// document of up to 16 MiB (and its JSON) in memory and may derive a
+	// key with millions of PBKDF2 iterations.
+	slots chan struct{}
 }
+
+// PSKCSlots is how many seed imports and exports run at once; more are
+// answered 429.
+const PSKCSlots = 2
+
+// slot takes a slot for an import or export, or answers 429 and returns
+// false; the caller calls release when it got one.
+func (p *PSKC) slot(w http.ResponseWriter) bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+		w.Header().Set("Retry-After", "5")
+		httpx.WriteError(w, http.StatusTooManyRequests, "another seed import or export is running; try again in a few seconds")
+		return false
+	}
+}
+
+func (p *PSKC) release() { <-p.slots }
 
 // NewPSKC returns the handlers; ops gives an imported camera that has a
 // public key its broker login.
@@ -105,7 +128,7 @@ func NewPSKC(st PSKCStore, ops Operator, log *slog.Logger) *PSKC {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &PSKC{st: st, ops: ops, log: log}
+	return &PSKC{st: st, ops: ops, log: log, slots: make(chan struct{}, PSKCSlots)}
 }
 
 // Register adds the routes to mux, each behind auth (the admin token).
@@ -124,6 +147,10 @@ func (p *PSKC) audit(ctx context.Context, e model.AuditEntry) {
 
 // importPSKC registers the document's cameras, all or none.
 func (p *PSKC) importPSKC(w http.ResponseWriter, r *http.Request) {
+	if !p.slot(w) {
+		return
+	}
+	defer p.release()
 	var req PSKCImportRequest
 	if err := httpx.DecodeLimit(w, r, &req, maxImportBody); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
@@ -293,6 +320,10 @@ func seededCamera(k pskc.Key, forced device.Model, pubs map[string]string) (mode
 // exportPSKC answers the active seeds of the cameras asked for as an
 // encrypted PSKC document.
 func (p *PSKC) exportPSKC(w http.ResponseWriter, r *http.Request) {
+	if !p.slot(w) {
+		return
+	}
+	defer p.release()
 	var req PSKCExportRequest
 	if err := httpx.DecodeLimit(w, r, &req, maxExportBody); err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
