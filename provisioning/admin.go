@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/camotp/camotp/device"
 	"github.com/camotp/camotp/internal/auditexport"
@@ -58,7 +59,7 @@ type AdminAPI struct {
 	fleet *Fleet
 	token []byte
 	hash  func(ctx context.Context, pw string) (string, error)
-	// exports holds a token for each audit export running.
+	// exports holds a token for each audit export or chain check running.
 	exports chan struct{}
 }
 
@@ -377,6 +378,15 @@ func (a *AdminAPI) audit(w http.ResponseWriter, r *http.Request) {
 // verifyAudit checks the audit log's hash chains and answers the verdict
 // (200 whether or not they hold: Broken says); the check is audited too.
 func (a *AdminAPI) verifyAudit(w http.ResponseWriter, r *http.Request) {
+	// A check reads the whole log, as an export does: they share its slots.
+	select {
+	case a.exports <- struct{}{}:
+		defer func() { <-a.exports }()
+	default:
+		httpx.SetRetryAfter(w, 10*time.Second)
+		httpx.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("%d exports or checks of the audit log are running already: try again when one has finished", auditexport.MaxAtOnce))
+		return
+	}
 	v, err := a.store.VerifyAudit(r.Context())
 	if err != nil {
 		writeErr(w, err)

@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
@@ -12,6 +13,16 @@ import (
 // auditVerify checks the audit log's hash chains (POST /admin/audit/verify)
 // and shows the verdict; the check is audited like every console action.
 func (wb *Web) auditVerify(w http.ResponseWriter, r *http.Request, st signin.Staff) {
+	// A check reads the whole log, as an export does: they share its slots.
+	select {
+	case wb.exports <- struct{}{}:
+		defer func() { <-wb.exports }()
+	default:
+		httpx.SetRetryAfter(w, 10*time.Second)
+		wb.renderConsole(w, r, http.StatusTooManyRequests, "forbidden.html", console{Staff: st,
+			Error: fmt.Sprintf("%d exports or checks of the audit log are running already: try again when one has finished.", MaxExports)})
+		return
+	}
 	v, err := wb.Audit.VerifyAudit(r.Context())
 	if err != nil {
 		wb.consoleError(w, r, st, "verify audit", err)

@@ -46,7 +46,7 @@ type Web struct {
 	cfg  signin.Config // the service's: the lifetimes of the cookies
 	log  *slog.Logger
 	tmpl *template.Template
-	// exports holds a token for each audit export running.
+	// exports holds a token for each audit export or chain check running.
 	exports chan struct{}
 	// SecureCookies forces the Secure flag (behind a TLS-terminating proxy);
 	// it is always set on requests that arrived over TLS.
