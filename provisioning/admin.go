@@ -379,14 +379,10 @@ func (a *AdminAPI) audit(w http.ResponseWriter, r *http.Request) {
 // (200 whether or not they hold: Broken says); the check is audited too.
 func (a *AdminAPI) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	// A check reads the whole log, as an export does: they share its slots.
-	select {
-	case a.exports <- struct{}{}:
-		defer func() { <-a.exports }()
-	default:
-		httpx.SetRetryAfter(w, 10*time.Second)
-		httpx.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("%d exports or checks of the audit log are running already: try again when one has finished", auditexport.MaxAtOnce))
+	if !a.auditSlot(w) {
 		return
 	}
+	defer func() { <-a.exports }()
 	v, err := a.store.VerifyAudit(r.Context())
 	if err != nil {
 		writeErr(w, err)
@@ -399,4 +395,18 @@ func (a *AdminAPI) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "audit.verify", Subject: "audit", Result: result,
 		SourceIP: httpx.ClientIP(r), Detail: detail})
 	httpx.WriteJSON(w, http.StatusOK, v)
+}
+
+// auditSlot takes one of the auditexport.MaxAtOnce slots of the reads of
+// the whole audit log (exports, chain checks), or answers 429 and returns
+// false; the caller gives a slot it took back with <-a.exports.
+func (a *AdminAPI) auditSlot(w http.ResponseWriter) bool {
+	select {
+	case a.exports <- struct{}{}:
+		return true
+	default:
+		httpx.SetRetryAfter(w, 10*time.Second)
+		httpx.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("%d exports or checks of the audit log are running already: try again when one has finished", auditexport.MaxAtOnce))
+		return false
+	}
 }

@@ -72,14 +72,10 @@ func (a *AdminAPI) exportAudit(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	select {
-	case a.exports <- struct{}{}:
-		defer func() { <-a.exports }()
-	default:
-		httpx.SetRetryAfter(w, 10*time.Second)
-		httpx.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("%d exports of the audit log are running already: try again when one has finished", auditexport.MaxAtOnce))
+	if !a.auditSlot(w) {
 		return
 	}
+	defer func() { <-a.exports }()
 	detail := fmt.Sprintf("format=%s since=%s until=%s actor=%q subject=%q action=%q result=%q source=%q", format,
 		f.From.Format(time.RFC3339), timeOrAny(f.To), f.Actor, f.Subject, f.Action, f.Result, f.Source)
 	if err := a.store.Audit(r.Context(), model.AuditEntry{Actor: adminActor, Action: "audit.export", Subject: "audit", Result: "ok",

@@ -26,6 +26,21 @@ import (
 // connection and reads the whole log.
 const MaxExports = auditexport.MaxAtOnce
 
+// auditSlot takes one of the MaxExports slots of the reads of the whole
+// audit log (exports, chain checks), or answers 429 and returns false;
+// the caller gives a slot it took back with <-wb.exports.
+func (wb *Web) auditSlot(w http.ResponseWriter, r *http.Request, st signin.Staff) bool {
+	select {
+	case wb.exports <- struct{}{}:
+		return true
+	default:
+		httpx.SetRetryAfter(w, 10*time.Second)
+		wb.renderConsole(w, r, http.StatusTooManyRequests, "forbidden.html", console{Staff: st,
+			Error: fmt.Sprintf("%d exports or checks of the audit log are running already: try again when one has finished.", MaxExports)})
+		return false
+	}
+}
+
 // dateLayouts are the forms a time filter is read in (UTC), as a
 // datetime-local input sends it.
 var dateLayouts = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"}
@@ -165,15 +180,10 @@ func (wb *Web) auditExport(w http.ResponseWriter, r *http.Request, st signin.Sta
 		http.Error(w, strings.Join(bad, "; "), http.StatusBadRequest)
 		return
 	}
-	select {
-	case wb.exports <- struct{}{}:
-		defer func() { <-wb.exports }()
-	default:
-		httpx.SetRetryAfter(w, 10*time.Second)
-		wb.renderConsole(w, r, http.StatusTooManyRequests, "forbidden.html", console{Staff: st,
-			Error: fmt.Sprintf("%d exports of the audit log are running already: try again when one has finished.", MaxExports)})
+	if !wb.auditSlot(w, r, st) {
 		return
 	}
+	defer func() { <-wb.exports }()
 	detail := fmt.Sprintf("format=%s from=%s to=%s actor=%q subject=%q action=%q result=%q source=%q", format,
 		timeOrAny(f.From), timeOrAny(f.To), f.Actor, f.Subject, f.Action, f.Result, f.Source)
 	e := model.AuditEntry{Actor: st.Username, Action: "audit.export", Subject: "audit", Result: "ok", SourceIP: httpx.ClientIP(r), Detail: detail}

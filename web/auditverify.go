@@ -3,7 +3,6 @@ package web
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/camotp/camotp/internal/httpx"
 	"github.com/camotp/camotp/internal/model"
@@ -14,15 +13,10 @@ import (
 // and shows the verdict; the check is audited like every console action.
 func (wb *Web) auditVerify(w http.ResponseWriter, r *http.Request, st signin.Staff) {
 	// A check reads the whole log, as an export does: they share its slots.
-	select {
-	case wb.exports <- struct{}{}:
-		defer func() { <-wb.exports }()
-	default:
-		httpx.SetRetryAfter(w, 10*time.Second)
-		wb.renderConsole(w, r, http.StatusTooManyRequests, "forbidden.html", console{Staff: st,
-			Error: fmt.Sprintf("%d exports or checks of the audit log are running already: try again when one has finished.", MaxExports)})
+	if !wb.auditSlot(w, r, st) {
 		return
 	}
+	defer func() { <-wb.exports }()
 	v, err := wb.Audit.VerifyAudit(r.Context())
 	if err != nil {
 		wb.consoleError(w, r, st, "verify audit", err)
