@@ -465,6 +465,9 @@ func (f *Forwarder) session(ctx context.Context) (int, error) {
 			}
 			return 0, err
 		}
+		if err := f.stillSent(ctx, pos, macs); err != nil {
+			return 0, err
+		}
 	}
 	setDeadline()
 	if err := bw.Flush(); err != nil {
@@ -565,16 +568,12 @@ func (f *Forwarder) checkSent(ctx context.Context) error {
 		if seq == 0 || !known {
 			continue
 		}
-		rows, err := f.src.AuditAfter(ctx, chain, seq-1, 1)
+		found, err := f.rowAt(ctx, chain, seq, mac)
 		if err != nil {
-			return fmt.Errorf("read audit chain %d at %d: %w", chain, seq, err)
+			return err
 		}
-		if len(rows) == 1 && rows[0].Seq == seq && bytes.Equal(rows[0].MAC, mac) {
+		if found == "" {
 			continue
-		}
-		found := "missing"
-		if len(rows) == 1 && rows[0].Seq == seq {
-			found = "changed"
 		}
 		f.log.Error("audit syslog: a chain was cut back or rewritten in the database after it was forwarded; sending it again from its start",
 			"chain", chain, "row", seq, "found", found)
@@ -594,4 +593,43 @@ func (f *Forwarder) checkSent(ctx context.Context) error {
 	}
 	f.mu.Unlock()
 	return err
+}
+
+// rowAt says what is at place seq of chain now: "" when the row there
+// still has mac, "missing" or "changed" otherwise.
+func (f *Forwarder) rowAt(ctx context.Context, chain int, seq int64, mac []byte) (string, error) {
+	rows, err := f.src.AuditAfter(ctx, chain, seq-1, 1)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("read audit chain %d at %d: %w", chain, seq, err)
+	case len(rows) == 1 && rows[0].Seq == seq && bytes.Equal(rows[0].MAC, mac):
+		return "", nil
+	case len(rows) == 1 && rows[0].Seq == seq:
+		return "changed", nil
+	}
+	return "missing", nil
+}
+
+// errRewound ends a connection whose rows were cut back or rewritten in
+// the database while it sent them: nothing of it is confirmed.
+var errRewound = errors.New("a chain was cut back or rewritten while its rows were being sent")
+
+// stillSent checks, after a read during a connection, that the last row
+// the connection sent of each chain is still the one it sent: a chain cut
+// back below it and grown past it again meanwhile would otherwise be read
+// on from rows that replaced the ones sent, and confirmed with their MACs.
+func (f *Forwarder) stillSent(ctx context.Context, pos map[int]int64, macs map[int][]byte) error {
+	for chain, mac := range macs {
+		found, err := f.rowAt(ctx, chain, pos[chain], mac)
+		if err != nil {
+			return err
+		}
+		if found != "" {
+			f.log.Error("audit syslog: a chain was cut back or rewritten in the database while it was being forwarded; the connection is not confirmed",
+				"chain", chain, "row", pos[chain], "found", found)
+			f.rewinds.Add(1)
+			return errRewound
+		}
+	}
+	return nil
 }

@@ -633,3 +633,59 @@ func TestRewoundChainSentAgain(t *testing.T) {
 		t.Fatalf("lag %d %v after catching up again", lag, err)
 	}
 }
+
+// hookLog runs hook once, the first time chain 0 is read after position at.
+type hookLog struct {
+	*memLog
+	at   int64
+	once sync.Once
+	hook func()
+}
+
+func (h *hookLog) AuditAfter(ctx context.Context, chain int, after int64, limit int) ([]model.AuditEntry, error) {
+	if chain == 0 && after == h.at {
+		h.once.Do(h.hook)
+	}
+	return h.memLog.AuditAfter(ctx, chain, after, limit)
+}
+
+// TestRewoundWhileSending: the chain is cut back from 120 rows to 90 and
+// 40 new rows written while a connection is open (after it sent rows up
+// to 120, before it reads on). The connection is not confirmed, and the
+// rows written over the cut reach the receiver.
+func TestRewoundWhileSending(t *testing.T) {
+	rcv := testenv.StartSyslogReceiver(t, nil)
+	m := newMemLog(1)
+	for i := range 120 {
+		m.add(0, "before", fmt.Sprint(i))
+	}
+	src := &hookLog{memLog: m, at: 120, hook: func() {
+		m.truncate(0, 90)
+		for i := range 40 {
+			m.add(0, "after-rewind", fmt.Sprint(i))
+		}
+	}}
+	f, _ := start(t, src, auditsyslog.Config{Target: rcv.URL()})
+	waitFor(t, "caught up", func() bool { return caughtUp(f, m) })
+	// a few more sessions
+	for i := range 5 {
+		m.add(0, "later", fmt.Sprint(i))
+	}
+	waitFor(t, "caught up again", func() bool { return caughtUp(f, m) })
+	rows, _ := rcv.Rows()
+	got := map[int64]bool{}
+	for _, r := range rows {
+		if r.Actor == "after-rewind" {
+			got[r.Seq] = true
+		}
+	}
+	missing := 0
+	for s := int64(91); s <= 130; s++ {
+		if !got[s] {
+			missing++
+		}
+	}
+	if missing > 0 || f.Stats().Rewinds == 0 {
+		t.Fatalf("%d of the 40 rows written over the cut never reached the receiver; %d rewinds counted", missing, f.Stats().Rewinds)
+	}
+}
