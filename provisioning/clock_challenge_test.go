@@ -197,3 +197,42 @@ func TestClockChallengeRules(t *testing.T) {
 		}
 	})
 }
+
+// TestNodeClocksApartRefused: two nodes share the database, and the one
+// that sent the challenge runs 90 s ahead of the one that gets the
+// answer (and of the camera). A broker holds the camera's prompt answer
+// 85 s: by the nodes' clocks the round trip comes out negative, so the
+// report is refused (as late), not taken with a round trip of 0 and an
+// offset of −85 s that would let a code photographed 85 s earlier pass.
+func TestNodeClocksApartRefused(t *testing.T) {
+	backends(t, func(t *testing.T, db string) {
+		clk := &testclock.Shift{}
+		srv, fleet := telemetryFleet(t, db, clk, 1)
+		o := fleet[0]
+		serial := o.st.Identity().Serial
+		if st, body := signIn(t, srv, o); st != 200 {
+			t.Fatalf("first sign-in: %d %v", st, body)
+		}
+		clk.Add(5 * time.Minute)
+		clk.Freeze()
+		const skew = 90 * time.Second
+		nonce := make([]byte, provisioning.ClockNonceBytes)
+		nonce[0] = 7
+		// What the node 90 s ahead writes when it sends the challenge.
+		if err := srv.Store.ChallengeClock(t.Context(), model.ClockChallenge{Serial: serial, Nonce: nonce,
+			Sent: clk.Now().Add(skew).Truncate(time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+		held := answer(t, o, nonce) // the camera (on time) answers at once
+		oldCode := testenv.ScreenCode(t, o.st, o.clock.Now())
+		clk.Add(85 * time.Second)
+		before := srv.Provisioning.ClockReports()
+		deliver(srv, serial, held)
+		if n := srv.Provisioning.ClockReports(); n.Late != before.Late+1 || n.Recorded != before.Recorded {
+			t.Fatalf("report across nodes 90 s apart: %+v after %+v, want refused as late", n, before)
+		}
+		if st, _ := loginVerify(t, srv, o, oldCode); st == 200 {
+			t.Fatal("a code photographed 85 s earlier signed in")
+		}
+	})
+}

@@ -183,7 +183,7 @@ func (s *Service) handleClock(ctx context.Context, cam model.Camera, payload []b
 	}
 	// Only a genuine answer consumes the challenge (a forger could
 	// otherwise spend it before the camera's answer arrives).
-	sent, ok, err := s.reg.AnswerClock(ctx, serial, r.Nonce)
+	sent, elapsed, ok, err := s.reg.AnswerClock(ctx, serial, r.Nonce)
 	if err != nil {
 		s.log.Warn("answer clock challenge", "serial", serial, "err", err)
 		return
@@ -196,22 +196,23 @@ func (s *Service) handleClock(ctx context.Context, cam model.Camera, payload []b
 		}
 		return
 	}
+	// The round trip by this node's clock against the sending node's, and
+	// by the database's own clock at both ends: both must be within the
+	// bound. The database's bounds how long a broker held the answer
+	// however the nodes' clocks disagree; a node's round trip that comes
+	// out negative, or past the bound, means the nodes disagree by more
+	// than the bound allows, and the offset (against the nodes' clocks)
+	// cannot be trusted.
 	rtt := received.Sub(sent)
-	if rtt > MaxClockDelay {
+	if rtt > MaxClockDelay || rtt < 0 || elapsed > MaxClockDelay || elapsed < 0 {
 		s.clocks.late.Add(1)
 		if s.clocks.tell(serial, "late", received) {
-			s.log.Warn("clock report answering its challenge too late dropped (more in the next minute are counted only)", "serial", serial, "seq", r.Seq,
-				"round_trip", rtt.Round(time.Millisecond), "bound", MaxClockDelay)
+			s.log.Warn("clock report answering its challenge too late, or with the nodes' clocks apart, dropped (more in the next minute are counted only)",
+				"serial", serial, "seq", r.Seq, "round_trip", rtt.Round(time.Millisecond), "database_round_trip", elapsed, "bound", MaxClockDelay)
 			s.audit(ctx, "camera:"+serial, "camera.clock", serial, "error: answered too late", "",
-				fmt.Sprintf("seq %d, %s after the challenge, bound %s", r.Seq, rtt.Round(time.Millisecond), MaxClockDelay))
+				fmt.Sprintf("seq %d, %s after the challenge (database clock %s), bound %s", r.Seq, rtt.Round(time.Millisecond), elapsed, MaxClockDelay))
 		}
 		return
-	}
-	if rtt < 0 {
-		// The challenge was sent by another node whose clock is ahead:
-		// the nodes disagree by more than the round trip.
-		rtt = 0
-		sent = received
 	}
 	// Seen now; presence stays the plain statuses' (a report in flight
 	// when the camera said "offline" may arrive after it).

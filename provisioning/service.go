@@ -30,7 +30,7 @@ type Registry interface {
 	Audit(ctx context.Context, e model.AuditEntry) error
 	LostRegistry
 	ChallengeClock(ctx context.Context, c model.ClockChallenge) error
-	AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, bool, error)
+	AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, time.Duration, bool, error)
 	RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error)
 }
 

@@ -138,10 +138,13 @@ type Clocks interface {
 	ChallengeClock(ctx context.Context, c model.ClockChallenge) error
 	// AnswerClock consumes the camera's outstanding clock challenge when
 	// its nonce is nonce, in one conditional statement, and returns when
-	// it was sent: of several calls at once with that nonce, one is
-	// answered; the others, and calls with another nonce (an older or
-	// another camera's challenge), are not and change nothing.
-	AnswerClock(ctx context.Context, serial string, nonce []byte) (sent time.Time, answered bool, err error)
+	// it was sent (c.Sent) and how long ago by the database's own clock
+	// (elapsed: the same clock at both ends whichever nodes sent the
+	// challenge and got the answer; with one process, the store's clock):
+	// of several calls at once with that nonce, one is answered; the
+	// others, and calls with another nonce (an older or another camera's
+	// challenge), are not and change nothing.
+	AnswerClock(ctx context.Context, serial string, nonce []byte) (sent time.Time, elapsed time.Duration, answered bool, err error)
 	// RecordClock keeps r when its Seq is above the camera's last
 	// recorded one, in one conditional statement: recorded is false (and
 	// nothing changed) for a replayed or older report or an unknown

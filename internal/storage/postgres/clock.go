@@ -81,9 +81,9 @@ func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time
 // ChallengeClock keeps c as the camera's outstanding clock challenge,
 // replacing an older one: one upsert.
 func (s *Store) ChallengeClock(ctx context.Context, c model.ClockChallenge) error {
-	tag, err := s.exec(ctx, `INSERT INTO clock_challenges (serial, nonce, sent_at)
-		SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM cameras WHERE serial = $1)
-		ON CONFLICT (serial) DO UPDATE SET nonce = excluded.nonce, sent_at = excluded.sent_at`,
+	tag, err := s.exec(ctx, `INSERT INTO clock_challenges (serial, nonce, sent_at, sent_db)
+		SELECT $1, $2, $3, `+dbClockMS+` WHERE EXISTS (SELECT 1 FROM cameras WHERE serial = $1)
+		ON CONFLICT (serial) DO UPDATE SET nonce = excluded.nonce, sent_at = excluded.sent_at, sent_db = excluded.sent_db`,
 		c.Serial, c.Nonce, c.Sent.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("clock challenge of %s: %w", c.Serial, err)
@@ -95,19 +95,26 @@ func (s *Store) ChallengeClock(ctx context.Context, c model.ClockChallenge) erro
 }
 
 // AnswerClock consumes the camera's outstanding clock challenge when its
-// nonce is nonce: one conditional delete.
-func (s *Store) AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, bool, error) {
-	var sent int64
-	err := s.queryRow(ctx, `DELETE FROM clock_challenges WHERE serial = $1 AND nonce = $2 RETURNING sent_at`,
-		args(serial, nonce), &sent)
+// nonce is nonce: one conditional delete, which also measures how long
+// ago the challenge was written by the server's clock (sent_db, the
+// database's clock when it was written): the nodes' own clocks may
+// disagree, the database's is one.
+func (s *Store) AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, time.Duration, bool, error) {
+	var sent, elapsed int64
+	err := s.queryRow(ctx, `DELETE FROM clock_challenges WHERE serial = $1 AND nonce = $2
+		RETURNING sent_at, `+dbClockMS+` - sent_db`, args(serial, nonce), &sent, &elapsed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, false, nil
+		return time.Time{}, 0, false, nil
 	}
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("clock answer of %s: %w", serial, err)
+		return time.Time{}, 0, false, fmt.Errorf("clock answer of %s: %w", serial, err)
 	}
-	return utc(sent), true, nil
+	return utc(sent), time.Duration(elapsed) * time.Millisecond, true, nil
 }
+
+// dbClockMS is the database server's clock now, in ms since the epoch
+// (clock_timestamp: the time of the statement, not of the transaction).
+const dbClockMS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
 
 // SetClockMismatch flags or clears the camera's clock mismatch in one
 // conditional update: only the call that changes it is told so.

@@ -107,8 +107,9 @@ func (s *Store) ChallengeClock(ctx context.Context, c model.ClockChallenge) erro
 }
 
 // AnswerClock consumes the camera's outstanding clock challenge when its
-// nonce is nonce: one conditional delete.
-func (s *Store) AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, bool, error) {
+// nonce is nonce: one conditional delete. The elapsed time is the store's
+// clock's (one process owns the file).
+func (s *Store) AnswerClock(ctx context.Context, serial string, nonce []byte) (time.Time, time.Duration, bool, error) {
 	var sent int64
 	found := false
 	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
@@ -122,12 +123,14 @@ func (s *Store) AnswerClock(ctx context.Context, serial string, nonce []byte) (t
 		return err
 	})
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("clock answer of %s: %w", serial, err)
+		return time.Time{}, 0, false, fmt.Errorf("clock answer of %s: %w", serial, err)
 	}
 	if !found {
-		return time.Time{}, false, nil
+		return time.Time{}, 0, false, nil
 	}
-	return time.UnixMilli(sent).UTC(), true, nil
+	// One process owns the file: the store's clock is the only one.
+	at := time.UnixMilli(sent).UTC()
+	return at, s.now().Truncate(time.Millisecond).Sub(at), true, nil
 }
 
 // SetClockMismatch flags or clears the camera's clock mismatch in one

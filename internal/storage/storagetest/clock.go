@@ -199,24 +199,24 @@ func clockCases() []testCase {
 			e.addCamera(t, "CAM-2")
 			nonce := func(b byte) []byte { return []byte{b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, b} }
 			mustBe(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-9", Nonce: nonce(9), Sent: T0}), storage.ErrNotFound, "challenge of an unknown camera")
-			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(1)); err != nil || ok {
+			if _, _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(1)); err != nil || ok {
 				t.Fatalf("answer with no challenge outstanding: %v %v", ok, err)
 			}
 			must(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-1", Nonce: nonce(1), Sent: T0}), "challenge CAM-1")
 			must(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-2", Nonce: nonce(2), Sent: T0.Add(time.Second)}), "challenge CAM-2")
-			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(2)); err != nil || ok {
+			if _, _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(2)); err != nil || ok {
 				t.Fatalf("CAM-1 answering CAM-2's challenge: %v %v", ok, err)
 			}
 			// A newer challenge replaces the older: its nonce answers nothing.
 			must(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-1", Nonce: nonce(3), Sent: T0.Add(time.Minute + 7*time.Millisecond)}), "challenge CAM-1 again")
-			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(1)); err != nil || ok {
+			if _, _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(1)); err != nil || ok {
 				t.Fatalf("answer to the older challenge: %v %v", ok, err)
 			}
 			// 16 copies of the answer at once: one consumes it.
 			answered := make([]bool, 16)
 			sent := make([]time.Time, 16)
 			errs := make([]error, 16)
-			together.Run(16, func(i int) { sent[i], answered[i], errs[i] = e.s.AnswerClock(e.ctx, "CAM-1", nonce(3)) })
+			together.Run(16, func(i int) { sent[i], _, answered[i], errs[i] = e.s.AnswerClock(e.ctx, "CAM-1", nonce(3)) })
 			n := 0
 			for i := range answered {
 				must(t, errs[i], "answer")
@@ -230,12 +230,25 @@ func clockCases() []testCase {
 			if n != 1 {
 				t.Fatalf("one challenge answered %d times by 16 copies at once, want once", n)
 			}
-			if _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(3)); err != nil || ok {
+			if _, _, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", nonce(3)); err != nil || ok {
 				t.Fatalf("answer to a consumed challenge: %v %v", ok, err)
 			}
 			// The other camera's challenge was left alone.
-			if at, ok, err := e.s.AnswerClock(e.ctx, "CAM-2", nonce(2)); err != nil || !ok || !at.Equal(T0.Add(time.Second)) {
+			if at, _, ok, err := e.s.AnswerClock(e.ctx, "CAM-2", nonce(2)); err != nil || !ok || !at.Equal(T0.Add(time.Second)) {
 				t.Fatalf("CAM-2's answer: %v %v %v", at, ok, err)
+			}
+		}},
+		{"ChallengeElapsedOnOneClock", func(t *testing.T, e *env) {
+			// How long ago a challenge was written is measured on one
+			// clock at both ends (the database's; with one process, the
+			// store's): never negative, and no more than what passed.
+			e.addCamera(t, "CAM-1")
+			wall := time.Now()
+			must(t, e.s.ChallengeClock(e.ctx, model.ClockChallenge{Serial: "CAM-1", Nonce: []byte("0123456789abcdef"), Sent: e.now()}), "challenge")
+			e.clock.Advance(3 * time.Second)
+			_, elapsed, ok, err := e.s.AnswerClock(e.ctx, "CAM-1", []byte("0123456789abcdef"))
+			if err != nil || !ok || elapsed < 0 || elapsed > max(3*time.Second, time.Since(wall)+time.Second) {
+				t.Fatalf("answer: elapsed %v %v %v, want 0 to what passed", elapsed, ok, err)
 			}
 		}},
 		{"PendingCheckCarriesTheClock", func(t *testing.T, e *env) {

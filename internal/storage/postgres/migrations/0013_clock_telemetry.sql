@@ -18,5 +18,6 @@ CREATE TABLE IF NOT EXISTS camera_clock (
 CREATE TABLE IF NOT EXISTS clock_challenges (
 	serial  TEXT PRIMARY KEY,
 	nonce   BYTEA NOT NULL,
-	sent_at BIGINT NOT NULL
+	sent_at BIGINT NOT NULL,
+	sent_db BIGINT NOT NULL
 );
