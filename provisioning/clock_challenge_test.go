@@ -71,13 +71,8 @@ func loginVerify(t *testing.T, srv *server.Server, o *officer, code string) (int
 func TestHeldClockReportRefused(t *testing.T) {
 	backends(t, func(t *testing.T, db string) {
 		clk := &testclock.Shift{}
-		srv, fleet := telemetryFleet(t, db, clk, 1)
-		o := fleet[0]
+		srv, o := signedInCamera(t, db, clk)
 		serial := o.st.Identity().Serial
-		if st, body := signIn(t, srv, o); st != 200 {
-			t.Fatalf("first sign-in: %d %v", st, body)
-		}
-		clk.Add(5 * time.Minute)
 		// T: the camera answers a challenge (the broker keeps the answer)
 		// and an onlooker photographs its screen.
 		held := answer(t, o, challenge(t, srv, serial))
@@ -207,13 +202,8 @@ func TestClockChallengeRules(t *testing.T) {
 func TestNodeClocksApartRefused(t *testing.T) {
 	backends(t, func(t *testing.T, db string) {
 		clk := &testclock.Shift{}
-		srv, fleet := telemetryFleet(t, db, clk, 1)
-		o := fleet[0]
+		srv, o := signedInCamera(t, db, clk)
 		serial := o.st.Identity().Serial
-		if st, body := signIn(t, srv, o); st != 200 {
-			t.Fatalf("first sign-in: %d %v", st, body)
-		}
-		clk.Add(5 * time.Minute)
 		clk.Freeze()
 		const skew = 90 * time.Second
 		nonce := make([]byte, provisioning.ClockNonceBytes)
@@ -235,4 +225,17 @@ func TestNodeClocksApartRefused(t *testing.T) {
 			t.Fatal("a code photographed 85 s earlier signed in")
 		}
 	})
+}
+
+// signedInCamera is a server with one camera whose officer signed in
+// once with it, the clock moved 5 minutes on since.
+func signedInCamera(t *testing.T, db string, clk *testclock.Shift) (*server.Server, *officer) {
+	t.Helper()
+	srv, fleet := telemetryFleet(t, db, clk, 1)
+	o := fleet[0]
+	if st, body := signIn(t, srv, o); st != 200 {
+		t.Fatalf("first sign-in: %d %v", st, body)
+	}
+	clk.Add(5 * time.Minute)
+	return srv, o
 }

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/camotp/camotp/internal/model"
 	"github.com/camotp/camotp/internal/testenv"
-	"github.com/camotp/camotp/internal/together"
 	"github.com/camotp/camotp/provisioning"
 	"github.com/camotp/camotp/provisioning/pskc"
 )
@@ -20,13 +18,11 @@ import (
 // the test knows the imports are running.
 type heldStore struct {
 	provisioning.PSKCStore
-	entered chan struct{}
-	release chan struct{}
+	gate
 }
 
 func (h *heldStore) ImportCameras(ctx context.Context, cams []model.SeededCamera, audit []model.AuditEntry) error {
-	h.entered <- struct{}{}
-	<-h.release
+	h.pass()
 	return nil
 }
 
@@ -37,7 +33,7 @@ func (h *heldStore) Audit(context.Context, model.AuditEntry) error   { return ni
 // together (imports and exports) are each answered 429 at once, before
 // their bodies are decoded; once the imports end, the next is served.
 func TestPSKCSlots(t *testing.T) {
-	st := &heldStore{entered: make(chan struct{}), release: make(chan struct{})}
+	st := &heldStore{gate: newGate()}
 	mux := http.NewServeMux()
 	provisioning.NewPSKC(st, nil, testenv.Log(t)).Register(mux, func(h http.Handler) http.Handler { return h })
 	srv := httptest.NewServer(mux)
@@ -60,32 +56,14 @@ func TestPSKCSlots(t *testing.T) {
 		return resp.StatusCode
 	}
 	imp := provisioning.PSKCImportRequest{PSKC: doc, Key: key}
-	held := make(chan int, provisioning.PSKCSlots)
-	for range provisioning.PSKCSlots {
-		go func() { held <- post(provisioning.PSKCImportPath, imp) }()
-		<-st.entered
-	}
-	codes := make([]int, 8)
-	together.Run(len(codes), func(i int) {
+	checkSlots(t, st.gate, provisioning.PSKCSlots, 8, func() int { return post(provisioning.PSKCImportPath, imp) }, func(i int) int {
 		if i%2 == 0 {
-			codes[i] = post(provisioning.PSKCImportPath, imp)
-		} else {
-			codes[i] = post(provisioning.PSKCExportPath, provisioning.PSKCExportRequest{Key: key})
+			return post(provisioning.PSKCImportPath, imp)
 		}
-	})
-	for i, c := range codes {
-		if c != http.StatusTooManyRequests {
-			t.Errorf("request %d while both slots are taken: %d, want 429", i, c)
-		}
-	}
-	close(st.release)
-	for range provisioning.PSKCSlots {
-		if c := <-held; c != http.StatusCreated {
-			t.Errorf("a held import ended %d, want 201", c)
-		}
-	}
+		return post(provisioning.PSKCExportPath, provisioning.PSKCExportRequest{Key: key})
+	}, http.StatusCreated)
 	go func() { <-st.entered }()
 	if c := post(provisioning.PSKCImportPath, imp); c != http.StatusCreated {
-		t.Fatalf("an import after the others ended: %d, want 201 (%s)", c, fmt.Sprint(codes))
+		t.Fatalf("an import after the others ended: %d, want 201", c)
 	}
 }

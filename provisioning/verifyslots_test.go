@@ -15,13 +15,11 @@ import (
 // heldAudit holds every chain check in VerifyAudit until released.
 type heldAudit struct {
 	provisioning.AdminStore
-	entered chan struct{}
-	release chan struct{}
+	gate
 }
 
 func (h *heldAudit) VerifyAudit(context.Context) (model.AuditVerdict, error) {
-	h.entered <- struct{}{}
-	<-h.release
+	h.pass()
 	return model.AuditVerdict{Chains: 1}, nil
 }
 
@@ -31,7 +29,7 @@ func (h *heldAudit) Audit(context.Context, model.AuditEntry) error { return nil 
 // does, and shares the export's slots: while they are taken, 6 more
 // checks released together are each answered 429 at once.
 func TestVerifySlots(t *testing.T) {
-	st := &heldAudit{entered: make(chan struct{}), release: make(chan struct{})}
+	st := &heldAudit{gate: newGate()}
 	mux := http.NewServeMux()
 	provisioning.NewAdminAPI(st, nil, "token").Register(mux)
 	srv := httptest.NewServer(mux)
@@ -47,22 +45,46 @@ func TestVerifySlots(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	held := make(chan int, auditexport.MaxAtOnce)
-	for range auditexport.MaxAtOnce {
-		go func() { held <- verify() }()
-		<-st.entered
+	checkSlots(t, st.gate, auditexport.MaxAtOnce, 6, verify, func(int) int { return verify() }, http.StatusOK)
+}
+
+// gate holds the calls of a store method until released: entered says a
+// call got there.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate() gate { return gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+// pass is what the held method calls: it waits for release.
+func (g gate) pass() {
+	g.entered <- struct{}{}
+	<-g.release
+}
+
+// checkSlots takes all n slots with hold (each call waits in the store
+// at g), fires burst(i) for i < m from goroutines released together and
+// wants each answered 429 at once, then releases the held calls and wants
+// each answered done.
+func checkSlots(t *testing.T, g gate, n, m int, hold func() int, burst func(i int) int, done int) {
+	t.Helper()
+	held := make(chan int, n)
+	for range n {
+		go func() { held <- hold() }()
+		<-g.entered
 	}
-	codes := make([]int, 6)
-	together.Run(len(codes), func(i int) { codes[i] = verify() })
+	codes := make([]int, m)
+	together.Run(m, func(i int) { codes[i] = burst(i) })
 	for i, c := range codes {
 		if c != http.StatusTooManyRequests {
-			t.Errorf("check %d while the slots are taken: %d, want 429", i, c)
+			t.Errorf("request %d while the %d slots are taken: %d, want 429", i, n, c)
 		}
 	}
-	close(st.release)
-	for range auditexport.MaxAtOnce {
-		if c := <-held; c != http.StatusOK {
-			t.Errorf("a held check ended %d, want 200", c)
+	close(g.release)
+	for range n {
+		if c := <-held; c != done {
+			t.Errorf("a held request ended %d, want %d", c, done)
 		}
 	}
 }
