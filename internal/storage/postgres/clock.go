@@ -12,44 +12,6 @@ import (
 	"github.com/camotp/camotp/internal/storage"
 )
 
-// clockCols are the columns of a camera_clock row k.
-const clockCols = `k.serial, k.seq, k.offset_ms, k.rtt_ms, k.reported_at, k.drifting_since, k.mismatch_since`
-
-// returnedClockCols are clockCols as an upsert of camera_clock returns
-// them.
-const returnedClockCols = `serial, seq, offset_ms, rtt_ms, reported_at, drifting_since, mismatch_since`
-
-// clockScan receives clockCols (NULL throughout after a LEFT JOIN that
-// found no row).
-type clockScan struct {
-	serial                       *string
-	seq, offset, rtt, at         *int64
-	driftingSince, mismatchSince *int64
-}
-
-func (k *clockScan) dest() []any {
-	return []any{&k.serial, &k.seq, &k.offset, &k.rtt, &k.at, &k.driftingSince, &k.mismatchSince}
-}
-
-// clock is the record scanned; nil when there was none.
-func (k *clockScan) clock() *model.CameraClock {
-	if k.serial == nil || k.seq == nil || k.offset == nil || k.rtt == nil || k.at == nil {
-		return nil
-	}
-	c := &model.CameraClock{Serial: *k.serial, Seq: uint64(*k.seq),
-		Offset: time.Duration(*k.offset) * time.Millisecond, RTT: time.Duration(*k.rtt) * time.Millisecond,
-		At: utc(*k.at)}
-	if k.driftingSince != nil {
-		t := utc(*k.driftingSince)
-		c.DriftingSince = &t
-	}
-	if k.mismatchSince != nil {
-		t := utc(*k.mismatchSince)
-		c.MismatchSince = &t
-	}
-	return c
-}
-
 // RecordClock keeps a camera's clock report when its counter is above
 // the last one kept: one conditional upsert.
 func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error) {
@@ -60,22 +22,22 @@ func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time
 	if abs < 0 {
 		abs = -abs
 	}
-	var k clockScan
+	var k storage.ClockScan
 	err := s.queryRow(ctx, `INSERT INTO camera_clock AS k (serial, seq, offset_ms, rtt_ms, reported_at, drifting_since)
 		SELECT $1, $2, $3, $4, $5, CASE WHEN $6::boolean THEN $5::bigint END WHERE EXISTS (SELECT 1 FROM cameras WHERE serial = $1)
 		ON CONFLICT (serial) DO UPDATE SET seq = excluded.seq, offset_ms = excluded.offset_ms, rtt_ms = excluded.rtt_ms,
 			reported_at = excluded.reported_at,
 			drifting_since = CASE WHEN $6::boolean THEN COALESCE(k.drifting_since, excluded.reported_at) END
 		WHERE excluded.seq > k.seq
-		RETURNING `+returnedClockCols,
-		args(r.Serial, int64(r.Seq), r.Offset.Milliseconds(), r.RTT.Milliseconds(), r.At.UnixMilli(), abs > alert), k.dest()...)
+		RETURNING `+storage.ReturnedClockCols,
+		args(r.Serial, int64(r.Seq), r.Offset.Milliseconds(), r.RTT.Milliseconds(), r.At.UnixMilli(), abs > alert), k.Dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return model.CameraClock{}, false, nil
 	}
 	if err != nil {
 		return model.CameraClock{}, false, fmt.Errorf("clock report of %s: %w", r.Serial, err)
 	}
-	return *k.clock(), true, nil
+	return *k.Clock(), true, nil
 }
 
 // ChallengeClock keeps c as the camera's outstanding clock challenge,
@@ -129,26 +91,31 @@ func (s *Store) SetClockMismatch(ctx context.Context, serial string, mismatch bo
 
 // CameraClock is the camera's clock record.
 func (s *Store) CameraClock(ctx context.Context, serial string) (model.CameraClock, error) {
-	var k clockScan
-	err := s.queryRow(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial = $1`, args(serial), k.dest()...)
+	var k storage.ClockScan
+	err := s.queryRow(ctx, `SELECT `+storage.ClockCols+` FROM camera_clock k WHERE k.serial = $1`, args(serial), k.Dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, storage.ErrNotFound)
 	}
 	if err != nil {
 		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, err)
 	}
-	return *k.clock(), nil
+	return *k.Clock(), nil
 }
 
 // CameraClocks are every camera's clock records, by serial.
 func (s *Store) CameraClocks(ctx context.Context) ([]model.CameraClock, error) {
+	return s.clocks(ctx, `SELECT `+storage.ClockCols+` FROM camera_clock k ORDER BY k.serial`, nil)
+}
+
+// clocks reads the clock records query q selects (storage.ClockCols).
+func (s *Store) clocks(ctx context.Context, q string, a []any) ([]model.CameraClock, error) {
 	var out []model.CameraClock
-	err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k ORDER BY k.serial`, nil, func(r pgx.Rows) error {
-		var k clockScan
-		if err := r.Scan(k.dest()...); err != nil {
+	err := s.query(ctx, q, a, func(r pgx.Rows) error {
+		var k storage.ClockScan
+		if err := r.Scan(k.Dest()...); err != nil {
 			return err
 		}
-		out = append(out, *k.clock())
+		out = append(out, *k.Clock())
 		return nil
 	})
 	if err != nil {
@@ -166,17 +133,5 @@ func (s *Store) CameraClocksOf(ctx context.Context, serials []string) ([]model.C
 	if len(serials) == 0 {
 		return nil, nil
 	}
-	var out []model.CameraClock
-	err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial = ANY($1) ORDER BY k.serial`, args(serials), func(r pgx.Rows) error {
-		var k clockScan
-		if err := r.Scan(k.dest()...); err != nil {
-			return err
-		}
-		out = append(out, *k.clock())
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("camera clocks: %w", err)
-	}
-	return out, nil
+	return s.clocks(ctx, `SELECT `+storage.ClockCols+` FROM camera_clock k WHERE k.serial = ANY($1) ORDER BY k.serial`, args(serials))
 }

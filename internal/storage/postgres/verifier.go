@@ -260,15 +260,15 @@ func (s *Store) PendingCheck(ctx context.Context, raw string) (model.PendingChec
 	}
 	var pc model.PendingCheck
 	var cs cameraCheckScan
-	var k clockScan
-	err := s.row(ctx, `SELECT t.kind, t.username, t.method, t.ip, t.created_at, t.expires_at, `+cameraCheckCols+`, `+clockCols+`
+	var k storage.ClockScan
+	err := s.row(ctx, `SELECT t.kind, t.username, t.method, t.ip, t.created_at, t.expires_at, `+cameraCheckCols+`, `+storage.ClockCols+`
 		FROM tokens t LEFT JOIN cameras c ON c.assigned_user = t.username LEFT JOIN otp_state o ON o.subject = $1 || c.serial
 		LEFT JOIN camera_clock k ON k.serial = c.serial
 		WHERE t.hash = $2 AND t.kind = $3 AND t.expires_at > $4`,
 		args(model.CameraSubjectPrefix, storage.TokenHash(raw), model.TokenPending, s.now().UnixMilli()), func(r pgx.Row) error {
 			var created, exp int64
 			t := &pc.Token
-			if err := r.Scan(append(append([]any{&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp}, cs.dest()...), k.dest()...)...); err != nil {
+			if err := r.Scan(append(append([]any{&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp}, cs.dest()...), k.Dest()...)...); err != nil {
 				return err
 			}
 			t.CreatedAt, t.ExpiresAt = time.UnixMilli(created), time.UnixMilli(exp)
@@ -284,7 +284,7 @@ func (s *Store) PendingCheck(ctx context.Context, raw string) (model.PendingChec
 		return model.PendingCheck{}, fmt.Errorf("camera of %s: %w", pc.Token.Username, err)
 	}
 	if pc.Camera != nil {
-		pc.Camera.Clock = k.clock()
+		pc.Camera.Clock = k.Clock()
 	}
 	return pc, nil
 }

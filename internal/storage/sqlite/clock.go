@@ -12,44 +12,6 @@ import (
 	"github.com/camotp/camotp/internal/storage"
 )
 
-// clockCols are the columns of a camera_clock row k.
-const clockCols = `k.serial, k.seq, k.offset_ms, k.rtt_ms, k.reported_at, k.drifting_since, k.mismatch_since`
-
-// returnedClockCols are clockCols as an upsert of camera_clock returns
-// them.
-const returnedClockCols = `serial, seq, offset_ms, rtt_ms, reported_at, drifting_since, mismatch_since`
-
-// clockScan receives clockCols (NULL throughout after a LEFT JOIN that
-// found no row).
-type clockScan struct {
-	serial                       sql.NullString
-	seq, offset, rtt, at         sql.NullInt64
-	driftingSince, mismatchSince sql.NullInt64
-}
-
-func (k *clockScan) dest() []any {
-	return []any{&k.serial, &k.seq, &k.offset, &k.rtt, &k.at, &k.driftingSince, &k.mismatchSince}
-}
-
-// clock is the record scanned; nil when there was none.
-func (k *clockScan) clock() *model.CameraClock {
-	if !k.serial.Valid {
-		return nil
-	}
-	c := &model.CameraClock{Serial: k.serial.String, Seq: uint64(k.seq.Int64),
-		Offset: time.Duration(k.offset.Int64) * time.Millisecond, RTT: time.Duration(k.rtt.Int64) * time.Millisecond,
-		At: time.UnixMilli(k.at.Int64).UTC()}
-	if k.driftingSince.Valid {
-		t := time.UnixMilli(k.driftingSince.Int64).UTC()
-		c.DriftingSince = &t
-	}
-	if k.mismatchSince.Valid {
-		t := time.UnixMilli(k.mismatchSince.Int64).UTC()
-		c.MismatchSince = &t
-	}
-	return c
-}
-
 // RecordClock keeps a camera's clock report when its counter is above
 // the last one kept: one conditional upsert.
 func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time.Duration) (model.CameraClock, bool, error) {
@@ -60,7 +22,7 @@ func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time
 	if abs < 0 {
 		abs = -abs
 	}
-	var k clockScan
+	var k storage.ClockScan
 	found := false
 	err := s.tx(ctx, func(ctx context.Context, tx *wtx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO camera_clock AS k (serial, seq, offset_ms, rtt_ms, reported_at, drifting_since)
@@ -69,8 +31,8 @@ func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time
 				reported_at = excluded.reported_at,
 				drifting_since = CASE WHEN ?6 THEN COALESCE(k.drifting_since, excluded.reported_at) END
 			WHERE excluded.seq > k.seq
-			RETURNING `+returnedClockCols,
-			r.Serial, int64(r.Seq), r.Offset.Milliseconds(), r.RTT.Milliseconds(), r.At.UnixMilli(), abs > alert).Scan(k.dest()...)
+			RETURNING `+storage.ReturnedClockCols,
+			r.Serial, int64(r.Seq), r.Offset.Milliseconds(), r.RTT.Milliseconds(), r.At.UnixMilli(), abs > alert).Scan(k.Dest()...)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -83,7 +45,7 @@ func (s *Store) RecordClock(ctx context.Context, r model.ClockReport, alert time
 	if !found {
 		return model.CameraClock{}, false, nil
 	}
-	return *k.clock(), true, nil
+	return *k.Clock(), true, nil
 }
 
 // ChallengeClock keeps c as the camera's outstanding clock challenge,
@@ -150,31 +112,36 @@ func (s *Store) SetClockMismatch(ctx context.Context, serial string, mismatch bo
 
 // CameraClock is the camera's clock record.
 func (s *Store) CameraClock(ctx context.Context, serial string) (model.CameraClock, error) {
-	var k clockScan
-	err := s.queryRow(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial = ?`, serial).Scan(k.dest()...)
+	var k storage.ClockScan
+	err := s.queryRow(ctx, `SELECT `+storage.ClockCols+` FROM camera_clock k WHERE k.serial = ?`, serial).Scan(k.Dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, storage.ErrNotFound)
 	}
 	if err != nil {
 		return model.CameraClock{}, fmt.Errorf("clock of camera %s: %w", serial, err)
 	}
-	return *k.clock(), nil
+	return *k.Clock(), nil
 }
 
 // CameraClocks are every camera's clock records, by serial.
 func (s *Store) CameraClocks(ctx context.Context) ([]model.CameraClock, error) {
-	rows, err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k ORDER BY k.serial`)
+	return s.clocks(ctx, `SELECT `+storage.ClockCols+` FROM camera_clock k ORDER BY k.serial`)
+}
+
+// clocks reads the clock records query q selects (storage.ClockCols).
+func (s *Store) clocks(ctx context.Context, q string, args ...any) ([]model.CameraClock, error) {
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("camera clocks: %w", err)
 	}
 	defer rows.Close()
 	var out []model.CameraClock
 	for rows.Next() {
-		var k clockScan
-		if err := rows.Scan(k.dest()...); err != nil {
+		var k storage.ClockScan
+		if err := rows.Scan(k.Dest()...); err != nil {
 			return nil, fmt.Errorf("camera clocks: %w", err)
 		}
-		out = append(out, *k.clock())
+		out = append(out, *k.Clock())
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("camera clocks: %w", err)
@@ -195,21 +162,5 @@ func (s *Store) CameraClocksOf(ctx context.Context, serials []string) ([]model.C
 	if err != nil {
 		return nil, fmt.Errorf("camera clocks: %w", err)
 	}
-	rows, err := s.query(ctx, `SELECT `+clockCols+` FROM camera_clock k WHERE k.serial IN (SELECT value FROM json_each(?)) ORDER BY k.serial`, string(list))
-	if err != nil {
-		return nil, fmt.Errorf("camera clocks: %w", err)
-	}
-	defer rows.Close()
-	var out []model.CameraClock
-	for rows.Next() {
-		var k clockScan
-		if err := rows.Scan(k.dest()...); err != nil {
-			return nil, fmt.Errorf("camera clocks: %w", err)
-		}
-		out = append(out, *k.clock())
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("camera clocks: %w", err)
-	}
-	return out, nil
+	return s.clocks(ctx, `SELECT `+storage.ClockCols+` FROM camera_clock k WHERE k.serial IN (SELECT value FROM json_each(?)) ORDER BY k.serial`, string(list))
 }

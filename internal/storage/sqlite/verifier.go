@@ -255,14 +255,14 @@ func (s *Store) PendingCheck(ctx context.Context, raw string) (model.PendingChec
 	var pc model.PendingCheck
 	var created, exp int64
 	var cs cameraCheckScan
-	var k clockScan
+	var k storage.ClockScan
 	t := &pc.Token
-	err := s.queryRow(ctx, `SELECT t.kind, t.username, t.method, t.ip, t.created_at, t.expires_at, `+cameraCheckCols+`, `+clockCols+`
+	err := s.queryRow(ctx, `SELECT t.kind, t.username, t.method, t.ip, t.created_at, t.expires_at, `+cameraCheckCols+`, `+storage.ClockCols+`
 		FROM tokens t LEFT JOIN cameras c ON c.assigned_user = t.username LEFT JOIN otp_state o ON o.subject = ?1 || c.serial
 		LEFT JOIN camera_clock k ON k.serial = c.serial
 		WHERE t.hash = ?2 AND t.kind = ?3 AND t.expires_at > ?4`,
 		model.CameraSubjectPrefix, storage.TokenHash(raw), model.TokenPending, s.now().UnixMilli()).
-		Scan(append(append([]any{&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp}, cs.dest()...), k.dest()...)...)
+		Scan(append(append([]any{&t.Kind, &t.Username, &t.Method, &t.IP, &created, &exp}, cs.dest()...), k.Dest()...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.PendingCheck{}, fmt.Errorf("token: %w", storage.ErrNotFound)
 	}
@@ -274,7 +274,7 @@ func (s *Store) PendingCheck(ctx context.Context, raw string) (model.PendingChec
 		return model.PendingCheck{}, fmt.Errorf("camera of %s: %w", t.Username, err)
 	}
 	if pc.Camera != nil {
-		pc.Camera.Clock = k.clock()
+		pc.Camera.Clock = k.Clock()
 	}
 	return pc, nil
 }
